@@ -1,0 +1,9 @@
+DROP TABLE audit_reports;
+DROP TABLE contract_events;
+DROP TABLE chain_blocks;
+DROP TABLE ethereum_transaction_attempts;
+DROP TABLE ethereum_transactions;
+DROP TABLE merkle_leaves;
+DROP TABLE root_commitments;
+DROP TABLE eons;
+DROP TABLE validator_credits;

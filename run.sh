@@ -1,0 +1,227 @@
+#!/usr/bin/env bash
+# Overlaps: one entry point for operators and developers.
+#
+#   ./run.sh          dev network: provisions PostgreSQL and Redis, builds, starts
+#                     every service; Ctrl-C stops everything it started
+#   ./run.sh prod     the six hub services against the .env's real infrastructure
+#   ./run.sh test     provisioning as in dev, then fmt, clippy and the test suite
+#   ./run.sh bench    the benchmark
+#   ./run.sh provision  only make PostgreSQL and Redis ready
+#
+# Provisioning uses what runs; else starts what is installed; else installs
+# (Debian/Ubuntu apt) and starts it without systemd.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+cd "$ROOT"
+
+MODE=${1:-dev}
+HUB_SERVICES=(server scheduler accounting audit chain verifier)
+# Variables that must be set, and differ from .env.example, in production.
+PROD_REQUIRED=(DATABASE_URL REDIS_URL)
+PROD_NOT_DEFAULT=(DATABASE_URL)
+
+say() { printf '==> %s\n' "$*" >&2; }
+die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"
+    elif command -v sudo >/dev/null 2>&1; then sudo "$@"
+    else die "root is needed for: $*"; fi
+}
+
+APT_UPDATED=
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 \
+        || die "cannot install $* here (no apt-get): install it yourself and run again"
+    if [ -z "$APT_UPDATED" ]; then
+        say "apt-get update"
+        as_root apt-get update -qq
+        APT_UPDATED=1
+    fi
+    say "installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# Exports each KEY=value of .env that the environment does not already set.
+load_env() {
+    if [ ! -f .env ]; then
+        [ "$MODE" = prod ] && die ".env is missing: copy .env.example to .env and set the production values"
+        cp .env.example .env
+        say "created .env from .env.example"
+    fi
+    local line key
+    while IFS= read -r line || [ -n "$line" ]; do
+        [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+        key=${BASH_REMATCH[1]}
+        [ -n "${!key+x}" ] || export "$key=${BASH_REMATCH[2]}"
+    done < .env
+}
+
+# Splits DATABASE_URL into PG_USER, PG_PASS, PG_HOST, PG_PORT and PG_DB.
+parse_database_url() {
+    local re='^postgres(ql)?://([^:@/]+)(:([^@/]*))?@([^:/?]+)(:([0-9]+))?/([^?]+)'
+    [[ ${DATABASE_URL:-} =~ $re ]] || die "DATABASE_URL must look like postgres://user:password@host:port/database"
+    PG_USER=${BASH_REMATCH[2]}
+    PG_PASS=${BASH_REMATCH[4]}
+    PG_HOST=${BASH_REMATCH[5]}
+    PG_PORT=${BASH_REMATCH[7]:-5432}
+    PG_DB=${BASH_REMATCH[8]}
+}
+
+is_local() { [[ $1 == 127.0.0.1 || $1 == localhost || $1 == ::1 ]]; }
+
+ensure_postgres() {
+    parse_database_url
+    command -v pg_isready >/dev/null 2>&1 || apt_install postgresql-client
+    if ! pg_isready -q -h "$PG_HOST" -p "$PG_PORT"; then
+        is_local "$PG_HOST" || die "PostgreSQL at $PG_HOST:$PG_PORT is not reachable"
+        ls /etc/postgresql/*/main/postgresql.conf >/dev/null 2>&1 || apt_install postgresql
+        local version
+        version=$(ls /etc/postgresql | sort -V | tail -n 1)
+        say "starting PostgreSQL $version"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+        for _ in $(seq 60); do pg_isready -q -h "$PG_HOST" -p "$PG_PORT" && break; sleep 0.5; done
+        pg_isready -q -h "$PG_HOST" -p "$PG_PORT" || die "PostgreSQL did not start on $PG_HOST:$PG_PORT"
+    fi
+    ensure_database
+}
+
+# Runs psql as a superuser: through POSTGRES_ADMIN_URL (trust auth), else as the
+# local postgres system user over the socket (peer auth, Debian's default).
+psql_admin() {
+    if [ -n "${POSTGRES_ADMIN_URL:-}" ] && psql "$POSTGRES_ADMIN_URL" -qAtX -c 'SELECT 1' >/dev/null 2>&1; then
+        psql "$POSTGRES_ADMIN_URL" -v ON_ERROR_STOP=1 -qAtX "$@"
+    elif is_local "$PG_HOST" && id postgres >/dev/null 2>&1; then
+        as_root runuser -u postgres -- psql -p "$PG_PORT" -v ON_ERROR_STOP=1 -qAtX "$@"
+    else
+        die "cannot reach PostgreSQL as a superuser to create role $PG_USER; set POSTGRES_ADMIN_URL"
+    fi
+}
+
+# The project's own role (with CREATEDB: each test makes its own database) and database.
+ensure_database() {
+    local role_ok db_ok
+    role_ok=$(psql_admin -c "SELECT 1 FROM pg_roles WHERE rolname = '$PG_USER'")
+    if [ -z "$role_ok" ]; then
+        say "creating PostgreSQL role $PG_USER"
+        psql_admin -c "CREATE ROLE \"$PG_USER\" LOGIN CREATEDB PASSWORD '$PG_PASS'" >/dev/null
+    fi
+    db_ok=$(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$PG_DB'")
+    if [ -z "$db_ok" ]; then
+        say "creating database $PG_DB"
+        psql_admin -c "CREATE DATABASE \"$PG_DB\" OWNER \"$PG_USER\"" >/dev/null
+    fi
+    psql "$DATABASE_URL" -qAtX -c 'SELECT 1' >/dev/null \
+        || die "cannot log in as $PG_USER to $PG_DB (check the password in DATABASE_URL and pg_hba.conf)"
+}
+
+ensure_redis() {
+    command -v redis-cli >/dev/null 2>&1 || apt_install redis-tools
+    redis_up() { redis-cli -u "$REDIS_URL" ping 2>/dev/null | grep -q PONG; }
+    if ! redis_up; then
+        local re='^rediss?://([^@/]*@)?([^:/]+)(:([0-9]+))?'
+        [[ $REDIS_URL =~ $re ]] || die "REDIS_URL must look like redis://host:port"
+        local host=${BASH_REMATCH[2]} port=${BASH_REMATCH[4]:-6379}
+        is_local "$host" || die "Redis at $host:$port is not reachable"
+        command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+        say "starting Redis on port $port"
+        redis-server --daemonize yes --bind 127.0.0.1 --port "$port" \
+            --save '' --appendonly no --dir /tmp --logfile /tmp/overlaps-redis.log
+        for _ in $(seq 40); do redis_up && break; sleep 0.25; done
+        redis_up || die "Redis did not start on port $port"
+    fi
+}
+
+ensure_toolchain() {
+    command -v cargo >/dev/null 2>&1 || die "cargo is missing: install Rust (rustup) first"
+    command -v cc >/dev/null 2>&1 || apt_install gcc libc6-dev
+    # diesel links the system libpq.
+    [ -e /usr/include/postgresql/libpq-fe.h ] || apt_install libpq-dev
+}
+
+provision() {
+    load_env
+    ensure_toolchain
+    ensure_postgres
+    ensure_redis
+}
+
+# Starts "$@" in the background, prefixing its output with [name].
+CHILDREN=()
+start_child() {
+    local name=$1
+    shift
+    "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
+    CHILDREN+=("$!")
+}
+
+stop_children() {
+    trap - INT TERM EXIT
+    if [ ${#CHILDREN[@]} -gt 0 ]; then
+        say "stopping ${#CHILDREN[@]} processes"
+        kill -TERM "${CHILDREN[@]}" 2>/dev/null || true
+        wait "${CHILDREN[@]}" 2>/dev/null || true
+    fi
+}
+
+# Runs the hub services from `target/$1` until Ctrl-C or until one of them exits.
+run_services() {
+    local profile=$1
+    trap stop_children INT TERM EXIT
+    for service in "${HUB_SERVICES[@]}"; do
+        start_child "$service" "target/$profile/$service"
+    done
+    say "API:        http://${SERVER_BIND:-127.0.0.1:8080}/api/v1"
+    say "health:     http://${SERVER_BIND:-127.0.0.1:8080}/readyz"
+    say "Ctrl-C stops everything"
+    local status=0
+    wait -n "${CHILDREN[@]}" || status=$?
+    say "a service exited (status $status); stopping the others"
+    stop_children
+    return "$status"
+}
+
+case "$MODE" in
+    dev)
+        provision
+        say "building"
+        cargo build --workspace --bins
+        run_services debug
+        ;;
+    prod)
+        load_env
+        [ "${APP_ENV:-}" = prod ] || die "APP_ENV must be prod in .env for ./run.sh prod"
+        for var in "${PROD_REQUIRED[@]}"; do
+            [ -n "${!var:-}" ] || die "$var is required in production"
+        done
+        for var in "${PROD_NOT_DEFAULT[@]}"; do
+            default=$(sed -n "s/^$var=//p" .env.example)
+            [ "${!var}" != "$default" ] || die "$var still has its dev default from .env.example"
+        done
+        export LOG_FORMAT=${LOG_FORMAT:-json}
+        ensure_toolchain
+        cargo build --release --workspace --bins
+        run_services release
+        ;;
+    test)
+        provision
+        say "cargo fmt --check"
+        cargo fmt --all -- --check
+        say "cargo clippy"
+        cargo clippy --workspace --all-targets -- -D warnings
+        say "cargo test"
+        cargo test --workspace
+        ;;
+    provision)
+        # Only PostgreSQL and Redis (used by .ci/run before anything else, and handy alone).
+        provision
+        say "PostgreSQL and Redis are ready"
+        ;;
+    bench)
+        die "no benchmark yet: it arrives with the validator-network issue (ingest) and the payouts issue (Merkle)"
+        ;;
+    *)
+        die "usage: ./run.sh [dev|prod|test|bench|provision]"
+        ;;
+esac

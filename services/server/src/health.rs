@@ -1,0 +1,42 @@
+//! `/healthz` (the process answers) and `/readyz` (PostgreSQL and Redis answer).
+
+use actix_web::{HttpResponse, get, web};
+use diesel::RunQueryDsl;
+use overlaps_shared::service::Infrastructure;
+use serde_json::json;
+
+/// Mounts the health routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(healthz).service(readyz);
+}
+
+#[get("/healthz")]
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+#[get("/readyz")]
+async fn readyz(infra: web::Data<Infrastructure>) -> HttpResponse {
+    let postgres = infra
+        .db
+        .run(|conn| Ok(diesel::sql_query("SELECT 1").execute(conn)?))
+        .await
+        .map(|_| ())
+        .map_err(|err| err.to_string());
+    let mut redis = infra.redis.clone();
+    let redis = redis::cmd("PING")
+        .query_async::<String>(&mut redis)
+        .await
+        .map(|_| ())
+        .map_err(|err| err.to_string());
+    let verdict = |r: &Result<(), String>| match r {
+        Ok(()) => json!({ "ok": true }),
+        Err(err) => json!({ "ok": false, "error": err }),
+    };
+    let body = json!({ "postgres": verdict(&postgres), "redis": verdict(&redis) });
+    if postgres.is_ok() && redis.is_ok() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

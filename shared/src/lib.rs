@@ -1,0 +1,19 @@
+//! Code shared by every Overlaps binary: configuration, telemetry, the PostgreSQL
+//! schema, models and pool, the Redis key space and mutex, the job queue types and
+//! the one error type.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod jobs;
+pub mod models;
+pub mod mutex;
+pub mod redis_keys;
+pub mod schema;
+pub mod service;
+pub mod shutdown;
+pub mod telemetry;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use error::{Error, Result};

@@ -1,0 +1,517 @@
+//! Rows of the tables in [`crate::schema`], as Rust types.
+//!
+//! Money columns are `BigDecimal` here because that is what diesel maps
+//! `NUMERIC(78,0)` to; they always hold integers in the chain's smallest unit.
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use serde_json::Value as Json;
+
+use crate::schema::*;
+
+/// An account: an operator or a website owner.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    /// Row id.
+    pub id: i64,
+    /// Login e-mail, unique.
+    pub email: String,
+    /// Display name.
+    pub name: String,
+    /// `operator` or `owner`.
+    pub role: String,
+    /// When the account was created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A new account.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    /// Login e-mail.
+    pub email: &'a str,
+    /// Display name.
+    pub name: &'a str,
+    /// `operator` or `owner`.
+    pub role: &'a str,
+}
+
+/// An API key; only its SHA-256 hash is stored.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Associations)]
+#[diesel(table_name = api_keys, belongs_to(User), check_for_backend(diesel::pg::Pg))]
+pub struct ApiKey {
+    /// Row id.
+    pub id: i64,
+    /// The owning account.
+    pub user_id: i64,
+    /// A label chosen by the user.
+    pub name: String,
+    /// The first characters of the key, to recognise it in lists.
+    pub key_prefix: String,
+    /// SHA-256 of the key.
+    pub key_hash: Vec<u8>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last successful use.
+    pub last_used_at: Option<DateTime<Utc>>,
+    /// Set once revoked; a revoked key never authenticates again.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A monitored website.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Associations)]
+#[diesel(table_name = websites, belongs_to(User, foreign_key = owner_id), check_for_backend(diesel::pg::Pg))]
+pub struct Website {
+    /// Row id.
+    pub id: i64,
+    /// The owning account.
+    pub owner_id: i64,
+    /// Display name.
+    pub name: String,
+    /// http(s) URL to check.
+    pub url: String,
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// How often the site is checked.
+    pub interval_seconds: i32,
+    /// Per-check timeout.
+    pub timeout_ms: i32,
+    /// How many validators check it each time.
+    pub quorum: i16,
+    /// A string the body must contain, if any.
+    pub keyword: Option<String>,
+    /// Disabled sites are not scheduled.
+    pub enabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A new monitored website.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = websites)]
+pub struct NewWebsite<'a> {
+    /// The owning account.
+    pub owner_id: i64,
+    /// Display name.
+    pub name: &'a str,
+    /// http(s) URL to check.
+    pub url: &'a str,
+    /// `GET` or `HEAD`.
+    pub method: &'a str,
+    /// How often the site is checked.
+    pub interval_seconds: i32,
+    /// Per-check timeout.
+    pub timeout_ms: i32,
+    /// How many validators check it each time.
+    pub quorum: i16,
+    /// A string the body must contain, if any.
+    pub keyword: Option<&'a str>,
+}
+
+/// Where an owner's alerts go.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = alert_channels, check_for_backend(diesel::pg::Pg))]
+pub struct AlertChannel {
+    /// Row id.
+    pub id: i64,
+    /// The owning account.
+    pub owner_id: i64,
+    /// Only this website's alerts, or all the owner's when `None`.
+    pub website_id: Option<i64>,
+    /// `slack`, `email` or `webhook`.
+    pub kind: String,
+    /// Webhook URL or e-mail address.
+    pub target: String,
+    /// HMAC key for generic webhooks.
+    pub secret: Option<String>,
+    /// Disabled channels receive nothing.
+    pub enabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A validator, identified by its Ed25519 public key.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = validators, check_for_backend(diesel::pg::Pg))]
+pub struct Validator {
+    /// Row id.
+    pub id: i64,
+    /// 32-byte Ed25519 public key.
+    pub public_key: Vec<u8>,
+    /// 20-byte Ethereum address rewards are paid to.
+    pub payout_address: Option<Vec<u8>>,
+    /// Reputation in basis points (0..=10000).
+    pub reputation: i32,
+    /// Results returned.
+    pub checks_done: i64,
+    /// Results that matched the majority.
+    pub checks_agreed: i64,
+    /// Assignments not answered in time.
+    pub checks_missed: i64,
+    /// Total credited, smallest unit.
+    pub credited: BigDecimal,
+    /// Total claimed on-chain, smallest unit.
+    pub claimed: BigDecimal,
+    /// First signup.
+    pub first_seen_at: DateTime<Utc>,
+    /// Last signup or result.
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// A check round.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable, Insertable)]
+#[diesel(table_name = rounds, primary_key(number), check_for_backend(diesel::pg::Pg))]
+pub struct Round {
+    /// Round number, increasing.
+    pub number: i64,
+    /// The public 32-byte seed assignments are derived from.
+    pub seed: Vec<u8>,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// Results after this are late.
+    pub deadline_at: DateTime<Utc>,
+    /// When accounting closed it.
+    pub closed_at: Option<DateTime<Utc>>,
+    /// Fewer validators were online than some site's quorum.
+    pub degraded: bool,
+    /// Hash of the closed results.
+    pub results_hash: Option<Vec<u8>>,
+    /// Hash chain link to the previous round.
+    pub chain_hash: Option<Vec<u8>>,
+}
+
+/// One validator asked to check one website in one round.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = check_assignments, check_for_backend(diesel::pg::Pg))]
+pub struct CheckAssignment {
+    /// Row id, sent to the validator.
+    pub id: i64,
+    /// The round.
+    pub round_number: i64,
+    /// The site to check.
+    pub website_id: i64,
+    /// The validator asked.
+    pub validator_id: i64,
+    /// The server instance holding the validator's socket.
+    pub server_instance: String,
+    /// When the check should start.
+    pub due_at: DateTime<Utc>,
+    /// Results after this are refused.
+    pub deadline_at: DateTime<Utc>,
+    /// `pending`, `answered` or `missed`.
+    pub state: String,
+    /// When the result was stored.
+    pub answered_at: Option<DateTime<Utc>>,
+}
+
+/// A new assignment.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = check_assignments)]
+pub struct NewCheckAssignment<'a> {
+    /// The round.
+    pub round_number: i64,
+    /// The site to check.
+    pub website_id: i64,
+    /// The validator asked.
+    pub validator_id: i64,
+    /// The server instance holding the validator's socket.
+    pub server_instance: &'a str,
+    /// When the check should start.
+    pub due_at: DateTime<Utc>,
+    /// Results after this are refused.
+    pub deadline_at: DateTime<Utc>,
+}
+
+/// A signed check result (append-only).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = ticks, check_for_backend(diesel::pg::Pg))]
+pub struct Tick {
+    /// The assignment answered.
+    pub assignment_id: i64,
+    /// Its round.
+    pub round_number: i64,
+    /// The site checked.
+    pub website_id: i64,
+    /// The validator that signed.
+    pub validator_id: i64,
+    /// `up` or `down`.
+    pub status: String,
+    /// HTTP status code, when a response arrived.
+    pub http_status: Option<i16>,
+    /// Time to the response (or to the failure).
+    pub latency_ms: i32,
+    /// Typed failure reason when down.
+    pub failure: Option<String>,
+    /// TLS certificate expiry, for HTTPS.
+    pub tls_expires_at: Option<DateTime<Utc>>,
+    /// When the validator checked.
+    pub checked_at: DateTime<Utc>,
+    /// When the hub received it (the partition key).
+    pub received_at: DateTime<Utc>,
+    /// 64-byte Ed25519 signature over the canonical result bytes.
+    pub signature: Vec<u8>,
+}
+
+/// A site's settled state.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = website_status, primary_key(website_id), check_for_backend(diesel::pg::Pg))]
+pub struct WebsiteStatus {
+    /// The site.
+    pub website_id: i64,
+    /// `up`, `down` or `unknown`.
+    pub state: String,
+    /// Since when it is in that state.
+    pub since: DateTime<Utc>,
+    /// Last round that decided it.
+    pub last_round: Option<i64>,
+    /// A state seen but not yet confirmed.
+    pub pending_state: Option<String>,
+    /// Consecutive rounds that saw `pending_state`.
+    pub pending_count: i32,
+    /// Latest known TLS certificate expiry.
+    pub tls_expires_at: Option<DateTime<Utc>>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// An outage of one site, from confirmed down to confirmed up.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = incidents, check_for_backend(diesel::pg::Pg))]
+pub struct Incident {
+    /// Row id.
+    pub id: i64,
+    /// The site.
+    pub website_id: i64,
+    /// When it opened.
+    pub opened_at: DateTime<Utc>,
+    /// The round that confirmed it.
+    pub opened_round: i64,
+    /// When it was resolved.
+    pub resolved_at: Option<DateTime<Utc>>,
+    /// The round that confirmed recovery.
+    pub resolved_round: Option<i64>,
+    /// Human-readable cause (the majority's failure reason).
+    pub cause: String,
+    /// The validators' results that decided it.
+    pub evidence: Json,
+}
+
+/// One alert to deliver to one channel.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = alert_outbox, check_for_backend(diesel::pg::Pg))]
+pub struct AlertOutboxEntry {
+    /// Row id.
+    pub id: i64,
+    /// The channel, or `None` for operator alerts.
+    pub channel_id: Option<i64>,
+    /// The incident it is about.
+    pub incident_id: Option<i64>,
+    /// What happened.
+    pub kind: String,
+    /// Unique per alert and channel: delivery happens at most once.
+    pub dedup_key: String,
+    /// What to say.
+    pub payload: Json,
+    /// `pending`, `sent` or `failed`.
+    pub state: String,
+    /// Delivery attempts made.
+    pub attempts: i32,
+    /// When to try again.
+    pub next_attempt_at: DateTime<Utc>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+    /// When it was delivered.
+    pub sent_at: Option<DateTime<Utc>>,
+}
+
+/// What a validator earned in one round.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = validator_credits, check_for_backend(diesel::pg::Pg))]
+pub struct ValidatorCredit {
+    /// The round.
+    pub round_number: i64,
+    /// The validator.
+    pub validator_id: i64,
+    /// Checks credited.
+    pub checks: i32,
+    /// Amount, smallest unit.
+    pub amount: BigDecimal,
+}
+
+/// A closed eon: a run of rounds whose cumulative rewards are committed together.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = eons, primary_key(number), check_for_backend(diesel::pg::Pg))]
+pub struct Eon {
+    /// Eon number, from 1.
+    pub number: i64,
+    /// First round included.
+    pub first_round: i64,
+    /// Last round included.
+    pub last_round: i64,
+    /// When it was closed.
+    pub closed_at: DateTime<Utc>,
+}
+
+/// The Merkle root of an eon's cumulative rewards.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = root_commitments, primary_key(eon), check_for_backend(diesel::pg::Pg))]
+pub struct RootCommitment {
+    /// The eon.
+    pub eon: i64,
+    /// 32-byte root.
+    pub root: Vec<u8>,
+    /// Sum of all leaves, smallest unit.
+    pub total: BigDecimal,
+    /// Leaves in the tree.
+    pub leaf_count: i32,
+    /// Validators left out for lack of a payout address.
+    pub excluded_count: i32,
+    /// When it was computed.
+    pub created_at: DateTime<Utc>,
+    /// The root the contract holds for this eon, once final.
+    pub onchain_root: Option<Vec<u8>>,
+    /// The block that committed it.
+    pub onchain_block: Option<i64>,
+}
+
+/// One validator's leaf (and proof) in an eon's tree.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = merkle_leaves, check_for_backend(diesel::pg::Pg))]
+pub struct MerkleLeaf {
+    /// The eon.
+    pub eon: i64,
+    /// The validator.
+    pub validator_id: i64,
+    /// Position in the tree, `None` when left out.
+    pub leaf_index: Option<i32>,
+    /// Payout address in the leaf.
+    pub payout_address: Option<Vec<u8>>,
+    /// Cumulative reward, smallest unit.
+    pub cumulative: BigDecimal,
+    /// The double-hashed leaf.
+    pub leaf_hash: Option<Vec<u8>>,
+    /// Sibling hashes, 32 bytes each.
+    pub proof: Option<Vec<u8>>,
+}
+
+/// One on-chain call the verifier is responsible for.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = ethereum_transactions, check_for_backend(diesel::pg::Pg))]
+pub struct EthereumTransaction {
+    /// Row id.
+    pub id: i64,
+    /// Idempotency tag, such as `commit_root:7`.
+    pub tag: String,
+    /// Sender.
+    pub from_address: Vec<u8>,
+    /// Contract called.
+    pub to_address: Vec<u8>,
+    /// Call data.
+    pub data: Vec<u8>,
+    /// Value sent, smallest unit.
+    pub value: BigDecimal,
+    /// The nonce, once assigned.
+    pub nonce: Option<i64>,
+    /// `pending`, `mined`, `confirmed` or `failed`.
+    pub state: String,
+    /// Block it was mined in.
+    pub mined_block: Option<i64>,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One broadcast of a transaction.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = ethereum_transaction_attempts, check_for_backend(diesel::pg::Pg))]
+pub struct EthereumTransactionAttempt {
+    /// Row id.
+    pub id: i64,
+    /// The transaction.
+    pub transaction_id: i64,
+    /// Hash of this signed attempt.
+    pub tx_hash: Vec<u8>,
+    /// Nonce (the same for every attempt of a transaction).
+    pub nonce: i64,
+    /// EIP-1559 max fee.
+    pub max_fee_per_gas: BigDecimal,
+    /// EIP-1559 tip.
+    pub max_priority_fee_per_gas: BigDecimal,
+    /// Gas limit.
+    pub gas_limit: i64,
+    /// When it was sent.
+    pub broadcast_at: DateTime<Utc>,
+    /// Chain head when it was sent.
+    pub broadcast_block: i64,
+    /// Block it was mined in, if any.
+    pub mined_block: Option<i64>,
+    /// Hash of that block, to notice reorgs.
+    pub mined_block_hash: Option<Vec<u8>>,
+}
+
+/// A block the chain follower has seen.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = chain_blocks, primary_key(number), check_for_backend(diesel::pg::Pg))]
+pub struct ChainBlock {
+    /// Height.
+    pub number: i64,
+    /// Block hash.
+    pub hash: Vec<u8>,
+    /// Parent hash, compared on the next block to detect reorgs.
+    pub parent_hash: Vec<u8>,
+    /// Block time.
+    pub timestamp: DateTime<Utc>,
+    /// Past `CONFIRMATIONS`.
+    pub finalized: bool,
+}
+
+/// A decoded contract log.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = contract_events, check_for_backend(diesel::pg::Pg))]
+pub struct ContractEvent {
+    /// Row id.
+    pub id: i64,
+    /// Block height.
+    pub block_number: i64,
+    /// Block hash.
+    pub block_hash: Vec<u8>,
+    /// Transaction hash.
+    pub tx_hash: Vec<u8>,
+    /// Position in the block.
+    pub log_index: i32,
+    /// `root_committed`, `claimed` or `funded`.
+    pub kind: String,
+    /// Eon, for `root_committed`.
+    pub eon: Option<i64>,
+    /// Account, for `claimed` and `funded`.
+    pub account: Option<Vec<u8>>,
+    /// Amount, smallest unit.
+    pub amount: Option<BigDecimal>,
+    /// All decoded fields.
+    pub data: Json,
+}
+
+/// The audit's verdict on one eon.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable)]
+#[diesel(table_name = audit_reports, primary_key(eon), check_for_backend(diesel::pg::Pg))]
+pub struct AuditReport {
+    /// The eon.
+    pub eon: i64,
+    /// When it ran.
+    pub created_at: DateTime<Utc>,
+    /// No mismatch found.
+    pub ok: bool,
+    /// What was re-derived, with counts.
+    pub checked: Json,
+    /// Each mismatch with exact ids.
+    pub mismatches: Json,
+}

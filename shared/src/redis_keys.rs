@@ -1,0 +1,32 @@
+//! The Redis key space of one deployment: every key starts with `REDIS_PREFIX`.
+
+use redis::aio::ConnectionManager;
+
+use crate::Result;
+
+/// Builds the keys of one deployment (or one test) under a common prefix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPrefix(String);
+
+impl KeyPrefix {
+    /// A key space rooted at `prefix`.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        KeyPrefix(prefix.into())
+    }
+
+    /// The prefix itself.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// `prefix:name`.
+    pub fn key(&self, name: &str) -> String {
+        format!("{}:{name}", self.0)
+    }
+}
+
+/// Opens a self-reconnecting Redis connection.
+pub async fn connect(url: &str) -> Result<ConnectionManager> {
+    let client = redis::Client::open(url)?;
+    Ok(ConnectionManager::new(client).await?)
+}

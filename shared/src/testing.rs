@@ -1,0 +1,389 @@
+//! Test support: a fresh database and Redis key prefix per test, and running the
+//! compiled binaries. Enabled by the `testing` feature (dev-dependencies only).
+//!
+//! Tests read `DATABASE_URL` and `REDIS_URL` from the environment or `.env`, as the
+//! services do. The database role needs `CREATEDB`; `./run.sh test` sets that up.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::{Connection, RunQueryDsl};
+
+use crate::config::{CommonConfig, ConfigError, DatabaseUrl, Env};
+use crate::db::{self, Database};
+use crate::redis_keys::KeyPrefix;
+use crate::{Error, Result};
+
+/// The deployment settings the tests were started with.
+pub fn base_config() -> Result<CommonConfig, ConfigError> {
+    CommonConfig::from_env(&Env::from_process())
+}
+
+/// A database created for one test (migrated) and dropped when it goes out of scope.
+pub struct TestDatabase {
+    name: String,
+    url: DatabaseUrl,
+    base: DatabaseUrl,
+}
+
+impl std::fmt::Debug for TestDatabase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestDatabase")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl TestDatabase {
+    /// Creates and migrates a fresh database.
+    pub fn new() -> Result<Self> {
+        let db = Self::empty()?;
+        let mut conn = db::connect_once(&db.url)?;
+        db::run_migrations(&mut conn)?;
+        Ok(db)
+    }
+
+    /// Creates a fresh database with no tables at all.
+    pub fn empty() -> Result<Self> {
+        let base = base_config()?.database_url;
+        let name = format!("overlaps_test_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = db::connect_once(&base)?;
+        diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin)?;
+        let mut url = url::Url::parse(base.expose())
+            .map_err(|err| Error::DatabaseConnection(err.to_string()))?;
+        url.set_path(&name);
+        let url: DatabaseUrl = url.as_str().parse().map_err(Error::DatabaseConnection)?;
+        Ok(TestDatabase { name, url, base })
+    }
+
+    /// The database's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its connection URL.
+    pub fn url(&self) -> &DatabaseUrl {
+        &self.url
+    }
+
+    /// A new connection to it.
+    pub fn connect(&self) -> Result<diesel::PgConnection> {
+        Ok(diesel::PgConnection::establish(self.url.expose())?)
+    }
+
+    /// A pool on it.
+    pub async fn pool(&self, size: u32) -> Result<Database> {
+        Database::connect(&self.url, size).await
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        // FORCE: a test may leave pooled connections or a killed binary's behind.
+        let dropped = db::connect_once(&self.base).and_then(|mut conn| {
+            diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .execute(&mut conn)
+            .map_err(Error::from)
+        });
+        if let Err(err) = dropped {
+            eprintln!("could not drop test database {}: {err}", self.name);
+        }
+    }
+}
+
+/// A Redis key prefix for one test; every key under it is deleted on drop.
+pub struct TestRedis {
+    url: String,
+    keys: KeyPrefix,
+}
+
+impl std::fmt::Debug for TestRedis {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestRedis")
+            .field("keys", &self.keys)
+            .finish()
+    }
+}
+
+impl TestRedis {
+    /// A fresh, unique prefix.
+    pub fn new() -> Result<Self> {
+        let url = base_config()?.redis_url.as_str().to_owned();
+        let keys = KeyPrefix::new(format!("overlaps-test-{}", uuid::Uuid::new_v4().simple()));
+        Ok(TestRedis { url, keys })
+    }
+
+    /// The Redis URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The test's key space.
+    pub fn keys(&self) -> &KeyPrefix {
+        &self.keys
+    }
+
+    /// A connection to the test's Redis.
+    pub async fn connect(&self) -> Result<redis::aio::ConnectionManager> {
+        crate::redis_keys::connect(&self.url).await
+    }
+
+    /// Every key currently under the prefix.
+    pub fn existing_keys(&self) -> Result<Vec<String>> {
+        let client = redis::Client::open(self.url.as_str())?;
+        let mut conn = client.get_connection()?;
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}*", self.keys.as_str()))
+            .query(&mut conn)?;
+        Ok(keys)
+    }
+}
+
+impl Drop for TestRedis {
+    fn drop(&mut self) {
+        let deleted = self.existing_keys().and_then(|keys| {
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let client = redis::Client::open(self.url.as_str())?;
+            let mut conn = client.get_connection()?;
+            let _: i64 = redis::cmd("DEL").arg(keys).query(&mut conn)?;
+            Ok(())
+        });
+        if let Err(err) = deleted {
+            eprintln!(
+                "could not clean test redis prefix {}: {err}",
+                self.keys.as_str()
+            );
+        }
+    }
+}
+
+/// A compiled binary started by a test, with its stdout (JSON logs) captured.
+pub struct ServiceProcess {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl std::fmt::Debug for ServiceProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceProcess")
+            .field("pid", &self.child.id())
+            .finish()
+    }
+}
+
+impl ServiceProcess {
+    /// Starts `program` with `args` and the environment `envs` (JSON logs forced).
+    pub fn spawn(program: &str, args: &[&str], envs: &[(&str, &str)]) -> Result<Self> {
+        let mut command = Command::new(program);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (key, value) in envs {
+            command.env(key, value);
+        }
+        let mut child = command.spawn()?;
+        let (tx, rx) = mpsc::channel();
+        // stdout and stderr both feed the same line channel.
+        if let Some(stdout) = child.stdout.take() {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        if let Some(stderr) = child.stderr.take() {
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        Ok(ServiceProcess {
+            child,
+            lines: rx,
+            seen: Vec::new(),
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits up to `timeout` for an output line matching `pred`; returns it.
+    pub fn wait_for_line(
+        &mut self,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<String> {
+        if let Some(line) = self.seen.iter().find(|l| pred(l)) {
+            return Some(line.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if pred(&line) {
+                        return Some(line);
+                    }
+                }
+                Err(_) => return None,
+            }
+        }
+        None
+    }
+
+    /// Waits for the JSON log line whose message is `ready`.
+    pub fn wait_ready(&mut self, timeout: Duration) -> Option<serde_json::Value> {
+        let line = self.wait_for_line(timeout, |line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .is_ok_and(|v| v.get("message").and_then(|m| m.as_str()) == Some("ready"))
+        })?;
+        serde_json::from_str(&line).ok()
+    }
+
+    /// Every line printed so far.
+    pub fn output(&mut self) -> Vec<String> {
+        while let Ok(line) = self.lines.try_recv() {
+            self.seen.push(line);
+        }
+        self.seen.clone()
+    }
+
+    /// Sends SIGTERM and waits up to `timeout` for the exit.
+    pub fn terminate(&mut self, timeout: Duration) -> Result<Option<(ExitStatus, Duration)>> {
+        self.signal("TERM")?;
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some((status, started.elapsed())));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(None)
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`, ...) with `kill`.
+    pub fn signal(&self, name: &str) -> Result<()> {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(Error::Io(std::io::Error::other(format!(
+                "kill -{name} failed"
+            ))))
+        }
+    }
+
+    /// Waits for the process to exit on its own, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Result<Option<ExitStatus>> {
+        let started = Instant::now();
+        while started.elapsed() < timeout {
+            if let Some(status) = self.child.try_wait()? {
+                return Ok(Some(status));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (for a binary the test starts).
+pub fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// The environment a service binary needs to run against `db` and `redis`.
+pub fn service_env(db: &TestDatabase, redis: &TestRedis) -> Vec<(String, String)> {
+    vec![
+        ("DATABASE_URL".into(), db.url().expose().to_owned()),
+        ("REDIS_URL".into(), redis.url().to_owned()),
+        ("REDIS_PREFIX".into(), redis.keys().as_str().to_owned()),
+        ("DATABASE_POOL_SIZE".into(), "2".into()),
+    ]
+}
+
+/// Starts `program` against a fresh database and Redis prefix, waits for `ready`,
+/// sends SIGTERM and checks that it exits cleanly within 5 s.
+pub fn assert_starts_and_stops(program: &str, extra_env: &[(&str, &str)]) {
+    let (db, redis) = match (TestDatabase::empty(), TestRedis::new()) {
+        (Ok(db), Ok(redis)) => (db, redis),
+        (db, redis) => panic!("test infrastructure: {:?} {:?}", db.err(), redis.err()),
+    };
+    let env = service_env(&db, &redis);
+    let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    envs.extend_from_slice(extra_env);
+    let mut process = match ServiceProcess::spawn(program, &[], &envs) {
+        Ok(process) => process,
+        Err(err) => panic!("could not start {program}: {err}"),
+    };
+    let ready = process.wait_ready(Duration::from_secs(60));
+    assert!(
+        ready.is_some(),
+        "{program} never logged ready:\n{}",
+        process.output().join("\n")
+    );
+    match process.terminate(Duration::from_secs(5)) {
+        Ok(Some((status, _))) => assert!(
+            status.success(),
+            "{program} exited with {status}:\n{}",
+            process.output().join("\n")
+        ),
+        other => panic!("{program} did not stop within 5 s of SIGTERM: {other:?}"),
+    }
+    let output = process.output();
+    assert!(
+        output.iter().any(|line| line.contains("\"stopped\"")),
+        "{program} did not log stopped:\n{}",
+        output.join("\n")
+    );
+}
+
+/// Starts `program` with `envs` and checks that it refuses to start, naming `var`.
+pub fn assert_refuses_config(program: &str, envs: &[(&str, &str)], var: &str) {
+    let mut process = match ServiceProcess::spawn(program, &[], envs) {
+        Ok(process) => process,
+        Err(err) => panic!("could not start {program}: {err}"),
+    };
+    match process.wait_exit(Duration::from_secs(10)) {
+        Ok(Some(status)) => assert!(!status.success(), "{program} accepted a bad {var}"),
+        other => panic!("{program} kept running with a bad {var}: {other:?}"),
+    }
+    let output = process.output().join("\n");
+    assert!(
+        output.contains(var),
+        "{program}'s error does not name {var}:\n{output}"
+    );
+}

@@ -1,0 +1,79 @@
+//! Each test gets its own database and Redis prefix, and leaves nothing behind.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+use overlaps_shared::config::Env;
+use overlaps_shared::db;
+use overlaps_shared::jobs::{self, CloseRound};
+use overlaps_shared::testing::{TestDatabase, TestRedis, base_config};
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+fn databases_named(name: &str) -> i64 {
+    let base = base_config().unwrap().database_url;
+    let mut conn = db::connect_once(&base).unwrap();
+    diesel::sql_query("SELECT count(*) AS n FROM pg_database WHERE datname = $1")
+        .bind::<Text, _>(name)
+        .get_result::<Count>(&mut conn)
+        .unwrap()
+        .n
+}
+
+#[test]
+fn each_test_database_is_its_own_and_is_dropped() {
+    let a = TestDatabase::new().unwrap();
+    let b = TestDatabase::new().unwrap();
+    assert_ne!(a.name(), b.name());
+    let name = a.name().to_owned();
+    // Writes in one are invisible in the other.
+    diesel::sql_query("INSERT INTO users (email) VALUES ('a@example.com')")
+        .execute(&mut a.connect().unwrap())
+        .unwrap();
+    let in_b = diesel::sql_query("SELECT count(*) AS n FROM users")
+        .get_result::<Count>(&mut b.connect().unwrap())
+        .unwrap();
+    assert_eq!(in_b.n, 0);
+    // Even with a connection still open, dropping removes the database.
+    let _open = a.connect().unwrap();
+    drop(a);
+    assert_eq!(databases_named(&name), 0);
+}
+
+#[tokio::test]
+async fn each_test_redis_prefix_is_its_own_and_is_cleaned() {
+    let redis = TestRedis::new().unwrap();
+    let other = TestRedis::new().unwrap();
+    assert_ne!(redis.keys(), other.keys());
+    // A real job queue writes its keys under the prefix.
+    let mut queue = jobs::storage::<CloseRound>(redis.connect().await.unwrap(), redis.keys());
+    use apalis::prelude::TaskSink;
+    queue.push(CloseRound { round: 7 }).await.unwrap();
+    let keys = redis.existing_keys().unwrap();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter().all(|k| k.starts_with(redis.keys().as_str())),
+        "{keys:?}"
+    );
+    assert!(other.existing_keys().unwrap().is_empty());
+    let probe = TestRedis::new().unwrap();
+    drop(redis);
+    // Nothing of the dropped prefix is left (probe shares the server, not the prefix).
+    let client = redis::Client::open(probe.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}*", keys[0].split(':').next().unwrap()))
+        .query(&mut conn)
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn tests_read_the_same_settings_as_the_services() {
+    let config = base_config().unwrap();
+    let from_env = overlaps_shared::config::CommonConfig::from_env(&Env::from_process()).unwrap();
+    assert_eq!(config.database_url, from_env.database_url);
+}
