@@ -186,6 +186,9 @@ impl ServiceProcess {
         command
             .args(args)
             .env_clear()
+            // Away from the repository, so the binary cannot pick up its `.env`:
+            // the test decides every variable.
+            .current_dir(std::env::temp_dir())
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("LOG_FORMAT", "json")
             .stdout(Stdio::piped())

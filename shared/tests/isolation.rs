@@ -1,5 +1,7 @@
 //! Each test gets its own database and Redis prefix, and leaves nothing behind.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use overlaps_shared::config::Env;

@@ -1,5 +1,7 @@
 //! The migrations apply and revert cleanly, and tick partitions are kept.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use chrono::{Days, NaiveDate, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};

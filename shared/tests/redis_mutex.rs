@@ -1,5 +1,7 @@
 //! The Redis mutex against a real Redis.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

@@ -1,5 +1,7 @@
 //! `schema.rs` (hand-written) matches the tables the migrations create.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
 use std::collections::BTreeSet;
 
 use diesel::debug_query;

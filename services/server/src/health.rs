@@ -5,6 +5,8 @@ use diesel::RunQueryDsl;
 use overlaps_shared::service::Infrastructure;
 use serde_json::json;
 
+const READINESS_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Mounts the health routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz);
@@ -17,18 +19,24 @@ async fn healthz() -> HttpResponse {
 
 #[get("/readyz")]
 async fn readyz(infra: web::Data<Infrastructure>) -> HttpResponse {
-    let postgres = infra
-        .db
-        .run(|conn| Ok(diesel::sql_query("SELECT 1").execute(conn)?))
-        .await
-        .map(|_| ())
-        .map_err(|err| err.to_string());
+    let postgres = within_deadline(async {
+        infra
+            .db
+            .run(|conn| Ok(diesel::sql_query("SELECT 1").execute(conn)?))
+            .await
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    })
+    .await;
     let mut redis = infra.redis.clone();
-    let redis = redis::cmd("PING")
-        .query_async::<String>(&mut redis)
-        .await
-        .map(|_| ())
-        .map_err(|err| err.to_string());
+    let redis = within_deadline(async {
+        redis::cmd("PING")
+            .query_async::<String>(&mut redis)
+            .await
+            .map(|_| ())
+            .map_err(|err| err.to_string())
+    })
+    .await;
     let verdict = |r: &Result<(), String>| match r {
         Ok(()) => json!({ "ok": true }),
         Err(err) => json!({ "ok": false, "error": err }),
@@ -39,4 +47,11 @@ async fn readyz(infra: web::Data<Infrastructure>) -> HttpResponse {
     } else {
         HttpResponse::ServiceUnavailable().json(body)
     }
+}
+
+/// A readiness probe must answer quickly even when a dependency hangs.
+async fn within_deadline(check: impl Future<Output = Result<(), String>>) -> Result<(), String> {
+    tokio::time::timeout(READINESS_DEADLINE, check)
+        .await
+        .unwrap_or_else(|_| Err(format!("no answer within {READINESS_DEADLINE:?}")))
 }
