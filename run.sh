@@ -168,7 +168,8 @@ stop_children() {
 # Runs the hub services from `target/$1` until Ctrl-C or until one of them exits.
 run_services() {
     local profile=$1
-    trap stop_children INT TERM EXIT
+    trap 'stop_children; exit 130' INT TERM
+    trap stop_children EXIT
     for service in "${HUB_SERVICES[@]}"; do
         start_child "$service" "target/$profile/$service"
     done
