@@ -8,10 +8,13 @@ pub mod error;
 pub mod jobs;
 pub mod models;
 pub mod mutex;
+pub mod presence;
+pub mod protocol;
 pub mod redis_keys;
 pub mod schema;
 pub mod service;
 pub mod shutdown;
+pub mod signing;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

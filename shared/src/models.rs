@@ -228,7 +228,7 @@ pub struct NewCheckAssignment<'a> {
 
 /// A signed check result (append-only).
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = ticks, check_for_backend(diesel::pg::Pg))]
+#[diesel(table_name = ticks, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
 pub struct Tick {
     /// The assignment answered.
     pub assignment_id: i64,

@@ -1,19 +1,25 @@
 //! `server`: the hub's HTTP face: REST API, Swagger UI and the validator WebSocket.
 
-use overlaps_server::{ServerConfig, build_server};
+use overlaps_server::{Hub, ServerConfig, build_server, spawn_background};
 use overlaps_shared::{service, shutdown};
 
 #[actix_web::main]
 async fn main() -> anyhow::Result<()> {
     let (config, infra) = service::boot::<ServerConfig>().await?;
-    let server = build_server(&config, infra)?;
+    let (bind, instance) = (config.bind, config.instance_id.clone());
+    let hub = Hub::new(config, infra);
+    let server = build_server(hub.clone())?;
     let handle = server.handle();
     let running = tokio::spawn(server);
-    tracing::info!(service = "server", bind = %config.bind, instance = %config.instance_id, "ready");
+    let background = spawn_background(&hub);
+    tracing::info!(service = "server", %bind, %instance, "ready");
     shutdown::signal_received().await?;
-    // Graceful: stop accepting, let in-flight requests finish.
+    // Graceful: stop accepting, let connections close and settle their results.
     handle.stop(true).await;
     running.await??;
+    for task in background {
+        task.abort();
+    }
     tracing::info!(service = "server", "stopped");
     Ok(())
 }

@@ -1,0 +1,1 @@
+DROP INDEX check_assignments_pending_deadline_idx;

@@ -1,0 +1,159 @@
+//! The state every part of the server shares.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use overlaps_shared::presence::Presence;
+use overlaps_shared::protocol::HubMessage;
+use overlaps_shared::service::Infrastructure;
+use tokio::sync::mpsc;
+
+use crate::config::ServerConfig;
+use crate::ingest::Ingest;
+
+/// The server instance: configuration, connections, live sessions and the ingest.
+#[derive(Debug)]
+pub struct Hub {
+    /// Settings.
+    pub config: ServerConfig,
+    /// PostgreSQL and Redis.
+    pub infra: Infrastructure,
+    /// Validators connected to this instance.
+    pub sessions: Sessions,
+    /// Open connections per client address.
+    pub connections: ConnectionsPerIp,
+    /// Batched result storage.
+    pub ingest: Ingest,
+    /// Who is online where (shared by all instances).
+    pub presence: Presence,
+}
+
+impl Hub {
+    /// Wires the hub together; spawns the ingest task on the current runtime.
+    pub fn new(config: ServerConfig, infra: Infrastructure) -> Arc<Self> {
+        let ingest = Ingest::start(infra.db.clone(), config.ingest);
+        let presence = Presence::new(infra.redis.clone(), &infra.keys);
+        let connections = ConnectionsPerIp::new(config.limits.max_connections_per_ip);
+        Arc::new(Hub {
+            config,
+            infra,
+            sessions: Sessions::default(),
+            connections,
+            ingest,
+            presence,
+        })
+    }
+}
+
+/// A signed-up connection's outbox.
+#[derive(Debug, Clone)]
+pub struct SessionHandle {
+    /// Distinguishes a reconnection from the connection it replaced.
+    pub connection_id: u64,
+    /// Messages to push to the validator.
+    pub outbox: mpsc::Sender<HubMessage>,
+}
+
+/// Validators whose socket this instance holds.
+#[derive(Debug, Default)]
+pub struct Sessions {
+    by_validator: Mutex<HashMap<i64, SessionHandle>>,
+}
+
+impl Sessions {
+    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<i64, SessionHandle>> {
+        // A panic elsewhere must not take every session down with it.
+        self.by_validator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Registers a signed-up connection.
+    pub fn insert(&self, validator_id: i64, handle: SessionHandle) {
+        self.map().insert(validator_id, handle);
+    }
+
+    /// Removes the session, if it is still this connection's.
+    pub fn remove(&self, validator_id: i64, connection_id: u64) {
+        let mut map = self.map();
+        if map
+            .get(&validator_id)
+            .is_some_and(|h| h.connection_id == connection_id)
+        {
+            map.remove(&validator_id);
+        }
+    }
+
+    /// The outbox of a connected validator.
+    pub fn outbox(&self, validator_id: i64) -> Option<mpsc::Sender<HubMessage>> {
+        self.map().get(&validator_id).map(|h| h.outbox.clone())
+    }
+
+    /// How many validators are connected here.
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+}
+
+/// Counts open connections per client address, against a maximum.
+#[derive(Debug)]
+pub struct ConnectionsPerIp {
+    max: usize,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl ConnectionsPerIp {
+    /// At most `max` connections per address.
+    pub fn new(max: usize) -> Self {
+        ConnectionsPerIp {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// Takes a slot for `ip`, or `None` when it already has `max` connections.
+    pub fn try_acquire(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(ip).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(ConnectionSlot {
+            ip,
+            open: Arc::clone(&self.open),
+        })
+    }
+}
+
+/// One open connection; frees its slot when dropped.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    ip: IpAddr,
+    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl ConnectionSlot {
+    /// The client address.
+    pub fn ip(&self) -> IpAddr {
+        self.ip
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}

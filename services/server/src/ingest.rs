@@ -1,0 +1,290 @@
+//! Stores validators' results in batches, and acknowledges each one only after its
+//! batch has committed.
+//!
+//! One transaction per batch: the assignments move from `pending` to `answered`
+//! (only if they belong to the sender, are still pending and before their deadline)
+//! and the ticks of exactly those are written with COPY. That state change is what
+//! makes a resent result land once. Refused results are classified afterwards so
+//! each gets a precise error, and a resend of a stored result is acknowledged again.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, TimeZone, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, Text};
+use overlaps_shared::db::Database;
+use overlaps_shared::models::Tick;
+use overlaps_shared::protocol::{CheckResult, ErrorCode};
+use overlaps_shared::schema::ticks;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::config::IngestSettings;
+
+/// What became of one submitted result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored (now or by an earlier identical submission): acknowledge it.
+    Stored,
+    /// Refused for good.
+    Refused(ErrorCode, String),
+    /// Not stored because of a hub-side failure: the validator should resend.
+    Unavailable,
+}
+
+/// A verified result waiting to be written.
+#[derive(Debug)]
+struct Submission {
+    validator_id: i64,
+    result: CheckResult,
+    signature: [u8; 64],
+    reply: oneshot::Sender<Outcome>,
+}
+
+/// The handle connections submit results through.
+#[derive(Clone, Debug)]
+pub struct Ingest {
+    queue: mpsc::Sender<Submission>,
+}
+
+impl Ingest {
+    /// Starts the batching task; it runs until every handle is dropped.
+    pub fn start(db: Database, settings: IngestSettings) -> Self {
+        let (queue, receiver) = mpsc::channel(settings.batch_max.max(1) * 4);
+        tokio::spawn(collect_batches(db, settings, receiver));
+        Ingest { queue }
+    }
+
+    /// Submits a result whose signature was verified; resolves once it is settled.
+    pub async fn submit(
+        &self,
+        validator_id: i64,
+        result: CheckResult,
+        signature: [u8; 64],
+    ) -> Outcome {
+        let (reply, outcome) = oneshot::channel();
+        let submission = Submission {
+            validator_id,
+            result,
+            signature,
+            reply,
+        };
+        if self.queue.send(submission).await.is_err() {
+            return Outcome::Unavailable;
+        }
+        outcome.await.unwrap_or(Outcome::Unavailable)
+    }
+}
+
+async fn collect_batches(
+    db: Database,
+    settings: IngestSettings,
+    mut receiver: mpsc::Receiver<Submission>,
+) {
+    let writers = Arc::new(Semaphore::new(settings.writers));
+    while let Some(first) = receiver.recv().await {
+        let mut batch = vec![first];
+        let fill_until = tokio::time::Instant::now() + settings.batch_wait;
+        while batch.len() < settings.batch_max {
+            // Take what is already queued without waiting, then wait a little for more.
+            match receiver.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => match tokio::time::timeout_at(fill_until, receiver.recv()).await {
+                    Ok(Some(next)) => batch.push(next),
+                    _ => break,
+                },
+            }
+        }
+        let Ok(permit) = writers.clone().acquire_owned().await else {
+            break;
+        };
+        let db = db.clone();
+        tokio::spawn(async move {
+            write_and_reply(&db, batch).await;
+            drop(permit);
+        });
+    }
+}
+
+async fn write_and_reply(db: &Database, batch: Vec<Submission>) {
+    let rows: Vec<ResultRow> = batch.iter().map(ResultRow::from).collect();
+    let size = rows.len();
+    let outcomes = db.run(move |conn| store_batch(conn, &rows)).await;
+    match outcomes {
+        Ok(outcomes) => {
+            for (submission, outcome) in batch.into_iter().zip(outcomes) {
+                let _ = submission.reply.send(outcome);
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, batch = size, "storing results failed; validators will resend");
+            for submission in batch {
+                let _ = submission.reply.send(Outcome::Unavailable);
+            }
+        }
+    }
+}
+
+/// The part of a submission the blocking writer needs.
+#[derive(Debug, Clone)]
+struct ResultRow {
+    validator_id: i64,
+    result: CheckResult,
+    signature: [u8; 64],
+}
+
+impl From<&Submission> for ResultRow {
+    fn from(s: &Submission) -> Self {
+        ResultRow {
+            validator_id: s.validator_id,
+            result: s.result.clone(),
+            signature: s.signature,
+        }
+    }
+}
+
+#[derive(QueryableByName)]
+struct Answered {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    round_number: i64,
+    #[diesel(sql_type = BigInt)]
+    website_id: i64,
+}
+
+#[derive(QueryableByName)]
+struct AssignmentState {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    validator_id: i64,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Bool)]
+    past_deadline: bool,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    signature: Option<Vec<u8>>,
+}
+
+fn millis(ms: i64) -> Option<DateTime<Utc>> {
+    Utc.timestamp_millis_opt(ms).single()
+}
+
+/// Writes one batch in one transaction and says what became of each result.
+fn store_batch(
+    conn: &mut PgConnection,
+    rows: &[ResultRow],
+) -> overlaps_shared::Result<Vec<Outcome>> {
+    let ids: Vec<i64> = rows.iter().map(|r| r.result.assignment_id).collect();
+    let validators: Vec<i64> = rows.iter().map(|r| r.validator_id).collect();
+    let stored: HashMap<i64, usize> = conn.transaction(|conn| {
+        let answered: Vec<Answered> = diesel::sql_query(
+            "UPDATE check_assignments a SET state = 'answered', answered_at = now() \
+             FROM unnest($1::bigint[], $2::bigint[]) AS r(id, validator_id) \
+             WHERE a.id = r.id AND a.validator_id = r.validator_id \
+               AND a.state = 'pending' AND a.deadline_at > now() \
+             RETURNING a.id, a.round_number, a.website_id",
+        )
+        .bind::<Array<BigInt>, _>(&ids)
+        .bind::<Array<BigInt>, _>(&validators)
+        .load(conn)?;
+        let received_at = Utc::now();
+        let mut stored = HashMap::with_capacity(answered.len());
+        let mut ticks_rows = Vec::with_capacity(answered.len());
+        for a in answered {
+            // The first submission in the batch for an assignment is the one stored.
+            let Some(index) = rows.iter().position(|r| r.result.assignment_id == a.id) else {
+                continue;
+            };
+            let row = &rows[index];
+            let r = &row.result;
+            ticks_rows.push(Tick {
+                assignment_id: a.id,
+                round_number: a.round_number,
+                website_id: a.website_id,
+                validator_id: row.validator_id,
+                status: r.status.as_str().to_owned(),
+                http_status: r.http_status.and_then(|s| i16::try_from(s).ok()),
+                latency_ms: i32::try_from(r.latency_ms).unwrap_or(i32::MAX),
+                failure: r.failure.map(|f| f.as_str().to_owned()),
+                tls_expires_at: r.tls_expires_at_ms.and_then(millis),
+                checked_at: millis(r.checked_at_ms).unwrap_or(received_at),
+                received_at,
+                signature: row.signature.to_vec(),
+            });
+            stored.insert(a.id, index);
+        }
+        if !ticks_rows.is_empty() {
+            diesel::copy_from(ticks::table)
+                .from_insertable(&ticks_rows)
+                .execute(conn)?;
+        }
+        Ok::<_, overlaps_shared::Error>(stored)
+    })?;
+
+    let refused: Vec<i64> = rows
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| stored.get(&r.result.assignment_id) != Some(i))
+        .map(|(_, r)| r.result.assignment_id)
+        .collect();
+    let states: HashMap<i64, AssignmentState> = if refused.is_empty() {
+        HashMap::new()
+    } else {
+        diesel::sql_query(
+            "SELECT a.id, a.validator_id, a.state, a.deadline_at <= now() AS past_deadline, \
+                    t.signature \
+             FROM check_assignments a LEFT JOIN ticks t ON t.assignment_id = a.id \
+             WHERE a.id = ANY($1)",
+        )
+        .bind::<Array<BigInt>, _>(&refused)
+        .load::<AssignmentState>(conn)?
+        .into_iter()
+        .map(|s| (s.id, s))
+        .collect()
+    };
+
+    Ok(rows
+        .iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let id = row.result.assignment_id;
+            if stored.get(&id) == Some(&i) {
+                return Outcome::Stored;
+            }
+            classify(row, states.get(&id))
+        })
+        .collect())
+}
+
+/// Why a result was not stored by this batch.
+fn classify(row: &ResultRow, state: Option<&AssignmentState>) -> Outcome {
+    let id = row.result.assignment_id;
+    let Some(state) = state else {
+        return Outcome::Refused(ErrorCode::UnknownAssignment, format!("no assignment {id}"));
+    };
+    if state.validator_id != row.validator_id {
+        return Outcome::Refused(
+            ErrorCode::NotYourAssignment,
+            format!("assignment {id} belongs to another validator"),
+        );
+    }
+    match state.state.as_str() {
+        "answered" if state.signature.as_deref() == Some(&row.signature[..]) => Outcome::Stored,
+        "answered" => Outcome::Refused(
+            ErrorCode::AlreadyAnswered,
+            format!("assignment {id} already has a different result"),
+        ),
+        "missed" => Outcome::Refused(
+            ErrorCode::DeadlinePassed,
+            format!("assignment {id} was released as missed"),
+        ),
+        _ if state.past_deadline => Outcome::Refused(
+            ErrorCode::DeadlinePassed,
+            format!("assignment {id} is past its deadline"),
+        ),
+        // Pending and in time, yet not updated: a concurrent batch holds it. Retry.
+        _ => Outcome::Unavailable,
+    }
+}

@@ -1,0 +1,122 @@
+//! Which validators are online, and through which server instance.
+//!
+//! A sorted set holds each online validator with the instant its presence expires
+//! (refreshed by the server holding its socket at every heartbeat); a hash maps it
+//! to that server instance. A crashed server's validators drop out by themselves
+//! after one TTL, so the scheduler never assigns work to a socket nobody holds.
+
+use std::time::Duration;
+
+use redis::aio::ConnectionManager;
+
+use crate::Result;
+use crate::redis_keys::KeyPrefix;
+
+/// Drops the instance mapping only if this instance still owns it.
+const WITHDRAW: &str = r"
+if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
+    redis.call('HDEL', KEYS[2], ARGV[1])
+    redis.call('ZREM', KEYS[1], ARGV[1])
+    return 1
+end
+return 0";
+
+/// A validator seen online.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnlineValidator {
+    /// Its id.
+    pub validator_id: i64,
+    /// The server instance holding its socket.
+    pub server_instance: String,
+}
+
+/// The presence registry of one deployment.
+#[derive(Clone)]
+pub struct Presence {
+    conn: ConnectionManager,
+    online_key: String,
+    instance_key: String,
+}
+
+impl std::fmt::Debug for Presence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Presence")
+            .field("online_key", &self.online_key)
+            .finish()
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+impl Presence {
+    /// The registry under `keys`.
+    pub fn new(conn: ConnectionManager, keys: &KeyPrefix) -> Self {
+        Presence {
+            conn,
+            online_key: keys.key("presence:online"),
+            instance_key: keys.key("presence:instance"),
+        }
+    }
+
+    /// Marks `validator_id` online on `instance` for `ttl`.
+    pub async fn announce(&self, validator_id: i64, instance: &str, ttl: Duration) -> Result<()> {
+        let expires = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut conn = self.conn.clone();
+        redis::pipe()
+            .atomic()
+            .zadd(&self.online_key, validator_id, expires)
+            .ignore()
+            .hset(&self.instance_key, validator_id, instance)
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks `validator_id` offline, if `instance` is still the one holding it.
+    pub async fn withdraw(&self, validator_id: i64, instance: &str) -> Result<bool> {
+        let mut conn = self.conn.clone();
+        let removed: i64 = redis::Script::new(WITHDRAW)
+            .key(&self.online_key)
+            .key(&self.instance_key)
+            .arg(validator_id)
+            .arg(instance)
+            .invoke_async(&mut conn)
+            .await?;
+        Ok(removed == 1)
+    }
+
+    /// Every validator whose presence has not expired, sorted by id.
+    pub async fn online(&self) -> Result<Vec<OnlineValidator>> {
+        let mut conn = self.conn.clone();
+        let ids: Vec<i64> = redis::cmd("ZRANGE")
+            .arg(&self.online_key)
+            .arg(now_ms())
+            .arg("+inf")
+            .arg("BYSCORE")
+            .query_async(&mut conn)
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let instances: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&self.instance_key)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
+        let mut online: Vec<OnlineValidator> = ids
+            .into_iter()
+            .zip(instances)
+            .filter_map(|(validator_id, instance)| {
+                instance.map(|server_instance| OnlineValidator {
+                    validator_id,
+                    server_instance,
+                })
+            })
+            .collect();
+        online.sort_by_key(|v| v.validator_id);
+        Ok(online)
+    }
+}

@@ -1,0 +1,314 @@
+//! The validator WebSocket protocol: JSON text frames, one message each, tagged by
+//! `type`. Signatures cover the canonical bytes of [`crate::signing`], never the JSON.
+//!
+//! ```text
+//! hub → validator   hello { protocol, hub_id, nonce }
+//! validator → hub   signup { public_key, payout_address, signature }
+//! hub → validator   signed_up { validator_id }
+//! hub → validator   validate { assignment_id, url, method, timeout_ms, keyword?, deadline_ms }
+//! validator → hub   result { assignment_id, status, http_status?, latency_ms, failure?,
+//!                            tls_expires_at_ms?, checked_at_ms, signature }
+//! hub → validator   ack { assignment_ids }          (only once stored)
+//! hub → validator   error { code, message, assignment_id? }
+//! ```
+
+use serde::{Deserialize, Serialize};
+
+use crate::signing::{self, ResultFields, SigningError};
+
+/// The protocol version announced in `hello`.
+pub const PROTOCOL: &str = "overlaps/v1";
+
+/// A message the hub sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HubMessage {
+    /// First message on every connection.
+    Hello {
+        /// Always [`PROTOCOL`].
+        protocol: String,
+        /// The hub's id, part of every signed payload.
+        hub_id: String,
+        /// 32 random bytes, hex; the signup must sign them (no replay).
+        nonce: String,
+    },
+    /// Signup accepted.
+    SignedUp {
+        /// The validator's id at this hub.
+        validator_id: i64,
+    },
+    /// Please check a site.
+    Validate(ValidateRequest),
+    /// These results are stored; do not resend them.
+    Ack {
+        /// The assignments whose results are stored.
+        assignment_ids: Vec<i64>,
+    },
+    /// Something was refused.
+    Error {
+        /// Stable machine-readable code.
+        code: ErrorCode,
+        /// Human-readable explanation.
+        message: String,
+        /// The assignment concerned, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        assignment_id: Option<i64>,
+    },
+}
+
+/// One check to perform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ValidateRequest {
+    /// What the result must name.
+    pub assignment_id: i64,
+    /// http(s) URL.
+    pub url: String,
+    /// `GET` or `HEAD`.
+    pub method: String,
+    /// Overall time limit of the check.
+    pub timeout_ms: u32,
+    /// A string the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    /// Results after this Unix-millisecond instant are refused.
+    pub deadline_ms: i64,
+}
+
+/// A message a validator sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ValidatorMessage {
+    /// Identify with a key and sign the hub's nonce.
+    Signup {
+        /// Ed25519 public key, 32 bytes hex.
+        public_key: String,
+        /// EIP-55 checksummed Ethereum address rewards go to.
+        payout_address: String,
+        /// Signature over [`signing::signup_bytes`], 64 bytes hex.
+        signature: String,
+    },
+    /// A signed check result.
+    Result(CheckResult),
+}
+
+/// Up or down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CheckStatus {
+    /// The site answered as expected.
+    Up,
+    /// It did not.
+    Down,
+}
+
+impl CheckStatus {
+    /// `up` or `down`, as stored.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Up => "up",
+            CheckStatus::Down => "down",
+        }
+    }
+}
+
+/// Why a check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureReason {
+    /// No complete answer within the timeout.
+    Timeout,
+    /// The name did not resolve.
+    Dns,
+    /// TCP connection refused or unreachable.
+    Connect,
+    /// TLS handshake or certificate failure.
+    Tls,
+    /// A response with a non-2xx/3xx status.
+    HttpStatus,
+    /// The keyword was not in the body.
+    KeywordMissing,
+    /// Too many redirects.
+    RedirectLoop,
+}
+
+impl FailureReason {
+    /// Every reason, in code order.
+    pub const ALL: [FailureReason; 7] = [
+        FailureReason::Timeout,
+        FailureReason::Dns,
+        FailureReason::Connect,
+        FailureReason::Tls,
+        FailureReason::HttpStatus,
+        FailureReason::KeywordMissing,
+        FailureReason::RedirectLoop,
+    ];
+
+    /// The code in the signed bytes (1..=7).
+    pub fn code(self) -> u8 {
+        match self {
+            FailureReason::Timeout => 1,
+            FailureReason::Dns => 2,
+            FailureReason::Connect => 3,
+            FailureReason::Tls => 4,
+            FailureReason::HttpStatus => 5,
+            FailureReason::KeywordMissing => 6,
+            FailureReason::RedirectLoop => 7,
+        }
+    }
+
+    /// The name stored in `ticks.failure`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureReason::Timeout => "timeout",
+            FailureReason::Dns => "dns",
+            FailureReason::Connect => "connect",
+            FailureReason::Tls => "tls",
+            FailureReason::HttpStatus => "http_status",
+            FailureReason::KeywordMissing => "keyword_missing",
+            FailureReason::RedirectLoop => "redirect_loop",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// A signed check result.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckResult {
+    /// The assignment answered.
+    pub assignment_id: i64,
+    /// Up or down.
+    pub status: CheckStatus,
+    /// HTTP status, when a response arrived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    /// Milliseconds to the response or the failure.
+    pub latency_ms: u32,
+    /// Why it is down.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<FailureReason>,
+    /// TLS certificate expiry (HTTPS), Unix milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_expires_at_ms: Option<i64>,
+    /// When the check ran, Unix milliseconds.
+    pub checked_at_ms: i64,
+    /// Signature over [`signing::result_bytes`], 64 bytes hex.
+    pub signature: String,
+}
+
+impl CheckResult {
+    /// The fields covered by the signature.
+    pub fn fields(&self) -> ResultFields {
+        ResultFields {
+            assignment_id: self.assignment_id,
+            up: self.status == CheckStatus::Up,
+            http_status: self.http_status,
+            latency_ms: self.latency_ms,
+            failure_code: self.failure.map_or(0, FailureReason::code),
+            tls_expires_at_ms: self.tls_expires_at_ms,
+            checked_at_ms: self.checked_at_ms,
+        }
+    }
+
+    /// Checks that the fields are consistent (before any signature work).
+    pub fn validate_shape(&self) -> Result<(), &'static str> {
+        if let Some(status) = self.http_status
+            && !(100..=599).contains(&status)
+        {
+            return Err("http_status must be between 100 and 599");
+        }
+        match (self.status, self.failure) {
+            (CheckStatus::Up, Some(_)) => Err("an up result has no failure"),
+            (CheckStatus::Down, None) => Err("a down result names its failure"),
+            _ => Ok(()),
+        }
+    }
+
+    /// Signs `unsigned`'s fields with `key` for `hub_id`, filling `signature`.
+    pub fn sign(mut self, hub_id: &str, key: &signing::Keypair) -> Self {
+        self.signature = hex::encode(key.sign(&signing::result_bytes(hub_id, &self.fields())));
+        self
+    }
+
+    /// The decoded 64-byte signature.
+    pub fn signature_bytes(&self) -> Result<[u8; 64], SigningError> {
+        signing::decode_signature(&self.signature)
+    }
+}
+
+/// Stable error codes sent to validators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// The frame is not valid JSON or lacks fields.
+    MalformedJson,
+    /// Valid JSON with an unknown `type`.
+    UnknownMessage,
+    /// Binary frames are not part of the protocol.
+    BinaryNotSupported,
+    /// A frame above the size limit.
+    FrameTooLarge,
+    /// A key that is malformed or weak.
+    BadKey,
+    /// A payout address that is malformed or wrongly checksummed.
+    BadPayoutAddress,
+    /// A signature that is malformed or does not verify.
+    BadSignature,
+    /// A result before a successful signup.
+    NotSignedUp,
+    /// A second signup on the same connection.
+    AlreadySignedUp,
+    /// The key already has a live session (here or on another server instance).
+    KeyInUse,
+    /// A result whose fields contradict each other.
+    InvalidResult,
+    /// No such assignment.
+    UnknownAssignment,
+    /// The assignment belongs to another validator.
+    NotYourAssignment,
+    /// A different result for an assignment already answered.
+    AlreadyAnswered,
+    /// The assignment's deadline passed (or it was released as missed).
+    DeadlinePassed,
+    /// Too many messages per second.
+    RateLimited,
+    /// Too many connections from this address.
+    TooManyConnections,
+    /// The hub could not store the result; resend it later.
+    Unavailable,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_json_with_a_type_tag() {
+        let msg = HubMessage::Validate(ValidateRequest {
+            assignment_id: 5,
+            url: "https://example.com".into(),
+            method: "GET".into(),
+            timeout_ms: 5000,
+            keyword: None,
+            deadline_ms: 1,
+        });
+        let json = serde_json::to_string(&msg).unwrap();
+        assert!(json.starts_with(r#"{"type":"validate""#), "{json}");
+        assert_eq!(serde_json::from_str::<HubMessage>(&json).unwrap(), msg);
+        let unknown = serde_json::from_str::<ValidatorMessage>(r#"{"type":"steal"}"#);
+        assert!(unknown.is_err());
+    }
+
+    #[test]
+    fn failure_codes_are_distinct_and_names_round_trip() {
+        let mut codes: Vec<u8> = FailureReason::ALL.iter().map(|r| r.code()).collect();
+        codes.dedup();
+        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7]);
+        for reason in FailureReason::ALL {
+            assert_eq!(FailureReason::from_name(reason.as_str()), Some(reason));
+        }
+    }
+}
