@@ -374,9 +374,9 @@ pub fn assert_starts_and_stops(program: &str, extra_env: &[(&str, &str)]) {
     );
 }
 
-/// Starts `program` with `envs` and checks that it refuses to start, naming `var`.
-pub fn assert_refuses_config(program: &str, envs: &[(&str, &str)], var: &str) {
-    let mut process = match ServiceProcess::spawn(program, &[], envs) {
+/// Starts `program args` with `envs` and checks that it refuses to start, naming `var`.
+pub fn assert_refuses_config(program: &str, args: &[&str], envs: &[(&str, &str)], var: &str) {
+    let mut process = match ServiceProcess::spawn(program, args, envs) {
         Ok(process) => process,
         Err(err) => panic!("could not start {program}: {err}"),
     };
@@ -389,4 +389,9 @@ pub fn assert_refuses_config(program: &str, envs: &[(&str, &str)], var: &str) {
         output.contains(var),
         "{program}'s error does not name {var}:\n{output}"
     );
+}
+
+/// Installs the ring TLS provider for the test process, as the binaries do at start.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

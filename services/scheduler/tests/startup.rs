@@ -15,6 +15,7 @@ fn starts_against_real_postgres_and_redis_and_stops_on_sigterm_within_5s() {
 fn refuses_to_start_without_database_url() {
     assert_refuses_config(
         BIN,
+        &[],
         &[("REDIS_URL", "redis://127.0.0.1:6379")],
         "DATABASE_URL",
     );

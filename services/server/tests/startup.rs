@@ -21,6 +21,7 @@ fn starts_against_real_postgres_and_redis_and_stops_on_sigterm_within_5s() {
 fn refuses_to_start_without_redis_url() {
     assert_refuses_config(
         BIN,
+        &[],
         &[("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db")],
         "REDIS_URL",
     );
@@ -30,6 +31,7 @@ fn refuses_to_start_without_redis_url() {
 fn refuses_a_malformed_bind_address() {
     assert_refuses_config(
         BIN,
+        &[],
         &[
             ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db"),
             ("REDIS_URL", "redis://127.0.0.1:6379"),
@@ -54,6 +56,7 @@ async fn health_and_readiness_answer_over_http() {
         server.output()
     );
 
+    overlaps_shared::testing::install_tls_provider();
     let client = reqwest::Client::new();
     let health = client
         .get(format!("http://{bind}/healthz"))

@@ -1,34 +1,66 @@
-//! Settings of the validator node (it needs no database of its own).
+//! Command line and settings of the validator node. Every flag can also come from
+//! the environment (or `.env`) under the name shown.
 
-use overlaps_shared::config::{ConfigError, Env, LogConfig, invalid};
+use std::path::PathBuf;
 
-/// Everything `validator` reads from the environment.
-#[derive(Debug, Clone)]
-pub struct ValidatorConfig {
-    /// `HUB_URL`: the hub's WebSocket endpoint (`ws://` or `wss://`).
-    pub hub_url: url::Url,
-    /// `LOG_FORMAT` and `LOG_LEVEL`.
-    pub log: LogConfig,
+use clap::{Args, Parser, Subcommand};
+use overlaps_shared::signing::PayoutAddress;
+
+/// The Overlaps validator node.
+#[derive(Debug, Parser)]
+#[command(name = "validator", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
 }
 
-impl ValidatorConfig {
-    /// Reads and validates the validator's settings.
-    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let hub_url: url::Url = env.optional(
-            "HUB_URL",
-            url::Url::parse("ws://127.0.0.1:8080/ws/validator")
-                .map_err(|e| invalid("HUB_URL", "", e))?,
-        )?;
-        if !matches!(hub_url.scheme(), "ws" | "wss") {
-            return Err(invalid(
-                "HUB_URL",
-                &hub_url,
-                "expected a ws:// or wss:// URL",
-            ));
-        }
-        Ok(ValidatorConfig {
-            hub_url,
-            log: LogConfig::from_env(env)?,
-        })
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a new Ed25519 key file (mode 0600).
+    Keygen {
+        /// Where to write it.
+        #[arg(long, env = "VALIDATOR_KEY_FILE", default_value = "validator.key")]
+        key_file: PathBuf,
+        /// Replace an existing key file (its identity and unclaimed rewards are lost).
+        #[arg(long)]
+        force: bool,
+    },
+    /// Connect to the hub and serve checks until stopped.
+    Run(RunArgs),
+}
+
+/// Settings of `validator run`.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// The key file written by `validator keygen`.
+    #[arg(long, env = "VALIDATOR_KEY_FILE", default_value = "validator.key")]
+    pub key_file: PathBuf,
+    /// The hub's WebSocket endpoint.
+    #[arg(long, env = "HUB_URL", default_value = "ws://127.0.0.1:8080/ws/validator", value_parser = parse_hub_url)]
+    pub hub_url: url::Url,
+    /// EIP-55 checksummed Ethereum address rewards are paid to.
+    #[arg(long, env = "PAYOUT_ADDRESS")]
+    pub payout_address: PayoutAddress,
+    /// Checks run at once at most.
+    #[arg(long, env = "VALIDATOR_MAX_CONCURRENT_CHECKS", default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_concurrent_checks: u32,
+    /// How much of a body is searched for the keyword, in KiB.
+    #[arg(long, env = "VALIDATOR_KEYWORD_SCAN_KIB", default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10_240))]
+    pub keyword_scan_kib: u32,
+    /// Redirects followed at most.
+    #[arg(long, env = "VALIDATOR_MAX_REDIRECTS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub max_redirects: u32,
+    /// Allow checking loopback, private and link-local addresses (dev networks only).
+    #[arg(long, env = "VALIDATOR_ALLOW_PRIVATE_TARGETS")]
+    pub allow_private_targets: bool,
+}
+
+fn parse_hub_url(value: &str) -> Result<url::Url, String> {
+    let url = url::Url::parse(value).map_err(|e| e.to_string())?;
+    if !matches!(url.scheme(), "ws" | "wss") {
+        return Err("expected a ws:// or wss:// URL".into());
     }
+    Ok(url)
 }

@@ -1,21 +1,66 @@
-//! `validator`: the validator node. It connects to a hub over WebSocket, checks
-//! websites when asked and returns signed results.
-//!
-//! Today it validates its configuration and waits for SIGINT/SIGTERM; the protocol
-//! arrives with the validator-network issue.
+//! `validator`: the validator node. It connects to a hub over WebSocket, proves its
+//! identity with Ed25519, checks websites when asked and returns signed results.
 
+mod check;
+mod client;
 mod config;
+mod guard;
+mod keys;
 
-use overlaps_shared::{config::Env, shutdown, telemetry};
+use clap::Parser;
+use overlaps_shared::config::{Env, LogConfig};
+use overlaps_shared::{shutdown, telemetry};
+use tokio::sync::watch;
 
-use crate::config::ValidatorConfig;
+use crate::check::Checker;
+use crate::client::Node;
+use crate::config::{Cli, Command};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = ValidatorConfig::from_env(&Env::from_process())?;
-    telemetry::init(&config.log);
-    tracing::info!(service = "validator", hub = %config.hub_url, "ready");
-    shutdown::signal_received().await?;
-    tracing::info!(service = "validator", "stopped");
+    // Same .env handling as the hub services; flags override the environment.
+    let env = Env::from_process();
+    let cli = Cli::parse();
+    telemetry::init(&LogConfig::from_env(&env)?);
+    // One process-wide TLS provider (ring) for HTTPS checks and wss:// hubs.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    match cli.command {
+        Command::Keygen { key_file, force } => {
+            let key = keys::write_new(&key_file, force)?;
+            println!("{}", key.public_key());
+            tracing::info!(key_file = %key_file.display(), public_key = %key.public_key(), "key written");
+        }
+        Command::Run(args) => {
+            let key = keys::read(&args.key_file)?;
+            if args.allow_private_targets {
+                tracing::warn!("private targets allowed: for dev networks only");
+            }
+            let checker = Checker::new(
+                args.max_redirects,
+                usize::try_from(args.keyword_scan_kib).unwrap_or(64) * 1024,
+                args.allow_private_targets,
+            )?;
+            let node = Node {
+                hub_url: args.hub_url.clone(),
+                key,
+                payout: args.payout_address,
+                checker,
+                max_concurrent_checks: usize::try_from(args.max_concurrent_checks).unwrap_or(32),
+            };
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let running = tokio::spawn(node.run(stop_rx));
+            tracing::info!(
+                service = "validator",
+                hub = %args.hub_url,
+                public_key = %keys::read(&args.key_file)?.public_key(),
+                "ready"
+            );
+            shutdown::signal_received().await?;
+            let _ = stop_tx.send(true);
+            let _ = running.await;
+            tracing::info!(service = "validator", "stopped");
+        }
+    }
     Ok(())
 }

@@ -1,0 +1,276 @@
+//! One website check: HTTP(S) GET or HEAD under a hard overall timeout (slow bodies
+//! included), bounded redirects, an optional keyword in the first KiB of the body,
+//! and the TLS certificate's expiry.
+
+use std::error::Error as StdError;
+use std::time::{Duration, Instant};
+
+use overlaps_shared::protocol::{CheckStatus, FailureReason, ValidateRequest};
+
+use crate::guard::{self, DnsFailure, ForbiddenTarget, GuardedResolver};
+
+/// What a check found (unsigned).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckOutcome {
+    /// Up or down.
+    pub status: CheckStatus,
+    /// HTTP status, when a response arrived.
+    pub http_status: Option<u16>,
+    /// Milliseconds to the response headers (or the failure).
+    pub latency_ms: u32,
+    /// Why it is down.
+    pub failure: Option<FailureReason>,
+    /// TLS certificate expiry, Unix milliseconds.
+    pub tls_expires_at_ms: Option<i64>,
+    /// When the check started, Unix milliseconds.
+    pub checked_at_ms: i64,
+}
+
+/// A check this validator refuses to run (no result is sent).
+#[derive(Debug, thiserror::Error)]
+pub enum Refused {
+    /// Not an absolute http(s) URL with a host.
+    #[error("bad url {0:?}: {1}")]
+    BadUrl(String, String),
+    /// The target is a private or reserved address.
+    #[error("{0}")]
+    Forbidden(String),
+    /// Neither GET nor HEAD.
+    #[error("unsupported method {0:?}")]
+    Method(String),
+}
+
+/// Redirect chain longer than allowed.
+#[derive(Debug)]
+struct TooManyRedirects;
+
+impl std::fmt::Display for TooManyRedirects {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("too many redirects")
+    }
+}
+
+impl StdError for TooManyRedirects {}
+
+/// Runs checks with one shared HTTP client.
+#[derive(Debug, Clone)]
+pub struct Checker {
+    client: reqwest::Client,
+    keyword_scan_bytes: usize,
+    allow_private: bool,
+}
+
+impl Checker {
+    /// A checker following at most `max_redirects` and scanning `keyword_scan_bytes`.
+    pub fn new(
+        max_redirects: u32,
+        keyword_scan_bytes: usize,
+        allow_private: bool,
+    ) -> Result<Self, reqwest::Error> {
+        let max = usize::try_from(max_redirects).unwrap_or(usize::MAX);
+        let policy = reqwest::redirect::Policy::custom(move |attempt| {
+            if attempt.previous().len() > max {
+                return attempt.error(TooManyRedirects);
+            }
+            // IP literals bypass the resolver: guard them here.
+            let literal = attempt.url().host().and_then(|host| match host {
+                url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
+                url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
+                url::Host::Domain(_) => None,
+            });
+            if !allow_private && literal.is_some_and(guard::is_forbidden) {
+                let target = attempt.url().to_string();
+                return attempt.error(ForbiddenTarget(target));
+            }
+            attempt.follow()
+        });
+        let client = reqwest::Client::builder()
+            .redirect(policy)
+            .dns_resolver(GuardedResolver { allow_private })
+            .tls_info(true)
+            .user_agent(concat!("overlaps-validator/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(4)
+            .build()?;
+        Ok(Checker {
+            client,
+            keyword_scan_bytes,
+            allow_private,
+        })
+    }
+
+    /// Checks one site as `request` asks.
+    pub async fn check(&self, request: &ValidateRequest) -> Result<CheckOutcome, Refused> {
+        let url = self.admit(request)?;
+        let method = match request.method.as_str() {
+            "GET" => reqwest::Method::GET,
+            "HEAD" => reqwest::Method::HEAD,
+            other => return Err(Refused::Method(other.to_owned())),
+        };
+        let checked_at_ms = chrono::Utc::now().timestamp_millis();
+        let started = Instant::now();
+        let timeout = Duration::from_millis(u64::from(request.timeout_ms.max(1)));
+        let keyword = request
+            .keyword
+            .as_deref()
+            .filter(|_| method == reqwest::Method::GET);
+        let run = self.fetch(url, method, keyword, started);
+        let found = match tokio::time::timeout(timeout, run).await {
+            Ok(found) => found,
+            Err(_) => Err(Failure::Reason(FailureReason::Timeout, None)),
+        };
+        let latency =
+            |at: Instant| u32::try_from(at.duration_since(started).as_millis()).unwrap_or(u32::MAX);
+        match found {
+            Ok(found) => Ok(CheckOutcome {
+                status: CheckStatus::Up,
+                http_status: Some(found.http_status),
+                latency_ms: latency(found.headers_at),
+                failure: None,
+                tls_expires_at_ms: found.tls_expires_at_ms,
+                checked_at_ms,
+            }),
+            Err(Failure::Reason(reason, response)) => Ok(CheckOutcome {
+                status: CheckStatus::Down,
+                http_status: response.as_ref().map(|r| r.http_status),
+                latency_ms: response
+                    .as_ref()
+                    .map_or_else(|| latency(Instant::now()), |r| latency(r.headers_at)),
+                failure: Some(reason),
+                tls_expires_at_ms: response.and_then(|r| r.tls_expires_at_ms),
+                checked_at_ms,
+            }),
+            Err(Failure::Forbidden(target)) => Err(Refused::Forbidden(target)),
+        }
+    }
+
+    /// Parses the URL and applies the guard to IP literals and resolved names.
+    fn admit(&self, request: &ValidateRequest) -> Result<reqwest::Url, Refused> {
+        let bad = |why: &str| Refused::BadUrl(request.url.clone(), why.to_owned());
+        let url = reqwest::Url::parse(&request.url).map_err(|e| bad(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(bad("only http and https are checked"));
+        }
+        match url.host() {
+            None => return Err(bad("no host")),
+            Some(url::Host::Ipv4(ip)) if !self.allow_private && guard::is_forbidden(ip.into()) => {
+                return Err(Refused::Forbidden(format!(
+                    "{ip} is a private or reserved address"
+                )));
+            }
+            Some(url::Host::Ipv6(ip)) if !self.allow_private && guard::is_forbidden(ip.into()) => {
+                return Err(Refused::Forbidden(format!(
+                    "{ip} is a private or reserved address"
+                )));
+            }
+            _ => {}
+        }
+        Ok(url)
+    }
+
+    async fn fetch(
+        &self,
+        url: reqwest::Url,
+        method: reqwest::Method,
+        keyword: Option<&str>,
+        started: Instant,
+    ) -> Result<Response, Failure> {
+        let response = self
+            .client
+            .request(method, url)
+            .send()
+            .await
+            .map_err(classify)?;
+        let found = Response {
+            http_status: response.status().as_u16(),
+            headers_at: Instant::now().max(started),
+            tls_expires_at_ms: tls_expiry(&response),
+        };
+        let status = response.status();
+        if !(status.is_success() || status.is_redirection()) {
+            return Err(Failure::Reason(FailureReason::HttpStatus, Some(found)));
+        }
+        if let Some(keyword) = keyword {
+            if !self
+                .body_contains(response, keyword)
+                .await
+                .map_err(classify)?
+            {
+                return Err(Failure::Reason(FailureReason::KeywordMissing, Some(found)));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Reads at most `keyword_scan_bytes` of the body looking for `keyword`.
+    async fn body_contains(
+        &self,
+        mut response: reqwest::Response,
+        keyword: &str,
+    ) -> Result<bool, reqwest::Error> {
+        let needle = keyword.as_bytes();
+        let mut seen: Vec<u8> = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            let room = self.keyword_scan_bytes.saturating_sub(seen.len());
+            seen.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if seen.windows(needle.len().max(1)).any(|w| w == needle) {
+                return Ok(true);
+            }
+            if seen.len() >= self.keyword_scan_bytes {
+                break;
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// What arrived before the check was decided.
+#[derive(Debug, Clone)]
+struct Response {
+    http_status: u16,
+    headers_at: Instant,
+    tls_expires_at_ms: Option<i64>,
+}
+
+enum Failure {
+    Reason(FailureReason, Option<Response>),
+    Forbidden(String),
+}
+
+/// Maps a client error to a typed failure by walking its causes.
+fn classify(err: reqwest::Error) -> Failure {
+    let mut cause: Option<&(dyn StdError + 'static)> = Some(&err);
+    while let Some(current) = cause {
+        if let Some(forbidden) = current.downcast_ref::<ForbiddenTarget>() {
+            return Failure::Forbidden(forbidden.to_string());
+        }
+        if current.is::<DnsFailure>() {
+            return Failure::Reason(FailureReason::Dns, None);
+        }
+        if current.is::<TooManyRedirects>() {
+            return Failure::Reason(FailureReason::RedirectLoop, None);
+        }
+        if current.is::<rustls::Error>() {
+            return Failure::Reason(FailureReason::Tls, None);
+        }
+        cause = current.source();
+    }
+    if err.is_timeout() {
+        Failure::Reason(FailureReason::Timeout, None)
+    } else if err.is_redirect() {
+        Failure::Reason(FailureReason::RedirectLoop, None)
+    } else if err.to_string().contains("certificate")
+        || format!("{err:?}").contains("InvalidCertificate")
+    {
+        Failure::Reason(FailureReason::Tls, None)
+    } else {
+        Failure::Reason(FailureReason::Connect, None)
+    }
+}
+
+/// The leaf certificate's `notAfter`, for HTTPS responses.
+fn tls_expiry(response: &reqwest::Response) -> Option<i64> {
+    let info = response.extensions().get::<reqwest::tls::TlsInfo>()?;
+    let der = info.peer_certificate()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    Some(cert.validity().not_after.timestamp().saturating_mul(1000))
+}

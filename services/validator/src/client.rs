@@ -1,0 +1,288 @@
+//! The connection to the hub: signup, serving checks, and resending results the
+//! hub has not acknowledged, across reconnections with exponential backoff.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{SinkExt, StreamExt};
+use overlaps_shared::protocol::{
+    CheckResult, ErrorCode, HubMessage, ValidateRequest, ValidatorMessage,
+};
+use overlaps_shared::signing::{self, Keypair, PayoutAddress};
+use rand::Rng;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::check::Checker;
+
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The socket failed or closed.
+    #[error("connection: {0}")]
+    Socket(#[from] tokio_tungstenite::tungstenite::Error),
+    /// The hub broke the protocol.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// The hub refused the signup.
+    #[error("signup refused: {0:?}: {1}")]
+    Refused(ErrorCode, String),
+    /// The hub closed the connection.
+    #[error("closed by the hub: {0}")]
+    Closed(String),
+}
+
+/// Everything a validator node needs to serve a hub.
+pub struct Node {
+    /// The hub's WebSocket URL.
+    pub hub_url: url::Url,
+    /// The identity.
+    pub key: Keypair,
+    /// Where rewards go.
+    pub payout: PayoutAddress,
+    /// Runs the checks.
+    pub checker: Checker,
+    /// Checks at once, at most.
+    pub max_concurrent_checks: usize,
+}
+
+/// Results signed but not yet acknowledged, by assignment id.
+type Unacked = BTreeMap<i64, CheckResult>;
+
+const BACKOFF_START: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(30);
+
+impl Node {
+    /// Serves the hub until `stop` turns true, reconnecting as needed.
+    pub async fn run(self, mut stop: watch::Receiver<bool>) {
+        let node = Arc::new(self);
+        let permits = Arc::new(Semaphore::new(node.max_concurrent_checks));
+        // Results outlive connections: a check finishing while disconnected is sent after.
+        let (results_tx, mut results_rx) = mpsc::channel::<CheckResult>(4096);
+        let mut unacked = Unacked::new();
+        let mut failures = 0u32;
+        loop {
+            let mut session_stop = stop.clone();
+            let session = node.session(
+                &permits,
+                &results_tx,
+                &mut results_rx,
+                &mut unacked,
+                &mut session_stop,
+            );
+            let outcome = tokio::select! {
+                outcome = session => outcome,
+                () = stopped(&mut stop) => return,
+            };
+            match outcome {
+                Ok(true) => return,
+                Ok(false) => failures = 0,
+                Err(err) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %err, unacked = unacked.len(), "disconnected from the hub");
+                }
+            }
+            // Full jitter: spread reconnections of many validators after a hub restart.
+            let ceiling = BACKOFF_START
+                .saturating_mul(2u32.saturating_pow(failures.min(16)))
+                .min(BACKOFF_CAP);
+            let wait = ceiling.mul_f64(rand::rng().random_range(0.5..1.0));
+            tracing::info!(wait_ms = wait.as_millis() as u64, "reconnecting");
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                () = stopped(&mut stop) => return,
+            }
+        }
+    }
+
+    /// One connection. `Ok(true)`: stopped on request; `Ok(false)`: ended after a signup.
+    async fn session(
+        self: &Arc<Self>,
+        permits: &Arc<Semaphore>,
+        results_tx: &mpsc::Sender<CheckResult>,
+        results_rx: &mut mpsc::Receiver<CheckResult>,
+        unacked: &mut Unacked,
+        stop: &mut watch::Receiver<bool>,
+    ) -> Result<bool, SessionError> {
+        let (mut socket, _) = tokio_tungstenite::connect_async(self.hub_url.as_str()).await?;
+        let (hub_id, nonce) = match next_message(&mut socket).await? {
+            HubMessage::Hello { hub_id, nonce, .. } => (hub_id, nonce),
+            other => {
+                return Err(SessionError::Protocol(format!(
+                    "expected hello, got {other:?}"
+                )));
+            }
+        };
+        let mut nonce_bytes = [0u8; 32];
+        hex::decode_to_slice(&nonce, &mut nonce_bytes)
+            .map_err(|_| SessionError::Protocol("hello carries a malformed nonce".into()))?;
+        let signup = ValidatorMessage::Signup {
+            public_key: self.key.public_key().to_string(),
+            payout_address: self.payout.to_string(),
+            signature: hex::encode(self.key.sign(&signing::signup_bytes(
+                &hub_id,
+                &nonce_bytes,
+                &self.payout,
+            ))),
+        };
+        socket.send(text(&signup)).await?;
+        let validator_id = match next_message(&mut socket).await? {
+            HubMessage::SignedUp { validator_id } => validator_id,
+            HubMessage::Error { code, message, .. } => {
+                return Err(SessionError::Refused(code, message));
+            }
+            other => {
+                return Err(SessionError::Protocol(format!(
+                    "expected signed_up, got {other:?}"
+                )));
+            }
+        };
+        tracing::info!(validator_id, hub = %hub_id, resending = unacked.len(), "signed up");
+        for result in unacked.values() {
+            socket
+                .send(text(&ValidatorMessage::Result(result.clone())))
+                .await?;
+        }
+
+        loop {
+            tokio::select! {
+                frame = socket.next() => {
+                    let frame = match frame {
+                        Some(frame) => frame?,
+                        None => return Err(SessionError::Closed("end of stream".into())),
+                    };
+                    match frame {
+                        Message::Text(text) => {
+                            let msg: HubMessage = serde_json::from_str(&text)
+                                .map_err(|e| SessionError::Protocol(format!("unreadable hub message: {e}")))?;
+                            self.on_hub_message(msg, &hub_id, permits, results_tx, unacked);
+                        }
+                        Message::Close(frame) => {
+                            let reason = frame.map(|f| f.reason.to_string()).unwrap_or_default();
+                            return Err(SessionError::Closed(reason));
+                        }
+                        // tungstenite answers pings by itself.
+                        _ => {}
+                    }
+                }
+                Some(result) = results_rx.recv() => {
+                    unacked.insert(result.assignment_id, result.clone());
+                    socket.send(text(&ValidatorMessage::Result(result))).await?;
+                }
+                () = stopped(stop) => {
+                    let _ = socket.close(None).await;
+                    return Ok(true);
+                }
+            }
+        }
+    }
+
+    fn on_hub_message(
+        self: &Arc<Self>,
+        msg: HubMessage,
+        hub_id: &str,
+        permits: &Arc<Semaphore>,
+        results_tx: &mpsc::Sender<CheckResult>,
+        unacked: &mut Unacked,
+    ) {
+        match msg {
+            HubMessage::Validate(request) => self.start_check(request, hub_id, permits, results_tx),
+            HubMessage::Ack { assignment_ids } => {
+                for id in assignment_ids {
+                    unacked.remove(&id);
+                }
+            }
+            HubMessage::Error {
+                code,
+                message,
+                assignment_id,
+            } => {
+                tracing::warn!(?code, %message, ?assignment_id, "hub refused a message");
+                // Final refusals are not resent; `unavailable` keeps the result for the next connection.
+                if let Some(id) = assignment_id
+                    && code != ErrorCode::Unavailable
+                {
+                    unacked.remove(&id);
+                }
+            }
+            other => tracing::debug!(?other, "ignored hub message"),
+        }
+    }
+
+    fn start_check(
+        self: &Arc<Self>,
+        request: ValidateRequest,
+        hub_id: &str,
+        permits: &Arc<Semaphore>,
+        results_tx: &mpsc::Sender<CheckResult>,
+    ) {
+        let node = Arc::clone(self);
+        let permits = Arc::clone(permits);
+        let results = results_tx.clone();
+        let hub_id = hub_id.to_owned();
+        tokio::spawn(async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            let assignment_id = request.assignment_id;
+            match node.checker.check(&request).await {
+                Ok(outcome) => {
+                    let result = CheckResult {
+                        assignment_id,
+                        status: outcome.status,
+                        http_status: outcome.http_status,
+                        latency_ms: outcome.latency_ms,
+                        failure: outcome.failure,
+                        tls_expires_at_ms: outcome.tls_expires_at_ms,
+                        checked_at_ms: outcome.checked_at_ms,
+                        signature: String::new(),
+                    }
+                    .sign(&hub_id, &node.key);
+                    tracing::debug!(assignment_id, status = ?result.status, "checked");
+                    let _ = results.send(result).await;
+                }
+                Err(refused) => {
+                    tracing::warn!(assignment_id, url = %request.url, %refused, "check refused")
+                }
+            }
+        });
+    }
+}
+
+fn text(msg: &ValidatorMessage) -> Message {
+    Message::text(serde_json::to_string(msg).unwrap_or_default())
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next hub message, within 15 s.
+async fn next_message(socket: &mut Socket) -> Result<HubMessage, SessionError> {
+    let wait = Duration::from_secs(15);
+    loop {
+        let frame = tokio::time::timeout(wait, socket.next())
+            .await
+            .map_err(|_| SessionError::Protocol("the hub did not answer in time".into()))?;
+        match frame {
+            Some(Ok(Message::Text(text))) => {
+                return serde_json::from_str(&text)
+                    .map_err(|e| SessionError::Protocol(format!("unreadable hub message: {e}")));
+            }
+            Some(Ok(Message::Close(frame))) => {
+                return Err(SessionError::Closed(
+                    frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                ));
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.into()),
+            None => return Err(SessionError::Closed("end of stream".into())),
+        }
+    }
+}
+
+/// Resolves once a stop is requested.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The borrow the receiver hands out must not live across an await point.
+    let _ = stop.wait_for(|s| *s).await.map(|_| ());
+}
