@@ -4,6 +4,9 @@
 //! A job carries a batch (one `Dispatch` per round and server instance), so the queue
 //! stays far from being the bottleneck.
 
+use std::time::Duration;
+
+use apalis::prelude::{BackendExt, IntervalStrategy, PollWith};
 use apalis_redis::{Config, RedisStorage};
 use redis::aio::ConnectionManager;
 use serde::de::DeserializeOwned;
@@ -107,6 +110,27 @@ pub fn dispatch_storage(
         conn,
         queue_name(keys, &format!("{}:{server_instance}", Dispatch::QUEUE)),
     )
+}
+
+/// How often an idle worker looks for new jobs. apalis-redis otherwise waits for
+/// its 30 s heartbeat, far too slow for dispatch; a fetch is one small Lua call.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A queue as a worker consumes it: polled every [`POLL_INTERVAL`] when idle.
+pub type Consumer<J> = PollWith<RedisStorage<J>, IntervalStrategy>;
+
+/// The `dispatch` queue of one server instance, for its worker.
+pub fn dispatch_consumer(
+    conn: ConnectionManager,
+    keys: &KeyPrefix,
+    server_instance: &str,
+) -> Consumer<Dispatch> {
+    dispatch_storage(conn, keys, server_instance).poll_with_interval(POLL_INTERVAL)
+}
+
+/// The queue of job type `J`, for its worker.
+pub fn consumer<J: Job>(conn: ConnectionManager, keys: &KeyPrefix) -> Consumer<J> {
+    storage::<J>(conn, keys).poll_with_interval(POLL_INTERVAL)
 }
 
 fn storage_named<J: Job>(conn: ConnectionManager, queue: String) -> RedisStorage<J> {

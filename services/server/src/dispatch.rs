@@ -33,7 +33,7 @@ struct PendingCheck {
 
 /// Consumes this instance's `dispatch` queue until the process stops.
 pub async fn run_worker(hub: Arc<Hub>) {
-    let storage = jobs::dispatch_storage(
+    let storage = jobs::dispatch_consumer(
         hub.infra.redis.clone(),
         &hub.infra.keys,
         &hub.config.instance_id,
