@@ -395,3 +395,109 @@ pub fn assert_refuses_config(program: &str, args: &[&str], envs: &[(&str, &str)]
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
+
+/// The path of a workspace binary built next to the running test (`cargo test
+/// --workspace` builds every binary before running any test).
+pub fn workspace_binary(name: &str) -> String {
+    let exe = std::env::current_exe().unwrap_or_default();
+    // target/<profile>/deps/<test> -> target/<profile>/<name>
+    let path = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .map(|dir| dir.join(name))
+        .unwrap_or_default();
+    assert!(
+        path.exists(),
+        "{} is not built: run the tests with `cargo test --workspace` (or `cargo build --bins` first)",
+        path.display()
+    );
+    path.to_string_lossy().into_owned()
+}
+
+/// A local HTTP target for checks: answers every request with `status` and `body`.
+pub struct HttpTarget {
+    addr: std::net::SocketAddr,
+    state: std::sync::Arc<std::sync::Mutex<(u16, String)>>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTarget")
+            .field("addr", &self.addr)
+            .finish()
+    }
+}
+
+impl HttpTarget {
+    /// Starts serving on a free port of 127.0.0.1.
+    pub async fn start(status: u16, body: &str) -> Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let state = std::sync::Arc::new(std::sync::Mutex::new((status, body.to_owned())));
+        let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (shared, counter) = (state.clone(), hits.clone());
+        let task = tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let shared = shared.clone();
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut read = 0;
+                    // Read the request head; the body of a GET/HEAD is empty.
+                    while read < buf.len() {
+                        match stream.read(&mut buf[read..]).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => read += n,
+                        }
+                        if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
+                    }
+                    counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let (status, body) = shared
+                        .lock()
+                        .map(|g| g.clone())
+                        .unwrap_or((500, String::new()));
+                    let response = format!(
+                        "HTTP/1.1 {status} X\r\ncontent-type: text/plain\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = stream.write_all(response.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+        Ok(HttpTarget {
+            addr,
+            state,
+            hits,
+            task,
+        })
+    }
+
+    /// `http://127.0.0.1:port/`.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Changes what every later request gets.
+    pub fn set(&self, status: u16, body: &str) {
+        if let Ok(mut guard) = self.state.lock() {
+            *guard = (status, body.to_owned());
+        }
+    }
+
+    /// Requests served so far.
+    pub fn hits(&self) -> usize {
+        self.hits.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for HttpTarget {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
