@@ -31,7 +31,7 @@ enum State {
     /// `hello` sent; only `signup` is accepted.
     AwaitingSignup { nonce: [u8; 32] },
     /// Signed up: results are accepted.
-    SignedUp(SignedUp),
+    SignedUp(Box<SignedUp>),
 }
 
 /// Why the loop ended.
@@ -266,7 +266,7 @@ impl Connection {
                 if let Err(err) = announced {
                     tracing::warn!(error = %err, "presence announce failed");
                 }
-                self.state = State::SignedUp(signed);
+                self.state = State::SignedUp(Box::new(signed));
                 tracing::info!(validator_id, "validator signed up");
                 self.reply(HubMessage::SignedUp { validator_id }).await;
                 None
@@ -275,7 +275,7 @@ impl Connection {
                 tracing::info!(?code, %message, "signup refused");
                 self.reply(error(code, message.clone(), None)).await;
                 // A second live session for a key is closed, not kept waiting.
-                (code == ErrorCode::KeyInUse).then(|| Ending::Close(CloseCode::Policy, message))
+                (code == ErrorCode::KeyInUse).then_some(Ending::Close(CloseCode::Policy, message))
             }
         }
     }
