@@ -190,7 +190,10 @@ impl Checker {
             return Err(Failure::Reason(FailureReason::HttpStatus, Some(found)));
         }
         if let Some(keyword) = keyword
-            && !self.body_contains(response, keyword).await.map_err(classify)?
+            && !self
+                .body_contains(response, keyword)
+                .await
+                .map_err(classify)?
         {
             return Err(Failure::Reason(FailureReason::KeywordMissing, Some(found)));
         }
@@ -321,13 +324,26 @@ mod tests {
     #[tokio::test]
     async fn an_answering_site_is_up_and_a_failing_one_down_with_its_status() {
         let ok = HttpTarget::start(200, "service healthy").await.unwrap();
-        let outcome = checker().check(&request(&ok.url(), 2000, Some("healthy"))).await.unwrap();
-        assert_eq!((outcome.status, outcome.http_status, outcome.failure), (CheckStatus::Up, Some(200), None));
-        let failing = HttpTarget::start(502, "bad gateway").await.unwrap();
-        let outcome = checker().check(&request(&failing.url(), 2000, None)).await.unwrap();
+        let outcome = checker()
+            .check(&request(&ok.url(), 2000, Some("healthy")))
+            .await
+            .unwrap();
         assert_eq!(
             (outcome.status, outcome.http_status, outcome.failure),
-            (CheckStatus::Down, Some(502), Some(FailureReason::HttpStatus))
+            (CheckStatus::Up, Some(200), None)
+        );
+        let failing = HttpTarget::start(502, "bad gateway").await.unwrap();
+        let outcome = checker()
+            .check(&request(&failing.url(), 2000, None))
+            .await
+            .unwrap();
+        assert_eq!(
+            (outcome.status, outcome.http_status, outcome.failure),
+            (
+                CheckStatus::Down,
+                Some(502),
+                Some(FailureReason::HttpStatus)
+            )
         );
     }
 
@@ -336,15 +352,24 @@ mod tests {
         let far = format!("{}needle", "x".repeat(4096));
         let target = HttpTarget::start(200, &far).await.unwrap();
         // The scan stops at 1 KiB: a keyword beyond it counts as missing.
-        let outcome = checker().check(&request(&target.url(), 2000, Some("needle"))).await.unwrap();
+        let outcome = checker()
+            .check(&request(&target.url(), 2000, Some("needle")))
+            .await
+            .unwrap();
         assert_eq!(outcome.failure, Some(FailureReason::KeywordMissing));
         target.set(200, "a needle early on");
-        let outcome = checker().check(&request(&target.url(), 2000, Some("needle"))).await.unwrap();
+        let outcome = checker()
+            .check(&request(&target.url(), 2000, Some("needle")))
+            .await
+            .unwrap();
         assert_eq!(outcome.status, CheckStatus::Up);
         // HEAD has no body: the keyword is not asked for.
         let mut head = request(&target.url(), 2000, Some("absent"));
         head.method = "HEAD".into();
-        assert_eq!(checker().check(&head).await.unwrap().status, CheckStatus::Up);
+        assert_eq!(
+            checker().check(&head).await.unwrap().status,
+            CheckStatus::Up
+        );
     }
 
     #[tokio::test]
@@ -353,9 +378,16 @@ mod tests {
         parts.extend((0..100).map(|_| "x".to_owned()));
         let url = raw_server(parts, Duration::from_millis(100)).await;
         let started = std::time::Instant::now();
-        let outcome = checker().check(&request(&url, 600, Some("never"))).await.unwrap();
+        let outcome = checker()
+            .check(&request(&url, 600, Some("never")))
+            .await
+            .unwrap();
         assert_eq!(outcome.failure, Some(FailureReason::Timeout));
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]
@@ -366,20 +398,31 @@ mod tests {
             while let Ok((mut stream, _)) = listener.accept().await {
                 let mut buf = [0u8; 4096];
                 let _ = stream.read(&mut buf).await;
-                let reply = format!("HTTP/1.1 302 Found\r\nlocation: http://{addr}/again\r\ncontent-length: 0\r\n\r\n");
+                let reply = format!(
+                    "HTTP/1.1 302 Found\r\nlocation: http://{addr}/again\r\ncontent-length: 0\r\n\r\n"
+                );
                 let _ = stream.write_all(reply.as_bytes()).await;
             }
         });
-        let outcome = checker().check(&request(&format!("http://{addr}/"), 2000, None)).await.unwrap();
+        let outcome = checker()
+            .check(&request(&format!("http://{addr}/"), 2000, None))
+            .await
+            .unwrap();
         assert_eq!(outcome.failure, Some(FailureReason::RedirectLoop));
     }
 
     #[tokio::test]
     async fn unreachable_and_unresolvable_sites_are_down_with_typed_reasons() {
         let port = overlaps_shared::testing::free_port().unwrap();
-        let refused = checker().check(&request(&format!("http://127.0.0.1:{port}/"), 2000, None)).await.unwrap();
+        let refused = checker()
+            .check(&request(&format!("http://127.0.0.1:{port}/"), 2000, None))
+            .await
+            .unwrap();
         assert_eq!(refused.failure, Some(FailureReason::Connect));
-        let unknown = checker().check(&request("http://no-such-host.invalid/", 2000, None)).await.unwrap();
+        let unknown = checker()
+            .check(&request("http://no-such-host.invalid/", 2000, None))
+            .await
+            .unwrap();
         assert_eq!(unknown.failure, Some(FailureReason::Dns));
     }
 
@@ -388,9 +431,17 @@ mod tests {
         overlaps_shared::testing::install_tls_provider();
         let guarded = Checker::new(3, 1024, false).unwrap();
         let target = HttpTarget::start(200, "ok").await.unwrap();
-        for url in [target.url(), "http://169.254.169.254/latest/meta-data/".into(), "http://localhost/".into(), "http://[::1]/".into()] {
+        for url in [
+            target.url(),
+            "http://169.254.169.254/latest/meta-data/".into(),
+            "http://localhost/".into(),
+            "http://[::1]/".into(),
+        ] {
             let refused = guarded.check(&request(&url, 1000, None)).await.unwrap_err();
-            assert!(matches!(refused, Refused::Forbidden(_)), "{url}: {refused:?}");
+            assert!(
+                matches!(refused, Refused::Forbidden(_)),
+                "{url}: {refused:?}"
+            );
         }
         assert_eq!(target.hits(), 0);
         for url in ["ftp://example.com/", "not a url", "http://"] {
@@ -399,6 +450,9 @@ mod tests {
         }
         let mut post = request("https://example.com/", 1000, None);
         post.method = "POST".into();
-        assert!(matches!(guarded.check(&post).await.unwrap_err(), Refused::Method(_)));
+        assert!(matches!(
+            guarded.check(&post).await.unwrap_err(),
+            Refused::Method(_)
+        ));
     }
 }

@@ -286,3 +286,140 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
     // The borrow the receiver hands out must not live across an await point.
     let _ = stop.wait_for(|s| *s).await.map(|_| ());
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures::{SinkExt, StreamExt};
+    use overlaps_shared::protocol::{HubMessage, ValidateRequest, ValidatorMessage};
+    use overlaps_shared::signing::{Keypair, PayoutAddress};
+    use overlaps_shared::testing::HttpTarget;
+    use tokio::net::TcpListener;
+    use tokio::sync::watch;
+    use tokio_tungstenite::tungstenite::Message;
+
+    use super::Node;
+    use crate::check::Checker;
+
+    type Peer = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+    async fn send(peer: &mut Peer, msg: &HubMessage) {
+        peer.send(Message::text(serde_json::to_string(msg).unwrap()))
+            .await
+            .unwrap();
+    }
+
+    async fn recv(peer: &mut Peer) -> ValidatorMessage {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(10), peer.next())
+                .await
+                .unwrap()
+                .unwrap()
+                .unwrap();
+            if let Message::Text(text) = frame {
+                return serde_json::from_str(&text).unwrap();
+            }
+        }
+    }
+
+    /// Plays the hub's side of a signup on a fresh connection.
+    async fn accept_signup(listener: &TcpListener) -> Peer {
+        let (stream, _) = listener.accept().await.unwrap();
+        let mut peer = tokio_tungstenite::accept_async(stream).await.unwrap();
+        let hello = HubMessage::Hello {
+            protocol: "overlaps/v1".into(),
+            hub_id: "hub".into(),
+            nonce: hex::encode([9u8; 32]),
+        };
+        send(&mut peer, &hello).await;
+        assert!(matches!(
+            recv(&mut peer).await,
+            ValidatorMessage::Signup { .. }
+        ));
+        send(&mut peer, &HubMessage::SignedUp { validator_id: 1 }).await;
+        peer
+    }
+
+    fn validate(id: i64, url: &str) -> HubMessage {
+        HubMessage::Validate(ValidateRequest {
+            assignment_id: id,
+            url: url.into(),
+            method: "GET".into(),
+            timeout_ms: 2000,
+            keyword: None,
+            deadline_ms: i64::MAX,
+        })
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_results_are_resent_after_reconnecting_and_acked_ones_are_not() {
+        overlaps_shared::testing::install_tls_provider();
+        let target = HttpTarget::start(200, "ok").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = url::Url::parse(&format!(
+            "ws://{}/ws/validator",
+            listener.local_addr().unwrap()
+        ))
+        .unwrap();
+        let payout: PayoutAddress = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
+            .parse()
+            .unwrap();
+        let node = Node {
+            hub_url: url,
+            key: Keypair::generate(),
+            payout,
+            checker: Checker::new(3, 1024, true).unwrap(),
+            max_concurrent_checks: 4,
+        };
+        let (stop, stopped) = watch::channel(false);
+        let running = tokio::spawn(node.run(stopped));
+
+        // First connection: a check is asked for, answered, and the hub vanishes before acking.
+        let mut first = accept_signup(&listener).await;
+        send(&mut first, &validate(7, &target.url())).await;
+        let ValidatorMessage::Result(original) = recv(&mut first).await else {
+            panic!("expected a result")
+        };
+        assert_eq!(original.assignment_id, 7);
+        drop(first);
+
+        // Second connection: the same signed result comes again, unprompted.
+        let mut second = accept_signup(&listener).await;
+        let ValidatorMessage::Result(resent) = recv(&mut second).await else {
+            panic!("expected the resend")
+        };
+        assert_eq!(resent, original);
+        send(
+            &mut second,
+            &HubMessage::Ack {
+                assignment_ids: vec![7],
+            },
+        )
+        .await;
+        send(&mut second, &validate(8, &target.url())).await;
+        let ValidatorMessage::Result(next) = recv(&mut second).await else {
+            panic!("expected a result")
+        };
+        assert_eq!(next.assignment_id, 8);
+        send(
+            &mut second,
+            &HubMessage::Ack {
+                assignment_ids: vec![8],
+            },
+        )
+        .await;
+        drop(second);
+
+        // Third connection: everything was acknowledged, so nothing is resent.
+        let mut third = accept_signup(&listener).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(500), third.next()).await;
+        assert!(quiet.is_err(), "resent an acknowledged result: {quiet:?}");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(target.hits(), 2);
+    }
+}
