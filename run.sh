@@ -183,6 +183,44 @@ run_services() {
     return "$status"
 }
 
+# The benchmark: a release server on a scratch database and Redis prefix, driven by
+# `loadgen` (many simulated validators over loopback); prints figures and the ratio
+# to the machine's own limits measured in the same run.
+run_bench() {
+    local profile=${BENCH_PROFILE:-release} flag=--release
+    [ "$profile" = release ] || flag=
+    # Each simulated validator is a socket on both ends.
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    say "building ($profile)"
+    cargo build $flag --bins
+    local bench_db="${PG_DB}_bench" bind=127.0.0.1:${BENCH_PORT:-18080} prefix="overlaps-bench-$$"
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
+    local bench_url=${DATABASE_URL%/*}/$bench_db
+    local server_log
+    server_log=$(mktemp)
+    DATABASE_URL=$bench_url REDIS_PREFIX=$prefix SERVER_BIND=$bind SERVER_INSTANCE_ID=bench-1 \
+        HUB_ID=bench-hub LOG_LEVEL=warn LOG_FORMAT=json DATABASE_POOL_SIZE=${BENCH_POOL_SIZE:-16} \
+        WS_MAX_CONNECTIONS_PER_IP=1000000 WS_MAX_MESSAGES_PER_SECOND=100000 \
+        "target/$profile/server" >"$server_log" 2>&1 &
+    local server_pid=$!
+    CHILDREN+=("$server_pid")
+    trap stop_children EXIT
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/${bind%:*}/${bind#*:}") 2>/dev/null && break
+        sleep 0.2
+    done
+    DATABASE_URL=$bench_url REDIS_PREFIX=$prefix HUB_URL="ws://$bind/ws/validator" HUB_ID=bench-hub \
+        SERVER_INSTANCE_ID=bench-1 SERVER_PID=$server_pid LOG_LEVEL=warn \
+        "target/$profile/loadgen"
+    local status=$?
+    stop_children
+    grep -E '"level":"(ERROR|WARN)"' "$server_log" | head -5 || true
+    rm -f "$server_log"
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
+    redis-cli -u "$REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+    return "$status"
+}
+
 case "$MODE" in
     dev)
         provision
@@ -220,7 +258,8 @@ case "$MODE" in
         say "PostgreSQL and Redis are ready"
         ;;
     bench)
-        die "no benchmark yet: it arrives with the validator-network issue (ingest) and the payouts issue (Merkle)"
+        provision
+        run_bench
         ;;
     *)
         die "usage: ./run.sh [dev|prod|test|bench|provision]"

@@ -1,0 +1,387 @@
+//! `loadgen`: the load driver of `./run.sh bench`. It opens many simulated
+//! validators against a running server (real keys, real signatures, real
+//! WebSockets), plays the scheduler (a round per second, one `dispatch` job per
+//! round), answers every `validate` at once, and reports what PostgreSQL stored.
+
+mod limits;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use apalis::prelude::TaskSink;
+use chrono::Utc;
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Bytea, Text, Timestamptz};
+use futures::{SinkExt, StreamExt};
+use overlaps_shared::config::{CommonConfig, Env};
+use overlaps_shared::jobs::{self, Dispatch};
+use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage, ValidatorMessage};
+use overlaps_shared::redis_keys::{self, KeyPrefix};
+use overlaps_shared::signing::{self, Keypair, PayoutAddress};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Message;
+
+/// How far past dispatch each deadline lies; validators derive the dispatch instant from it.
+const DEADLINE_AFTER_MS: i64 = 30_000;
+
+/// What the run is asked to do.
+struct Plan {
+    hub_url: String,
+    hub_id: String,
+    instance: String,
+    connections: usize,
+    checks_per_validator: usize,
+    seconds: u64,
+    server_pid: Option<u32>,
+}
+
+/// Counters shared by every simulated validator.
+#[derive(Default)]
+struct Stats {
+    sent: AtomicU64,
+    acked: AtomicU64,
+    refused: AtomicU64,
+    latencies_ms: Mutex<Vec<u32>>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let env = Env::from_process();
+    let common = CommonConfig::from_env(&env)?;
+    let plan = Plan {
+        hub_url: env.optional("HUB_URL", "ws://127.0.0.1:8080/ws/validator".to_owned())?,
+        hub_id: env.optional("HUB_ID", "overlaps-dev".to_owned())?,
+        instance: env.optional("SERVER_INSTANCE_ID", "server-1".to_owned())?,
+        connections: env.ranged("BENCH_CONNECTIONS", 2000, 1..=200_000)?,
+        checks_per_validator: env.ranged("BENCH_CHECKS_PER_VALIDATOR", 5, 1..=100)?,
+        seconds: env.ranged("BENCH_SECONDS", 20, 1..=3600)?,
+        server_pid: env.maybe("SERVER_PID")?,
+    };
+    let mut conn = PgConnection::establish(common.database_url.expose()).context("database")?;
+    let redis = redis_keys::connect(common.redis_url.as_str()).await?;
+    let keys = KeyPrefix::new(common.redis_prefix.clone());
+
+    println!("measuring the machine's limits ...");
+    let raw_verify = tokio::task::spawn_blocking(limits::raw_verifications_per_second).await?;
+    let raw_copy = limits::raw_copy_rows_per_second(&mut conn, 200_000)?;
+    println!("  raw Ed25519 verify (1 core): {raw_verify:>10.0} /s");
+    println!("  raw PostgreSQL COPY ticks:   {raw_copy:>10.0} rows/s");
+
+    let rss_before = plan.server_pid.and_then(rss_kib);
+    println!("opening {} validator connections ...", plan.connections);
+    let stats = Arc::new(Stats::default());
+    let opened = Instant::now();
+    let validator_ids = open_validators(&plan, &stats).await?;
+    println!(
+        "  {} signed up in {:.1} s",
+        validator_ids.len(),
+        opened.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_after = plan.server_pid.and_then(rss_kib);
+
+    let sites = create_sites(&mut conn, plan.checks_per_validator)?;
+    let per_round = validator_ids.len() * sites.len();
+    println!(
+        "driving {} s: a round per second, {per_round} checks per round ...",
+        plan.seconds
+    );
+    let stored_before = count_ticks(&mut conn)?;
+    let first_round = next_round(&mut conn)?;
+    let mut queue = jobs::dispatch_storage(redis.clone(), &keys, &plan.instance);
+    let driving = Instant::now();
+    let mut dispatched = 0usize;
+    for i in 0..plan.seconds {
+        let round = first_round + i as i64;
+        let pushed_at = Utc::now();
+        let deadline = pushed_at + chrono::Duration::milliseconds(DEADLINE_AFTER_MS);
+        let ids = open_round(
+            &mut conn,
+            round,
+            deadline,
+            &validator_ids,
+            &sites,
+            &plan.instance,
+        )?;
+        dispatched += ids.len();
+        queue
+            .push(Dispatch {
+                round,
+                server_instance: plan.instance.clone(),
+                assignment_ids: ids,
+            })
+            .await
+            .map_err(|e| anyhow::anyhow!("dispatch: {e}"))?;
+        let next = Duration::from_secs(i + 1);
+        if let Some(wait) = next.checked_sub(driving.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    // Let the last rounds settle.
+    let settle = Instant::now();
+    while stats.acked.load(Ordering::Relaxed) + stats.refused.load(Ordering::Relaxed)
+        < stats.sent.load(Ordering::Relaxed)
+        || (stats.sent.load(Ordering::Relaxed) as usize) < dispatched
+    {
+        if settle.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = driving.elapsed().as_secs_f64();
+    let stored = count_ticks(&mut conn)? - stored_before;
+    let sent = stats.sent.load(Ordering::Relaxed);
+    let acked = stats.acked.load(Ordering::Relaxed);
+    let lost = sent.saturating_sub(stored as u64);
+    let rate = stored as f64 / elapsed;
+    let mut latencies = stats.latencies_ms.lock().await.clone();
+    latencies.sort_unstable();
+    let pct = |p: f64| {
+        latencies
+            .get(((latencies.len() as f64 * p) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    let rss_per_conn = match (rss_before, rss_after) {
+        (Some(before), Some(after)) if !validator_ids.is_empty() => {
+            after.saturating_sub(before) as f64 / validator_ids.len() as f64
+        }
+        _ => f64::NAN,
+    };
+    let limit = raw_verify.min(raw_copy);
+
+    println!();
+    println!("connections held        {:>10}", validator_ids.len());
+    println!(
+        "offered load            {:>10.0} checks/s",
+        dispatched as f64 / elapsed
+    );
+    println!("assignments dispatched  {dispatched:>10}");
+    println!("results sent            {sent:>10}");
+    println!("results acknowledged    {acked:>10}");
+    println!("results stored (PG)     {stored:>10}");
+    println!("results lost            {lost:>10}");
+    println!("results/s stored        {rate:>10.0}");
+    println!("dispatch->stored p50    {:>10} ms", pct(0.50));
+    println!("dispatch->stored p99    {:>10} ms", pct(0.99));
+    println!("server RSS / connection {rss_per_conn:>10.1} KiB");
+    println!("raw verify /s (1 core)  {raw_verify:>10.0}");
+    println!("raw COPY rows/s         {raw_copy:>10.0}");
+    println!("ratio to lower limit    {:>10.3}", rate / limit);
+    println!();
+    println!("ingest_offered_per_s={:.0}", dispatched as f64 / elapsed);
+    println!("ingest_results_per_s={rate:.0}");
+    println!("ingest_lost={lost}");
+    println!("ingest_p50_ms={}", pct(0.50));
+    println!("ingest_p99_ms={}", pct(0.99));
+    println!("connections={}", validator_ids.len());
+    println!("rss_per_conn_kib={rss_per_conn:.1}");
+    println!("raw_verify_per_s={raw_verify:.0}");
+    println!("raw_copy_rows_per_s={raw_copy:.0}");
+    println!("ingest_ratio_to_limit={:.3}", rate / limit);
+    Ok(())
+}
+
+/// The server's resident memory, from /proc.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// Connects and signs up `plan.connections` validators; each then serves until the end.
+async fn open_validators(plan: &Plan, stats: &Arc<Stats>) -> anyhow::Result<Vec<i64>> {
+    let payout: PayoutAddress = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".parse()?;
+    let (ids_tx, mut ids_rx) = tokio::sync::mpsc::channel(plan.connections);
+    // Connect in waves so the accept queue is not flooded.
+    let wave = tokio::sync::Semaphore::new(256);
+    let wave = Arc::new(wave);
+    for _ in 0..plan.connections {
+        let permit = Arc::clone(&wave).acquire_owned().await?;
+        let (url, hub_id, stats, ids_tx) = (
+            plan.hub_url.clone(),
+            plan.hub_id.clone(),
+            Arc::clone(stats),
+            ids_tx.clone(),
+        );
+        tokio::spawn(async move {
+            match validator(&url, &hub_id, payout, stats, permit, ids_tx).await {
+                Ok(()) => {}
+                Err(err) => eprintln!("simulated validator failed: {err}"),
+            }
+        });
+    }
+    drop(ids_tx);
+    let mut ids = Vec::with_capacity(plan.connections);
+    while let Some(id) = ids_rx.recv().await {
+        ids.push(id);
+        if ids.len() == plan.connections {
+            break;
+        }
+    }
+    ids.sort_unstable();
+    Ok(ids)
+}
+
+/// One simulated validator: signs up, then answers every `validate` at once.
+async fn validator(
+    url: &str,
+    hub_id: &str,
+    payout: PayoutAddress,
+    stats: Arc<Stats>,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    ids: tokio::sync::mpsc::Sender<i64>,
+) -> anyhow::Result<()> {
+    let mut permit = Some(permit);
+    let key = Keypair::generate();
+    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+    let nonce = loop {
+        if let Some(Ok(Message::Text(text))) = socket.next().await {
+            if let HubMessage::Hello { nonce, .. } = serde_json::from_str(&text)? {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(nonce, &mut bytes)?;
+                break bytes;
+            }
+        } else {
+            anyhow::bail!("no hello");
+        }
+    };
+    let signup = ValidatorMessage::Signup {
+        public_key: key.public_key().to_string(),
+        payout_address: payout.to_string(),
+        signature: hex::encode(key.sign(&signing::signup_bytes(hub_id, &nonce, &payout))),
+    };
+    socket
+        .send(Message::text(serde_json::to_string(&signup)?))
+        .await?;
+    let mut deadlines: HashMap<i64, i64> = HashMap::new();
+    let mut latencies = Vec::new();
+    while let Some(frame) = socket.next().await {
+        let Message::Text(text) = frame? else {
+            continue;
+        };
+        match serde_json::from_str::<HubMessage>(&text)? {
+            HubMessage::SignedUp { validator_id } => {
+                ids.send(validator_id).await?;
+                // Set-up done: let the next connection start.
+                permit.take();
+            }
+            HubMessage::Validate(request) => {
+                deadlines.insert(request.assignment_id, request.deadline_ms);
+                let result = CheckResult {
+                    assignment_id: request.assignment_id,
+                    status: CheckStatus::Up,
+                    http_status: Some(200),
+                    latency_ms: 12,
+                    failure: None,
+                    tls_expires_at_ms: None,
+                    checked_at_ms: Utc::now().timestamp_millis(),
+                    signature: String::new(),
+                }
+                .sign(hub_id, &key);
+                socket
+                    .send(Message::text(serde_json::to_string(
+                        &ValidatorMessage::Result(result),
+                    )?))
+                    .await?;
+                stats.sent.fetch_add(1, Ordering::Relaxed);
+            }
+            HubMessage::Ack { assignment_ids } => {
+                let now = Utc::now().timestamp_millis();
+                for id in assignment_ids {
+                    if let Some(deadline) = deadlines.remove(&id) {
+                        let dispatched = deadline - DEADLINE_AFTER_MS;
+                        latencies.push(u32::try_from(now - dispatched).unwrap_or(u32::MAX));
+                    }
+                    stats.acked.fetch_add(1, Ordering::Relaxed);
+                }
+                if latencies.len() >= 64 {
+                    stats.latencies_ms.lock().await.append(&mut latencies);
+                }
+            }
+            HubMessage::Error { code, message, .. } => {
+                stats.refused.fetch_add(1, Ordering::Relaxed);
+                eprintln!("refused: {code:?} {message}");
+            }
+            HubMessage::Hello { .. } => {}
+        }
+        if !latencies.is_empty() && deadlines.is_empty() {
+            stats.latencies_ms.lock().await.append(&mut latencies);
+        }
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn count_ticks(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    Ok(diesel::sql_query("SELECT count(*) AS id FROM ticks")
+        .get_result::<Id>(conn)?
+        .id)
+}
+
+fn next_round(conn: &mut PgConnection) -> anyhow::Result<i64> {
+    Ok(
+        diesel::sql_query("SELECT coalesce(max(number), 0) + 1 AS id FROM rounds")
+            .get_result::<Id>(conn)?
+            .id,
+    )
+}
+
+/// `count` websites owned by a bench account.
+fn create_sites(conn: &mut PgConnection, count: usize) -> anyhow::Result<Vec<i64>> {
+    let owner = diesel::sql_query(
+        "INSERT INTO users (email, name) VALUES ('bench-' || gen_random_uuid() || '@example.com', 'bench') RETURNING id",
+    )
+    .get_result::<Id>(conn)?
+    .id;
+    let mut sites = Vec::with_capacity(count);
+    for i in 0..count {
+        sites.push(
+            diesel::sql_query(
+                "INSERT INTO websites (owner_id, url, interval_seconds, timeout_ms, quorum) \
+                 VALUES ($1, $2, 1, 1000, 3) RETURNING id",
+            )
+            .bind::<BigInt, _>(owner)
+            .bind::<Text, _>(format!("https://bench-{i}.example.com/"))
+            .get_result::<Id>(conn)?
+            .id,
+        );
+    }
+    Ok(sites)
+}
+
+/// Opens a round and assigns every site to every validator; returns the assignment ids.
+fn open_round(
+    conn: &mut PgConnection,
+    round: i64,
+    deadline: chrono::DateTime<Utc>,
+    validators: &[i64],
+    sites: &[i64],
+    instance: &str,
+) -> anyhow::Result<Vec<i64>> {
+    diesel::sql_query("INSERT INTO rounds (number, seed, deadline_at) VALUES ($1, $2, $3)")
+        .bind::<BigInt, _>(round)
+        .bind::<Bytea, _>(vec![0u8; 32])
+        .bind::<Timestamptz, _>(deadline)
+        .execute(conn)?;
+    let ids = diesel::sql_query(
+        "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at) \
+         SELECT $1, w.id, v.id, $2, now(), $3 FROM unnest($4::bigint[]) AS v(id) CROSS JOIN unnest($5::bigint[]) AS w(id) \
+         RETURNING id",
+    )
+    .bind::<BigInt, _>(round)
+    .bind::<Text, _>(instance)
+    .bind::<Timestamptz, _>(deadline)
+    .bind::<Array<BigInt>, _>(validators)
+    .bind::<Array<BigInt>, _>(sites)
+    .load::<Id>(conn)?;
+    Ok(ids.into_iter().map(|r| r.id).collect())
+}
