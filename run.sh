@@ -165,6 +165,18 @@ stop_children() {
     fi
 }
 
+# Three local validators for the dev network, each with its own key under .run/.
+start_dev_validators() {
+    local profile=$1 n key
+    mkdir -p .run
+    for n in 1 2 3; do
+        key=.run/validator-$n.key
+        [ -f "$key" ] || "target/$profile/validator" keygen --key-file "$key" >/dev/null
+        start_child "validator-$n" "target/$profile/validator" run --key-file "$key" \
+            --hub-url "ws://${SERVER_BIND:-127.0.0.1:8080}/ws/validator" --allow-private-targets
+    done
+}
+
 # Runs the hub services from `target/$1` until Ctrl-C or until one of them exits.
 run_services() {
     local profile=$1
@@ -173,6 +185,9 @@ run_services() {
     for service in "${HUB_SERVICES[@]}"; do
         start_child "$service" "target/$profile/$service"
     done
+    if [ "$profile" = debug ]; then
+        start_dev_validators "$profile"
+    fi
     say "API:        http://${SERVER_BIND:-127.0.0.1:8080}/api/v1"
     say "health:     http://${SERVER_BIND:-127.0.0.1:8080}/readyz"
     say "Ctrl-C stops everything"
@@ -196,8 +211,8 @@ run_bench() {
     local bench_db="${PG_DB}_bench" bind=127.0.0.1:${BENCH_PORT:-18080} prefix="overlaps-bench-$$"
     psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
     local bench_url=${DATABASE_URL%/*}/$bench_db
-    local server_log
-    server_log=$(mktemp)
+    local server_log status=0
+    server_log=${BENCH_SERVER_LOG:-$(mktemp)}
     DATABASE_URL=$bench_url REDIS_PREFIX=$prefix SERVER_BIND=$bind SERVER_INSTANCE_ID=bench-1 \
         HUB_ID=bench-hub LOG_LEVEL=warn LOG_FORMAT=json DATABASE_POOL_SIZE=${BENCH_POOL_SIZE:-16} \
         WS_MAX_CONNECTIONS_PER_IP=1000000 WS_MAX_MESSAGES_PER_SECOND=100000 \
@@ -211,11 +226,10 @@ run_bench() {
     done
     DATABASE_URL=$bench_url REDIS_PREFIX=$prefix HUB_URL="ws://$bind/ws/validator" HUB_ID=bench-hub \
         SERVER_INSTANCE_ID=bench-1 SERVER_PID=$server_pid LOG_LEVEL=warn \
-        "target/$profile/loadgen"
-    local status=$?
+        "target/$profile/loadgen" || status=$?
     stop_children
     grep -E '"level":"(ERROR|WARN)"' "$server_log" | head -5 || true
-    rm -f "$server_log"
+    [ -n "${BENCH_SERVER_LOG:-}" ] || rm -f "$server_log"
     psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
     redis-cli -u "$REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
     return "$status"

@@ -155,18 +155,27 @@ impl MutexGuard {
             let guard = Arc::clone(&guard);
             tokio::spawn(async move {
                 let period = guard.ttl / 3;
+                let mut renewed_at = tokio::time::Instant::now();
+                let mut wait = period;
                 loop {
-                    tokio::time::sleep(period).await;
+                    tokio::time::sleep(wait).await;
                     match guard.renew().await {
-                        Ok(true) => {}
+                        Ok(true) => {
+                            renewed_at = tokio::time::Instant::now();
+                            wait = period;
+                        }
                         Ok(false) => {
                             tracing::warn!(lock = %guard.key, "lease lost: the lock expired or was taken");
                             break;
                         }
+                        // A failed call is not a lost lock: retry until the ttl has
+                        // really run out, after which others may take it.
+                        Err(err) if renewed_at.elapsed() + guard.ttl / 10 < guard.ttl => {
+                            tracing::debug!(lock = %guard.key, error = %err, "lease renewal failed; retrying");
+                            wait = guard.ttl / 10;
+                        }
                         Err(err) => {
-                            // A Redis outage longer than the ttl means others may take
-                            // the lock; the holder must stop acting on it.
-                            tracing::warn!(lock = %guard.key, error = %err, "lease renewal failed");
+                            tracing::warn!(lock = %guard.key, error = %err, "lease renewal failed until the ttl ran out");
                             break;
                         }
                     }

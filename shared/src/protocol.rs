@@ -237,6 +237,13 @@ impl CheckResult {
     pub fn signature_bytes(&self) -> Result<[u8; 64], SigningError> {
         signing::decode_signature(&self.signature)
     }
+
+    /// Checks the signature against `key` for `hub_id`; returns its 64 bytes.
+    pub fn verify(&self, hub_id: &str, key: &signing::PublicKey) -> Result<[u8; 64], SigningError> {
+        let signature = self.signature_bytes()?;
+        key.verify(&signing::result_bytes(hub_id, &self.fields()), &signature)?;
+        Ok(signature)
+    }
 }
 
 /// Stable error codes sent to validators.

@@ -1,6 +1,8 @@
 //! The Redis key space of one deployment: every key starts with `REDIS_PREFIX`.
 
-use redis::aio::ConnectionManager;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use crate::Result;
 
@@ -28,5 +30,10 @@ impl KeyPrefix {
 /// Opens a self-reconnecting Redis connection.
 pub async fn connect(url: &str) -> Result<ConnectionManager> {
     let client = redis::Client::open(url)?;
-    Ok(ConnectionManager::new(client).await?)
+    // The default 500 ms response timeout turns a busy moment (a saturated CPU
+    // under load) into spurious errors; locks and presence tolerate seconds.
+    let config = ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(5)))
+        .set_connection_timeout(Some(Duration::from_secs(5)));
+    Ok(ConnectionManager::new_with_config(client, config).await?)
 }

@@ -501,3 +501,26 @@ impl Drop for HttpTarget {
         self.task.abort();
     }
 }
+
+/// The start-up tests every hub service shares: it starts against real PostgreSQL
+/// and Redis, logs `ready`, stops within 5 s of SIGTERM, and refuses to start
+/// without `DATABASE_URL`. Use in `tests/startup.rs`: `service_startup_tests!("name");`.
+#[macro_export]
+macro_rules! service_startup_tests {
+    ($bin:literal) => {
+        #[test]
+        fn starts_against_real_postgres_and_redis_and_stops_on_sigterm_within_5s() {
+            $crate::testing::assert_starts_and_stops(env!(concat!("CARGO_BIN_EXE_", $bin)), &[]);
+        }
+
+        #[test]
+        fn refuses_to_start_without_database_url() {
+            $crate::testing::assert_refuses_config(
+                env!(concat!("CARGO_BIN_EXE_", $bin)),
+                &[],
+                &[("REDIS_URL", "redis://127.0.0.1:6379")],
+                "DATABASE_URL",
+            );
+        }
+    };
+}

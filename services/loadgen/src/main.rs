@@ -24,7 +24,7 @@ use overlaps_shared::signing::{self, Keypair, PayoutAddress};
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
-/// How far past dispatch each deadline lies; validators derive the dispatch instant from it.
+/// How far past a round's opening its deadline lies.
 const DEADLINE_AFTER_MS: i64 = 30_000;
 
 /// What the run is asked to do.
@@ -45,6 +45,8 @@ struct Stats {
     acked: AtomicU64,
     refused: AtomicU64,
     latencies_ms: Mutex<Vec<u32>>,
+    /// When each round's dispatch job was pushed, by the round's deadline (ms).
+    pushed_at_ms: std::sync::Mutex<HashMap<i64, i64>>,
 }
 
 #[tokio::main]
@@ -94,7 +96,9 @@ async fn main() -> anyhow::Result<()> {
     let mut queue = jobs::dispatch_storage(redis.clone(), &keys, &plan.instance);
     let driving = Instant::now();
     let mut dispatched = 0usize;
+    let mut setup = Duration::ZERO;
     for i in 0..plan.seconds {
+        let setup_started = Instant::now();
         let round = first_round + i as i64;
         let pushed_at = Utc::now();
         let deadline = pushed_at + chrono::Duration::milliseconds(DEADLINE_AFTER_MS);
@@ -107,6 +111,9 @@ async fn main() -> anyhow::Result<()> {
             &plan.instance,
         )?;
         dispatched += ids.len();
+        if let Ok(mut pushed) = stats.pushed_at_ms.lock() {
+            pushed.insert(deadline.timestamp_millis(), Utc::now().timestamp_millis());
+        }
         queue
             .push(Dispatch {
                 round,
@@ -115,6 +122,7 @@ async fn main() -> anyhow::Result<()> {
             })
             .await
             .map_err(|e| anyhow::anyhow!("dispatch: {e}"))?;
+        setup += setup_started.elapsed();
         let next = Duration::from_secs(i + 1);
         if let Some(wait) = next.checked_sub(driving.elapsed()) {
             tokio::time::sleep(wait).await;
@@ -160,6 +168,10 @@ async fn main() -> anyhow::Result<()> {
         dispatched as f64 / elapsed
     );
     println!("assignments dispatched  {dispatched:>10}");
+    println!(
+        "round set-up (avg)      {:>10.0} ms  (loadgen as scheduler: insert assignments, push dispatch)",
+        setup.as_secs_f64() * 1000.0 / plan.seconds as f64
+    );
     println!("results sent            {sent:>10}");
     println!("results acknowledged    {acked:>10}");
     println!("results stored (PG)     {stored:>10}");
@@ -292,9 +304,15 @@ async fn validator(
             HubMessage::Ack { assignment_ids } => {
                 let now = Utc::now().timestamp_millis();
                 for id in assignment_ids {
-                    if let Some(deadline) = deadlines.remove(&id) {
-                        let dispatched = deadline - DEADLINE_AFTER_MS;
-                        latencies.push(u32::try_from(now - dispatched).unwrap_or(u32::MAX));
+                    let pushed = deadlines.remove(&id).and_then(|deadline| {
+                        stats
+                            .pushed_at_ms
+                            .lock()
+                            .ok()
+                            .and_then(|p| p.get(&deadline).copied())
+                    });
+                    if let Some(pushed) = pushed {
+                        latencies.push(u32::try_from(now - pushed).unwrap_or(u32::MAX));
                     }
                     stats.acked.fetch_add(1, Ordering::Relaxed);
                 }

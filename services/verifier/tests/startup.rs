@@ -1,22 +1,3 @@
 //! The compiled `verifier` binary starts, reports ready and stops on SIGTERM.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
-
-use overlaps_shared::testing::{assert_refuses_config, assert_starts_and_stops};
-
-const BIN: &str = env!("CARGO_BIN_EXE_verifier");
-
-#[test]
-fn starts_against_real_postgres_and_redis_and_stops_on_sigterm_within_5s() {
-    assert_starts_and_stops(BIN, &[]);
-}
-
-#[test]
-fn refuses_to_start_without_database_url() {
-    assert_refuses_config(
-        BIN,
-        &[],
-        &[("REDIS_URL", "redis://127.0.0.1:6379")],
-        "DATABASE_URL",
-    );
-}
+overlaps_shared::service_startup_tests!("verifier");

@@ -10,7 +10,6 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use governor::{Quota, RateLimiter};
 use overlaps_shared::protocol::{ErrorCode, HubMessage, PROTOCOL, ValidatorMessage};
-use overlaps_shared::signing;
 use rand::RngCore;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -296,7 +295,8 @@ impl Connection {
                 .await;
             return;
         }
-        let signature = match result.signature_bytes() {
+        // Identity comes from the key bound to this socket, never from the message.
+        let signature = match result.verify(&self.hub.config.hub_id, &signed.key) {
             Ok(signature) => signature,
             Err(err) => {
                 self.reply(error(
@@ -308,17 +308,6 @@ impl Connection {
                 return;
             }
         };
-        // Identity comes from the key bound to this socket, never from the message.
-        let message = signing::result_bytes(&self.hub.config.hub_id, &result.fields());
-        if let Err(err) = signed.key.verify(&message, &signature) {
-            self.reply(error(
-                ErrorCode::BadSignature,
-                err.to_string(),
-                assignment_id,
-            ))
-            .await;
-            return;
-        }
         let validator_id = signed.validator_id;
         let ingest = self.hub.ingest.clone();
         let outbox = self.outbox.0.clone();
