@@ -3,7 +3,7 @@
 use overlaps_server::{Hub, ServerConfig, build_server, spawn_background};
 use overlaps_shared::{service, shutdown};
 
-#[actix_web::main]
+#[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (config, infra) = service::boot::<ServerConfig>().await?;
     let (bind, instance) = (config.bind, config.instance_id.clone());
