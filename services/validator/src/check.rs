@@ -67,6 +67,16 @@ impl Checker {
         keyword_scan_bytes: usize,
         allow_private: bool,
     ) -> Result<Self, reqwest::Error> {
+        Self::trusting(max_redirects, keyword_scan_bytes, allow_private, Vec::new())
+    }
+
+    /// Like [`Checker::new`], also trusting `extra_roots` besides the system's roots.
+    pub fn trusting(
+        max_redirects: u32,
+        keyword_scan_bytes: usize,
+        allow_private: bool,
+        extra_roots: Vec<reqwest::Certificate>,
+    ) -> Result<Self, reqwest::Error> {
         let max = usize::try_from(max_redirects).unwrap_or(usize::MAX);
         let policy = reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > max {
@@ -84,7 +94,11 @@ impl Checker {
             }
             attempt.follow()
         });
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root);
+        }
+        let client = builder
             .redirect(policy)
             .dns_resolver(GuardedResolver { allow_private })
             .tls_info(true)
@@ -387,6 +401,74 @@ mod tests {
             started.elapsed() < Duration::from_secs(2),
             "{:?}",
             started.elapsed()
+        );
+    }
+
+    /// An HTTPS server on localhost with a self-signed certificate valid until `not_after`.
+    async fn https_server(not_after: (i32, u8, u8)) -> (String, reqwest::Certificate) {
+        use std::sync::Arc;
+        overlaps_shared::testing::install_tls_provider();
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+        params.not_after = rcgen::date_time_ymd(not_after.0, not_after.1, not_after.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let der = cert.der().clone();
+        let private = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let config = rustls::ServerConfig::builder()
+            .with_no_client_auth()
+            .with_single_cert(vec![der.clone()], private)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut tls) = acceptor.accept(stream).await else {
+                        return;
+                    };
+                    let mut buf = [0u8; 4096];
+                    let _ = tls.read(&mut buf).await;
+                    let _ = tls
+                        .write_all(
+                            b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                        )
+                        .await;
+                    let _ = tls.shutdown().await;
+                });
+            }
+        });
+        (
+            format!("https://localhost:{port}/"),
+            reqwest::Certificate::from_der(&der).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn https_checks_report_the_certificate_expiry() {
+        let (url, root) = https_server((2031, 5, 17)).await;
+        let trusting = Checker::trusting(3, 1024, true, vec![root]).unwrap();
+        let outcome = trusting.check(&request(&url, 3000, None)).await.unwrap();
+        assert_eq!(
+            (outcome.status, outcome.http_status),
+            (CheckStatus::Up, Some(200))
+        );
+        let expected = chrono::NaiveDate::from_ymd_opt(2031, 5, 17)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+            .and_utc();
+        assert_eq!(outcome.tls_expires_at_ms, Some(expected.timestamp_millis()));
+    }
+
+    #[tokio::test]
+    async fn an_untrusted_certificate_is_a_tls_failure() {
+        let (url, _) = https_server((2031, 5, 17)).await;
+        let outcome = checker().check(&request(&url, 3000, None)).await.unwrap();
+        assert_eq!(
+            (outcome.status, outcome.failure),
+            (CheckStatus::Down, Some(FailureReason::Tls))
         );
     }
 
