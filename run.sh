@@ -173,7 +173,8 @@ start_dev_validators() {
         key=.run/validator-$n.key
         [ -f "$key" ] || "target/$profile/validator" keygen --key-file "$key" >/dev/null
         start_child "validator-$n" "target/$profile/validator" run --key-file "$key" \
-            --hub-url "ws://${SERVER_BIND:-127.0.0.1:8080}/ws/validator" --allow-private-targets
+            --hub-url "ws://${SERVER_BIND:-127.0.0.1:8080}/ws/validator" --allow-private-targets \
+            --payout-address "${PAYOUT_ADDRESS:-0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed}"
     done
 }
 
