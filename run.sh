@@ -206,6 +206,7 @@ run_bench() {
     local profile=${BENCH_PROFILE:-release} flag=--release
     [ "$profile" = release ] || flag=
     # Each simulated validator is a socket on both ends.
+    ulimit -Hn 1048576 2>/dev/null || true
     ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
     say "building ($profile)"
     cargo build $flag --bins
