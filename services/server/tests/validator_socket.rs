@@ -14,13 +14,6 @@ use overlaps_shared::protocol::{CheckStatus, ErrorCode, HubMessage, ValidatorMes
 use overlaps_shared::signing::Keypair;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-fn error_code(msg: HubMessage) -> ErrorCode {
-    match msg {
-        HubMessage::Error { code, .. } => code,
-        other => panic!("expected an error, got {other:?}"),
-    }
-}
-
 /// A signed-up validator with one dispatched assignment it has received.
 async fn assigned(
     dep: &Deployment,
@@ -56,7 +49,7 @@ async fn a_signed_result_is_stored_once_and_acknowledged_even_when_resent() {
         assigned(&dep, &server, chrono::Duration::seconds(30)).await;
 
     let result = signed_result(&key, assignment, CheckStatus::Up);
-    client.send(&ValidatorMessage::Result(result.clone())).await;
+    client.send_result(result.clone()).await;
     assert_eq!(
         client.recv().await,
         HubMessage::Ack {
@@ -66,7 +59,7 @@ async fn a_signed_result_is_stored_once_and_acknowledged_even_when_resent() {
     assert_eq!(dep.assignment_state(assignment), "answered");
 
     // The same signed result again (as after a lost ack): acknowledged, stored once.
-    client.send(&ValidatorMessage::Result(result.clone())).await;
+    client.send_result(result.clone()).await;
     assert_eq!(
         client.recv().await,
         HubMessage::Ack {
@@ -82,8 +75,8 @@ async fn a_signed_result_is_stored_once_and_acknowledged_even_when_resent() {
 
     // A different result for the same assignment is refused; the first one stays.
     let other = signed_result(&key, assignment, CheckStatus::Down);
-    client.send(&ValidatorMessage::Result(other)).await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::AlreadyAnswered);
+    client.send_result(other).await;
+    assert_eq!(client.error().await, ErrorCode::AlreadyAnswered);
     assert_eq!(
         dep.count("SELECT count(*) FROM ticks WHERE status = 'up'"),
         1
@@ -98,13 +91,13 @@ async fn malformed_unknown_and_binary_frames_get_errors_and_the_connection_lives
     let mut client = Client::connect(&server.ws_url()).await;
 
     client.send_text("{not json").await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::MalformedJson);
+    assert_eq!(client.error().await, ErrorCode::MalformedJson);
     client
         .send_text(r#"{"type":"result","assignment_id":"seven"}"#)
         .await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::MalformedJson);
+    assert_eq!(client.error().await, ErrorCode::MalformedJson);
     client.send_text(r#"{"type":"steal_rewards"}"#).await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::UnknownMessage);
+    assert_eq!(client.error().await, ErrorCode::UnknownMessage);
     use futures::SinkExt;
     client
         .socket
@@ -113,10 +106,7 @@ async fn malformed_unknown_and_binary_frames_get_errors_and_the_connection_lives
         ]))
         .await
         .unwrap();
-    assert_eq!(
-        error_code(client.recv().await),
-        ErrorCode::BinaryNotSupported
-    );
+    assert_eq!(client.error().await, ErrorCode::BinaryNotSupported);
 
     // Still usable: a proper signup works on the same connection.
     let key = Keypair::generate();
@@ -211,25 +201,21 @@ async fn bad_signups_are_refused_with_their_reason() {
     ];
     for (msg, code) in cases {
         client.send(&msg).await;
-        assert_eq!(error_code(client.recv().await), code, "{msg:?}");
+        assert_eq!(client.error().await, code, "{msg:?}");
     }
     assert_eq!(dep.count("SELECT count(*) FROM validators"), 0);
 
     // A result before signup.
     client
-        .send(&ValidatorMessage::Result(signed_result(
-            &key,
-            1,
-            CheckStatus::Up,
-        )))
+        .send_result(signed_result(&key, 1, CheckStatus::Up))
         .await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::NotSignedUp);
+    assert_eq!(client.error().await, ErrorCode::NotSignedUp);
 
     // The genuine signup still works, once.
     client.send(&good).await;
     assert!(matches!(client.recv().await, HubMessage::SignedUp { .. }));
     client.send(&good).await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::AlreadySignedUp);
+    assert_eq!(client.error().await, ErrorCode::AlreadySignedUp);
 }
 
 /// Helper: the signature field of a signup message.
@@ -256,7 +242,7 @@ async fn a_captured_signup_replayed_on_a_new_connection_is_refused() {
     drop(first);
     let mut second = Client::connect(&server.ws_url()).await;
     second.send(&captured).await;
-    assert_eq!(error_code(second.recv().await), ErrorCode::BadSignature);
+    assert_eq!(second.error().await, ErrorCode::BadSignature);
     assert_eq!(dep.count("SELECT count(*) FROM validators"), 0);
 }
 
@@ -272,7 +258,7 @@ async fn a_key_with_a_live_session_cannot_sign_up_again_anywhere() {
         let mut again = Client::connect(&server.ws_url()).await;
         let msg = again.signup_message(&key);
         again.send(&msg).await;
-        assert_eq!(error_code(again.recv().await), ErrorCode::KeyInUse);
+        assert_eq!(again.error().await, ErrorCode::KeyInUse);
         let frame = again.closed().await.expect("closed with a reason");
         assert_eq!(frame.code, CloseCode::Policy);
     }
@@ -314,58 +300,43 @@ async fn results_for_unknown_foreign_or_tampered_assignments_are_refused() {
     let mut other = Client::connect(&server.ws_url()).await;
     other.signup(&other_key).await;
     other
-        .send(&ValidatorMessage::Result(signed_result(
-            &other_key,
-            assignment,
-            CheckStatus::Down,
-        )))
+        .send_result(signed_result(&other_key, assignment, CheckStatus::Down))
         .await;
-    assert_eq!(error_code(other.recv().await), ErrorCode::NotYourAssignment);
+    assert_eq!(other.error().await, ErrorCode::NotYourAssignment);
 
     // An assignment that does not exist.
     client
-        .send(&ValidatorMessage::Result(signed_result(
-            &key,
-            999_999,
-            CheckStatus::Up,
-        )))
+        .send_result(signed_result(&key, 999_999, CheckStatus::Up))
         .await;
-    assert_eq!(
-        error_code(client.recv().await),
-        ErrorCode::UnknownAssignment
-    );
+    assert_eq!(client.error().await, ErrorCode::UnknownAssignment);
 
     // A field changed after signing.
     let mut tampered = signed_result(&key, assignment, CheckStatus::Up);
     tampered.latency_ms += 1;
-    client.send(&ValidatorMessage::Result(tampered)).await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::BadSignature);
+    client.send_result(tampered).await;
+    assert_eq!(client.error().await, ErrorCode::BadSignature);
 
     // Signed by someone else's key.
     let forged = signed_result(&other_key, assignment, CheckStatus::Up);
-    client.send(&ValidatorMessage::Result(forged)).await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::BadSignature);
+    client.send_result(forged).await;
+    assert_eq!(client.error().await, ErrorCode::BadSignature);
 
     // A garbage signature, and contradictory fields.
     let mut garbage = signed_result(&key, assignment, CheckStatus::Up);
     garbage.signature = "00".into();
-    client.send(&ValidatorMessage::Result(garbage)).await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::BadSignature);
+    client.send_result(garbage).await;
+    assert_eq!(client.error().await, ErrorCode::BadSignature);
     let mut contradictory = signed_result(&key, assignment, CheckStatus::Up);
     contradictory.failure = Some(overlaps_shared::protocol::FailureReason::Dns);
-    client.send(&ValidatorMessage::Result(contradictory)).await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::InvalidResult);
+    client.send_result(contradictory).await;
+    assert_eq!(client.error().await, ErrorCode::InvalidResult);
 
     assert_eq!(dep.count("SELECT count(*) FROM ticks"), 0);
     assert_eq!(dep.assignment_state(assignment), "pending");
 
     // The genuine result still lands.
     client
-        .send(&ValidatorMessage::Result(signed_result(
-            &key,
-            assignment,
-            CheckStatus::Up,
-        )))
+        .send_result(signed_result(&key, assignment, CheckStatus::Up))
         .await;
     assert_eq!(
         client.recv().await,
@@ -385,13 +356,9 @@ async fn a_late_result_is_refused_and_the_assignment_recorded_as_missed() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(dep.assignment_state(assignment), "missed");
     client
-        .send(&ValidatorMessage::Result(signed_result(
-            &key,
-            assignment,
-            CheckStatus::Up,
-        )))
+        .send_result(signed_result(&key, assignment, CheckStatus::Up))
         .await;
-    assert_eq!(error_code(client.recv().await), ErrorCode::DeadlinePassed);
+    assert_eq!(client.error().await, ErrorCode::DeadlinePassed);
     assert_eq!(dep.count("SELECT count(*) FROM ticks"), 0);
 }
 

@@ -244,6 +244,18 @@ impl Client {
         self.send_text(&serde_json::to_string(msg).unwrap()).await;
     }
 
+    pub async fn send_result(&mut self, result: CheckResult) {
+        self.send(&ValidatorMessage::Result(result)).await;
+    }
+
+    /// The code of the next message, which must be an error.
+    pub async fn error(&mut self) -> overlaps_shared::protocol::ErrorCode {
+        match self.recv().await {
+            HubMessage::Error { code, .. } => code,
+            other => panic!("expected an error, got {other:?}"),
+        }
+    }
+
     pub async fn send_text(&mut self, text: &str) {
         self.socket
             .send(Message::text(text.to_owned()))
