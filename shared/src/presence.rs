@@ -21,6 +21,15 @@ if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
 end
 return 0";
 
+/// Forgets validators whose presence expired (their server died without withdrawing).
+const PRUNE: &str = r"
+local expired = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE')
+for _, id in ipairs(expired) do
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+end
+return #expired";
+
 /// A validator seen online.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OnlineValidator {
@@ -88,9 +97,16 @@ impl Presence {
         Ok(removed == 1)
     }
 
-    /// Every validator whose presence has not expired, sorted by id.
+    /// Every validator whose presence has not expired, sorted by id. Expired
+    /// entries are removed on the way, so a dead server leaves nothing behind.
     pub async fn online(&self) -> Result<Vec<OnlineValidator>> {
         let mut conn = self.conn.clone();
+        let _pruned: i64 = redis::Script::new(PRUNE)
+            .key(&self.online_key)
+            .key(&self.instance_key)
+            .arg(now_ms())
+            .invoke_async(&mut conn)
+            .await?;
         let ids: Vec<i64> = redis::cmd("ZRANGE")
             .arg(&self.online_key)
             .arg(now_ms())

@@ -1,0 +1,66 @@
+//! Presence against a real Redis.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+use std::time::Duration;
+
+use overlaps_shared::presence::{OnlineValidator, Presence};
+use overlaps_shared::testing::TestRedis;
+
+fn online(id: i64, instance: &str) -> OnlineValidator {
+    OnlineValidator {
+        validator_id: id,
+        server_instance: instance.into(),
+    }
+}
+
+#[tokio::test]
+async fn announced_validators_are_online_with_their_instance_until_withdrawn() {
+    let redis = TestRedis::new().unwrap();
+    let presence = Presence::new(redis.connect().await.unwrap(), redis.keys());
+    presence
+        .announce(2, "s2", Duration::from_secs(30))
+        .await
+        .unwrap();
+    presence
+        .announce(1, "s1", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        presence.online().await.unwrap(),
+        vec![online(1, "s1"), online(2, "s2")]
+    );
+
+    // Only the instance holding the socket can withdraw it (a reconnect elsewhere wins).
+    presence
+        .announce(1, "s3", Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(!presence.withdraw(1, "s1").await.unwrap());
+    assert_eq!(presence.online().await.unwrap()[0], online(1, "s3"));
+    assert!(presence.withdraw(1, "s3").await.unwrap());
+    assert_eq!(presence.online().await.unwrap(), vec![online(2, "s2")]);
+}
+
+#[tokio::test]
+async fn presence_expires_when_not_refreshed_and_leaves_no_keys_behind() {
+    let redis = TestRedis::new().unwrap();
+    let presence = Presence::new(redis.connect().await.unwrap(), redis.keys());
+    presence
+        .announce(7, "dead", Duration::from_millis(200))
+        .await
+        .unwrap();
+    presence
+        .announce(8, "alive", Duration::from_secs(30))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(presence.online().await.unwrap(), vec![online(8, "alive")]);
+    presence.withdraw(8, "alive").await.unwrap();
+    assert!(presence.online().await.unwrap().is_empty());
+    assert!(
+        redis.existing_keys().unwrap().is_empty(),
+        "{:?}",
+        redis.existing_keys()
+    );
+}
