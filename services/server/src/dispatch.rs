@@ -10,6 +10,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Int4, Nullable, Text, Timestamptz};
 use overlaps_shared::jobs::{self, Dispatch};
 use overlaps_shared::protocol::{HubMessage, ValidateRequest};
+use tracing::Instrument;
 
 use crate::hub::Hub;
 
@@ -19,6 +20,8 @@ struct PendingCheck {
     id: i64,
     #[diesel(sql_type = BigInt)]
     validator_id: i64,
+    #[diesel(sql_type = Timestamptz)]
+    due_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     deadline_at: DateTime<Utc>,
     #[diesel(sql_type = Text)]
@@ -59,9 +62,11 @@ pub async fn run_worker(hub: Arc<Hub>) {
     }
 }
 
-/// Sends each pending assignment of the job to its validator, if connected here;
-/// the others are recorded as missed at once. Running it twice sends nothing new
-/// for assignments already answered or missed.
+/// Sends each pending assignment of the job to its validator at its due time (the
+/// scheduler spreads a round's checks so they do not all run at once). Assignments
+/// whose validator is not connected here are recorded as missed. The job returns once
+/// the sends are scheduled; running it twice sends nothing for assignments already
+/// answered or missed.
 #[tracing::instrument(skip_all, fields(round = job.round, assignments = job.assignment_ids.len()))]
 pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynError> {
     let ids = job.assignment_ids.clone();
@@ -71,18 +76,37 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
         .db
         .run(move |conn| {
             Ok(diesel::sql_query(
-                "SELECT a.id, a.validator_id, a.deadline_at, w.url, w.method, w.timeout_ms, w.keyword \
+                "SELECT a.id, a.validator_id, a.due_at, a.deadline_at, w.url, w.method, w.timeout_ms, w.keyword \
                  FROM check_assignments a JOIN websites w ON w.id = a.website_id \
-                 WHERE a.id = ANY($1) AND a.state = 'pending' AND a.server_instance = $2",
+                 WHERE a.id = ANY($1) AND a.state = 'pending' AND a.server_instance = $2 \
+                 ORDER BY a.due_at",
             )
             .bind::<Array<BigInt>, _>(&ids)
             .bind::<Text, _>(&instance)
             .load(conn)?)
         })
         .await?;
+    let hub = Arc::clone(&hub);
+    let round = job.round;
+    tokio::spawn(
+        send_when_due(hub, checks).instrument(tracing::info_span!("dispatch_sends", round)),
+    );
+    Ok(())
+}
+
+/// How often assignments found undeliverable are written as missed.
+const MISSED_FLUSH: Duration = Duration::from_millis(250);
+
+async fn send_when_due(hub: Arc<Hub>, checks: Vec<PendingCheck>) {
     let mut undeliverable = Vec::new();
-    let mut sent = 0usize;
+    let mut flushed_at = tokio::time::Instant::now();
+    let (mut sent, mut missed) = (0usize, 0usize);
     for check in checks {
+        if let Ok(wait) = (check.due_at - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
+        let validator_id = check.validator_id;
+        let id = check.id;
         let request = HubMessage::Validate(ValidateRequest {
             assignment_id: check.id,
             url: check.url,
@@ -95,23 +119,34 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
         // rather than queue without bound.
         let delivered = hub
             .sessions
-            .outbox(check.validator_id)
+            .outbox(validator_id)
             .is_some_and(|outbox| outbox.try_send(request).is_ok());
         if delivered {
             sent += 1;
         } else {
-            undeliverable.push(check.id);
+            undeliverable.push(id);
+        }
+        if !undeliverable.is_empty() && flushed_at.elapsed() >= MISSED_FLUSH {
+            missed += flush_missed(&hub, std::mem::take(&mut undeliverable)).await;
+            flushed_at = tokio::time::Instant::now();
         }
     }
-    let missed = undeliverable.len();
-    if !undeliverable.is_empty() {
-        hub.infra
-            .db
-            .run(move |conn| mark_missed(conn, &undeliverable))
-            .await?;
-    }
+    missed += flush_missed(&hub, undeliverable).await;
     tracing::debug!(sent, missed, "dispatched");
-    Ok(())
+}
+
+async fn flush_missed(hub: &Hub, ids: Vec<i64>) -> usize {
+    if ids.is_empty() {
+        return 0;
+    }
+    match hub.infra.db.run(move |conn| mark_missed(conn, &ids)).await {
+        Ok(missed) => missed,
+        Err(err) => {
+            // The deadline sweep records them later anyway.
+            tracing::warn!(error = %err, "could not record undeliverable assignments");
+            0
+        }
+    }
 }
 
 /// Records the given pending assignments as missed.
