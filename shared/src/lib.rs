@@ -12,6 +12,7 @@ pub mod presence;
 pub mod protocol;
 pub mod redis_keys;
 pub mod schema;
+pub mod selection;
 pub mod service;
 pub mod shutdown;
 pub mod signing;
