@@ -80,13 +80,13 @@ async fn an_expired_holder_cannot_release_the_new_holders_lock() {
 #[tokio::test]
 async fn renewal_extends_the_lease() {
     let redis = TestRedis::new().unwrap();
-    let lock = mutex(&redis, "renewed", Duration::from_millis(300)).await;
+    let lock = mutex(&redis, "renewed", Duration::from_millis(1000)).await;
     let guard = lock.try_lock().await.unwrap().unwrap();
     for _ in 0..5 {
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(guard.renew().await.unwrap());
     }
-    // 750 ms after taking a 300 ms lock, it is still held thanks to renewal.
+    // 2 s after taking a 1 s lock, it is still held thanks to renewal.
     assert!(lock.try_lock().await.unwrap().is_none());
     assert!(guard.release().await.unwrap());
 }
@@ -94,9 +94,9 @@ async fn renewal_extends_the_lease() {
 #[tokio::test]
 async fn a_lease_renews_itself_and_reports_loss() {
     let redis = TestRedis::new().unwrap();
-    let lock = mutex(&redis, "leased", Duration::from_millis(300)).await;
+    let lock = mutex(&redis, "leased", Duration::from_millis(900)).await;
     let mut lease = lock.try_lock().await.unwrap().unwrap().into_lease();
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!lease.is_lost());
     assert!(
         lock.try_lock().await.unwrap().is_none(),
