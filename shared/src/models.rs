@@ -88,6 +88,8 @@ pub struct Website {
     pub created_at: DateTime<Utc>,
     /// Last change.
     pub updated_at: DateTime<Utc>,
+    /// When the scheduler last assigned it.
+    pub last_scheduled_at: Option<DateTime<Utc>>,
 }
 
 /// A new monitored website.
@@ -182,6 +184,12 @@ pub struct Round {
     pub results_hash: Option<Vec<u8>>,
     /// Hash chain link to the previous round.
     pub chain_hash: Option<Vec<u8>>,
+    /// The closed round whose results hash went into the seed.
+    pub seed_results_round: Option<i64>,
+    /// The candidates drawn from: `[[validator_id, weight], ...]`.
+    pub candidates: Json,
+    /// When the `close_round` job was enqueued.
+    pub close_enqueued_at: Option<DateTime<Utc>>,
 }
 
 /// One validator asked to check one website in one round.

@@ -38,6 +38,7 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        last_scheduled_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -80,6 +81,9 @@ diesel::table! {
         degraded -> Bool,
         results_hash -> Nullable<Bytea>,
         chain_hash -> Nullable<Bytea>,
+        seed_results_round -> Nullable<Int8>,
+        candidates -> Jsonb,
+        close_enqueued_at -> Nullable<Timestamptz>,
     }
 }
 

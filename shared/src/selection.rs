@@ -85,6 +85,38 @@ pub fn choose_validators(
     chosen
 }
 
+/// Domain tag of the first round's seed.
+pub const GENESIS_DOMAIN: &[u8] = b"overlaps/v1/genesis";
+
+/// The seed of round 1 of the hub named `hub_id`.
+pub fn genesis_seed(hub_id: &str) -> [u8; 32] {
+    let mut hasher = Keccak256::new();
+    hasher.update(GENESIS_DOMAIN);
+    hasher.update(hub_id.as_bytes());
+    hasher.finalize().into()
+}
+
+/// When in a round (from its opening) a site's check is due: spread uniformly over
+/// `spread`, derived from the round seed so that it too is public.
+pub fn due_offset(
+    round_seed: &[u8; 32],
+    website_id: i64,
+    spread: std::time::Duration,
+) -> std::time::Duration {
+    let spread_ms = u64::try_from(spread.as_millis()).unwrap_or(u64::MAX);
+    if spread_ms == 0 {
+        return std::time::Duration::ZERO;
+    }
+    let mut hasher = Keccak256::new();
+    hasher.update(b"due");
+    hasher.update(round_seed);
+    hasher.update(website_id.to_be_bytes());
+    let digest: [u8; 32] = hasher.finalize().into();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    std::time::Duration::from_millis(u64::from_be_bytes(first) % spread_ms)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

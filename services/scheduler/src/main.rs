@@ -1,14 +1,17 @@
-//! `scheduler`: opens check rounds and enqueues dispatch and close_round jobs.
-//!
-//! Today it starts, validates its configuration, connects to PostgreSQL and Redis
-//! and waits for SIGINT/SIGTERM; its work arrives with the issue that builds it.
+//! `scheduler`: opens check rounds and assigns validators (one leader at a time).
 
-use overlaps_shared::config::CommonConfig;
+use overlaps_scheduler::{SchedulerConfig, leader};
 use overlaps_shared::service;
+use tokio::sync::watch;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (_config, _infra) = service::boot::<CommonConfig>().await?;
+    let (config, infra) = service::boot::<SchedulerConfig>().await?;
+    let (stop, stopped) = watch::channel(false);
+    let leading = tokio::spawn(leader::run(config, infra, stopped));
     service::ready_until_shutdown("scheduler").await?;
+    // Release the lease so another scheduler takes over at once.
+    let _ = stop.send(true);
+    let _ = leading.await;
     Ok(())
 }

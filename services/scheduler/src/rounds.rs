@@ -1,0 +1,254 @@
+//! Opening rounds and handing closed ones over to accounting.
+//!
+//! A round's seed is `next_round_seed(previous seed, results hash of the latest
+//! closed round)` (zeros while none is closed; round 1 uses the genesis seed), and
+//! the round stores which closed round it used and the candidates it drew from, so
+//! anyone can re-derive every assignment from the `rounds` table alone.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{
+    Array, BigInt, Bool, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz,
+};
+use overlaps_shared::jobs::Dispatch;
+use overlaps_shared::presence::OnlineValidator;
+use overlaps_shared::selection::{self, Candidate};
+
+/// A round just opened.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenedRound {
+    /// Its number.
+    pub number: i64,
+    /// Its public seed.
+    pub seed: [u8; 32],
+    /// Results after this are late.
+    pub deadline_at: DateTime<Utc>,
+    /// Some due site got fewer validators than its quorum.
+    pub degraded: bool,
+    /// Sites assigned.
+    pub sites: usize,
+    /// One job per server instance holding chosen validators.
+    pub dispatches: Vec<Dispatch>,
+}
+
+#[derive(QueryableByName)]
+struct LastRound {
+    #[diesel(sql_type = BigInt)]
+    number: i64,
+    #[diesel(sql_type = Bytea)]
+    seed: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct ClosedRound {
+    #[diesel(sql_type = BigInt)]
+    number: i64,
+    #[diesel(sql_type = Bytea)]
+    results_hash: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct DueSite {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Int2)]
+    quorum: i16,
+}
+
+#[derive(QueryableByName)]
+struct Reputation {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Int4)]
+    reputation: i32,
+}
+
+#[derive(QueryableByName)]
+struct Assigned {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    server_instance: String,
+}
+
+#[derive(QueryableByName)]
+struct Opening {
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    opened_at: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName)]
+struct Number {
+    #[diesel(sql_type = BigInt)]
+    number: i64,
+}
+
+fn seed32(bytes: &[u8]) -> overlaps_shared::Result<[u8; 32]> {
+    bytes.try_into().map_err(|_| {
+        overlaps_shared::Error::Database(diesel::result::Error::DeserializationError(
+            "a stored seed or hash is not 32 bytes".into(),
+        ))
+    })
+}
+
+/// When the next round opens: one round length after the last opening (now if none).
+pub fn next_opening(
+    conn: &mut PgConnection,
+    round_length: Duration,
+) -> overlaps_shared::Result<Option<DateTime<Utc>>> {
+    let last = diesel::sql_query("SELECT max(opened_at) AS opened_at FROM rounds")
+        .get_result::<Opening>(conn)?;
+    let length = chrono::Duration::from_std(round_length).unwrap_or(chrono::Duration::MAX);
+    Ok(last.opened_at.map(|at| at + length))
+}
+
+/// The seed of the round after `last` (genesis when there is none) and the closed
+/// round whose results went into it.
+fn seed_for(
+    conn: &mut PgConnection,
+    hub_id: &str,
+) -> overlaps_shared::Result<(i64, [u8; 32], Option<i64>)> {
+    let last = diesel::sql_query("SELECT number, seed FROM rounds ORDER BY number DESC LIMIT 1")
+        .get_result::<LastRound>(conn)
+        .optional()?;
+    let Some(last) = last else {
+        return Ok((1, selection::genesis_seed(hub_id), None));
+    };
+    let closed = diesel::sql_query(
+        "SELECT number, results_hash FROM rounds \
+         WHERE closed_at IS NOT NULL AND results_hash IS NOT NULL ORDER BY number DESC LIMIT 1",
+    )
+    .get_result::<ClosedRound>(conn)
+    .optional()?;
+    let (results_hash, used) = match closed {
+        Some(closed) => (seed32(&closed.results_hash)?, Some(closed.number)),
+        None => ([0u8; 32], None),
+    };
+    Ok((
+        last.number + 1,
+        selection::next_round_seed(&seed32(&last.seed)?, &results_hash),
+        used,
+    ))
+}
+
+/// Opens the next round at `now`: due sites, chosen validators, assignments.
+pub fn open_round(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    round_length: Duration,
+    hub_id: &str,
+    online: &[OnlineValidator],
+) -> overlaps_shared::Result<OpenedRound> {
+    conn.transaction(|conn| {
+        let (number, seed, seed_results_round) = seed_for(conn, hub_id)?;
+        let online_ids: Vec<i64> = online.iter().map(|v| v.validator_id).collect();
+        let mut candidates: Vec<Candidate> = diesel::sql_query(
+            "SELECT id, reputation FROM validators WHERE id = ANY($1) ORDER BY id",
+        )
+        .bind::<Array<BigInt>, _>(&online_ids)
+        .load::<Reputation>(conn)?
+        .into_iter()
+        .map(|v| Candidate { validator_id: v.id, weight: u32::try_from(v.reputation).unwrap_or(0) })
+        .collect();
+        candidates.sort_by_key(|c| c.validator_id);
+        let instance_of: HashMap<i64, &str> =
+            online.iter().map(|v| (v.validator_id, v.server_instance.as_str())).collect();
+        let due: Vec<DueSite> = diesel::sql_query(
+            "SELECT id, quorum FROM websites WHERE enabled \
+             AND (last_scheduled_at IS NULL OR last_scheduled_at + make_interval(secs => interval_seconds) <= $1) \
+             ORDER BY id",
+        )
+        .bind::<Timestamptz, _>(now)
+        .load(conn)?;
+
+        let length = chrono::Duration::from_std(round_length).unwrap_or(chrono::Duration::MAX);
+        let deadline_at = now + length;
+        // Checks start in the first half of the round, leaving the second for answers.
+        let spread = round_length / 2;
+        let mut degraded = false;
+        let (mut sites, mut validators, mut instances, mut due_ats) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for site in &due {
+            let quorum = usize::try_from(site.quorum).unwrap_or(1);
+            let chosen = selection::choose_validators(&seed, site.id, &candidates, quorum);
+            degraded |= chosen.len() < quorum;
+            let offset = selection::due_offset(&seed, site.id, spread);
+            let due_at = now + chrono::Duration::from_std(offset).unwrap_or_default();
+            for validator_id in chosen {
+                sites.push(site.id);
+                validators.push(validator_id);
+                instances.push(instance_of.get(&validator_id).copied().unwrap_or_default().to_owned());
+                due_ats.push(due_at);
+            }
+        }
+        let candidates_json = serde_json::Value::from(
+            candidates.iter().map(|c| serde_json::json!([c.validator_id, c.weight])).collect::<Vec<_>>(),
+        );
+        diesel::sql_query(
+            "INSERT INTO rounds (number, seed, opened_at, deadline_at, degraded, seed_results_round, candidates) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind::<BigInt, _>(number)
+        .bind::<Bytea, _>(seed.to_vec())
+        .bind::<Timestamptz, _>(now)
+        .bind::<Timestamptz, _>(deadline_at)
+        .bind::<Bool, _>(degraded)
+        .bind::<Nullable<BigInt>, _>(seed_results_round)
+        .bind::<Jsonb, _>(candidates_json)
+        .execute(conn)?;
+        let assigned: Vec<Assigned> = diesel::sql_query(
+            "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at) \
+             SELECT $1, s, v, i, d, $2 FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[]) AS t(s, v, i, d) \
+             RETURNING id, server_instance",
+        )
+        .bind::<BigInt, _>(number)
+        .bind::<Timestamptz, _>(deadline_at)
+        .bind::<Array<BigInt>, _>(&sites)
+        .bind::<Array<BigInt>, _>(&validators)
+        .bind::<Array<Text>, _>(&instances)
+        .bind::<Array<Timestamptz>, _>(&due_ats)
+        .load(conn)?;
+        let due_ids: Vec<i64> = due.iter().map(|s| s.id).collect();
+        diesel::sql_query("UPDATE websites SET last_scheduled_at = $1 WHERE id = ANY($2)")
+            .bind::<Timestamptz, _>(now)
+            .bind::<Array<BigInt>, _>(&due_ids)
+            .execute(conn)?;
+
+        let mut by_instance: HashMap<String, Vec<i64>> = HashMap::new();
+        for a in assigned {
+            by_instance.entry(a.server_instance).or_default().push(a.id);
+        }
+        let mut dispatches: Vec<Dispatch> = by_instance
+            .into_iter()
+            .map(|(server_instance, assignment_ids)| Dispatch { round: number, server_instance, assignment_ids })
+            .collect();
+        dispatches.sort_by(|a, b| a.server_instance.cmp(&b.server_instance));
+        Ok(OpenedRound { number, seed, deadline_at, degraded, sites: due.len(), dispatches })
+    })
+}
+
+/// Rounds past their deadline whose `close_round` job is not enqueued yet.
+pub fn rounds_to_close(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> overlaps_shared::Result<Vec<i64>> {
+    Ok(diesel::sql_query(
+        "SELECT number FROM rounds WHERE closed_at IS NULL AND close_enqueued_at IS NULL \
+         AND deadline_at <= $1 ORDER BY number",
+    )
+    .bind::<Timestamptz, _>(now)
+    .load::<Number>(conn)?
+    .into_iter()
+    .map(|r| r.number)
+    .collect())
+}
+
+/// Records that the `close_round` job of `round` is enqueued.
+pub fn mark_close_enqueued(conn: &mut PgConnection, round: i64) -> overlaps_shared::Result<()> {
+    diesel::sql_query("UPDATE rounds SET close_enqueued_at = now() WHERE number = $1")
+        .bind::<BigInt, _>(round)
+        .execute(conn)?;
+    Ok(())
+}
