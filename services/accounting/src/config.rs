@@ -1,6 +1,7 @@
 //! Settings of the accounting service.
 
-use overlaps_shared::config::{CommonConfig, ConfigError, Env};
+use bigdecimal::BigDecimal;
+use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
 use overlaps_shared::service::ServiceConfig;
 
 /// How the tick partitions are kept.
@@ -12,6 +13,46 @@ pub struct PartitionPolicy {
     pub ahead_days: i32,
 }
 
+/// How rounds are closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClosePolicy {
+    /// `REWARD_PER_CHECK`: credited per result that matched the majority, in the
+    /// chain's smallest unit (an integer; no floats near money).
+    pub reward_per_check: BigDecimal,
+    /// `CONFIRMATIONS_DOWN`: consecutive down rounds before an incident opens.
+    pub confirmations_down: i32,
+    /// `CONFIRMATIONS_UP`: consecutive up rounds before it is resolved.
+    pub confirmations_up: i32,
+    /// `REPUTATION_GAIN`: basis points gained per agreeing result.
+    pub reputation_gain: i32,
+    /// `REPUTATION_LOSS`: basis points lost per disagreeing or missing result.
+    pub reputation_loss: i32,
+}
+
+impl ClosePolicy {
+    /// Reads and validates the closing settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let reward: String = env.optional("REWARD_PER_CHECK", "1000000000000".to_owned())?;
+        if reward.is_empty() || !reward.chars().all(|c| c.is_ascii_digit()) || reward.len() > 60 {
+            return Err(invalid(
+                "REWARD_PER_CHECK",
+                &reward,
+                "an integer amount in the chain's smallest unit",
+            ));
+        }
+        let reward_per_check: BigDecimal = reward
+            .parse()
+            .map_err(|e| invalid("REWARD_PER_CHECK", &reward, e))?;
+        Ok(ClosePolicy {
+            reward_per_check,
+            confirmations_down: env.ranged("CONFIRMATIONS_DOWN", 2, 1..=100)?,
+            confirmations_up: env.ranged("CONFIRMATIONS_UP", 1, 1..=100)?,
+            reputation_gain: env.ranged("REPUTATION_GAIN", 10, 0..=10_000)?,
+            reputation_loss: env.ranged("REPUTATION_LOSS", 50, 0..=10_000)?,
+        })
+    }
+}
+
 /// Everything `accounting` reads from the environment.
 #[derive(Debug, Clone)]
 pub struct AccountingConfig {
@@ -19,6 +60,8 @@ pub struct AccountingConfig {
     pub common: CommonConfig,
     /// Tick partition upkeep.
     pub partitions: PartitionPolicy,
+    /// Closing rounds.
+    pub close: ClosePolicy,
 }
 
 impl ServiceConfig for AccountingConfig {
@@ -29,6 +72,7 @@ impl ServiceConfig for AccountingConfig {
                 retention_days: env.ranged("TICK_RETENTION_DAYS", 30, 1..=3650)?,
                 ahead_days: env.ranged("TICK_PARTITIONS_AHEAD_DAYS", 7, 1..=60)?,
             },
+            close: ClosePolicy::from_env(env)?,
         })
     }
 

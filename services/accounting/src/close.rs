@@ -1,0 +1,568 @@
+//! Closing a round: each site's result by majority, status changes confirmed over
+//! consecutive rounds (opening or resolving incidents, with alerts in the outbox),
+//! credits and reputation for validators, hourly rollups, and the hash chain.
+//!
+//! Everything happens in one transaction, under a row lock on the round, and a
+//! round already closed is left alone: closing twice changes nothing.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Timelike, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bool, Bytea, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz};
+use serde_json::json;
+use sha3::{Digest, Keccak256};
+
+use crate::config::ClosePolicy;
+
+/// Why a round cannot be closed (yet).
+#[derive(Debug, thiserror::Error)]
+pub enum CloseError {
+    /// No such round.
+    #[error("round {0} does not exist")]
+    UnknownRound(i64),
+    /// Its deadline has not passed: results may still arrive.
+    #[error("round {0} is still open until its deadline")]
+    NotDue(i64),
+    /// The round before it is not closed: the hash chain is built in order.
+    #[error("round {0} waits for round {1} to close first")]
+    PreviousOpen(i64, i64),
+    /// A query failed.
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// A site's result for one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The majority saw it up.
+    Up,
+    /// The majority saw it down.
+    Down,
+    /// No majority, or no results (never "down" for lack of validators).
+    Unknown,
+}
+
+impl Verdict {
+    fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Up => "up",
+            Verdict::Down => "down",
+            Verdict::Unknown => "unknown",
+        }
+    }
+
+    fn code(self) -> u8 {
+        match self {
+            Verdict::Up => 1,
+            Verdict::Down => 2,
+            Verdict::Unknown => 0,
+        }
+    }
+}
+
+/// The majority of `statuses` (`up`/`down`); a tie or nothing is unknown.
+pub fn majority<'a>(statuses: impl IntoIterator<Item = &'a str>) -> Verdict {
+    let (mut up, mut down) = (0usize, 0usize);
+    for status in statuses {
+        match status {
+            "up" => up += 1,
+            "down" => down += 1,
+            _ => {}
+        }
+    }
+    if up > down {
+        Verdict::Up
+    } else if down > up {
+        Verdict::Down
+    } else {
+        Verdict::Unknown
+    }
+}
+
+/// What closing a round did.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CloseSummary {
+    /// Sites decided up, down, unknown.
+    pub up: usize,
+    /// Sites decided down.
+    pub down: usize,
+    /// Sites with no majority.
+    pub unknown: usize,
+    /// Incidents opened.
+    pub incidents_opened: Vec<i64>,
+    /// Incidents resolved.
+    pub incidents_resolved: Vec<i64>,
+    /// Alert outbox rows written.
+    pub alerts: Vec<i64>,
+    /// Validators credited.
+    pub credited: usize,
+}
+
+#[derive(QueryableByName)]
+struct RoundRow {
+    #[diesel(sql_type = Timestamptz)]
+    opened_at: DateTime<Utc>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    closed_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Bool)]
+    past_deadline: bool,
+}
+
+#[derive(QueryableByName)]
+struct Previous {
+    #[diesel(sql_type = BigInt)]
+    number: i64,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    chain_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    closed_at: Option<DateTime<Utc>>,
+}
+
+#[derive(QueryableByName, Clone)]
+struct Answer {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    website_id: i64,
+    #[diesel(sql_type = BigInt)]
+    validator_id: i64,
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    status: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    failure: Option<String>,
+    #[diesel(sql_type = Nullable<diesel::sql_types::Int2>)]
+    http_status: Option<i16>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    latency_ms: Option<i32>,
+}
+
+#[derive(QueryableByName)]
+struct Status {
+    #[diesel(sql_type = Text)]
+    state: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pending_state: Option<String>,
+    #[diesel(sql_type = Int4)]
+    pending_count: i32,
+}
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// Closes `round` as of `now`; `Ok(None)` when it was already closed.
+pub fn close_round(
+    conn: &mut PgConnection,
+    round: i64,
+    now: DateTime<Utc>,
+    policy: &ClosePolicy,
+) -> Result<Option<CloseSummary>, CloseError> {
+    conn.transaction(|conn| {
+        let row = diesel::sql_query(
+            "SELECT opened_at, closed_at, deadline_at <= $2 AS past_deadline \
+             FROM rounds WHERE number = $1 FOR UPDATE",
+        )
+        .bind::<BigInt, _>(round)
+        .bind::<Timestamptz, _>(now)
+        .get_result::<RoundRow>(conn)
+        .optional()?
+        .ok_or(CloseError::UnknownRound(round))?;
+        if row.closed_at.is_some() {
+            return Ok(None);
+        }
+        if !row.past_deadline {
+            return Err(CloseError::NotDue(round));
+        }
+        let previous = diesel::sql_query(
+            "SELECT number, chain_hash, closed_at FROM rounds WHERE number < $1 ORDER BY number DESC LIMIT 1",
+        )
+        .bind::<BigInt, _>(round)
+        .get_result::<Previous>(conn)
+        .optional()?;
+        if let Some(prev) = &previous
+            && prev.closed_at.is_none()
+        {
+            return Err(CloseError::PreviousOpen(round, prev.number));
+        }
+
+        // Nothing can be answered after the deadline: what is still pending is missed.
+        diesel::sql_query("UPDATE check_assignments SET state = 'missed' WHERE round_number = $1 AND state = 'pending'")
+            .bind::<BigInt, _>(round)
+            .execute(conn)?;
+        let answers: Vec<Answer> = diesel::sql_query(
+            "SELECT a.id, a.website_id, a.validator_id, a.state, t.status, t.failure, t.http_status, t.latency_ms \
+             FROM check_assignments a LEFT JOIN ticks t ON t.assignment_id = a.id \
+             WHERE a.round_number = $1 ORDER BY a.website_id, a.id",
+        )
+        .bind::<BigInt, _>(round)
+        .load(conn)?;
+        let mut by_site: BTreeMap<i64, Vec<Answer>> = BTreeMap::new();
+        for answer in answers {
+            by_site.entry(answer.website_id).or_default().push(answer);
+        }
+
+        let mut summary = CloseSummary::default();
+        let mut hasher = Keccak256::new();
+        hasher.update(b"overlaps/v1/round-results");
+        hasher.update(round.to_be_bytes());
+        // Per validator: (checks answered, agreed, missed).
+        let mut tallies: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
+        for (&site, answers) in &by_site {
+            let verdict = majority(answers.iter().filter_map(|a| a.status.as_deref()));
+            match verdict {
+                Verdict::Up => summary.up += 1,
+                Verdict::Down => summary.down += 1,
+                Verdict::Unknown => summary.unknown += 1,
+            }
+            hasher.update(site.to_be_bytes());
+            hasher.update([verdict.code()]);
+            for a in answers {
+                hasher.update(a.id.to_be_bytes());
+                hasher.update(a.validator_id.to_be_bytes());
+                hasher.update([match a.status.as_deref() {
+                    Some("up") => 1,
+                    Some("down") => 2,
+                    _ => 0,
+                }]);
+                let tally = tallies.entry(a.validator_id).or_default();
+                match a.status.as_deref() {
+                    Some(status) => {
+                        tally.0 += 1;
+                        if status == verdict.as_str() {
+                            tally.1 += 1;
+                        }
+                    }
+                    None => tally.2 += 1,
+                }
+            }
+            apply_verdict(conn, site, round, now, verdict, answers, policy, &mut summary)?;
+            update_rollup(conn, site, row.opened_at, verdict, answers)?;
+        }
+
+        for (&validator_id, &(answered, agreed, missed)) in &tallies {
+            let amount = &policy.reward_per_check * BigDecimal::from(agreed);
+            if agreed > 0 {
+                diesel::sql_query(
+                    "INSERT INTO validator_credits (round_number, validator_id, checks, amount) VALUES ($1, $2, $3, $4)",
+                )
+                .bind::<BigInt, _>(round)
+                .bind::<BigInt, _>(validator_id)
+                .bind::<Int4, _>(i32::try_from(agreed).unwrap_or(i32::MAX))
+                .bind::<Numeric, _>(&amount)
+                .execute(conn)?;
+                summary.credited += 1;
+            }
+            // Agreeing earns reputation; disagreeing or missing costs more.
+            let change = agreed * i64::from(policy.reputation_gain)
+                - (answered - agreed + missed) * i64::from(policy.reputation_loss);
+            diesel::sql_query(
+                "UPDATE validators SET checks_done = checks_done + $2, checks_agreed = checks_agreed + $3, \
+                 checks_missed = checks_missed + $4, credited = credited + $5, \
+                 reputation = LEAST(10000, GREATEST(0, reputation + $6)) WHERE id = $1",
+            )
+            .bind::<BigInt, _>(validator_id)
+            .bind::<BigInt, _>(answered)
+            .bind::<BigInt, _>(agreed)
+            .bind::<BigInt, _>(missed)
+            .bind::<Numeric, _>(&amount)
+            .bind::<Int4, _>(i32::try_from(change).unwrap_or(0))
+            .execute(conn)?;
+        }
+
+        let results_hash: [u8; 32] = hasher.finalize().into();
+        let previous_chain = previous.and_then(|p| p.chain_hash).unwrap_or_else(|| vec![0; 32]);
+        let chain_hash: [u8; 32] = Keccak256::new()
+            .chain_update(&previous_chain)
+            .chain_update(results_hash)
+            .finalize()
+            .into();
+        diesel::sql_query("UPDATE rounds SET closed_at = $2, results_hash = $3, chain_hash = $4 WHERE number = $1")
+            .bind::<BigInt, _>(round)
+            .bind::<Timestamptz, _>(now)
+            .bind::<Bytea, _>(results_hash.to_vec())
+            .bind::<Bytea, _>(chain_hash.to_vec())
+            .execute(conn)?;
+        Ok(Some(summary))
+    })
+}
+
+/// Moves a site's status by one round's verdict; a change holds only after the
+/// configured number of consecutive rounds, and then opens or resolves an incident.
+#[allow(clippy::too_many_arguments)]
+fn apply_verdict(
+    conn: &mut PgConnection,
+    site: i64,
+    round: i64,
+    now: DateTime<Utc>,
+    verdict: Verdict,
+    answers: &[Answer],
+    policy: &ClosePolicy,
+    summary: &mut CloseSummary,
+) -> Result<(), CloseError> {
+    let status = diesel::sql_query("SELECT state, pending_state, pending_count FROM website_status WHERE website_id = $1 FOR UPDATE")
+        .bind::<BigInt, _>(site)
+        .get_result::<Status>(conn)
+        .optional()?
+        .unwrap_or(Status { state: "unknown".into(), pending_state: None, pending_count: 0 });
+    let observed = verdict.as_str();
+    let (mut state, mut pending, mut count) = (
+        status.state.clone(),
+        status.pending_state.clone(),
+        status.pending_count,
+    );
+    let mut changed = false;
+    // Unknown never moves a site: lack of validators is not an outage.
+    if verdict != Verdict::Unknown {
+        if observed == state {
+            pending = None;
+            count = 0;
+        } else {
+            count = if pending.as_deref() == Some(observed) {
+                count + 1
+            } else {
+                1
+            };
+            pending = Some(observed.to_owned());
+            let needed = if verdict == Verdict::Down {
+                policy.confirmations_down
+            } else {
+                policy.confirmations_up
+            };
+            if count >= needed {
+                state = observed.to_owned();
+                pending = None;
+                count = 0;
+                changed = true;
+            }
+        }
+    }
+    diesel::sql_query(
+        "INSERT INTO website_status (website_id, state, since, last_round, pending_state, pending_count, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $3) \
+         ON CONFLICT (website_id) DO UPDATE SET state = EXCLUDED.state, \
+           since = CASE WHEN website_status.state = EXCLUDED.state THEN website_status.since ELSE EXCLUDED.since END, \
+           last_round = EXCLUDED.last_round, pending_state = EXCLUDED.pending_state, \
+           pending_count = EXCLUDED.pending_count, updated_at = EXCLUDED.updated_at",
+    )
+    .bind::<BigInt, _>(site)
+    .bind::<Text, _>(&state)
+    .bind::<Timestamptz, _>(now)
+    .bind::<BigInt, _>(round)
+    .bind::<Nullable<Text>, _>(pending.as_deref())
+    .bind::<Int4, _>(count)
+    .execute(conn)?;
+    if !changed {
+        return Ok(());
+    }
+    let evidence = serde_json::Value::from(
+        answers
+            .iter()
+            .map(|a| {
+                json!({
+                    "assignment_id": a.id, "validator_id": a.validator_id, "state": a.state,
+                    "status": a.status, "failure": a.failure, "http_status": a.http_status,
+                    "latency_ms": a.latency_ms,
+                })
+            })
+            .collect::<Vec<_>>(),
+    );
+    match verdict {
+        Verdict::Down => {
+            let cause = most_common_failure(answers);
+            let incident = diesel::sql_query(
+                "INSERT INTO incidents (website_id, opened_at, opened_round, cause, evidence) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
+            )
+            .bind::<BigInt, _>(site)
+            .bind::<Timestamptz, _>(now)
+            .bind::<BigInt, _>(round)
+            .bind::<Text, _>(&cause)
+            .bind::<Jsonb, _>(&evidence)
+            .get_result::<Id>(conn)
+            .optional()?;
+            if let Some(incident) = incident {
+                summary.incidents_opened.push(incident.id);
+                queue_alerts(
+                    conn,
+                    site,
+                    incident.id,
+                    "incident_opened",
+                    &cause,
+                    now,
+                    summary,
+                )?;
+            }
+        }
+        Verdict::Up => {
+            let resolved = diesel::sql_query(
+                "UPDATE incidents SET resolved_at = $2, resolved_round = $3, \
+                 evidence = evidence || jsonb_build_array(jsonb_build_object('resolved_by', $4::jsonb)) \
+                 WHERE website_id = $1 AND resolved_at IS NULL RETURNING id",
+            )
+            .bind::<BigInt, _>(site)
+            .bind::<Timestamptz, _>(now)
+            .bind::<BigInt, _>(round)
+            .bind::<Jsonb, _>(&evidence)
+            .get_result::<Id>(conn)
+            .optional()?;
+            if let Some(incident) = resolved {
+                summary.incidents_resolved.push(incident.id);
+                queue_alerts(
+                    conn,
+                    site,
+                    incident.id,
+                    "incident_resolved",
+                    "recovered",
+                    now,
+                    summary,
+                )?;
+            }
+        }
+        Verdict::Unknown => {}
+    }
+    Ok(())
+}
+
+fn most_common_failure(answers: &[Answer]) -> String {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for failure in answers.iter().filter_map(|a| a.failure.as_deref()) {
+        *counts.entry(failure).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
+        .map_or_else(|| "down".to_owned(), |(failure, _)| failure.to_owned())
+}
+
+/// Writes one outbox row per enabled channel of the site's owner (in this
+/// transaction); the dedup key makes each alert once per channel.
+fn queue_alerts(
+    conn: &mut PgConnection,
+    site: i64,
+    incident: i64,
+    kind: &str,
+    cause: &str,
+    now: DateTime<Utc>,
+    summary: &mut CloseSummary,
+) -> Result<(), CloseError> {
+    let ids: Vec<Id> = diesel::sql_query(
+        "INSERT INTO alert_outbox (channel_id, incident_id, kind, dedup_key, payload) \
+         SELECT c.id, $2, $3, $3 || ':' || $2 || ':' || c.id, \
+                jsonb_build_object('website_id', w.id, 'url', w.url, 'name', w.name, 'state', $4::text, \
+                                   'cause', $5::text, 'at', $6::timestamptz, 'incident_id', $2) \
+         FROM websites w JOIN alert_channels c ON c.owner_id = w.owner_id \
+         WHERE w.id = $1 AND c.enabled AND (c.website_id IS NULL OR c.website_id = w.id) \
+         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind::<BigInt, _>(site)
+    .bind::<BigInt, _>(incident)
+    .bind::<Text, _>(kind)
+    .bind::<Text, _>(if kind == "incident_opened" { "down" } else { "up" })
+    .bind::<Text, _>(cause)
+    .bind::<Timestamptz, _>(now)
+    .load(conn)?;
+    summary.alerts.extend(ids.into_iter().map(|i| i.id));
+    Ok(())
+}
+
+/// Adds the round to the site's rollup for the hour the round opened in.
+fn update_rollup(
+    conn: &mut PgConnection,
+    site: i64,
+    opened_at: DateTime<Utc>,
+    verdict: Verdict,
+    answers: &[Answer],
+) -> Result<(), CloseError> {
+    let hour = opened_at
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(opened_at);
+    let up = answers
+        .iter()
+        .filter(|a| a.status.as_deref() == Some("up"))
+        .count();
+    let down = answers
+        .iter()
+        .filter(|a| a.status.as_deref() == Some("down"))
+        .count();
+    let latencies: Vec<i32> = answers.iter().filter_map(|a| a.latency_ms).collect();
+    diesel::sql_query(
+        "INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds) \
+         VALUES ($1, $2, $3, $4, $5, $6) \
+         ON CONFLICT (website_id, hour) DO UPDATE SET checks = website_hourly_rollups.checks + EXCLUDED.checks, \
+           up = website_hourly_rollups.up + EXCLUDED.up, down = website_hourly_rollups.down + EXCLUDED.down, \
+           unknown_rounds = website_hourly_rollups.unknown_rounds + EXCLUDED.unknown_rounds",
+    )
+    .bind::<BigInt, _>(site)
+    .bind::<Timestamptz, _>(hour)
+    .bind::<Int4, _>(i32::try_from(up + down).unwrap_or(i32::MAX))
+    .bind::<Int4, _>(i32::try_from(up).unwrap_or(i32::MAX))
+    .bind::<Int4, _>(i32::try_from(down).unwrap_or(i32::MAX))
+    .bind::<Int4, _>(i32::from(verdict == Verdict::Unknown))
+    .execute(conn)?;
+    if !latencies.is_empty() {
+        // Percentiles over the hour's ticks of this site (one hour of one site, by index).
+        diesel::sql_query(
+            "UPDATE website_hourly_rollups r SET \
+               latency_p50_ms = p.p50, latency_p95_ms = p.p95, latency_p99_ms = p.p99 \
+             FROM (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t.latency_ms) AS p50, \
+                          percentile_disc(0.95) WITHIN GROUP (ORDER BY t.latency_ms) AS p95, \
+                          percentile_disc(0.99) WITHIN GROUP (ORDER BY t.latency_ms) AS p99 \
+                   FROM ticks t \
+                   WHERE t.website_id = $1 AND t.received_at >= $2 AND t.received_at < $2 + interval '1 hour') p \
+             WHERE r.website_id = $1 AND r.hour = $2",
+        )
+        .bind::<BigInt, _>(site)
+        .bind::<Timestamptz, _>(hour)
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Closes every open round up to `round` whose deadline passed, oldest first (the
+/// hash chain needs order); returns what each close did.
+pub fn close_rounds_through(
+    conn: &mut PgConnection,
+    round: i64,
+    now: DateTime<Utc>,
+    policy: &ClosePolicy,
+) -> Result<Vec<(i64, CloseSummary)>, CloseError> {
+    #[derive(QueryableByName)]
+    struct Number {
+        #[diesel(sql_type = BigInt)]
+        number: i64,
+    }
+    let open: Vec<Number> = diesel::sql_query(
+        "SELECT number FROM rounds WHERE closed_at IS NULL AND number <= $1 ORDER BY number",
+    )
+    .bind::<BigInt, _>(round)
+    .load(conn)?;
+    let mut closed = Vec::new();
+    for Number { number } in open {
+        if let Some(summary) = close_round(conn, number, now, policy)? {
+            closed.push((number, summary));
+        }
+    }
+    Ok(closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_majority_of_received_results_decides_and_a_tie_is_unknown() {
+        assert_eq!(majority(["up", "up", "down"]), Verdict::Up);
+        assert_eq!(majority(["down", "down", "up"]), Verdict::Down);
+        assert_eq!(majority(["down"]), Verdict::Down);
+        assert_eq!(majority(["up", "down"]), Verdict::Unknown);
+        assert_eq!(majority([]), Verdict::Unknown);
+    }
+}

@@ -1,0 +1,361 @@
+//! Closing rounds against a real PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+use bigdecimal::BigDecimal;
+use chrono::{DateTime, Duration, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bytea, Int4, Text, Timestamptz};
+use overlaps_accounting::close::{CloseError, close_round, close_rounds_through};
+use overlaps_accounting::config::ClosePolicy;
+use overlaps_shared::models::Tick;
+use overlaps_shared::schema::ticks;
+use overlaps_shared::testing::TestDatabase;
+use sha3::{Digest, Keccak256};
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+fn policy() -> ClosePolicy {
+    ClosePolicy {
+        reward_per_check: BigDecimal::from(1_000_000_000_000i64),
+        confirmations_down: 2,
+        confirmations_up: 1,
+        reputation_gain: 10,
+        reputation_loss: 50,
+    }
+}
+
+struct World {
+    db: TestDatabase,
+    site: i64,
+    validators: [i64; 3],
+    start: DateTime<Utc>,
+}
+
+fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    diesel::sql_query(format!("SELECT ({sql})::bigint AS id"))
+        .get_result::<Id>(conn)
+        .unwrap()
+        .id
+}
+
+fn world() -> World {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    let owner = diesel::sql_query("INSERT INTO users (email) VALUES ('o@x.io') RETURNING id")
+        .get_result::<Id>(&mut conn)
+        .unwrap()
+        .id;
+    let site = diesel::sql_query(
+        "INSERT INTO websites (owner_id, url, interval_seconds, timeout_ms, quorum) VALUES ($1, 'https://shop.example/', 30, 1000, 3) RETURNING id",
+    )
+    .bind::<BigInt, _>(owner)
+    .get_result::<Id>(&mut conn)
+    .unwrap()
+    .id;
+    for (kind, target) in [
+        ("slack", "http://127.0.0.1:1/hook"),
+        ("email", "ops@example.com"),
+    ] {
+        diesel::sql_query(
+            "INSERT INTO alert_channels (owner_id, kind, target) VALUES ($1, $2, $3)",
+        )
+        .bind::<BigInt, _>(owner)
+        .bind::<Text, _>(kind)
+        .bind::<Text, _>(target)
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let validators = [1u8, 2, 3].map(|n| {
+        diesel::sql_query(
+            "INSERT INTO validators (public_key, reputation) VALUES ($1, 5000) RETURNING id",
+        )
+        .bind::<Bytea, _>(vec![n; 32])
+        .get_result::<Id>(&mut conn)
+        .unwrap()
+        .id
+    });
+    World {
+        db,
+        site,
+        validators,
+        start: Utc::now() - Duration::minutes(30),
+    }
+}
+
+impl World {
+    /// Round `n` (30 s long, long past) where validator i answered `statuses[i]`
+    /// (`None`: never answered).
+    fn round(&self, n: i64, statuses: [Option<&str>; 3]) {
+        let mut conn = self.db.connect().unwrap();
+        let opened = self.start + Duration::seconds(30 * n);
+        diesel::sql_query(
+            "INSERT INTO rounds (number, seed, opened_at, deadline_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind::<BigInt, _>(n)
+        .bind::<Bytea, _>(vec![n as u8; 32])
+        .bind::<Timestamptz, _>(opened)
+        .bind::<Timestamptz, _>(opened + Duration::seconds(30))
+        .execute(&mut conn)
+        .unwrap();
+        for (i, status) in statuses.iter().enumerate() {
+            let assignment = diesel::sql_query(
+                "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at, state) \
+                 VALUES ($1, $2, $3, 's1', $4, $5, $6) RETURNING id",
+            )
+            .bind::<BigInt, _>(n)
+            .bind::<BigInt, _>(self.site)
+            .bind::<BigInt, _>(self.validators[i])
+            .bind::<Timestamptz, _>(opened)
+            .bind::<Timestamptz, _>(opened + Duration::seconds(30))
+            .bind::<Text, _>(if status.is_some() { "answered" } else { "pending" })
+            .get_result::<Id>(&mut conn)
+            .unwrap()
+            .id;
+            if let Some(status) = status {
+                let now = Utc::now();
+                diesel::insert_into(ticks::table)
+                    .values(&Tick {
+                        assignment_id: assignment,
+                        round_number: n,
+                        website_id: self.site,
+                        validator_id: self.validators[i],
+                        status: (*status).into(),
+                        http_status: (*status == "up").then_some(200),
+                        latency_ms: 40 + i as i32,
+                        failure: (*status == "down").then(|| "connect".to_owned()),
+                        tls_expires_at: None,
+                        checked_at: now,
+                        received_at: now,
+                        signature: vec![1; 64],
+                    })
+                    .execute(&mut conn)
+                    .unwrap();
+            }
+        }
+    }
+
+    fn state(&self) -> (String, Option<String>, i32) {
+        #[derive(QueryableByName)]
+        struct S {
+            #[diesel(sql_type = Text)]
+            state: String,
+            #[diesel(sql_type = diesel::sql_types::Nullable<Text>)]
+            pending_state: Option<String>,
+            #[diesel(sql_type = Int4)]
+            pending_count: i32,
+        }
+        let s: S = diesel::sql_query(
+            "SELECT state, pending_state, pending_count FROM website_status WHERE website_id = $1",
+        )
+        .bind::<BigInt, _>(self.site)
+        .get_result(&mut self.db.connect().unwrap())
+        .unwrap();
+        (s.state, s.pending_state, s.pending_count)
+    }
+}
+
+#[test]
+fn a_confirmed_outage_opens_an_incident_with_alerts_and_recovery_resolves_it() {
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    let [v1, v2, v3] = w.validators;
+    let down = [Some("down"), Some("down"), Some("up")];
+    w.round(1, down);
+    w.round(2, down);
+    w.round(3, [Some("up"), Some("up"), None]);
+    let now = Utc::now();
+
+    let first = close_round(&mut conn, 1, now, &policy()).unwrap().unwrap();
+    assert_eq!(
+        (first.down, first.incidents_opened.len()),
+        (1, 0),
+        "one down round is not enough"
+    );
+    assert_eq!(w.state(), ("unknown".into(), Some("down".into()), 1));
+
+    let second = close_round(&mut conn, 2, now, &policy()).unwrap().unwrap();
+    assert_eq!(second.incidents_opened.len(), 1);
+    assert_eq!(second.alerts.len(), 2, "one alert per channel");
+    assert_eq!(w.state(), ("down".into(), None, 0));
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM incidents WHERE cause = 'connect' AND resolved_at IS NULL AND opened_round = 2"
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM incidents WHERE jsonb_array_length(evidence) = 3"
+        ),
+        1
+    );
+
+    let third = close_round(&mut conn, 3, now, &policy()).unwrap().unwrap();
+    assert_eq!(third.incidents_resolved, second.incidents_opened);
+    assert_eq!(third.alerts.len(), 2);
+    assert_eq!(w.state().0, "up");
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM alert_outbox WHERE state = 'pending'"
+        ),
+        4
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(DISTINCT dedup_key) FROM alert_outbox"
+        ),
+        4
+    );
+
+    // Credits: v1 and v2 agreed three times, v3 once (round 3 missed, rounds 1-2 against).
+    let credited = |v: i64| {
+        count(
+            &mut w.db.connect().unwrap(),
+            &format!("SELECT (credited / 1000000000000)::bigint FROM validators WHERE id = {v}"),
+        )
+    };
+    assert_eq!((credited(v1), credited(v2), credited(v3)), (3, 3, 0));
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT checks_missed FROM validators WHERE id = {v3}")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT reputation FROM validators WHERE id = {v3}")
+        ),
+        5000 - 150
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT reputation FROM validators WHERE id = {v1}")
+        ),
+        5000 + 30
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM check_assignments WHERE state = 'missed'"
+        ),
+        1
+    );
+    assert_eq!(
+        count(&mut conn, "SELECT sum(checks) FROM website_hourly_rollups"),
+        8
+    );
+
+    // Closing again changes nothing.
+    let before = count(&mut conn, "SELECT count(*) FROM validator_credits")
+        + count(&mut conn, "SELECT count(*) FROM alert_outbox");
+    assert_eq!(close_round(&mut conn, 3, now, &policy()).unwrap(), None);
+    assert!(
+        close_rounds_through(&mut conn, 3, now, &policy())
+            .unwrap()
+            .is_empty()
+    );
+    let after = count(&mut conn, "SELECT count(*) FROM validator_credits")
+        + count(&mut conn, "SELECT count(*) FROM alert_outbox");
+    assert_eq!(before, after);
+}
+
+#[test]
+fn the_rounds_form_a_hash_chain_closed_in_order() {
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    for n in 1..=3 {
+        w.round(n, [Some("up"), Some("up"), Some("up")]);
+    }
+    let now = Utc::now();
+    assert!(matches!(
+        close_round(&mut conn, 2, now, &policy()),
+        Err(CloseError::PreviousOpen(2, 1))
+    ));
+    // Closing through round 3 closes 1, 2, 3 in order.
+    let closed = close_rounds_through(&mut conn, 3, now, &policy()).unwrap();
+    assert_eq!(
+        closed.iter().map(|(n, _)| *n).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+    #[derive(QueryableByName)]
+    struct Hashes {
+        #[diesel(sql_type = Bytea)]
+        results_hash: Vec<u8>,
+        #[diesel(sql_type = Bytea)]
+        chain_hash: Vec<u8>,
+    }
+    let rows: Vec<Hashes> =
+        diesel::sql_query("SELECT results_hash, chain_hash FROM rounds ORDER BY number")
+            .load(&mut conn)
+            .unwrap();
+    let mut previous = vec![0u8; 32];
+    for row in &rows {
+        let expected: [u8; 32] = Keccak256::new()
+            .chain_update(&previous)
+            .chain_update(&row.results_hash)
+            .finalize()
+            .into();
+        assert_eq!(row.chain_hash, expected.to_vec());
+        previous = row.chain_hash.clone();
+    }
+    assert_ne!(
+        rows[0].results_hash, rows[1].results_hash,
+        "the round number is in the results hash"
+    );
+}
+
+#[test]
+fn a_round_before_its_deadline_or_unknown_is_not_closed() {
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    w.round(1, [Some("up"), None, None]);
+    let early = w.start + Duration::seconds(45);
+    assert!(matches!(
+        close_round(&mut conn, 1, early, &policy()),
+        Err(CloseError::NotDue(1))
+    ));
+    assert!(matches!(
+        close_round(&mut conn, 9, Utc::now(), &policy()),
+        Err(CloseError::UnknownRound(9))
+    ));
+    // One result against two missing: up is the majority of what was received.
+    let closed = close_round(&mut conn, 1, Utc::now(), &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed.up, 1);
+}
+
+#[test]
+fn a_split_quorum_is_unknown_and_moves_nothing() {
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    w.round(1, [Some("up"), Some("down"), None]);
+    let closed = close_round(&mut conn, 1, Utc::now(), &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(closed.unknown, 1);
+    assert_eq!(w.state(), ("unknown".into(), None, 0));
+    assert_eq!(
+        count(&mut conn, "SELECT count(*) FROM validator_credits"),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT unknown_rounds FROM website_hourly_rollups"
+        ),
+        1
+    );
+}
