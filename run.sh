@@ -140,6 +140,17 @@ ensure_toolchain() {
     [ -e /usr/include/postgresql/libpq-fe.h ] || apt_install libpq-dev
 }
 
+# The real SMTP sink the tests deliver e-mail alerts to (Python's aiosmtpd).
+ensure_smtp_sink() {
+    python3 -c 'import aiosmtpd' 2>/dev/null && return
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    say "installing aiosmtpd (the tests' SMTP sink)"
+    python3 -m pip install --quiet aiosmtpd 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages aiosmtpd 2>/dev/null \
+        || apt_install python3-aiosmtpd
+    python3 -c 'import aiosmtpd' || die "aiosmtpd could not be installed"
+}
+
 provision() {
     load_env
     ensure_toolchain
@@ -261,6 +272,7 @@ case "$MODE" in
         ;;
     test)
         provision
+        ensure_smtp_sink
         say "cargo fmt --check"
         cargo fmt --all -- --check
         say "cargo clippy"

@@ -1,0 +1,284 @@
+//! Delivering one alert to one channel: a Slack incoming webhook (Block Kit), an
+//! e-mail (lettre over SMTP, plain-text and HTML parts), or a generic webhook whose
+//! body is signed with HMAC-SHA256 over the channel's secret.
+
+use std::time::Duration;
+
+use hmac::{KeyInit, Mac};
+use lettre::message::{Mailbox, MultiPart};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// What an alert says (the outbox row's payload).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alert {
+    /// `incident_opened`, `incident_resolved`, `tls_expiring`, `test` or `operator`.
+    #[serde(default)]
+    pub kind: String,
+    /// The site.
+    #[serde(default)]
+    pub website_id: Option<i64>,
+    /// Its URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Its display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `down` or `up`.
+    #[serde(default)]
+    pub state: Option<String>,
+    /// Why (a failure reason, or free text for operator alerts).
+    #[serde(default)]
+    pub cause: Option<String>,
+    /// Since when.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// The incident.
+    #[serde(default)]
+    pub incident_id: Option<i64>,
+}
+
+impl Alert {
+    /// A one-line summary, used as subject and fallback text.
+    pub fn headline(&self) -> String {
+        let site = self
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or(self.url.as_deref())
+            .unwrap_or("a site");
+        match self.kind.as_str() {
+            "incident_opened" => format!(
+                "DOWN: {site} ({})",
+                self.cause.as_deref().unwrap_or("unreachable")
+            ),
+            "incident_resolved" => format!("RECOVERED: {site} is up again"),
+            "tls_expiring" => format!("TLS certificate of {site} expires soon"),
+            "test" => "Overlaps test alert: this channel works".to_owned(),
+            _ => format!(
+                "Overlaps operator alert: {}",
+                self.cause.as_deref().unwrap_or("see the hub's logs")
+            ),
+        }
+    }
+
+    fn details(&self, api_base: &str) -> Vec<(String, String)> {
+        let mut rows = Vec::new();
+        if let Some(url) = &self.url {
+            rows.push(("Site".to_owned(), url.clone()));
+        }
+        if let Some(state) = &self.state {
+            rows.push(("State".to_owned(), state.clone()));
+        }
+        if let Some(at) = &self.at {
+            rows.push(("Since".to_owned(), at.clone()));
+        }
+        if let Some(cause) = &self.cause {
+            rows.push(("Cause".to_owned(), cause.clone()));
+        }
+        if let Some(id) = self.website_id {
+            rows.push((
+                "Status".to_owned(),
+                format!("{api_base}/api/v1/websites/{id}/status"),
+            ));
+        }
+        rows
+    }
+}
+
+/// Why a delivery failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying (network trouble, 5xx, 429).
+    #[error("temporary: {0}")]
+    Transient(String),
+    /// Retrying cannot help (4xx, bad address, no SMTP configured).
+    #[error("permanent: {0}")]
+    Permanent(String),
+}
+
+/// Where and how alerts go out.
+pub struct Sender {
+    http: reqwest::Client,
+    smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    from: Mailbox,
+    api_base: String,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("smtp", &self.smtp.is_some())
+            .finish()
+    }
+}
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// The `X-Overlaps-Signature` value of a webhook body: `sha256=<hex HMAC>`.
+pub fn webhook_signature(secret: &str, body: &[u8]) -> Option<String> {
+    // HMAC takes keys of any length; `None` cannot happen in practice.
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(body);
+    Some(format!(
+        "sha256={}",
+        hex::encode(mac.finalize().into_bytes())
+    ))
+}
+
+impl Sender {
+    /// A sender; `smtp_url` like `smtp://host:1025` (plain, dev),
+    /// `smtp://host:587?tls=required` (STARTTLS) or `smtps://host:465` (TLS).
+    pub fn new(smtp_url: Option<&str>, from: &str, api_base: &str) -> Result<Self, DeliveryError> {
+        let smtp = smtp_url
+            .map(|url| AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map(|b| b.build()))
+            .transpose()
+            .map_err(|e| DeliveryError::Permanent(format!("SMTP_URL: {e}")))?;
+        let from: Mailbox = from
+            .parse()
+            .map_err(|e| DeliveryError::Permanent(format!("SMTP_FROM: {e}")))?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        Ok(Sender {
+            http,
+            smtp,
+            from,
+            api_base: api_base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// Delivers `alert` to a channel of `kind` at `target`.
+    pub async fn send(
+        &self,
+        kind: &str,
+        target: &str,
+        secret: Option<&str>,
+        alert: &Alert,
+    ) -> Result<(), DeliveryError> {
+        match kind {
+            "slack" => self.post(target, &self.slack_body(alert), None).await,
+            "webhook" => {
+                let body = serde_json::to_vec(alert)
+                    .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+                let signature = webhook_signature(secret.unwrap_or_default(), &body)
+                    .ok_or_else(|| DeliveryError::Permanent("cannot sign the body".into()))?;
+                self.post_bytes(target, body, Some(signature)).await
+            }
+            "email" => self.email(target, alert).await,
+            other => Err(DeliveryError::Permanent(format!(
+                "unknown channel kind {other:?}"
+            ))),
+        }
+    }
+
+    /// A Slack Block Kit message.
+    pub fn slack_body(&self, alert: &Alert) -> serde_json::Value {
+        let fields: Vec<serde_json::Value> = alert
+            .details(&self.api_base)
+            .into_iter()
+            .map(|(k, v)| json!({ "type": "mrkdwn", "text": format!("*{k}*\n{v}") }))
+            .collect();
+        let mut blocks = vec![
+            json!({ "type": "header", "text": { "type": "plain_text", "text": alert.headline() } }),
+        ];
+        if !fields.is_empty() {
+            blocks.push(json!({ "type": "section", "fields": fields }));
+        }
+        json!({ "text": alert.headline(), "blocks": blocks })
+    }
+
+    async fn post(
+        &self,
+        url: &str,
+        body: &serde_json::Value,
+        signature: Option<String>,
+    ) -> Result<(), DeliveryError> {
+        let bytes =
+            serde_json::to_vec(body).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        self.post_bytes(url, bytes, signature).await
+    }
+
+    async fn post_bytes(
+        &self,
+        url: &str,
+        body: Vec<u8>,
+        signature: Option<String>,
+    ) -> Result<(), DeliveryError> {
+        let mut request = self
+            .http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request.header("x-overlaps-signature", signature);
+        }
+        let response = request.send().await.map_err(|e| {
+            if e.is_builder() {
+                DeliveryError::Permanent(format!("bad URL: {e}"))
+            } else {
+                DeliveryError::Transient(e.to_string())
+            }
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            Ok(())
+        } else if status.is_server_error() || status.as_u16() == 429 {
+            Err(DeliveryError::Transient(format!("HTTP {status}")))
+        } else {
+            Err(DeliveryError::Permanent(format!("HTTP {status}")))
+        }
+    }
+
+    async fn email(&self, to: &str, alert: &Alert) -> Result<(), DeliveryError> {
+        let Some(smtp) = &self.smtp else {
+            return Err(DeliveryError::Permanent("no SMTP_URL configured".into()));
+        };
+        let to: Mailbox = to
+            .parse()
+            .map_err(|e| DeliveryError::Permanent(format!("bad address: {e}")))?;
+        let details = alert.details(&self.api_base);
+        let text = std::iter::once(alert.headline())
+            .chain(details.iter().map(|(k, v)| format!("{k}: {v}")))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let rows: String = details
+            .iter()
+            .map(|(k, v)| {
+                format!(
+                    "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+                    escape(k),
+                    escape(v)
+                )
+            })
+            .collect();
+        let html = format!(
+            "<h2>{}</h2><table>{rows}</table>",
+            escape(&alert.headline())
+        );
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(alert.headline())
+            .multipart(MultiPart::alternative_plain_html(text, html))
+            .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
+        smtp.send(message).await.map(|_| ()).map_err(|e| {
+            if e.is_permanent() {
+                DeliveryError::Permanent(e.to_string())
+            } else {
+                DeliveryError::Transient(e.to_string())
+            }
+        })
+    }
+}
+
+/// Minimal HTML escaping for values put into the e-mail's HTML part.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}

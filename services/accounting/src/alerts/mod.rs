@@ -1,0 +1,214 @@
+//! Delivering the alert outbox: each row goes to its channel once, retried with
+//! exponential backoff on temporary failures; a permanent failure (or running out
+//! of attempts) is recorded and reported to the operator.
+
+pub mod channels;
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Int4, Jsonb, Nullable, Text, Timestamptz};
+
+use self::channels::{Alert, DeliveryError, Sender};
+
+/// Delivery attempts before an alert is given up.
+pub const MAX_ATTEMPTS: i32 = 6;
+
+/// What became of one outbox row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivered {
+    /// Sent now.
+    Sent,
+    /// Already sent, failed or claimed by another worker: nothing done.
+    Skipped,
+    /// Failed; tried again at the given time.
+    Retry(DateTime<Utc>),
+    /// Failed for good (recorded; the operator is told).
+    Failed(String),
+}
+
+#[derive(QueryableByName)]
+struct Claimed {
+    #[diesel(sql_type = Nullable<Text>)]
+    kind: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    target: Option<String>,
+    #[diesel(sql_type = Nullable<Text>)]
+    secret: Option<String>,
+    #[diesel(sql_type = Jsonb)]
+    payload: serde_json::Value,
+    #[diesel(sql_type = Text)]
+    alert_kind: String,
+    #[diesel(sql_type = Int4)]
+    attempts: i32,
+}
+
+/// Where operator alerts (outbox rows without a channel) go.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorChannels {
+    /// `NOTIFICATION_HOOK_URL`: a Slack incoming webhook.
+    pub slack_hook: Option<String>,
+    /// `OPERATOR_EMAIL`.
+    pub email: Option<String>,
+}
+
+/// Claims row `id` (so no other worker sends it meanwhile) and returns what to send.
+fn claim(
+    conn: &mut PgConnection,
+    id: i64,
+    now: DateTime<Utc>,
+) -> overlaps_shared::Result<Option<Claimed>> {
+    Ok(diesel::sql_query(
+        "WITH claimed AS ( \
+           UPDATE alert_outbox SET next_attempt_at = $2 + interval '5 minutes' \
+           WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2 \
+           RETURNING channel_id, payload, kind, attempts) \
+         SELECT c.kind, c.target, c.secret, claimed.payload, claimed.kind AS alert_kind, claimed.attempts \
+         FROM claimed LEFT JOIN alert_channels c ON c.id = claimed.channel_id",
+    )
+    .bind::<BigInt, _>(id)
+    .bind::<Timestamptz, _>(now)
+    .get_result::<Claimed>(conn)
+    .optional()?)
+}
+
+/// Delivers outbox row `id` if it is pending and due.
+pub async fn deliver(
+    db: &overlaps_shared::db::Database,
+    sender: &Sender,
+    operator: &OperatorChannels,
+    id: i64,
+) -> overlaps_shared::Result<Delivered> {
+    let now = Utc::now();
+    let Some(claimed) = db.run(move |conn| claim(conn, id, now)).await? else {
+        return Ok(Delivered::Skipped);
+    };
+    let mut alert: Alert = serde_json::from_value(claimed.payload.clone()).unwrap_or(Alert {
+        kind: String::new(),
+        website_id: None,
+        url: None,
+        name: None,
+        state: None,
+        cause: Some(claimed.payload.to_string()),
+        at: None,
+        incident_id: None,
+    });
+    alert.kind = claimed.alert_kind.clone();
+    let result = match (claimed.kind.as_deref(), claimed.target.as_deref()) {
+        (Some(kind), Some(target)) => {
+            sender
+                .send(kind, target, claimed.secret.as_deref(), &alert)
+                .await
+        }
+        // Operator alerts go to every configured operator channel.
+        _ => send_operator(sender, operator, &alert).await,
+    };
+    let attempts = claimed.attempts + 1;
+    let outcome = match result {
+        Ok(()) => Delivered::Sent,
+        Err(DeliveryError::Transient(err)) if attempts < MAX_ATTEMPTS => {
+            // 30 s, 1 min, 2 min, 4 min, ...
+            let backoff = chrono::Duration::seconds(30 * (1i64 << (attempts - 1).clamp(0, 20)));
+            tracing::warn!(outbox_id = id, attempts, error = %err, "alert delivery failed; will retry");
+            Delivered::Retry(now + backoff)
+        }
+        Err(err) => Delivered::Failed(err.to_string()),
+    };
+    let record = outcome.clone();
+    let is_operator = claimed.kind.is_none();
+    db.run(move |conn| record_outcome(conn, id, attempts, &record, is_operator))
+        .await?;
+    if let Delivered::Failed(err) = &outcome {
+        tracing::error!(outbox_id = id, attempts, error = %err, "alert delivery failed for good");
+    }
+    Ok(outcome)
+}
+
+async fn send_operator(
+    sender: &Sender,
+    operator: &OperatorChannels,
+    alert: &Alert,
+) -> Result<(), DeliveryError> {
+    if operator.slack_hook.is_none() && operator.email.is_none() {
+        return Err(DeliveryError::Permanent(
+            "no NOTIFICATION_HOOK_URL or OPERATOR_EMAIL configured".into(),
+        ));
+    }
+    if let Some(hook) = &operator.slack_hook {
+        sender.send("slack", hook, None, alert).await?;
+    }
+    if let Some(email) = &operator.email {
+        sender.send("email", email, None, alert).await?;
+    }
+    Ok(())
+}
+
+fn record_outcome(
+    conn: &mut PgConnection,
+    id: i64,
+    attempts: i32,
+    outcome: &Delivered,
+    is_operator: bool,
+) -> overlaps_shared::Result<()> {
+    match outcome {
+        Delivered::Sent => {
+            diesel::sql_query("UPDATE alert_outbox SET state = 'sent', sent_at = now(), attempts = $2, last_error = NULL WHERE id = $1")
+                .bind::<BigInt, _>(id)
+                .bind::<Int4, _>(attempts)
+                .execute(conn)?;
+        }
+        Delivered::Retry(at) => {
+            diesel::sql_query(
+                "UPDATE alert_outbox SET attempts = $2, next_attempt_at = $3 WHERE id = $1",
+            )
+            .bind::<BigInt, _>(id)
+            .bind::<Int4, _>(attempts)
+            .bind::<Timestamptz, _>(*at)
+            .execute(conn)?;
+        }
+        Delivered::Failed(err) => {
+            conn.transaction(|conn| {
+                diesel::sql_query("UPDATE alert_outbox SET state = 'failed', attempts = $2, last_error = $3 WHERE id = $1")
+                    .bind::<BigInt, _>(id)
+                    .bind::<Int4, _>(attempts)
+                    .bind::<Text, _>(err)
+                    .execute(conn)?;
+                // Tell the operator, unless this was itself an operator alert.
+                if !is_operator {
+                    diesel::sql_query(
+                        "INSERT INTO alert_outbox (kind, dedup_key, payload) \
+                         VALUES ('operator', 'alert_failed:' || $1, jsonb_build_object('cause', $2::text)) \
+                         ON CONFLICT (dedup_key) DO NOTHING",
+                    )
+                    .bind::<BigInt, _>(id)
+                    .bind::<Text, _>(format!("alert {id} could not be delivered: {err}"))
+                    .execute(conn)?;
+                }
+                Ok::<_, overlaps_shared::Error>(())
+            })?;
+        }
+        Delivered::Skipped => {}
+    }
+    Ok(())
+}
+
+/// Pending outbox rows due now (new ones, retries, and any whose job was lost).
+pub fn due_alerts(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> overlaps_shared::Result<Vec<i64>> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    Ok(diesel::sql_query(
+        "SELECT id FROM alert_outbox WHERE state = 'pending' AND next_attempt_at <= $1 ORDER BY id LIMIT $2",
+    )
+    .bind::<Timestamptz, _>(now)
+    .bind::<BigInt, _>(limit)
+    .load::<Id>(conn)?
+    .into_iter()
+    .map(|r| r.id)
+    .collect())
+}

@@ -1,0 +1,215 @@
+//! Alert delivery from the outbox to real local sinks: an HTTP server recording
+//! requests (Slack, webhook) and aiosmtpd (e-mail).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Int4, Nullable, Text};
+use overlaps_accounting::alerts::channels::{Sender, webhook_signature};
+use overlaps_accounting::alerts::{Delivered, OperatorChannels, deliver};
+use overlaps_shared::testing::{HttpSink, SmtpSink, TestDatabase, install_tls_provider};
+
+#[derive(QueryableByName)]
+struct Id {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// An incident-opened alert for a site, queued for one channel.
+fn queued(db: &TestDatabase, kind: &str, target: &str, secret: Option<&str>) -> i64 {
+    let mut conn = db.connect().unwrap();
+    let owner = diesel::sql_query(
+        "INSERT INTO users (email) VALUES ('o-' || gen_random_uuid() || '@x.io') RETURNING id",
+    )
+    .get_result::<Id>(&mut conn)
+    .unwrap()
+    .id;
+    let channel = diesel::sql_query("INSERT INTO alert_channels (owner_id, kind, target, secret) VALUES ($1, $2, $3, $4) RETURNING id")
+        .bind::<BigInt, _>(owner)
+        .bind::<Text, _>(kind)
+        .bind::<Text, _>(target)
+        .bind::<Nullable<Text>, _>(secret)
+        .get_result::<Id>(&mut conn)
+        .unwrap()
+        .id;
+    diesel::sql_query(
+        "INSERT INTO alert_outbox (channel_id, kind, dedup_key, payload) VALUES ($1, 'incident_opened', 'k' || $1, \
+         jsonb_build_object('website_id', 7, 'url', 'https://shop.example/', 'name', 'Shop', 'state', 'down', \
+                            'cause', 'connect', 'at', '2026-11-21T12:00:00Z', 'incident_id', 3)) RETURNING id",
+    )
+    .bind::<BigInt, _>(channel)
+    .get_result::<Id>(&mut conn)
+    .unwrap()
+    .id
+}
+
+fn row(db: &TestDatabase, id: i64) -> (String, i32) {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Text)]
+        state: String,
+        #[diesel(sql_type = Int4)]
+        attempts: i32,
+    }
+    let r: Row = diesel::sql_query("SELECT state, attempts FROM alert_outbox WHERE id = $1")
+        .bind::<BigInt, _>(id)
+        .get_result(&mut db.connect().unwrap())
+        .unwrap();
+    (r.state, r.attempts)
+}
+
+fn sender(smtp: Option<&str>) -> Sender {
+    install_tls_provider();
+    Sender::new(
+        smtp,
+        "Overlaps <alerts@overlaps.test>",
+        "http://127.0.0.1:8080",
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_slack_alert_is_a_block_kit_message_delivered_once() {
+    let db = TestDatabase::new().unwrap();
+    let pool = db.pool(2).await.unwrap();
+    let sink = HttpSink::start().await.unwrap();
+    let id = queued(&db, "slack", &sink.url(), None);
+    let sender = sender(None);
+    assert_eq!(
+        deliver(&pool, &sender, &OperatorChannels::default(), id)
+            .await
+            .unwrap(),
+        Delivered::Sent
+    );
+    assert_eq!(
+        deliver(&pool, &sender, &OperatorChannels::default(), id)
+            .await
+            .unwrap(),
+        Delivered::Skipped
+    );
+    let received = sink.received();
+    assert_eq!(received.len(), 1, "delivered at most once");
+    let body: serde_json::Value = serde_json::from_slice(&received[0].body).unwrap();
+    assert_eq!(body["blocks"][0]["type"], "header");
+    assert!(
+        body["text"]
+            .as_str()
+            .unwrap()
+            .contains("DOWN: Shop (connect)"),
+        "{body}"
+    );
+    let fields = body["blocks"][1]["fields"].to_string();
+    assert!(
+        fields.contains("https://shop.example/") && fields.contains("/api/v1/websites/7/status"),
+        "{fields}"
+    );
+    assert_eq!(row(&db, id), ("sent".into(), 1));
+}
+
+#[tokio::test]
+async fn a_webhook_body_is_signed_with_the_channel_secret() {
+    let db = TestDatabase::new().unwrap();
+    let pool = db.pool(2).await.unwrap();
+    let sink = HttpSink::start().await.unwrap();
+    let id = queued(&db, "webhook", &sink.url(), Some("s3cret"));
+    assert_eq!(
+        deliver(&pool, &sender(None), &OperatorChannels::default(), id)
+            .await
+            .unwrap(),
+        Delivered::Sent
+    );
+    let request = &sink.received()[0];
+    let signature = request.header("x-overlaps-signature").unwrap();
+    assert_eq!(
+        Some(signature.to_owned()),
+        webhook_signature("s3cret", &request.body)
+    );
+    assert_ne!(
+        Some(signature.to_owned()),
+        webhook_signature("other", &request.body)
+    );
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    assert_eq!(
+        (body["kind"].as_str(), body["state"].as_str()),
+        (Some("incident_opened"), Some("down"))
+    );
+}
+
+#[tokio::test]
+async fn an_email_alert_arrives_with_text_and_html_parts() {
+    let db = TestDatabase::new().unwrap();
+    let pool = db.pool(2).await.unwrap();
+    let smtp = SmtpSink::start().unwrap();
+    let id = queued(&db, "email", "owner@shop.example", None);
+    let sender = sender(Some(&smtp.url()));
+    assert_eq!(
+        deliver(&pool, &sender, &OperatorChannels::default(), id)
+            .await
+            .unwrap(),
+        Delivered::Sent
+    );
+    let mut messages = smtp.messages();
+    for _ in 0..50 {
+        if !messages.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        messages = smtp.messages();
+    }
+    assert_eq!(messages.len(), 1);
+    let mail = &messages[0];
+    assert!(mail.contains("Subject: DOWN: Shop (connect)"), "{mail}");
+    assert!(mail.contains("To: owner@shop.example"), "{mail}");
+    assert!(
+        mail.contains("text/plain") && mail.contains("text/html"),
+        "{mail}"
+    );
+}
+
+#[tokio::test]
+async fn temporary_failures_back_off_and_permanent_ones_are_recorded_and_reported() {
+    let db = TestDatabase::new().unwrap();
+    let pool = db.pool(2).await.unwrap();
+    let sink = HttpSink::start().await.unwrap();
+    let sender = sender(None);
+    let none = OperatorChannels::default();
+
+    sink.respond_with(503);
+    let flaky = queued(&db, "slack", &sink.url(), None);
+    let Delivered::Retry(at) = deliver(&pool, &sender, &none, flaky).await.unwrap() else {
+        panic!("expected a retry")
+    };
+    assert!(at > chrono::Utc::now() + chrono::Duration::seconds(20));
+    assert_eq!(row(&db, flaky), ("pending".into(), 1));
+    // Not due yet: a second delivery does nothing.
+    assert_eq!(
+        deliver(&pool, &sender, &none, flaky).await.unwrap(),
+        Delivered::Skipped
+    );
+
+    sink.respond_with(404);
+    let broken = queued(&db, "slack", &sink.url(), None);
+    assert!(matches!(
+        deliver(&pool, &sender, &none, broken).await.unwrap(),
+        Delivered::Failed(_)
+    ));
+    assert_eq!(row(&db, broken).0, "failed");
+    // The operator hears about it through an operator alert, delivered to the hook.
+    let operator_alert = diesel::sql_query("SELECT id FROM alert_outbox WHERE kind = 'operator'")
+        .get_result::<Id>(&mut db.connect().unwrap())
+        .unwrap()
+        .id;
+    sink.respond_with(200);
+    let operator = OperatorChannels {
+        slack_hook: Some(sink.url()),
+        email: None,
+    };
+    assert_eq!(
+        deliver(&pool, &sender, &operator, operator_alert)
+            .await
+            .unwrap(),
+        Delivered::Sent
+    );
+    let last = sink.received().pop().unwrap();
+    assert!(String::from_utf8_lossy(&last.body).contains("could not be delivered"));
+}
