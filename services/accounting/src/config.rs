@@ -53,6 +53,46 @@ impl ClosePolicy {
     }
 }
 
+/// Where alerts go out from.
+#[derive(Debug, Clone)]
+pub struct AlertSettings {
+    /// `SMTP_URL`: `smtp://host:port` (plain, dev), `smtp://host:587?tls=required`
+    /// (STARTTLS) or `smtps://host:465` (TLS); unset: e-mail channels fail.
+    pub smtp_url: Option<String>,
+    /// `SMTP_FROM`: the sender of alert e-mails.
+    pub smtp_from: String,
+    /// `PUBLIC_URL`: the hub's API address, linked from alerts.
+    pub public_url: String,
+    /// `NOTIFICATION_HOOK_URL`: Slack incoming webhook for operator alerts.
+    pub notification_hook_url: Option<String>,
+    /// `OPERATOR_EMAIL`: where operator alerts are mailed.
+    pub operator_email: Option<String>,
+}
+
+impl AlertSettings {
+    /// Reads and validates the alert settings.
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let smtp_url: Option<String> = env.maybe("SMTP_URL")?;
+        if let Some(url) = &smtp_url
+            && !(url.starts_with("smtp://") || url.starts_with("smtps://"))
+        {
+            return Err(invalid("SMTP_URL", url, "expected smtp:// or smtps://"));
+        }
+        let public_url: url::Url = env.optional(
+            "PUBLIC_URL",
+            url::Url::parse("http://127.0.0.1:8080").map_err(|e| invalid("PUBLIC_URL", "", e))?,
+        )?;
+        let hook: Option<url::Url> = env.maybe("NOTIFICATION_HOOK_URL")?;
+        Ok(AlertSettings {
+            smtp_url,
+            smtp_from: env.optional("SMTP_FROM", "Overlaps <alerts@overlaps.local>".to_owned())?,
+            public_url: public_url.to_string(),
+            notification_hook_url: hook.map(|u| u.to_string()),
+            operator_email: env.maybe("OPERATOR_EMAIL")?,
+        })
+    }
+}
+
 /// Everything `accounting` reads from the environment.
 #[derive(Debug, Clone)]
 pub struct AccountingConfig {
@@ -62,6 +102,8 @@ pub struct AccountingConfig {
     pub partitions: PartitionPolicy,
     /// Closing rounds.
     pub close: ClosePolicy,
+    /// Sending alerts.
+    pub alerts: AlertSettings,
 }
 
 impl ServiceConfig for AccountingConfig {
@@ -73,6 +115,7 @@ impl ServiceConfig for AccountingConfig {
                 ahead_days: env.ranged("TICK_PARTITIONS_AHEAD_DAYS", 7, 1..=60)?,
             },
             close: ClosePolicy::from_env(env)?,
+            alerts: AlertSettings::from_env(env)?,
         })
     }
 

@@ -1,27 +1,43 @@
-//! `accounting`: consumes `close_round` jobs and keeps the tick table's daily
-//! partitions (created ahead, dropped after `TICK_RETENTION_DAYS`).
+//! `accounting`: consumes `close_round` and `send_alert` jobs and keeps the tick
+//! table's daily partitions (created ahead, dropped after `TICK_RETENTION_DAYS`).
 
 use std::sync::Arc;
 
+use overlaps_accounting::alerts::OperatorChannels;
+use overlaps_accounting::alerts::channels::Sender;
 use overlaps_accounting::config::AccountingConfig;
 use overlaps_accounting::partitions;
-use overlaps_accounting::worker::{self, Closer};
+use overlaps_accounting::worker::{self, Accounting};
 use overlaps_shared::service;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let (config, infra) = service::boot::<AccountingConfig>().await?;
+    // One process-wide TLS provider (ring) for HTTPS webhooks and SMTP over TLS.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let alerts = &config.alerts;
+    let sender = Sender::new(
+        alerts.smtp_url.as_deref(),
+        &alerts.smtp_from,
+        &alerts.public_url,
+    )?;
+    let operator = OperatorChannels {
+        slack_hook: alerts.notification_hook_url.clone(),
+        email: alerts.operator_email.clone(),
+    };
     let upkeep = tokio::spawn(partitions::keep_tick_partitions(
         infra.clone(),
         config.partitions,
     ));
-    let closer = Arc::new(Closer {
+    let accounting = Arc::new(Accounting {
         infra,
         policy: config.close.clone(),
+        sender,
+        operator,
     });
-    let closing = tokio::spawn(worker::run(closer));
+    let working = tokio::spawn(worker::run(accounting));
     service::ready_until_shutdown("accounting").await?;
     upkeep.abort();
-    closing.abort();
+    working.abort();
     Ok(())
 }
