@@ -138,6 +138,8 @@ struct Answer {
     http_status: Option<i16>,
     #[diesel(sql_type = Nullable<Int4>)]
     latency_ms: Option<i32>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    tls_expires_at: Option<DateTime<Utc>>,
 }
 
 #[derive(QueryableByName)]
@@ -196,7 +198,8 @@ pub fn close_round(
             .bind::<BigInt, _>(round)
             .execute(conn)?;
         let answers: Vec<Answer> = diesel::sql_query(
-            "SELECT a.id, a.website_id, a.validator_id, a.state, t.status, t.failure, t.http_status, t.latency_ms \
+            "SELECT a.id, a.website_id, a.validator_id, a.state, t.status, t.failure, t.http_status, t.latency_ms, \
+                    t.tls_expires_at \
              FROM check_assignments a LEFT JOIN ticks t ON t.assignment_id = a.id \
              WHERE a.round_number = $1 ORDER BY a.website_id, a.id",
         )
@@ -242,6 +245,7 @@ pub fn close_round(
                 }
             }
             apply_verdict(conn, site, round, now, verdict, answers, policy, &mut summary)?;
+            warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
             update_rollup(conn, site, row.opened_at, verdict, answers)?;
         }
 
@@ -426,6 +430,46 @@ fn apply_verdict(
         }
         Verdict::Unknown => {}
     }
+    Ok(())
+}
+
+/// Records the certificate expiry the validators saw and, when it falls within
+/// `TLS_EXPIRY_WARNING_DAYS`, alerts once per certificate and channel.
+fn warn_of_tls_expiry(
+    conn: &mut PgConnection,
+    site: i64,
+    now: DateTime<Utc>,
+    answers: &[Answer],
+    policy: &ClosePolicy,
+    summary: &mut CloseSummary,
+) -> Result<(), CloseError> {
+    // The earliest expiry reported by a validator that reached the site.
+    let Some(expires) = answers.iter().filter_map(|a| a.tls_expires_at).min() else {
+        return Ok(());
+    };
+    diesel::sql_query("UPDATE website_status SET tls_expires_at = $2 WHERE website_id = $1")
+        .bind::<BigInt, _>(site)
+        .bind::<Timestamptz, _>(expires)
+        .execute(conn)?;
+    if expires > now + chrono::Duration::days(i64::from(policy.tls_warning_days)) {
+        return Ok(());
+    }
+    let days_left = (expires - now).num_days();
+    let ids: Vec<Id> = diesel::sql_query(
+        "INSERT INTO alert_outbox (channel_id, kind, dedup_key, payload) \
+         SELECT c.id, 'tls_expiring', 'tls_expiring:' || w.id || ':' || $2::date || ':' || c.id, \
+                jsonb_build_object('website_id', w.id, 'url', w.url, 'name', w.name, \
+                                   'cause', 'certificate expires ' || $2::text || ' (' || $3::text || ' days)', \
+                                   'at', $2::timestamptz) \
+         FROM websites w JOIN alert_channels c ON c.owner_id = w.owner_id \
+         WHERE w.id = $1 AND c.enabled AND (c.website_id IS NULL OR c.website_id = w.id) \
+         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
+    )
+    .bind::<BigInt, _>(site)
+    .bind::<Timestamptz, _>(expires)
+    .bind::<Text, _>(days_left.to_string())
+    .load(conn)?;
+    summary.alerts.extend(ids.into_iter().map(|i| i.id));
     Ok(())
 }
 

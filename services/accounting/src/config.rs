@@ -27,6 +27,8 @@ pub struct ClosePolicy {
     pub reputation_gain: i32,
     /// `REPUTATION_LOSS`: basis points lost per disagreeing or missing result.
     pub reputation_loss: i32,
+    /// `TLS_EXPIRY_WARNING_DAYS`: alert when a certificate expires within this.
+    pub tls_warning_days: i32,
 }
 
 impl ClosePolicy {
@@ -49,6 +51,7 @@ impl ClosePolicy {
             confirmations_up: env.ranged("CONFIRMATIONS_UP", 1, 1..=100)?,
             reputation_gain: env.ranged("REPUTATION_GAIN", 10, 0..=10_000)?,
             reputation_loss: env.ranged("REPUTATION_LOSS", 50, 0..=10_000)?,
+            tls_warning_days: env.ranged("TLS_EXPIRY_WARNING_DAYS", 14, 1..=365)?,
         })
     }
 }

@@ -26,6 +26,7 @@ fn policy() -> ClosePolicy {
         confirmations_up: 1,
         reputation_gain: 10,
         reputation_loss: 50,
+        tls_warning_days: 14,
     }
 }
 
@@ -355,6 +356,44 @@ fn a_split_quorum_is_unknown_and_moves_nothing() {
         count(
             &mut conn,
             "SELECT unknown_rounds FROM website_hourly_rollups"
+        ),
+        1
+    );
+}
+
+#[test]
+fn a_certificate_close_to_expiry_is_alerted_once_per_certificate() {
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    w.round(1, [Some("up"), Some("up"), Some("up")]);
+    w.round(2, [Some("up"), Some("up"), Some("up")]);
+    let soon = Utc::now() + Duration::days(5);
+    diesel::sql_query("UPDATE ticks SET tls_expires_at = $1")
+        .bind::<Timestamptz, _>(soon)
+        .execute(&mut conn)
+        .unwrap();
+    let first = close_round(&mut conn, 1, Utc::now(), &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.alerts.len(), 2, "one per channel");
+    let second = close_round(&mut conn, 2, Utc::now(), &policy())
+        .unwrap()
+        .unwrap();
+    assert!(
+        second.alerts.is_empty(),
+        "the same certificate is not alerted twice"
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM alert_outbox WHERE kind = 'tls_expiring' AND payload->>'cause' LIKE 'certificate expires%'"
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM website_status WHERE tls_expires_at IS NOT NULL"
         ),
         1
     );

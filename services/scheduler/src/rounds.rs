@@ -216,6 +216,8 @@ pub fn open_round(
             .bind::<Array<BigInt>, _>(&due_ids)
             .execute(conn)?;
 
+        alert_operator_on_change(conn, number, degraded, candidates.is_empty(), due.len())?;
+
         let mut by_instance: HashMap<String, Vec<i64>> = HashMap::new();
         for a in assigned {
             by_instance.entry(a.server_instance).or_default().push(a.id);
@@ -250,5 +252,55 @@ pub fn mark_close_enqueued(conn: &mut PgConnection, round: i64) -> overlaps_shar
     diesel::sql_query("UPDATE rounds SET close_enqueued_at = now() WHERE number = $1")
         .bind::<BigInt, _>(round)
         .execute(conn)?;
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct PreviousHealth {
+    #[diesel(sql_type = Bool)]
+    degraded: bool,
+    #[diesel(sql_type = Bool)]
+    had_candidates: bool,
+}
+
+/// Writes an operator alert to the outbox when rounds become degraded or no
+/// validator is online any more — on the change, not every round.
+fn alert_operator_on_change(
+    conn: &mut PgConnection,
+    number: i64,
+    degraded: bool,
+    nobody_online: bool,
+    due_sites: usize,
+) -> overlaps_shared::Result<()> {
+    let previous = diesel::sql_query(
+        "SELECT degraded, jsonb_array_length(candidates) > 0 AS had_candidates FROM rounds WHERE number = $1",
+    )
+    .bind::<BigInt, _>(number - 1)
+    .get_result::<PreviousHealth>(conn)
+    .optional()?;
+    let was_degraded = previous.as_ref().is_some_and(|p| p.degraded);
+    let had_validators = previous.as_ref().is_none_or(|p| p.had_candidates);
+    let mut alerts = Vec::new();
+    if nobody_online && had_validators {
+        alerts.push((
+            format!("no_validators:{number}"),
+            format!("no validator is online (round {number})"),
+        ));
+    } else if degraded && !was_degraded && due_sites > 0 {
+        alerts.push((
+            format!("degraded:{number}"),
+            format!("round {number} is degraded: fewer validators online than a site's quorum"),
+        ));
+    }
+    for (dedup_key, cause) in alerts {
+        tracing::warn!(%cause, "operator alert");
+        diesel::sql_query(
+            "INSERT INTO alert_outbox (kind, dedup_key, payload) \
+             VALUES ('operator', $1, jsonb_build_object('cause', $2::text)) ON CONFLICT (dedup_key) DO NOTHING",
+        )
+        .bind::<Text, _>(dedup_key)
+        .bind::<Text, _>(cause)
+        .execute(conn)?;
+    }
     Ok(())
 }

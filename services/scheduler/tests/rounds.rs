@@ -252,3 +252,30 @@ fn rounds_past_their_deadline_are_handed_to_accounting_once() {
     mark_close_enqueued(&mut conn, 1).unwrap();
     assert_eq!(rounds_to_close(&mut conn, at(61)).unwrap(), vec![2]);
 }
+
+#[test]
+fn the_operator_is_alerted_when_rounds_degrade_or_nobody_is_online_not_every_round() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    let v1 = validator(&mut conn, 1, 5000);
+    website(&mut conn, 30, 2, true);
+    let alerts = |conn: &mut PgConnection| -> Vec<String> {
+        #[derive(QueryableByName)]
+        struct Key {
+            #[diesel(sql_type = Text)]
+            dedup_key: String,
+        }
+        diesel::sql_query("SELECT dedup_key FROM alert_outbox WHERE kind = 'operator' ORDER BY id")
+            .load::<Key>(conn)
+            .unwrap()
+            .into_iter()
+            .map(|k| k.dedup_key)
+            .collect()
+    };
+    open_round(&mut conn, at(0), LENGTH, HUB, &online(&[(v1, "s1")])).unwrap();
+    open_round(&mut conn, at(30), LENGTH, HUB, &online(&[(v1, "s1")])).unwrap();
+    assert_eq!(alerts(&mut conn), vec!["degraded:1"], "once when it starts");
+    open_round(&mut conn, at(60), LENGTH, HUB, &[]).unwrap();
+    open_round(&mut conn, at(90), LENGTH, HUB, &[]).unwrap();
+    assert_eq!(alerts(&mut conn), vec!["degraded:1", "no_validators:3"]);
+}
