@@ -189,16 +189,53 @@ start_dev_validators() {
     done
 }
 
+# Dev sinks and a demo site: alerts land in a local Slack sink and SMTP sink, and
+# rounds check a local page you can take down.
+start_dev_sinks() {
+    ensure_smtp_sink
+    mkdir -p .run/demo .run/mail/tmp .run/mail/new .run/mail/cur
+    [ -f .run/demo/index.html ] || echo '<h1>Overlaps demo: all healthy</h1>' > .run/demo/index.html
+    start_child slack-sink python3 services/dev/slack_sink.py 8025 .run/slack.log
+    start_child mail-sink python3 -m aiosmtpd -n -l 127.0.0.1:1025 -c aiosmtpd.handlers.Mailbox .run/mail
+    start_child demo-site python3 -m http.server 8090 --bind 127.0.0.1 --directory .run/demo
+}
+
+# The demo owner, site and channels (once); the site's interval is one round.
+seed_demo() {
+    for _ in $(seq 50); do
+        psql "$DATABASE_URL" -qAtX -c 'SELECT 1 FROM websites LIMIT 0' >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+INSERT INTO users (email, name) VALUES ('demo@overlaps.local', 'Demo owner') ON CONFLICT (email) DO NOTHING;
+INSERT INTO websites (owner_id, name, url, interval_seconds, timeout_ms, quorum, keyword)
+SELECT id, 'Demo site', 'http://127.0.0.1:8090/', ${ROUND_SECONDS:-30}, 3000, 3, 'healthy'
+FROM users WHERE email = 'demo@overlaps.local'
+  AND NOT EXISTS (SELECT 1 FROM websites WHERE url = 'http://127.0.0.1:8090/');
+INSERT INTO alert_channels (owner_id, kind, target)
+SELECT u.id, c.kind, c.target FROM users u,
+  (VALUES ('slack', 'http://127.0.0.1:8025/demo'), ('email', 'demo@overlaps.local')) AS c(kind, target)
+WHERE u.email = 'demo@overlaps.local'
+  AND NOT EXISTS (SELECT 1 FROM alert_channels a WHERE a.owner_id = u.id AND a.kind = c.kind);
+SQL
+}
+
 # Runs the hub services from `target/$1` until Ctrl-C or until one of them exits.
 run_services() {
     local profile=$1
     trap 'stop_children; exit 130' INT TERM
     trap stop_children EXIT
+    if [ "$profile" = debug ]; then
+        start_dev_sinks
+    fi
     for service in "${HUB_SERVICES[@]}"; do
         start_child "$service" "target/$profile/$service"
     done
     if [ "$profile" = debug ]; then
         start_dev_validators "$profile"
+        seed_demo
+        say "demo site:  http://127.0.0.1:8090/ (take it down: rm .run/demo/index.html)"
+        say "alerts:     Slack sink prints above and in .run/slack.log; e-mail in .run/mail/new/"
     fi
     say "API:        http://${SERVER_BIND:-127.0.0.1:8080}/api/v1"
     say "health:     http://${SERVER_BIND:-127.0.0.1:8080}/readyz"
