@@ -5,7 +5,9 @@
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod eth;
 pub mod jobs;
+pub mod merkle;
 pub mod models;
 pub mod mutex;
 pub mod presence;
