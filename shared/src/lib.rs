@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod merkle;
 pub mod models;
 pub mod mutex;
+pub mod operator_alert;
 pub mod presence;
 pub mod protocol;
 pub mod redis_keys;

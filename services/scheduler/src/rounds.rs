@@ -14,6 +14,7 @@ use diesel::sql_types::{
     Array, BigInt, Bool, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz,
 };
 use overlaps_shared::jobs::Dispatch;
+use overlaps_shared::operator_alert;
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate};
 
@@ -293,14 +294,7 @@ fn alert_operator_on_change(
         ));
     }
     for (dedup_key, cause) in alerts {
-        tracing::warn!(%cause, "operator alert");
-        diesel::sql_query(
-            "INSERT INTO alert_outbox (kind, dedup_key, payload) \
-             VALUES ('operator', $1, jsonb_build_object('cause', $2::text)) ON CONFLICT (dedup_key) DO NOTHING",
-        )
-        .bind::<Text, _>(dedup_key)
-        .bind::<Text, _>(cause)
-        .execute(conn)?;
+        operator_alert::raise(conn, &dedup_key, &cause)?;
     }
     Ok(())
 }

@@ -174,14 +174,11 @@ fn record_outcome(
                     .execute(conn)?;
                 // Tell the operator, unless this was itself an operator alert.
                 if !is_operator {
-                    diesel::sql_query(
-                        "INSERT INTO alert_outbox (kind, dedup_key, payload) \
-                         VALUES ('operator', 'alert_failed:' || $1, jsonb_build_object('cause', $2::text)) \
-                         ON CONFLICT (dedup_key) DO NOTHING",
-                    )
-                    .bind::<BigInt, _>(id)
-                    .bind::<Text, _>(format!("alert {id} could not be delivered: {err}"))
-                    .execute(conn)?;
+                    overlaps_shared::operator_alert::raise(
+                        conn,
+                        &format!("alert_failed:{id}"),
+                        &format!("alert {id} could not be delivered: {err}"),
+                    )?;
                 }
                 Ok::<_, overlaps_shared::Error>(())
             })?;
