@@ -50,11 +50,13 @@ load_env() {
         cp .env.example .env
         say "created .env from .env.example"
     fi
-    local line key
+    local line key value
     while IFS= read -r line || [ -n "$line" ]; do
         [[ $line =~ ^[[:space:]]*([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
-        key=${BASH_REMATCH[1]}
-        [ -n "${!key+x}" ] || export "$key=${BASH_REMATCH[2]}"
+        key=${BASH_REMATCH[1]} value=${BASH_REMATCH[2]}
+        # "quoted" values (as dotenv reads them, for values with spaces).
+        [[ $value =~ ^\"(.*)\"$ ]] && value=${BASH_REMATCH[1]}
+        [ -n "${!key+x}" ] || export "$key=$value"
     done < .env
 }
 
@@ -285,6 +287,19 @@ run_bench() {
     return "$status"
 }
 
+# The eon benchmark: BENCH_EON_VALIDATORS validators closed into one eon (tree,
+# proofs, storage) on a scratch database, against raw Keccak and COPY rates.
+run_eon_bench() {
+    local profile=${BENCH_PROFILE:-release} flag=--release status=0
+    [ "$profile" = release ] || flag=
+    cargo build $flag --bin eonbench
+    local bench_db="${PG_DB}_eonbench"
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
+    DATABASE_URL=${DATABASE_URL%/*}/$bench_db LOG_LEVEL=warn "target/$profile/eonbench" || status=$?
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
+    return "$status"
+}
+
 case "$MODE" in
     dev)
         provision
@@ -323,8 +338,10 @@ case "$MODE" in
         say "PostgreSQL and Redis are ready"
         ;;
     bench)
+        # BENCH_ONLY=ingest or BENCH_ONLY=eon runs one of the two.
         provision
-        run_bench
+        [ "${BENCH_ONLY:-}" = eon ] || run_bench
+        [ "${BENCH_ONLY:-}" = ingest ] || run_eon_bench
         ;;
     *)
         die "usage: ./run.sh [dev|prod|test|bench|provision]"

@@ -106,6 +106,13 @@ impl Env {
         self.raw(var).map(|value| parse(var, value)).transpose()
     }
 
+    /// Parses an optional amount in the chain's smallest unit (an integer below 2^256).
+    pub fn amount(&self, var: &str, default: &str) -> Result<crate::eth::U256, ConfigError> {
+        let text = self.raw(var).unwrap_or(default);
+        crate::money::parse(text)
+            .map_err(|_| invalid(var, text, "an integer amount in the chain's smallest unit"))
+    }
+
     /// Parses an optional integer that must lie in `range`.
     pub fn ranged<T>(
         &self,

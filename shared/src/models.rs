@@ -264,6 +264,25 @@ pub struct Tick {
     pub signature: Vec<u8>,
 }
 
+impl Tick {
+    /// The fields its validator signed, rebuilt from the stored row.
+    pub fn signed_fields(&self) -> crate::signing::ResultFields {
+        crate::signing::ResultFields {
+            assignment_id: self.assignment_id,
+            up: self.status == "up",
+            http_status: self.http_status.and_then(|s| u16::try_from(s).ok()),
+            latency_ms: u32::try_from(self.latency_ms).unwrap_or(u32::MAX),
+            failure_code: self
+                .failure
+                .as_deref()
+                .and_then(crate::protocol::FailureReason::from_name)
+                .map_or(0, |f| f.code()),
+            tls_expires_at_ms: self.tls_expires_at.map(|t| t.timestamp_millis()),
+            checked_at_ms: self.checked_at.timestamp_millis(),
+        }
+    }
+}
+
 /// A site's settled state.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = website_status, primary_key(website_id), check_for_backend(diesel::pg::Pg))]
@@ -388,24 +407,40 @@ pub struct RootCommitment {
     pub onchain_block: Option<i64>,
 }
 
-/// One validator's leaf (and proof) in an eon's tree.
+/// One payout address's leaf (and proof) in an eon's tree.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = merkle_leaves, check_for_backend(diesel::pg::Pg))]
+#[diesel(table_name = merkle_leaves, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
 pub struct MerkleLeaf {
+    /// The eon.
+    pub eon: i64,
+    /// Position in the tree.
+    pub leaf_index: i32,
+    /// Payout address in the leaf.
+    pub payout_address: Vec<u8>,
+    /// Cumulative reward of the address, smallest unit.
+    pub cumulative: BigDecimal,
+    /// The double-hashed leaf.
+    pub leaf_hash: Vec<u8>,
+    /// Sibling hashes, 32 bytes each.
+    pub proof: Vec<u8>,
+}
+
+/// One validator's reward as of an eon.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = validator_rewards, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
+pub struct ValidatorReward {
     /// The eon.
     pub eon: i64,
     /// The validator.
     pub validator_id: i64,
-    /// Position in the tree, `None` when left out.
-    pub leaf_index: Option<i32>,
-    /// Payout address in the leaf.
+    /// Its payout address at the eon's close; `None`: left out of the tree.
     pub payout_address: Option<Vec<u8>>,
-    /// Cumulative reward, smallest unit.
+    /// Credited in this eon's rounds.
+    pub earned: BigDecimal,
+    /// Credited in every round up to this eon's last.
     pub cumulative: BigDecimal,
-    /// The double-hashed leaf.
-    pub leaf_hash: Option<Vec<u8>>,
-    /// Sibling hashes, 32 bytes each.
-    pub proof: Option<Vec<u8>>,
+    /// The part of `cumulative` added to a payout address's leaf so far.
+    pub attributed: BigDecimal,
 }
 
 /// One on-chain call the verifier is responsible for.

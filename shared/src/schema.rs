@@ -207,14 +207,24 @@ diesel::table! {
 }
 
 diesel::table! {
-    merkle_leaves (eon, validator_id) {
+    merkle_leaves (eon, leaf_index) {
+        eon -> Int8,
+        leaf_index -> Int4,
+        payout_address -> Bytea,
+        cumulative -> Numeric,
+        leaf_hash -> Bytea,
+        proof -> Bytea,
+    }
+}
+
+diesel::table! {
+    validator_rewards (eon, validator_id) {
         eon -> Int8,
         validator_id -> Int8,
-        leaf_index -> Nullable<Int4>,
         payout_address -> Nullable<Bytea>,
+        earned -> Numeric,
         cumulative -> Numeric,
-        leaf_hash -> Nullable<Bytea>,
-        proof -> Nullable<Bytea>,
+        attributed -> Numeric,
     }
 }
 
@@ -302,7 +312,8 @@ diesel::joinable!(validator_credits -> rounds (round_number));
 diesel::joinable!(validator_credits -> validators (validator_id));
 diesel::joinable!(root_commitments -> eons (eon));
 diesel::joinable!(merkle_leaves -> eons (eon));
-diesel::joinable!(merkle_leaves -> validators (validator_id));
+diesel::joinable!(validator_rewards -> eons (eon));
+diesel::joinable!(validator_rewards -> validators (validator_id));
 diesel::joinable!(ethereum_transaction_attempts -> ethereum_transactions (transaction_id));
 diesel::joinable!(contract_events -> chain_blocks (block_number));
 diesel::joinable!(audit_reports -> eons (eon));
@@ -324,6 +335,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     eons,
     root_commitments,
     merkle_leaves,
+    validator_rewards,
     ethereum_transactions,
     ethereum_transaction_attempts,
     chain_blocks,

@@ -12,7 +12,9 @@ use chrono::{DateTime, Timelike, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz};
 use serde_json::json;
-use sha3::{Digest, Keccak256};
+
+use overlaps_shared::ledger::{self, RoundAnswer};
+pub use overlaps_shared::ledger::{Verdict, majority};
 
 use crate::config::ClosePolicy;
 
@@ -31,54 +33,6 @@ pub enum CloseError {
     /// A query failed.
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
-}
-
-/// A site's result for one round.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
-    /// The majority saw it up.
-    Up,
-    /// The majority saw it down.
-    Down,
-    /// No majority, or no results (never "down" for lack of validators).
-    Unknown,
-}
-
-impl Verdict {
-    fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Up => "up",
-            Verdict::Down => "down",
-            Verdict::Unknown => "unknown",
-        }
-    }
-
-    fn code(self) -> u8 {
-        match self {
-            Verdict::Up => 1,
-            Verdict::Down => 2,
-            Verdict::Unknown => 0,
-        }
-    }
-}
-
-/// The majority of `statuses` (`up`/`down`); a tie or nothing is unknown.
-pub fn majority<'a>(statuses: impl IntoIterator<Item = &'a str>) -> Verdict {
-    let (mut up, mut down) = (0usize, 0usize);
-    for status in statuses {
-        match status {
-            "up" => up += 1,
-            "down" => down += 1,
-            _ => {}
-        }
-    }
-    if up > down {
-        Verdict::Up
-    } else if down > up {
-        Verdict::Down
-    } else {
-        Verdict::Unknown
-    }
 }
 
 /// What closing a round did.
@@ -210,46 +164,34 @@ pub fn close_round(
             by_site.entry(answer.website_id).or_default().push(answer);
         }
 
+        let outcome = ledger::settle_round(
+            round,
+            &by_site
+                .values()
+                .flatten()
+                .map(|a| RoundAnswer {
+                    assignment_id: a.id,
+                    website_id: a.website_id,
+                    validator_id: a.validator_id,
+                    status: a.status.clone(),
+                })
+                .collect::<Vec<_>>(),
+        );
         let mut summary = CloseSummary::default();
-        let mut hasher = Keccak256::new();
-        hasher.update(b"overlaps/v1/round-results");
-        hasher.update(round.to_be_bytes());
-        // Per validator: (checks answered, agreed, missed).
-        let mut tallies: BTreeMap<i64, (i64, i64, i64)> = BTreeMap::new();
         for (&site, answers) in &by_site {
-            let verdict = majority(answers.iter().filter_map(|a| a.status.as_deref()));
+            let verdict = outcome.verdicts.get(&site).copied().unwrap_or(Verdict::Unknown);
             match verdict {
                 Verdict::Up => summary.up += 1,
                 Verdict::Down => summary.down += 1,
                 Verdict::Unknown => summary.unknown += 1,
-            }
-            hasher.update(site.to_be_bytes());
-            hasher.update([verdict.code()]);
-            for a in answers {
-                hasher.update(a.id.to_be_bytes());
-                hasher.update(a.validator_id.to_be_bytes());
-                hasher.update([match a.status.as_deref() {
-                    Some("up") => 1,
-                    Some("down") => 2,
-                    _ => 0,
-                }]);
-                let tally = tallies.entry(a.validator_id).or_default();
-                match a.status.as_deref() {
-                    Some(status) => {
-                        tally.0 += 1;
-                        if status == verdict.as_str() {
-                            tally.1 += 1;
-                        }
-                    }
-                    None => tally.2 += 1,
-                }
             }
             apply_verdict(conn, site, round, now, verdict, answers, policy, &mut summary)?;
             warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
             update_rollup(conn, site, row.opened_at, verdict, answers)?;
         }
 
-        for (&validator_id, &(answered, agreed, missed)) in &tallies {
+        for (&validator_id, tally) in &outcome.tallies {
+            let ledger::Tally { answered, agreed, missed } = *tally;
             let amount = &policy.reward_per_check * BigDecimal::from(agreed);
             if agreed > 0 {
                 diesel::sql_query(
@@ -279,13 +221,9 @@ pub fn close_round(
             .execute(conn)?;
         }
 
-        let results_hash: [u8; 32] = hasher.finalize().into();
-        let previous_chain = previous.and_then(|p| p.chain_hash).unwrap_or_else(|| vec![0; 32]);
-        let chain_hash: [u8; 32] = Keccak256::new()
-            .chain_update(&previous_chain)
-            .chain_update(results_hash)
-            .finalize()
-            .into();
+        let results_hash = outcome.results_hash;
+        let chain_hash =
+            ledger::chain_hash(previous.and_then(|p| p.chain_hash).as_deref(), &results_hash);
         diesel::sql_query("UPDATE rounds SET closed_at = $2, results_hash = $3, chain_hash = $4 WHERE number = $1")
             .bind::<BigInt, _>(round)
             .bind::<Timestamptz, _>(now)
@@ -595,18 +533,4 @@ pub fn close_rounds_through(
         }
     }
     Ok(closed)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_majority_of_received_results_decides_and_a_tie_is_unknown() {
-        assert_eq!(majority(["up", "up", "down"]), Verdict::Up);
-        assert_eq!(majority(["down", "down", "up"]), Verdict::Down);
-        assert_eq!(majority(["down"]), Verdict::Down);
-        assert_eq!(majority(["up", "down"]), Verdict::Unknown);
-        assert_eq!(majority([]), Verdict::Unknown);
-    }
 }

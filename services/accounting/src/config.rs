@@ -1,5 +1,6 @@
 //! Settings of the accounting service.
 
+use crate::eon::EonPolicy;
 use bigdecimal::BigDecimal;
 use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
 use overlaps_shared::service::ServiceConfig;
@@ -34,19 +35,9 @@ pub struct ClosePolicy {
 impl ClosePolicy {
     /// Reads and validates the closing settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let reward: String = env.optional("REWARD_PER_CHECK", "1000000000000".to_owned())?;
-        if reward.is_empty() || !reward.chars().all(|c| c.is_ascii_digit()) || reward.len() > 60 {
-            return Err(invalid(
-                "REWARD_PER_CHECK",
-                &reward,
-                "an integer amount in the chain's smallest unit",
-            ));
-        }
-        let reward_per_check: BigDecimal = reward
-            .parse()
-            .map_err(|e| invalid("REWARD_PER_CHECK", &reward, e))?;
+        let reward = env.amount("REWARD_PER_CHECK", "1000000000000")?;
         Ok(ClosePolicy {
-            reward_per_check,
+            reward_per_check: overlaps_shared::money::to_numeric(reward),
             confirmations_down: env.ranged("CONFIRMATIONS_DOWN", 2, 1..=100)?,
             confirmations_up: env.ranged("CONFIRMATIONS_UP", 1, 1..=100)?,
             reputation_gain: env.ranged("REPUTATION_GAIN", 10, 0..=10_000)?,
@@ -107,6 +98,8 @@ pub struct AccountingConfig {
     pub close: ClosePolicy,
     /// Sending alerts.
     pub alerts: AlertSettings,
+    /// Closing eons.
+    pub eons: EonPolicy,
 }
 
 impl ServiceConfig for AccountingConfig {
@@ -119,6 +112,14 @@ impl ServiceConfig for AccountingConfig {
             },
             close: ClosePolicy::from_env(env)?,
             alerts: AlertSettings::from_env(env)?,
+            eons: EonPolicy {
+                rounds: env.ranged("EON_ROUNDS", 120, 1..=1_000_000)?,
+                max_age: chrono::Duration::seconds(env.ranged(
+                    "EON_SECONDS",
+                    3600,
+                    10..=31_536_000,
+                )?),
+            },
         })
     }
 

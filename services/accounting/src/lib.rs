@@ -1,9 +1,10 @@
 //! Accounting: closes rounds (majority, confirmed status changes, incidents and their
 //! alerts, credits, reputation, rollups, the hash chain) and keeps tick partitions.
-//! Closing eons (Merkle roots) arrives with the payouts issue.
+//! It also closes eons: cumulative rewards, Merkle tree, root commitment.
 
 pub mod alerts;
 pub mod close;
 pub mod config;
+pub mod eon;
 pub mod partitions;
 pub mod worker;

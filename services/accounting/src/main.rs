@@ -1,4 +1,4 @@
-//! `accounting`: consumes `close_round` and `send_alert` jobs and keeps the tick
+//! `accounting`: consumes `close_round`, `close_eon` and `send_alert` jobs and keeps the tick
 //! table's daily partitions (created ahead, dropped after `TICK_RETENTION_DAYS`).
 
 use std::sync::Arc;
@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
     let accounting = Arc::new(Accounting {
         infra,
         policy: config.close.clone(),
+        eons: config.eons,
         sender,
         operator,
     });

@@ -1,16 +1,18 @@
-//! The job consumers: `close_round` and `send_alert`.
+//! The job consumers: `close_round`, `close_eon` and `send_alert`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, TaskSink, WorkerBuilder};
-use overlaps_shared::jobs::{self, CloseRound, SendAlert};
+use overlaps_shared::jobs::{self, AuditEon, CloseEon, CloseRound, SendAlert, SubmitRoot};
+use overlaps_shared::mutex::RedisMutex;
 use overlaps_shared::service::Infrastructure;
 
 use crate::alerts::channels::Sender;
 use crate::alerts::{self, OperatorChannels};
 use crate::close::{CloseError, close_rounds_through};
 use crate::config::ClosePolicy;
+use crate::eon::{self, EonError, EonPolicy};
 
 /// What the accounting job handlers need.
 #[derive(Debug)]
@@ -19,14 +21,17 @@ pub struct Accounting {
     pub infra: Infrastructure,
     /// Closing rules.
     pub policy: ClosePolicy,
+    /// When eons close.
+    pub eons: EonPolicy,
     /// Sends alerts.
     pub sender: Sender,
     /// Where operator alerts go.
     pub operator: OperatorChannels,
 }
 
-/// Consumes `close_round` and `send_alert` jobs until the process stops, and
-/// re-enqueues due alerts (retries, and any whose job was lost) every 10 s.
+/// Consumes `close_round`, `close_eon` and `send_alert` jobs until the process
+/// stops, re-enqueues due alerts (retries, and any whose job was lost) every 10 s,
+/// and looks for a due eon every 10 s (`EON_SECONDS`, or a lost job).
 pub async fn run(accounting: Arc<Accounting>) {
     tokio::join!(
         keep_running("close-round", || {
@@ -49,7 +54,17 @@ pub async fn run(accounting: Arc<Accounting>) {
                 .build(send_alert)
                 .run()
         }),
+        keep_running("close-eon", || {
+            let queue =
+                jobs::consumer::<CloseEon>(accounting.infra.redis.clone(), &accounting.infra.keys);
+            WorkerBuilder::new(worker_name("close-eon"))
+                .backend(queue)
+                .data(Arc::clone(&accounting))
+                .build(close_eon)
+                .run()
+        }),
         sweep_alerts(&accounting),
+        sweep_eons(&accounting),
     );
 }
 
@@ -104,6 +119,95 @@ async fn sweep_alerts(accounting: &Accounting) {
     }
 }
 
+async fn sweep_eons(accounting: &Accounting) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        enqueue_due_eon(accounting).await;
+    }
+}
+
+/// Enqueues `close_eon` for the eon due now, if one is.
+async fn enqueue_due_eon(accounting: &Accounting) {
+    let policy = accounting.eons;
+    let due = accounting
+        .infra
+        .db
+        .run(move |conn| {
+            eon::due_eon(conn, chrono::Utc::now(), &policy)
+                .map_err(|err| overlaps_shared::Error::Queue(err.to_string()))
+        })
+        .await;
+    match due {
+        Ok(Some(eon)) => {
+            let mut queue =
+                jobs::storage::<CloseEon>(accounting.infra.redis.clone(), &accounting.infra.keys);
+            if let Err(err) = queue.push(CloseEon { eon }).await {
+                tracing::warn!(eon, error = %err, "could not enqueue close_eon");
+            }
+        }
+        Ok(None) => {}
+        Err(err) => tracing::warn!(error = %err, "eon check failed"),
+    }
+}
+
+/// Closes the eon under the eon mutex (one closer across every accounting
+/// process), then hands its root to the verifier and the audit. Idempotent: an
+/// eon already closed is only handed on again.
+#[tracing::instrument(skip_all, fields(eon = job.eon))]
+pub async fn close_eon(
+    job: CloseEon,
+    accounting: Data<Arc<Accounting>>,
+) -> Result<(), BoxDynError> {
+    let mutex = RedisMutex::new(
+        accounting.infra.redis.clone(),
+        &accounting.infra.keys,
+        "close-eon",
+        Duration::from_secs(30),
+    );
+    let Some(guard) = mutex.lock(Duration::from_secs(60)).await? else {
+        return Err("the eon lock stayed taken for 60 s".into());
+    };
+    let lease = guard.into_lease();
+    let number = job.eon;
+    let closed = accounting
+        .infra
+        .db
+        .run(move |conn| match eon::close_eon(conn, number) {
+            Ok(summary) => Ok(Ok(summary)),
+            Err(EonError::Database(db)) => Err(overlaps_shared::Error::Database(db)),
+            Err(other) => Ok(Err(other)),
+        })
+        .await?;
+    if let Err(err) = lease.release().await {
+        tracing::warn!(error = %err, "could not release the eon lock");
+    }
+    match closed {
+        Ok(Some(summary)) => tracing::info!(
+            first_round = summary.first_round,
+            last_round = summary.last_round,
+            root = %hex::encode(summary.root),
+            total = %summary.total,
+            leaves = summary.leaves,
+            excluded = summary.excluded,
+            "eon closed"
+        ),
+        Ok(None) => tracing::info!("eon already closed; handing it on again"),
+        // A job for an eon that is not next (or has no round yet) changes nothing.
+        Err(err) => {
+            tracing::warn!(error = %err, "eon not closed");
+            return Ok(());
+        }
+    }
+    let redis = accounting.infra.redis.clone();
+    jobs::storage::<SubmitRoot>(redis.clone(), &accounting.infra.keys)
+        .push(SubmitRoot { eon: number })
+        .await?;
+    jobs::storage::<AuditEon>(redis, &accounting.infra.keys)
+        .push(AuditEon { eon: number })
+        .await?;
+    Ok(())
+}
+
 /// Closes the round (and any earlier one still open), then enqueues its alerts.
 /// Idempotent: a closed round is left as it is.
 #[tracing::instrument(skip_all, fields(round = job.round))]
@@ -139,6 +243,7 @@ pub async fn close_round(
             "round closed"
         );
     }
+    enqueue_due_eon(&accounting).await;
     Ok(())
 }
 

@@ -1,14 +1,25 @@
-//! `audit`: re-derives each eon from stored data and compares it with the chain (audit_eon jobs).
-//!
-//! Today it starts, validates its configuration, connects to PostgreSQL and Redis
-//! and waits for SIGINT/SIGTERM; its work arrives with the issue that builds it.
+//! `audit`: re-derives each closed eon from stored data (audit_eon jobs and a
+//! sweep), stores a report per eon and alerts the operator on any mismatch.
 
-use overlaps_shared::config::CommonConfig;
+use std::sync::Arc;
+use std::time::Duration;
+
+use overlaps_audit::config::AuditConfig;
+use overlaps_audit::worker::{self, Auditor};
 use overlaps_shared::service;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (_config, _infra) = service::boot::<CommonConfig>().await?;
+    let (config, infra) = service::boot::<AuditConfig>().await?;
+    let auditor = Arc::new(Auditor {
+        infra,
+        policy: config.policy.clone(),
+    });
+    let working = tokio::spawn(worker::run(
+        auditor,
+        Duration::from_secs(config.sweep_seconds),
+    ));
     service::ready_until_shutdown("audit").await?;
+    working.abort();
     Ok(())
 }

@@ -1,0 +1,360 @@
+//! Closing an eon: every validator's cumulative reward up to the eon's last round,
+//! attributed to payout addresses, becomes a Merkle tree whose root, total and
+//! proofs are stored in one transaction (a root commitment the verifier sends on-chain).
+//!
+//! An eon is closed exactly once: the job runs under a Redis mutex, and the eon's
+//! primary key makes a second close in a racing transaction fail without effect.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
+use overlaps_shared::eth::{Address, U256};
+use overlaps_shared::merkle::{self, RewardTree};
+use overlaps_shared::models::{MerkleLeaf, ValidatorReward};
+use overlaps_shared::money::{self, BadAmount};
+use overlaps_shared::schema::{merkle_leaves, validator_rewards};
+
+/// When eons close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EonPolicy {
+    /// Close an eon once this many rounds have closed since the last one.
+    pub rounds: i64,
+    /// Or once this long has passed since the last eon (with at least one round).
+    pub max_age: chrono::Duration,
+}
+
+/// Why an eon cannot be closed.
+#[derive(Debug, thiserror::Error)]
+pub enum EonError {
+    /// Eons close in order.
+    #[error("eon {eon} cannot close before eon {next}")]
+    OutOfOrder {
+        /// The eon asked for.
+        eon: i64,
+        /// The next eon to close.
+        next: i64,
+    },
+    /// No round closed since the previous eon.
+    #[error("eon {0} has no closed round yet")]
+    NoRounds(i64),
+    /// A stored amount is not an integer amount.
+    #[error(transparent)]
+    Amount(#[from] BadAmount),
+    /// A stored payout address is not 20 bytes.
+    #[error("validator {0} has a malformed payout address")]
+    BadAddress(i64),
+    /// A query failed.
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+/// Where the time of closing an eon went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EonTimings {
+    /// Reading credits and the previous eon.
+    pub load: Duration,
+    /// Hashing the leaves and building the tree.
+    pub tree: Duration,
+    /// Computing every leaf's proof.
+    pub proofs: Duration,
+    /// Writing the commitment, leaves, proofs and rewards.
+    pub store: Duration,
+}
+
+/// What closing an eon did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EonSummary {
+    /// The eon.
+    pub eon: i64,
+    /// Its first round.
+    pub first_round: i64,
+    /// Its last round.
+    pub last_round: i64,
+    /// The Merkle root.
+    pub root: merkle::Hash,
+    /// The sum of every leaf's cumulative amount.
+    pub total: U256,
+    /// Leaves (payout addresses) in the tree.
+    pub leaves: usize,
+    /// Validators with a reward but no payout address, left out of the tree.
+    pub excluded: usize,
+    /// Where the time went.
+    pub timings: EonTimings,
+}
+
+#[derive(QueryableByName)]
+struct LastEon {
+    #[diesel(sql_type = BigInt)]
+    number: i64,
+    #[diesel(sql_type = BigInt)]
+    last_round: i64,
+    #[diesel(sql_type = Timestamptz)]
+    closed_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName)]
+struct ClosedRounds {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    first: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    last: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    first_opened_at: Option<DateTime<Utc>>,
+}
+
+/// The eon that would close next and its round range, if any round is waiting.
+struct NextEon {
+    number: i64,
+    first_round: i64,
+    last_round: i64,
+    /// Since when the eon has been running: the previous eon's close, or its first round.
+    since: DateTime<Utc>,
+}
+
+fn next_eon(conn: &mut PgConnection) -> Result<Result<NextEon, i64>, EonError> {
+    let last = diesel::sql_query(
+        "SELECT number, last_round, closed_at FROM eons ORDER BY number DESC LIMIT 1",
+    )
+    .get_result::<LastEon>(conn)
+    .optional()?;
+    let (number, after) = last
+        .as_ref()
+        .map_or((1, 0), |l| (l.number + 1, l.last_round));
+    // Rounds close in order, so the closed rounds after the last eon form a range.
+    let rounds = diesel::sql_query(
+        "SELECT min(number) AS first, max(number) AS last, min(opened_at) AS first_opened_at \
+         FROM rounds WHERE closed_at IS NOT NULL AND number > $1",
+    )
+    .bind::<BigInt, _>(after)
+    .get_result::<ClosedRounds>(conn)?;
+    match (rounds.first, rounds.last, rounds.first_opened_at) {
+        (Some(first_round), Some(last_round), Some(opened)) => Ok(Ok(NextEon {
+            number,
+            first_round,
+            last_round,
+            since: last.map_or(opened, |l| l.closed_at),
+        })),
+        _ => Ok(Err(number)),
+    }
+}
+
+/// The eon due to close at `now` under `policy`, if one is.
+pub fn due_eon(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    policy: &EonPolicy,
+) -> Result<Option<i64>, EonError> {
+    let Ok(next) = next_eon(conn)? else {
+        return Ok(None);
+    };
+    let rounds = next.last_round - next.first_round + 1;
+    let due = rounds >= policy.rounds || now - next.since >= policy.max_age;
+    Ok(due.then_some(next.number))
+}
+
+#[derive(QueryableByName)]
+struct RewardRow {
+    #[diesel(sql_type = BigInt)]
+    validator_id: i64,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    payout_address: Option<Vec<u8>>,
+    #[diesel(sql_type = Text)]
+    earned: String,
+    #[diesel(sql_type = Text)]
+    previous_cumulative: String,
+    #[diesel(sql_type = Text)]
+    previous_attributed: String,
+}
+
+#[derive(QueryableByName)]
+struct PreviousLeaf {
+    #[diesel(sql_type = Bytea)]
+    payout_address: Vec<u8>,
+    #[diesel(sql_type = Text)]
+    cumulative: String,
+}
+
+/// Closes eon `eon` with every round closed so far; `Ok(None)` when it was already
+/// closed. The caller holds the eon mutex.
+pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>, EonError> {
+    conn.transaction(|conn| {
+        let started = Instant::now();
+        let next = match next_eon(conn)? {
+            Ok(next) => next,
+            Err(number) if eon < number => return Ok(None),
+            Err(_) => return Err(EonError::NoRounds(eon)),
+        };
+        if eon < next.number {
+            return Ok(None);
+        }
+        if eon > next.number {
+            return Err(EonError::OutOfOrder {
+                eon,
+                next: next.number,
+            });
+        }
+        // This eon's credits plus each validator's standing after the previous eon.
+        let rows: Vec<RewardRow> = diesel::sql_query(
+            "SELECT v.id AS validator_id, v.payout_address, \
+                    COALESCE(c.earned, 0)::text AS earned, \
+                    COALESCE(p.cumulative, 0)::text AS previous_cumulative, \
+                    COALESCE(p.attributed, 0)::text AS previous_attributed \
+             FROM (SELECT validator_id, sum(amount) AS earned FROM validator_credits \
+                   WHERE round_number BETWEEN $1 AND $2 GROUP BY validator_id) c \
+             FULL JOIN (SELECT validator_id, cumulative, attributed FROM validator_rewards WHERE eon = $3) p \
+               USING (validator_id) \
+             JOIN validators v ON v.id = validator_id \
+             ORDER BY v.id",
+        )
+        .bind::<BigInt, _>(next.first_round)
+        .bind::<BigInt, _>(next.last_round)
+        .bind::<BigInt, _>(eon - 1)
+        .load(conn)?;
+        let previous_leaves: Vec<PreviousLeaf> = diesel::sql_query(
+            "SELECT payout_address, cumulative::text AS cumulative FROM merkle_leaves WHERE eon = $1",
+        )
+        .bind::<BigInt, _>(eon - 1)
+        .load(conn)?;
+        let load = started.elapsed();
+
+        let rewards = attribute(eon, rows, previous_leaves)?;
+        let summary_leaves = rewards.leaves.len();
+        let started = Instant::now();
+        let leaf_hashes: Vec<merkle::Hash> = rewards
+            .leaves
+            .iter()
+            .map(|(address, cumulative)| merkle::leaf_hash(*address, *cumulative))
+            .collect();
+        let tree = RewardTree::build(&leaf_hashes);
+        let root = tree.root();
+        let tree_time = started.elapsed();
+
+        let started = Instant::now();
+        let proofs: Vec<Vec<u8>> = (0..leaf_hashes.len())
+            .map(|i| merkle::pack_proof(&tree.proof(i)))
+            .collect();
+        let proofs_time = started.elapsed();
+
+        let started = Instant::now();
+        let total = rewards
+            .leaves
+            .iter()
+            .fold(U256::zero(), |sum, (_, amount)| sum.saturating_add(*amount));
+        diesel::sql_query("INSERT INTO eons (number, first_round, last_round) VALUES ($1, $2, $3)")
+            .bind::<BigInt, _>(eon)
+            .bind::<BigInt, _>(next.first_round)
+            .bind::<BigInt, _>(next.last_round)
+            .execute(conn)?;
+        diesel::sql_query(
+            "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count) \
+             VALUES ($1, $2, $3::numeric, $4, $5)",
+        )
+        .bind::<BigInt, _>(eon)
+        .bind::<Bytea, _>(root.to_vec())
+        .bind::<Text, _>(total.to_string())
+        .bind::<diesel::sql_types::Int4, _>(i32::try_from(summary_leaves).unwrap_or(i32::MAX))
+        .bind::<diesel::sql_types::Int4, _>(i32::try_from(rewards.excluded).unwrap_or(i32::MAX))
+        .execute(conn)?;
+        let leaf_rows: Vec<MerkleLeaf> = rewards
+            .leaves
+            .iter()
+            .zip(leaf_hashes)
+            .zip(proofs)
+            .enumerate()
+            .map(|(index, (((address, cumulative), leaf), proof))| MerkleLeaf {
+                eon,
+                leaf_index: i32::try_from(index).unwrap_or(i32::MAX),
+                payout_address: address.as_bytes().to_vec(),
+                cumulative: money::to_numeric(*cumulative),
+                leaf_hash: leaf.to_vec(),
+                proof,
+            })
+            .collect();
+        // COPY in slices keeps the encoded buffer small.
+        for chunk in leaf_rows.chunks(50_000) {
+            diesel::copy_from(merkle_leaves::table)
+                .from_insertable(chunk.iter().collect::<Vec<_>>())
+                .execute(conn)?;
+        }
+        for chunk in rewards.validators.chunks(50_000) {
+            diesel::copy_from(validator_rewards::table)
+                .from_insertable(chunk.iter().collect::<Vec<_>>())
+                .execute(conn)?;
+        }
+        let store = started.elapsed();
+        Ok(Some(EonSummary {
+            eon,
+            first_round: next.first_round,
+            last_round: next.last_round,
+            root,
+            total,
+            leaves: summary_leaves,
+            excluded: rewards.excluded,
+            timings: EonTimings {
+                load,
+                tree: tree_time,
+                proofs: proofs_time,
+                store,
+            },
+        }))
+    })
+}
+
+/// An eon's rewards: per validator, and per payout address (the leaves, ordered by address).
+struct Attribution {
+    validators: Vec<ValidatorReward>,
+    leaves: Vec<(Address, U256)>,
+    excluded: usize,
+}
+
+/// Adds each validator's unattributed reward to its current payout address; a
+/// validator without one accrues and is left out of the tree.
+fn attribute(
+    eon: i64,
+    rows: Vec<RewardRow>,
+    previous_leaves: Vec<PreviousLeaf>,
+) -> Result<Attribution, EonError> {
+    let mut leaves: BTreeMap<Address, U256> = BTreeMap::new();
+    for leaf in previous_leaves {
+        let address = address_of(&leaf.payout_address).ok_or(EonError::BadAddress(-1))?;
+        leaves.insert(address, money::parse(&leaf.cumulative)?);
+    }
+    let mut validators = Vec::with_capacity(rows.len());
+    let mut excluded = 0;
+    for row in rows {
+        let earned = money::parse(&row.earned)?;
+        let cumulative = money::parse(&row.previous_cumulative)?.saturating_add(earned);
+        let mut attributed = money::parse(&row.previous_attributed)?;
+        match &row.payout_address {
+            Some(bytes) => {
+                let address = address_of(bytes).ok_or(EonError::BadAddress(row.validator_id))?;
+                let share = cumulative.saturating_sub(attributed);
+                let entry = leaves.entry(address).or_default();
+                *entry = entry.saturating_add(share);
+                attributed = cumulative;
+            }
+            None if cumulative > attributed => excluded += 1,
+            None => {}
+        }
+        validators.push(ValidatorReward {
+            eon,
+            validator_id: row.validator_id,
+            payout_address: row.payout_address,
+            earned: money::to_numeric(earned),
+            cumulative: money::to_numeric(cumulative),
+            attributed: money::to_numeric(attributed),
+        });
+    }
+    Ok(Attribution {
+        validators,
+        leaves: leaves.into_iter().collect(),
+        excluded,
+    })
+}
+
+fn address_of(bytes: &[u8]) -> Option<Address> {
+    (bytes.len() == 20).then(|| Address::from_slice(bytes))
+}
