@@ -32,7 +32,7 @@ fn main() -> anyhow::Result<()> {
     .execute(&mut conn)?;
     diesel::sql_query(
         "INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at) \
-         VALUES (1, '\\x00', now(), now(), now())",
+         VALUES (1, decode(repeat('00', 32), 'hex'), now() - interval '1 minute', now() - interval '30 seconds', now())",
     )
     .execute(&mut conn)?;
     diesel::sql_query(
