@@ -180,6 +180,9 @@ start_dev_chain() {
     if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
         die "port $port (CHAIN_RPC_URL) is already in use: stop what runs there or change CHAIN_RPC_URL"
     fi
+    # An .env from before the chain settings existed still runs: anvil's first
+    # well-known dev key is the dev operator.
+    export OPERATOR_PRIVATE_KEY=${OPERATOR_PRIVATE_KEY:-0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80}
     start_child anvil "$ANVIL_BIN" --host "$host" --port "$port" --block-time 1 --silent
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && break; sleep 0.1; done
     (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null || die "anvil did not start on port $port"
