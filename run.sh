@@ -18,8 +18,12 @@ cd "$ROOT"
 MODE=${1:-dev}
 HUB_SERVICES=(server scheduler accounting audit chain verifier)
 # Variables that must be set, and differ from .env.example, in production.
-PROD_REQUIRED=(DATABASE_URL REDIS_URL)
-PROD_NOT_DEFAULT=(DATABASE_URL)
+PROD_REQUIRED=(DATABASE_URL REDIS_URL CHAIN_RPC_URL CONTRACT_ADDRESS OPERATOR_PRIVATE_KEY)
+PROD_NOT_DEFAULT=(DATABASE_URL CHAIN_RPC_URL OPERATOR_PRIVATE_KEY)
+# The dev chain (npm @foundry-rs/anvil): its native binary, not the Node wrapper,
+# which would leave the real process orphaned when stopped.
+CONTRACTS_DIR=shared/contracts
+ANVIL_BIN=$CONTRACTS_DIR/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
@@ -153,6 +157,56 @@ ensure_smtp_sink() {
     python3 -c 'import aiosmtpd' || die "aiosmtpd could not be installed"
 }
 
+# Node and the contracts' npm packages (solc-js, anvil, OpenZeppelin), as locked.
+ensure_contracts() {
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+    if [ ! -x "$ANVIL_BIN" ] || [ "$CONTRACTS_DIR/package-lock.json" -nt "$CONTRACTS_DIR/node_modules/.package-lock.json" ]; then
+        say "npm ci in $CONTRACTS_DIR"
+        (cd "$CONTRACTS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+    fi
+    [ -x "$ANVIL_BIN" ] || die "$ANVIL_BIN is missing after npm ci"
+}
+
+# A fresh dev chain on CHAIN_RPC_URL's port (a block a second, so confirmations
+# advance), the rewards contract deployed by the operator key and funded; its
+# address is exported and written to .run/chain.env. The hub's chain records of
+# an earlier dev chain are reset: they describe a chain that no longer exists.
+start_dev_chain() {
+    local profile=$1 url=${CHAIN_RPC_URL:-http://127.0.0.1:8545}
+    local re='^https?://([^:/]+):([0-9]+)'
+    [[ $url =~ $re ]] || die "CHAIN_RPC_URL must look like http://127.0.0.1:8545 in dev"
+    local host=${BASH_REMATCH[1]} port=${BASH_REMATCH[2]}
+    is_local "$host" || die "dev mode starts its own chain: CHAIN_RPC_URL must be local"
+    if (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null; then
+        die "port $port (CHAIN_RPC_URL) is already in use: stop what runs there or change CHAIN_RPC_URL"
+    fi
+    # An .env from before the chain settings existed still runs: anvil's first
+    # well-known dev key is the dev operator.
+    export OPERATOR_PRIVATE_KEY=${OPERATOR_PRIVATE_KEY:-0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80}
+    start_child anvil "$ANVIL_BIN" --host "$host" --port "$port" --block-time 1 --silent
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && break; sleep 0.1; done
+    (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null || die "anvil did not start on port $port"
+    local line
+    line=$(CHAIN_RPC_URL=$url "target/$profile/verifier" deploy --fund "${DEV_CONTRACT_FUNDING_WEI:-100000000000000000000}" | grep '^CONTRACT_ADDRESS=') \
+        || die "deploying OverlapsRewards failed"
+    mkdir -p .run
+    printf '%s\nCHAIN_RPC_URL=%s\n' "$line" "$url" > .run/chain.env
+    export "$line" CHAIN_RPC_URL="$url"
+    say "dev chain:  $url, OverlapsRewards at ${line#CONTRACT_ADDRESS=} (.run/chain.env)"
+    psql "$DATABASE_URL" -qAtX >/dev/null 2>&1 <<'SQL' || true
+DO $$ BEGIN
+  IF to_regclass('ethereum_transactions') IS NOT NULL THEN
+    DELETE FROM ethereum_transactions;
+    DELETE FROM chain_blocks;
+    UPDATE root_commitments SET onchain_root = NULL, onchain_block = NULL;
+    UPDATE validators SET claimed = 0;
+  END IF;
+END $$;
+SQL
+}
+
 provision() {
     load_env
     ensure_toolchain
@@ -229,6 +283,7 @@ run_services() {
     trap stop_children EXIT
     if [ "$profile" = debug ]; then
         start_dev_sinks
+        start_dev_chain "$profile"
     fi
     for service in "${HUB_SERVICES[@]}"; do
         start_child "$service" "target/$profile/$service"
@@ -303,6 +358,7 @@ run_eon_bench() {
 case "$MODE" in
     dev)
         provision
+        ensure_contracts
         say "building"
         cargo build --workspace --bins
         run_services debug
@@ -325,6 +381,8 @@ case "$MODE" in
     test)
         provision
         ensure_smtp_sink
+        # The contract tests compile with solc-js and start their own anvil chains.
+        ensure_contracts
         say "cargo fmt --check"
         cargo fmt --all -- --check
         say "cargo clippy"

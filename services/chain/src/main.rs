@@ -1,14 +1,30 @@
-//! `chain`: follows blocks and contract events.
-//!
-//! Today it starts, validates its configuration, connects to PostgreSQL and Redis
-//! and waits for SIGINT/SIGTERM; its work arrives with the issue that builds it.
+//! `chain`: follows blocks and the rewards contract's events.
 
-use overlaps_shared::config::CommonConfig;
+use std::time::Duration;
+
+use overlaps_chain::config::ChainConfig;
+use overlaps_chain::follower::{self, Follower};
+use overlaps_shared::eth;
 use overlaps_shared::service;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let (_config, _infra) = service::boot::<CommonConfig>().await?;
+    let (config, infra) = service::boot::<ChainConfig>().await?;
+    let client = eth::read_client(&config.chain.rpc_url)?;
+    let follower = Follower::new(
+        infra.db.clone(),
+        client,
+        config.chain.contract,
+        config.chain.confirmations,
+        config.start_block,
+        config.batch_blocks,
+    );
+    let following = tokio::spawn(follower::run(
+        follower,
+        infra,
+        Duration::from_millis(config.poll_ms),
+    ));
     service::ready_until_shutdown("chain").await?;
+    following.abort();
     Ok(())
 }

@@ -29,6 +29,23 @@ pub enum Command {
     },
     /// Connect to the hub and serve checks until stopped.
     Run(RunArgs),
+    /// Fetch this node's latest proof from the hub, check it against the on-chain
+    /// root, and claim the unclaimed reward (reads CHAIN_RPC_URL, CONTRACT_ADDRESS).
+    Claim(ClaimArgs),
+}
+
+/// Settings of `validator claim`.
+#[derive(Debug, Clone, Args)]
+pub struct ClaimArgs {
+    /// The key file written by `validator keygen` (identifies the node to the hub).
+    #[arg(long, env = "VALIDATOR_KEY_FILE", default_value = "validator.key")]
+    pub key_file: PathBuf,
+    /// The hub's HTTP API.
+    #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_url: url::Url,
+    /// A file holding the payout account's private key (hex); else PAYOUT_PRIVATE_KEY.
+    #[arg(long)]
+    pub payout_key_file: Option<PathBuf>,
 }
 
 /// Settings of `validator run`.

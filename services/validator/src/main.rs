@@ -2,6 +2,7 @@
 //! identity with Ed25519, checks websites when asked and returns signed results.
 
 mod check;
+mod claim;
 mod client;
 mod config;
 mod guard;
@@ -30,6 +31,33 @@ async fn main() -> anyhow::Result<()> {
             let key = keys::write_new(&key_file, force)?;
             println!("{}", key.public_key());
             tracing::info!(key_file = %key_file.display(), public_key = %key.public_key(), "key written");
+        }
+        Command::Claim(args) => {
+            let key = keys::read(&args.key_file)?;
+            let payout_key: overlaps_shared::eth::PrivateKey = match &args.payout_key_file {
+                Some(path) => std::fs::read_to_string(path)?
+                    .parse()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                None => env.required("PAYOUT_PRIVATE_KEY")?,
+            };
+            let app_env = env.optional("APP_ENV", overlaps_shared::config::AppEnv::Dev)?;
+            let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
+            let proof = claim::fetch_proof(&args.api_url, &key.public_key().to_string()).await?;
+            tracing::info!(eon = proof.eon, cumulative = %proof.cumulative, payout = ?proof.payout, "proof fetched");
+            match claim::claim(&chain.rpc_url, chain.contract, &payout_key, &proof).await? {
+                claim::Claimed::Paid { amount, tx_hash } => {
+                    println!(
+                        "claimed {amount} wei (eon {}, cumulative {}) in {tx_hash}",
+                        proof.eon, proof.cumulative
+                    );
+                }
+                claim::Claimed::NothingToClaim => {
+                    println!(
+                        "nothing to claim: {} wei already claimed (eon {})",
+                        proof.cumulative, proof.eon
+                    );
+                }
+            }
         }
         Command::Run(args) => {
             let key = keys::read(&args.key_file)?;

@@ -1,3 +1,94 @@
-//! The compiled `verifier` binary starts, reports ready and stops on SIGTERM.
+//! The compiled `verifier` binary: starts against PostgreSQL, Redis and a dev chain,
+//! reports ready and stops on SIGTERM; refuses bad settings; deploys the contract.
 
-overlaps_shared::service_startup_tests!("verifier");
+use overlaps_shared::eth::{self, DEV_PRIVATE_KEYS, U256};
+use overlaps_shared::testing::{
+    ServiceProcess, TestChain, assert_refuses_config, assert_starts_and_stops,
+};
+
+const BIN: &str = env!("CARGO_BIN_EXE_verifier");
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn starts_against_real_postgres_redis_and_a_dev_chain_and_stops_on_sigterm() -> TestResult {
+    let chain = TestChain::start()?;
+    let contract = format!("{:?}", chain.deploy_funded(U256::zero()).await?);
+    let url = chain.rpc_url();
+    tokio::task::block_in_place(|| {
+        assert_starts_and_stops(
+            BIN,
+            &[
+                ("CHAIN_RPC_URL", &url),
+                ("CONTRACT_ADDRESS", &contract),
+                ("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0]),
+            ],
+        )
+    });
+    Ok(())
+}
+
+#[test]
+fn refuses_bad_chain_settings_naming_the_variable() {
+    let base = [
+        ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/overlaps"),
+        ("REDIS_URL", "redis://127.0.0.1:6379"),
+    ];
+    let cases: [(&str, &[(&str, &str)]); 3] = [
+        (
+            "CONTRACT_ADDRESS",
+            &[("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0])],
+        ),
+        (
+            "OPERATOR_PRIVATE_KEY",
+            &[(
+                "CONTRACT_ADDRESS",
+                "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+            )],
+        ),
+        (
+            "CHAIN_RPC_URL",
+            &[
+                (
+                    "CONTRACT_ADDRESS",
+                    "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                ),
+                ("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0]),
+                ("CHAIN_RPC_URL", "ftp://x"),
+            ],
+        ),
+    ];
+    for (var, extra) in cases {
+        let mut envs = base.to_vec();
+        envs.extend_from_slice(extra);
+        assert_refuses_config(BIN, &[], &envs, var);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_prints_the_address_of_a_funded_contract() -> TestResult {
+    let chain = TestChain::start()?;
+    let url = chain.rpc_url();
+    let mut process = ServiceProcess::spawn(
+        BIN,
+        &["deploy", "--fund", "12345"],
+        &[
+            ("CHAIN_RPC_URL", &url),
+            ("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0]),
+        ],
+    )?;
+    let line = tokio::task::block_in_place(|| {
+        process.wait_for_line(std::time::Duration::from_secs(60), |l| {
+            l.starts_with("CONTRACT_ADDRESS=0x")
+        })
+    });
+    let Some(line) = line else {
+        panic!("no address printed:\n{}", process.output().join("\n"));
+    };
+    let address = eth::parse_address(line.trim_start_matches("CONTRACT_ADDRESS="))?;
+    let client = eth::read_client(&url)?;
+    assert_eq!(eth::balance(&client, address).await?, U256::from(12345));
+    let rewards = eth::rewards(address, std::sync::Arc::new(client));
+    assert_eq!(rewards.operator().call().await?, chain.key(0).address());
+    Ok(())
+}

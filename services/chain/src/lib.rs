@@ -1,0 +1,6 @@
+//! The chain follower: reads blocks from a stored cursor, records their hashes and
+//! the rewards contract's events, rolls back what a reorg undid, and applies each
+//! event's effects (on-chain roots, claimed amounts) once its block is final.
+
+pub mod config;
+pub mod follower;

@@ -1,0 +1,273 @@
+//! The `submit_root` consumer and the periodic sweep that drives every open
+//! transaction, submits roots whose job was lost, and watches balances.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
+use diesel::prelude::*;
+use overlaps_shared::eth::money::from_decimal;
+use overlaps_shared::eth::{self, Address, EthError, OverlapsRewards, SignerClient, U256};
+use overlaps_shared::jobs::{self, SubmitRoot};
+use overlaps_shared::models::RootCommitment;
+use overlaps_shared::operator_alert;
+use overlaps_shared::schema::{ethereum_transactions as txs, root_commitments};
+use overlaps_shared::service::Infrastructure;
+
+use crate::config::TxPolicy;
+use crate::txs::{Sender, TxError, TxState, ensure_transaction, open_transactions};
+
+/// What the verifier's handlers need.
+#[derive(Debug)]
+pub struct Verifier {
+    /// PostgreSQL and Redis.
+    pub infra: Infrastructure,
+    /// Sends and follows transactions.
+    pub sender: Sender,
+    /// The rewards contract.
+    pub contract: OverlapsRewards<SignerClient>,
+    /// Thresholds for operator alerts.
+    pub policy: TxPolicy,
+}
+
+/// The idempotency tag of eon `eon`'s commitment.
+pub fn commit_tag(eon: i64) -> String {
+    format!("commit_root:{eon}")
+}
+
+impl Verifier {
+    /// A verifier for `contract`, sending with `client`.
+    pub fn new(
+        infra: Infrastructure,
+        client: Arc<SignerClient>,
+        contract: Address,
+        policy: TxPolicy,
+        confirmations: u64,
+    ) -> Self {
+        Verifier {
+            sender: Sender::new(&infra, client.clone(), policy.clone(), confirmations),
+            contract: eth::rewards(contract, client),
+            infra,
+            policy,
+        }
+    }
+
+    /// Commits eon `eon`'s root (once: the transaction row is tagged) and moves it
+    /// one step; `None` when there is nothing to send yet (no root, or the contract
+    /// cannot pay it: the operator is alerted and the sweep tries again).
+    ///
+    /// Earlier eons whose commitment has no nonce yet go first, in order: the
+    /// contract refuses an eon below the latest, so nonces must follow eons.
+    #[tracing::instrument(skip(self))]
+    pub async fn submit_root(&self, eon: i64) -> Result<Option<TxState>, TxError> {
+        let earlier = self
+            .infra
+            .db
+            .run(move |conn| {
+                let eons: Vec<i64> = root_commitments::table
+                    .filter(root_commitments::eon.lt(eon))
+                    .select(root_commitments::eon)
+                    .order(root_commitments::eon)
+                    .load(conn)?;
+                let numbered: Vec<String> = txs::table
+                    .filter(txs::tag.like("commit_root:%"))
+                    .filter(txs::nonce.is_not_null().or(txs::state.eq("failed")))
+                    .select(txs::tag)
+                    .load(conn)?;
+                Ok(eons
+                    .into_iter()
+                    .filter(|e| !numbered.contains(&commit_tag(*e)))
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        for before in earlier {
+            if self.submit_one(before).await?.is_none() {
+                tracing::warn!(before, "an earlier eon cannot be sent yet; this one waits");
+                return Ok(None);
+            }
+        }
+        self.submit_one(eon).await
+    }
+
+    #[tracing::instrument(skip(self))]
+    async fn submit_one(&self, eon: i64) -> Result<Option<TxState>, TxError> {
+        let tag = commit_tag(eon);
+        let (commitment, existing) = {
+            let tag = tag.clone();
+            self.infra
+                .db
+                .run(move |conn| {
+                    let commitment = root_commitments::table
+                        .find(eon)
+                        .select(RootCommitment::as_select())
+                        .first(conn)
+                        .optional()?;
+                    let existing: Option<i64> = txs::table
+                        .filter(txs::tag.eq(&tag))
+                        .select(txs::id)
+                        .first(conn)
+                        .optional()?;
+                    Ok((commitment, existing))
+                })
+                .await?
+        };
+        if let Some(id) = existing {
+            return self.sender.advance(id).await.map(Some);
+        }
+        let Some(commitment) = commitment else {
+            tracing::warn!("no root commitment for this eon yet");
+            return Ok(None);
+        };
+        let total = from_decimal(&commitment.total).ok_or(TxError::Corrupt("total"))?;
+        let root: [u8; 32] = commitment
+            .root
+            .as_slice()
+            .try_into()
+            .map_err(|_| TxError::Corrupt("root"))?;
+        let payable = self.payable().await?;
+        if payable < total {
+            let cause = format!(
+                "the rewards contract can pay {payable} wei but eon {eon} commits {total} wei: fund it"
+            );
+            let key = format!("contract_insolvent:{eon}");
+            self.infra
+                .db
+                .run(move |conn| operator_alert::raise(conn, &key, &cause))
+                .await?;
+            return Ok(None);
+        }
+        let eon_u64 = u64::try_from(eon).map_err(|_| TxError::Corrupt("eon"))?;
+        let data = eth::commit_root_calldata(&self.contract, eon_u64, root, total);
+        let (from, to) = (self.sender.from(), self.contract.address());
+        let tx = self
+            .infra
+            .db
+            .run(move |conn| Ok(ensure_transaction(conn, &tag, from, to, &data)?))
+            .await?;
+        tracing::info!(tx_id = tx.id, %total, "root commitment queued");
+        self.sender.advance(tx.id).await.map(Some)
+    }
+
+    /// What the contract could pay in all: its balance plus what it already paid.
+    async fn payable(&self) -> Result<U256, TxError> {
+        let balance = eth::balance(self.sender.client().as_ref(), self.contract.address()).await?;
+        let claimed = self
+            .contract
+            .total_claimed()
+            .call()
+            .await
+            .map_err(EthError::from)?;
+        Ok(balance + claimed)
+    }
+
+    /// One sweep: roots with no transaction yet, every open transaction, and the
+    /// operator's balance. Errors are logged; the next sweep tries again.
+    pub async fn sweep(&self) {
+        let work = self
+            .infra
+            .db
+            .run(|conn| {
+                let eons: Vec<i64> = root_commitments::table
+                    .select(root_commitments::eon)
+                    .order(root_commitments::eon)
+                    .load(conn)?;
+                let tags: Vec<String> = txs::table
+                    .filter(txs::tag.like("commit_root:%"))
+                    .select(txs::tag)
+                    .load(conn)?;
+                let unsent: Vec<i64> = eons
+                    .into_iter()
+                    .filter(|eon| !tags.contains(&commit_tag(*eon)))
+                    .collect();
+                Ok((unsent, open_transactions(conn)?))
+            })
+            .await;
+        let (unsent, open) = match work {
+            Ok(work) => work,
+            Err(err) => {
+                tracing::warn!(error = %err, "sweep: database");
+                return;
+            }
+        };
+        for eon in unsent {
+            if let Err(err) = self.submit_root(eon).await {
+                tracing::warn!(eon, error = %err, "sweep: submit_root failed");
+            }
+        }
+        for id in open {
+            if let Err(err) = self.sender.advance(id).await {
+                tracing::warn!(tx_id = id, error = %err, "sweep: advance failed");
+            }
+        }
+        if let Err(err) = self.check_operator_balance().await {
+            tracing::warn!(error = %err, "sweep: balance check failed");
+        }
+    }
+
+    /// Alerts (once a day) when the operator cannot pay for much more gas.
+    pub async fn check_operator_balance(&self) -> Result<(), TxError> {
+        let from = self.sender.from();
+        let balance = eth::balance(self.sender.client().as_ref(), from).await?;
+        if balance >= self.policy.operator_balance_alert {
+            return Ok(());
+        }
+        let cause = format!(
+            "the operator account {from:?} holds {balance} wei, below OPERATOR_BALANCE_ALERT_WEI={}",
+            self.policy.operator_balance_alert
+        );
+        let key = format!(
+            "operator_balance_low:{from:?}:{}",
+            chrono::Utc::now().format("%Y-%m-%d")
+        );
+        self.infra
+            .db
+            .run(move |conn| operator_alert::raise(conn, &key, &cause))
+            .await?;
+        Ok(())
+    }
+}
+
+/// Consumes `submit_root` jobs and sweeps every `sweep` until the process stops.
+pub async fn run(verifier: Arc<Verifier>, sweep: Duration) {
+    let sweeping = {
+        let verifier = Arc::clone(&verifier);
+        async move {
+            loop {
+                verifier.sweep().await;
+                tokio::time::sleep(sweep).await;
+            }
+        }
+    };
+    let consuming = async {
+        loop {
+            let queue =
+                jobs::consumer::<SubmitRoot>(verifier.infra.redis.clone(), &verifier.infra.keys);
+            let worker =
+                WorkerBuilder::new(format!("submit-root-{}", uuid::Uuid::new_v4().simple()))
+                    .backend(queue)
+                    .data(Arc::clone(&verifier))
+                    .build(submit_root)
+                    .run()
+                    .await;
+            match worker {
+                Ok(()) => return,
+                Err(err) => {
+                    tracing::error!(error = %err, "submit_root worker failed; restarting in 1 s")
+                }
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    tokio::join!(sweeping, consuming);
+}
+
+/// Handles one `submit_root` job (idempotent: the transaction is tagged by eon).
+#[tracing::instrument(skip_all, fields(eon = job.eon))]
+pub async fn submit_root(
+    job: SubmitRoot,
+    verifier: Data<Arc<Verifier>>,
+) -> Result<(), BoxDynError> {
+    let state = verifier.submit_root(job.eon).await?;
+    tracing::info!(?state, "submit_root handled");
+    Ok(())
+}

@@ -1,0 +1,301 @@
+//! The one place that talks to ethers-rs: chain types, the `OverlapsRewards`
+//! bindings, RPC clients, deployment and event decoding. The rest of the code base
+//! uses these names and never imports `ethers` itself.
+
+mod bindings;
+pub mod money;
+pub mod settings;
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use bindings::{
+    ClaimedFilter, FundedFilter, OVERLAPSREWARDS_ABI, OVERLAPSREWARDS_BYTECODE, OverlapsRewards,
+    OverlapsRewardsErrors, OverlapsRewardsEvents, RootCommittedFilter,
+};
+pub use ethers::abi::AbiDecode;
+pub use ethers::contract::builders::ContractCall;
+pub use ethers::providers::{Http, Middleware, Provider, ProviderError};
+pub use ethers::signers::{LocalWallet, Signer};
+pub use ethers::types::transaction::eip2718::TypedTransaction;
+pub use ethers::types::{
+    Address, Block, BlockId, BlockNumber, Bytes, Eip1559TransactionRequest, Filter, H256, Log,
+    TransactionReceipt, U64, U256,
+};
+pub use ethers::utils::keccak256;
+
+/// A read-only JSON-RPC connection.
+pub type ReadClient = Provider<Http>;
+/// A JSON-RPC connection that signs with a local key.
+pub type SignerClient = ethers::middleware::SignerMiddleware<Provider<Http>, LocalWallet>;
+
+/// The private keys anvil derives from its default mnemonic (public knowledge:
+/// dev chains only). The first is the dev operator.
+pub const DEV_PRIVATE_KEYS: [&str; 4] = [
+    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
+    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
+    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
+    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
+];
+
+/// What can go wrong talking to the chain.
+#[derive(Debug, thiserror::Error)]
+pub enum EthError {
+    /// The RPC endpoint failed or is unreachable.
+    #[error("chain RPC: {0}")]
+    Rpc(String),
+    /// A key, address or URL could not be parsed.
+    #[error("invalid {what}: {reason}")]
+    Invalid {
+        /// What was being parsed.
+        what: &'static str,
+        /// Why it was refused.
+        reason: String,
+    },
+    /// The contract rejected a call (a revert), with its decoded reason when known.
+    #[error("contract reverted: {0}")]
+    Reverted(String),
+    /// A transaction was mined but failed.
+    #[error("transaction {0:?} failed on chain")]
+    TxFailed(H256),
+    /// A transaction disappeared before it was mined.
+    #[error("transaction dropped before it was mined")]
+    Dropped,
+}
+
+impl From<ProviderError> for EthError {
+    fn from(err: ProviderError) -> Self {
+        EthError::Rpc(err.to_string())
+    }
+}
+
+impl<M: Middleware> From<ethers::contract::ContractError<M>> for EthError {
+    fn from(err: ethers::contract::ContractError<M>) -> Self {
+        if let Some(decoded) = err.decode_contract_revert::<OverlapsRewardsErrors>() {
+            return EthError::Reverted(format!("{decoded:?}"));
+        }
+        if err.is_revert() {
+            return EthError::Reverted(err.to_string());
+        }
+        EthError::Rpc(err.to_string())
+    }
+}
+
+/// A secp256k1 private key (hex). Its `Debug` shows only the address.
+#[derive(Clone)]
+pub struct PrivateKey(LocalWallet);
+
+impl PrivateKey {
+    /// The address the key signs for.
+    pub fn address(&self) -> Address {
+        self.0.address()
+    }
+
+    /// The wallet, for `chain_id`.
+    pub fn wallet(&self, chain_id: u64) -> LocalWallet {
+        self.0.clone().with_chain_id(chain_id)
+    }
+}
+
+impl std::fmt::Debug for PrivateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PrivateKey({:?})", self.address())
+    }
+}
+
+impl FromStr for PrivateKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let hex = s.trim().trim_start_matches("0x");
+        if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err("expected 32 bytes as 64 hex digits".into());
+        }
+        LocalWallet::from_str(hex)
+            .map(PrivateKey)
+            .map_err(|_| "not a valid secp256k1 private key".into())
+    }
+}
+
+/// Parses a `0x…` address.
+pub fn parse_address(s: &str) -> Result<Address, EthError> {
+    Address::from_str(s.trim()).map_err(|err| EthError::Invalid {
+        what: "address",
+        reason: err.to_string(),
+    })
+}
+
+/// A read-only client for `rpc_url` (polls every 100 ms when waiting).
+pub fn read_client(rpc_url: &str) -> Result<ReadClient, EthError> {
+    let provider = Provider::<Http>::try_from(rpc_url).map_err(|err| EthError::Invalid {
+        what: "RPC URL",
+        reason: err.to_string(),
+    })?;
+    Ok(provider.interval(Duration::from_millis(100)))
+}
+
+/// A client for `rpc_url` that signs with `key`, for the chain it reports.
+pub async fn signer_client(rpc_url: &str, key: &PrivateKey) -> Result<Arc<SignerClient>, EthError> {
+    let provider = read_client(rpc_url)?;
+    let chain_id = provider.get_chainid().await?.as_u64();
+    Ok(Arc::new(ethers::middleware::SignerMiddleware::new(
+        provider,
+        key.wallet(chain_id),
+    )))
+}
+
+/// The rewards contract at `address`, through `client`.
+pub fn rewards<M: Middleware>(address: Address, client: Arc<M>) -> OverlapsRewards<M> {
+    OverlapsRewards::new(address, client)
+}
+
+/// Deploys `OverlapsRewards` with `operator` as its operator; returns its address.
+pub async fn deploy(client: Arc<SignerClient>, operator: Address) -> Result<Address, EthError> {
+    let deployer = OverlapsRewards::deploy(client, operator)?;
+    let contract = deployer.send().await?;
+    Ok(contract.address())
+}
+
+/// Sends `amount` to the contract (its `receive` emits `Funded`), waiting until mined.
+pub async fn fund(
+    client: &SignerClient,
+    contract: Address,
+    amount: U256,
+) -> Result<TransactionReceipt, EthError> {
+    let tx = Eip1559TransactionRequest::new().to(contract).value(amount);
+    let pending = client
+        .send_transaction(tx, None)
+        .await
+        .map_err(|err| EthError::Rpc(err.to_string()))?;
+    let hash = pending.tx_hash();
+    let receipt = pending.await?.ok_or(EthError::Dropped)?;
+    if receipt.status != Some(U64::from(1)) {
+        return Err(EthError::TxFailed(hash));
+    }
+    Ok(receipt)
+}
+
+/// The ABI-encoded call `commitRoot(eon, root, total)`.
+pub fn commit_root_calldata<M: Middleware>(
+    contract: &OverlapsRewards<M>,
+    eon: u64,
+    root: [u8; 32],
+    total: U256,
+) -> Bytes {
+    contract
+        .commit_root(eon, root, total)
+        .calldata()
+        .unwrap_or_default()
+}
+
+/// A decoded event of the rewards contract.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RewardsEvent {
+    /// `RootCommitted(eon, root, total)`.
+    RootCommitted {
+        /// The eon.
+        eon: u64,
+        /// The Merkle root.
+        root: [u8; 32],
+        /// The sum of the tree's cumulative amounts.
+        total: U256,
+    },
+    /// `Claimed(account, amount, cumulative)`.
+    Claimed {
+        /// Who was paid.
+        account: Address,
+        /// What was paid by this claim.
+        amount: U256,
+        /// Everything paid to the account so far.
+        cumulative: U256,
+    },
+    /// `Funded(from, amount)`.
+    Funded {
+        /// The sender.
+        from: Address,
+        /// The amount received.
+        amount: U256,
+    },
+}
+
+/// Decodes one log of the rewards contract; `None` for a log it did not emit.
+pub fn decode_event(log: &Log) -> Option<RewardsEvent> {
+    use ethers::contract::EthLogDecode;
+    let raw = ethers::abi::RawLog {
+        topics: log.topics.clone(),
+        data: log.data.to_vec(),
+    };
+    match OverlapsRewardsEvents::decode_log(&raw).ok()? {
+        OverlapsRewardsEvents::RootCommittedFilter(e) => Some(RewardsEvent::RootCommitted {
+            eon: e.eon,
+            root: e.root,
+            total: e.total,
+        }),
+        OverlapsRewardsEvents::ClaimedFilter(e) => Some(RewardsEvent::Claimed {
+            account: e.account,
+            amount: e.amount,
+            cumulative: e.cumulative,
+        }),
+        OverlapsRewardsEvents::FundedFilter(e) => Some(RewardsEvent::Funded {
+            from: e.from,
+            amount: e.amount,
+        }),
+    }
+}
+
+/// The filter for every log of the contract at `address` in blocks `from..=to`.
+pub fn contract_logs(address: Address, from: u64, to: u64) -> Filter {
+    Filter::new().address(address).from_block(from).to_block(to)
+}
+
+/// Signs `tx` with `wallet`; returns the raw bytes to broadcast and the hash the
+/// transaction will have (known before it is sent, so it can be recorded first).
+pub async fn sign(
+    wallet: &LocalWallet,
+    tx: Eip1559TransactionRequest,
+) -> Result<(Bytes, H256), EthError> {
+    let typed: TypedTransaction = tx.into();
+    let signature = wallet
+        .sign_transaction(&typed)
+        .await
+        .map_err(|err| EthError::Invalid {
+            what: "transaction",
+            reason: err.to_string(),
+        })?;
+    let raw = typed.rlp_signed(&signature);
+    let hash = H256::from(keccak256(&raw));
+    Ok((raw, hash))
+}
+
+/// Calls a JSON-RPC method the typed client has no wrapper for (anvil's `evm_*`).
+pub async fn raw_request<T, R>(client: &ReadClient, method: &str, params: T) -> Result<R, EthError>
+where
+    T: std::fmt::Debug + serde::Serialize + Send + Sync,
+    R: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send,
+{
+    Ok(client.request(method, params).await?)
+}
+
+/// Sends a contract call and waits until it is mined; a revert (found when the
+/// gas is estimated) comes back as [`EthError::Reverted`] with the decoded error.
+pub async fn send_call<M, D>(call: ContractCall<M, D>) -> Result<TransactionReceipt, EthError>
+where
+    M: Middleware + 'static,
+    D: ethers::abi::Detokenize + Send + Sync,
+{
+    let pending = call.send().await?;
+    let hash = pending.tx_hash();
+    let receipt = pending.await?.ok_or(EthError::Dropped)?;
+    if receipt.status != Some(U64::from(1)) {
+        return Err(EthError::TxFailed(hash));
+    }
+    Ok(receipt)
+}
+
+/// The native balance of `account` at the latest block.
+pub async fn balance<M: Middleware>(client: &M, account: Address) -> Result<U256, EthError> {
+    client
+        .get_balance(account, None)
+        .await
+        .map_err(|err| EthError::Rpc(err.to_string()))
+}
