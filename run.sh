@@ -163,10 +163,13 @@ ensure_contracts() {
         apt_install nodejs npm
     fi
     if [ ! -x "$ANVIL_BIN" ] || [ "$CONTRACTS_DIR/package-lock.json" -nt "$CONTRACTS_DIR/node_modules/.package-lock.json" ]; then
-        say "npm ci in $CONTRACTS_DIR"
-        (cd "$CONTRACTS_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+        # `npm install` with the lock file installs the locked versions; unlike
+        # `npm ci` it tolerates anvil's optional binaries for other platforms,
+        # which the registry here does not serve.
+        say "npm install (locked) in $CONTRACTS_DIR"
+        (cd "$CONTRACTS_DIR" && npm install --no-audit --no-fund --loglevel=error)
     fi
-    [ -x "$ANVIL_BIN" ] || die "$ANVIL_BIN is missing after npm ci"
+    [ -x "$ANVIL_BIN" ] || die "$ANVIL_BIN is missing after npm install"
 }
 
 # A fresh dev chain on CHAIN_RPC_URL's port (a block a second, so confirmations
