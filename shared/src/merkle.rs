@@ -56,7 +56,9 @@ pub fn leaf_hash(payout: Address, cumulative: U256) -> Hash {
 
 /// Folds a proof into the root it implies for `leaf` (OpenZeppelin's `processProof`).
 pub fn process_proof(leaf: Hash, proof: &[Hash]) -> Hash {
-    proof.iter().fold(leaf, |node, sibling| hash_pair(&node, sibling))
+    proof
+        .iter()
+        .fold(leaf, |node, sibling| hash_pair(&node, sibling))
 }
 
 /// Whether `proof` links `leaf` to `root`.
@@ -116,7 +118,7 @@ pub fn pack_proof(proof: &[Hash]) -> Vec<u8> {
 
 /// Splits a stored proof back into hashes; `None` if its length is not a multiple of 32.
 pub fn unpack_proof(bytes: &[u8]) -> Option<Vec<Hash>> {
-    if bytes.len() % 32 != 0 {
+    if !bytes.len().is_multiple_of(32) {
         return None;
     }
     bytes
@@ -141,7 +143,10 @@ mod tests {
             let leaves = leaves(n);
             let tree = RewardTree::build(&leaves);
             for (i, leaf) in leaves.iter().enumerate() {
-                assert!(verify_proof(tree.root(), *leaf, &tree.proof(i)), "n={n} i={i}");
+                assert!(
+                    verify_proof(tree.root(), *leaf, &tree.proof(i)),
+                    "n={n} i={i}"
+                );
             }
         }
     }
@@ -163,7 +168,10 @@ mod tests {
         encoded[31] = 1;
         encoded[63] = 5;
         let expected = keccak256(keccak256(encoded));
-        assert_eq!(leaf_hash(Address::from_low_u64_be(1), U256::from(5)), expected);
+        assert_eq!(
+            leaf_hash(Address::from_low_u64_be(1), U256::from(5)),
+            expected
+        );
     }
 
     #[test]
