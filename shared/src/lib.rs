@@ -21,6 +21,7 @@ pub mod selection;
 pub mod service;
 pub mod shutdown;
 pub mod signing;
+pub mod ssrf;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;

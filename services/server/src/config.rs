@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
+use overlaps_shared::config::{AppEnv, CommonConfig, ConfigError, Env, invalid};
 use overlaps_shared::service::ServiceConfig;
 
 /// Limits and timings of the validator WebSocket.
@@ -33,6 +33,39 @@ pub struct IngestSettings {
     pub writers: usize,
 }
 
+/// Bounds an owner's website settings must lie within.
+#[derive(Debug, Clone, Copy)]
+pub struct WebsiteBounds {
+    /// `WEBSITE_MIN_INTERVAL_SECONDS` / `WEBSITE_MAX_INTERVAL_SECONDS`.
+    pub interval_seconds: (i32, i32),
+    /// `WEBSITE_MIN_TIMEOUT_MS` / `WEBSITE_MAX_TIMEOUT_MS`.
+    pub timeout_ms: (i32, i32),
+    /// 1 / `WEBSITE_MAX_QUORUM`.
+    pub quorum: (i16, i16),
+}
+
+/// Settings of the REST API.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// `API_SIGNUP_OPEN`: anyone may create an owner account (else only operators).
+    pub signup_open: bool,
+    /// `OPERATOR_API_KEY`: an operator key ensured at start-up, if set.
+    pub operator_api_key: Option<String>,
+    /// `OPERATOR_ACCOUNT_EMAIL`: the account `OPERATOR_API_KEY` belongs to.
+    pub operator_account_email: String,
+    /// `API_RATE_LIMIT_PER_KEY`: requests per second per API key (bursts to 2×).
+    pub rate_limit_per_key: u32,
+    /// `API_RATE_LIMIT_PER_IP`: requests per second per client address (bursts to 2×).
+    pub rate_limit_per_ip: u32,
+    /// `CORS_ALLOWED_ORIGINS`: origins allowed to call the API from a browser
+    /// (`*` for any; empty for none).
+    pub cors_allowed_origins: Vec<String>,
+    /// Website setting bounds.
+    pub websites: WebsiteBounds,
+    /// Refuse websites whose host resolves to a private address (`APP_ENV=prod`).
+    pub refuse_private_targets: bool,
+}
+
 /// Everything `server` reads from the environment.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -48,6 +81,8 @@ pub struct ServerConfig {
     pub limits: SocketLimits,
     /// Result ingest.
     pub ingest: IngestSettings,
+    /// REST API.
+    pub api: ApiSettings,
 }
 
 fn identifier(env: &Env, var: &str, default: &str) -> Result<String, ConfigError> {
@@ -67,10 +102,92 @@ fn identifier(env: &Env, var: &str, default: &str) -> Result<String, ConfigError
     Ok(value)
 }
 
+fn bounds(
+    env: &Env,
+    min_var: &str,
+    max_var: &str,
+    defaults: (i32, i32),
+    range: std::ops::RangeInclusive<i32>,
+) -> Result<(i32, i32), ConfigError> {
+    let min = env.ranged(min_var, defaults.0, range.clone())?;
+    let max = env.ranged(max_var, defaults.1, range)?;
+    if max < min {
+        return Err(invalid(
+            max_var,
+            max,
+            format!("must be at least {min_var} ({min})"),
+        ));
+    }
+    Ok((min, max))
+}
+
+fn api_settings(env: &Env, app_env: AppEnv) -> Result<ApiSettings, ConfigError> {
+    let operator_api_key: Option<String> = env.maybe("OPERATOR_API_KEY")?;
+    if let Some(key) = &operator_api_key
+        && (key.len() < 32 || key.len() > 128 || !key.chars().all(|c| c.is_ascii_graphic()))
+    {
+        // Never echo a secret back, even a malformed one.
+        return Err(invalid(
+            "OPERATOR_API_KEY",
+            "<hidden>",
+            "use 32 to 128 printable ASCII characters (e.g. `server create-operator-key` output)",
+        ));
+    }
+    let cors: String = env.optional("CORS_ALLOWED_ORIGINS", String::new())?;
+    let cors_allowed_origins: Vec<String> = cors
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for origin in &cors_allowed_origins {
+        if origin != "*" && url::Url::parse(origin).is_err() {
+            return Err(invalid(
+                "CORS_ALLOWED_ORIGINS",
+                &cors,
+                format!("{origin:?} is neither `*` nor an origin like https://example.com"),
+            ));
+        }
+    }
+    let (min_quorum, max_quorum) = (1, env.ranged("WEBSITE_MAX_QUORUM", 15, 1..=100)?);
+    Ok(ApiSettings {
+        signup_open: env.optional("API_SIGNUP_OPEN", true)?,
+        operator_api_key,
+        operator_account_email: env.optional(
+            "OPERATOR_ACCOUNT_EMAIL",
+            "operator@overlaps.local".to_owned(),
+        )?,
+        rate_limit_per_key: env.ranged("API_RATE_LIMIT_PER_KEY", 50, 1..=1_000_000)?,
+        rate_limit_per_ip: env.ranged("API_RATE_LIMIT_PER_IP", 100, 1..=1_000_000)?,
+        cors_allowed_origins,
+        websites: WebsiteBounds {
+            interval_seconds: bounds(
+                env,
+                "WEBSITE_MIN_INTERVAL_SECONDS",
+                "WEBSITE_MAX_INTERVAL_SECONDS",
+                (30, 86_400),
+                1..=604_800,
+            )?,
+            timeout_ms: bounds(
+                env,
+                "WEBSITE_MIN_TIMEOUT_MS",
+                "WEBSITE_MAX_TIMEOUT_MS",
+                (500, 30_000),
+                100..=120_000,
+            )?,
+            quorum: (min_quorum, max_quorum),
+        },
+        refuse_private_targets: app_env == AppEnv::Prod,
+    })
+}
+
 impl ServiceConfig for ServerConfig {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let common = CommonConfig::from_env(env)?;
+        let api = api_settings(env, common.app_env)?;
         Ok(ServerConfig {
-            common: CommonConfig::from_env(env)?,
+            common,
+            api,
             bind: env.optional("SERVER_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             instance_id: identifier(env, "SERVER_INSTANCE_ID", "server-1")?,
             hub_id: identifier(env, "HUB_ID", "overlaps-dev")?,

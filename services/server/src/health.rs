@@ -12,13 +12,28 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(healthz).service(readyz);
 }
 
+/// Liveness: the process answers.
+#[utoipa::path(
+    tag = "health",
+    responses((status = 200, description = "Up", body = Object, example = json!({"status": "ok"}))),
+    security(())
+)]
 #[get("/healthz")]
-async fn healthz() -> HttpResponse {
+pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
 }
 
+/// Readiness: PostgreSQL and Redis answer within 2 s.
+#[utoipa::path(
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready", body = Object, example = json!({"postgres": {"ok": true}, "redis": {"ok": true}})),
+        (status = 503, description = "A dependency is down", body = Object),
+    ),
+    security(())
+)]
 #[get("/readyz")]
-async fn readyz(infra: web::Data<Infrastructure>) -> HttpResponse {
+pub async fn readyz(infra: web::Data<Infrastructure>) -> HttpResponse {
     let postgres = within_deadline(async {
         infra
             .db
@@ -50,7 +65,9 @@ async fn readyz(infra: web::Data<Infrastructure>) -> HttpResponse {
 }
 
 /// A readiness probe must answer quickly even when a dependency hangs.
-async fn within_deadline(check: impl Future<Output = Result<(), String>>) -> Result<(), String> {
+pub async fn within_deadline(
+    check: impl Future<Output = Result<(), String>>,
+) -> Result<(), String> {
     tokio::time::timeout(READINESS_DEADLINE, check)
         .await
         .unwrap_or_else(|_| Err(format!("no answer within {READINESS_DEADLINE:?}")))

@@ -112,6 +112,12 @@ async fn write_and_reply(db: &Database, batch: Vec<Submission>) {
     let outcomes = db.run(move |conn| store_batch(conn, &rows)).await;
     match outcomes {
         Ok(outcomes) => {
+            crate::metrics::results_stored(
+                outcomes
+                    .iter()
+                    .filter(|o| matches!(o, Outcome::Stored))
+                    .count(),
+            );
             for (submission, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = submission.reply.send(outcome);
             }

@@ -1,32 +1,50 @@
-//! The hub's HTTP server: health, the validator WebSocket and (later) the REST API.
-//! A library so tests can run it in-process.
+//! The hub's HTTP server: the REST API with its OpenAPI document and Swagger UI,
+//! health and metrics, and the validator WebSocket. A library so tests can run
+//! it in-process.
 
+pub mod api;
 mod config;
 mod dispatch;
 mod health;
 mod hub;
 mod ingest;
+mod metrics;
+mod middleware;
 mod ws;
 
 use std::sync::Arc;
 
 use actix_web::{App, HttpServer, dev::Server, web};
 
-pub use crate::config::{IngestSettings, ServerConfig, SocketLimits};
+pub use crate::config::{ApiSettings, IngestSettings, ServerConfig, SocketLimits, WebsiteBounds};
 pub use crate::hub::Hub;
 pub use crate::ingest::{Ingest, Outcome};
+use crate::middleware::RateLimits;
 
 /// Binds the HTTP server; the returned future runs it.
 pub fn build_server(hub: Arc<Hub>) -> std::io::Result<Server> {
     let bind = hub.config.bind;
     let state = web::Data::new(Arc::clone(&hub));
     let infra = web::Data::new(hub.infra.clone());
+    let limits = RateLimits::new(&hub.config.api);
+    tokio::spawn(Arc::clone(&limits).prune_forever());
+    let limits = web::Data::new(limits);
+    let origins = hub.config.api.cors_allowed_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
             .app_data(infra.clone())
+            .app_data(limits.clone())
+            .configure(api::errors::extractor_errors)
             .configure(health::routes)
+            .configure(metrics::routes)
             .configure(ws::routes)
+            .configure(api::routes)
+            .configure(api::openapi::routes)
+            .default_service(web::to(api::errors::not_found))
+            // Outermost last: CORS answers preflights before anything else runs.
+            .wrap(actix_web::middleware::from_fn(middleware::around))
+            .wrap(middleware::cors(&origins))
     })
     // Signals are handled by main, which stops the server gracefully.
     .disable_signals()
@@ -43,4 +61,60 @@ pub fn spawn_background(hub: &Arc<Hub>) -> Vec<tokio::task::JoinHandle<()>> {
         tokio::spawn(dispatch::run_worker(Arc::clone(hub))),
         tokio::spawn(dispatch::sweep_expired(Arc::clone(hub))),
     ]
+}
+
+/// Makes sure `OPERATOR_API_KEY`, when set, authenticates an operator.
+pub async fn ensure_configured_operator_key(hub: &Hub) -> anyhow::Result<()> {
+    let Some(key) = hub.config.api.operator_api_key.clone() else {
+        return Ok(());
+    };
+    let email = hub.config.api.operator_account_email.clone();
+    let result = hub
+        .infra
+        .db
+        .run(move |conn| {
+            Ok(api::auth::ensure_operator_key(
+                conn,
+                &email,
+                "OPERATOR_API_KEY",
+                &key,
+            ))
+        })
+        .await?;
+    match result {
+        Ok(user) => {
+            tracing::info!(operator = user.id, "OPERATOR_API_KEY is an operator key");
+            Ok(())
+        }
+        Err(diesel::result::Error::RollbackTransaction) => Err(anyhow::anyhow!(
+            "configuration: OPERATOR_API_KEY was revoked or belongs to another account; set a new one"
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Creates a new operator key for the account `email` (made an operator) and
+/// returns it; it is shown once.
+pub async fn create_operator_key(
+    infra: &overlaps_shared::service::Infrastructure,
+    email: &str,
+) -> anyhow::Result<String> {
+    let email = email.trim().to_ascii_lowercase();
+    if !email.contains('@') || email.len() < 3 || email.len() > 320 {
+        anyhow::bail!("--email {email:?} is not an e-mail address");
+    }
+    let key = api::auth::generate_key();
+    let stored = key.clone();
+    infra
+        .db
+        .run(move |conn| {
+            Ok(api::auth::ensure_operator_key(
+                conn,
+                &email,
+                "create-operator-key",
+                &stored,
+            ))
+        })
+        .await??;
+    Ok(key)
 }

@@ -1,13 +1,48 @@
 //! `server`: the hub's HTTP face: REST API, Swagger UI and the validator WebSocket.
 
-use overlaps_server::{Hub, ServerConfig, build_server, spawn_background};
+use clap::{Parser, Subcommand};
+use overlaps_server::{
+    Hub, ServerConfig, build_server, create_operator_key, ensure_configured_operator_key,
+    spawn_background,
+};
 use overlaps_shared::{service, shutdown};
+
+#[derive(Parser)]
+#[command(
+    name = "server",
+    about = "The Overlaps hub server (REST API, Swagger UI, validator WebSocket)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve (the default).
+    Run,
+    /// Create an operator API key for the account with this e-mail (created or
+    /// made an operator) and print it once.
+    CreateOperatorKey {
+        /// The operator account's e-mail.
+        #[arg(long)]
+        email: String,
+    },
+}
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
     let (config, infra) = service::boot::<ServerConfig>().await?;
+    if let Some(Command::CreateOperatorKey { email }) = cli.command {
+        let key = create_operator_key(&infra, &email).await?;
+        // The only place the key is ever shown: stdout, for the operator to keep.
+        println!("{key}");
+        return Ok(());
+    }
     let (bind, instance) = (config.bind, config.instance_id.clone());
     let hub = Hub::new(config, infra);
+    ensure_configured_operator_key(&hub).await?;
     let server = build_server(hub.clone())?;
     let handle = server.handle();
     let running = tokio::spawn(server);

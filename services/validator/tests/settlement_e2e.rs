@@ -198,21 +198,26 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
     verifier.signal("KILL").unwrap();
     verifier.wait_exit(Duration::from_secs(10)).unwrap();
     assert_ne!(
-        word(&db, "SELECT state FROM ethereum_transactions WHERE tag = 'commit_root:1'").as_deref(),
+        word(
+            &db,
+            "SELECT state FROM ethereum_transactions WHERE tag = 'commit_root:1'"
+        )
+        .as_deref(),
         Some("confirmed"),
         "killed before its confirmations"
     );
     let _verifier = spawn("verifier", &[], &env);
     wait_until("the commit confirmed", Duration::from_secs(60), || {
-        word(&db, "SELECT state FROM ethereum_transactions WHERE tag = 'commit_root:1'").as_deref()
+        word(
+            &db,
+            "SELECT state FROM ethereum_transactions WHERE tag = 'commit_root:1'",
+        )
+        .as_deref()
             == Some("confirmed")
     })
     .await;
     // Sent once: one transaction row, every attempt with its nonce, one event.
-    assert_eq!(
-        number(&db, "SELECT count(*) FROM ethereum_transactions"),
-        1
-    );
+    assert_eq!(number(&db, "SELECT count(*) FROM ethereum_transactions"), 1);
     assert_eq!(
         number(
             &db,
@@ -222,12 +227,16 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
     );
 
     // The chain service records the committed root; the audit finds it equal.
-    wait_until("the on-chain root recorded", Duration::from_secs(30), || {
-        number(
-            &db,
-            "SELECT count(*) FROM root_commitments WHERE eon = 1 AND onchain_root = root",
-        ) == 1
-    })
+    wait_until(
+        "the on-chain root recorded",
+        Duration::from_secs(30),
+        || {
+            number(
+                &db,
+                "SELECT count(*) FROM root_commitments WHERE eon = 1 AND onchain_root = root",
+            ) == 1
+        },
+    )
     .await;
     assert_eq!(
         number(
@@ -236,10 +245,18 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
         ),
         1
     );
-    wait_until("the audit to match the chain", Duration::from_secs(30), || {
-        word(&db, "SELECT checked->>'onchain' FROM audit_reports WHERE eon = 1").as_deref()
-            == Some("matches")
-    })
+    wait_until(
+        "the audit to match the chain",
+        Duration::from_secs(30),
+        || {
+            word(
+                &db,
+                "SELECT checked->>'onchain' FROM audit_reports WHERE eon = 1",
+            )
+            .as_deref()
+                == Some("matches")
+        },
+    )
     .await;
     assert_eq!(
         word(&db, "SELECT ok FROM audit_reports WHERE eon = 1").as_deref(),

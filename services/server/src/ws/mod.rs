@@ -15,8 +15,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(validator_socket);
 }
 
+/// The validator WebSocket (`overlaps/v1` protocol; see the README). Answers 101
+/// to a WebSocket upgrade.
+#[utoipa::path(
+    tag = "validators",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket upgrade", body = crate::api::errors::ErrorBody),
+        (status = 429, description = "Too many connections from this address", body = crate::api::errors::ErrorBody),
+    ),
+    security(())
+)]
 #[get("/ws/validator")]
-async fn validator_socket(
+pub async fn validator_socket(
     req: HttpRequest,
     body: web::Payload,
     hub: web::Data<Arc<Hub>>,
@@ -37,7 +48,17 @@ async fn validator_socket(
             ),
         })));
     };
-    let (response, socket, stream) = actix_ws::handle(&req, body)?;
+    let (response, socket, stream) = match actix_ws::handle(&req, body) {
+        Ok(upgraded) => upgraded,
+        // A plain GET (a browser, a fuzzer) gets a JSON answer like every other route.
+        Err(err) => {
+            return Ok(HttpResponse::BadRequest().json(json!({
+                "code": "not_a_websocket",
+                "message": err.to_string(),
+                "details": null,
+            })));
+        }
+    };
     actix_web::rt::spawn(session::run(Arc::clone(&hub), socket, stream, slot));
     Ok(response)
 }

@@ -1,0 +1,226 @@
+//! API keys: generated here, shown once, stored as SHA-256, presented as
+//! `Authorization: Bearer <key>`; and the caller they identify.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use diesel::prelude::*;
+use overlaps_shared::models::{ApiKey, User};
+use overlaps_shared::schema::{api_keys, users};
+use overlaps_shared::service::Infrastructure;
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+
+use super::errors::ApiError;
+
+/// Every key starts with this, so a leaked one is recognisable in logs and scanners.
+pub const KEY_PREFIX: &str = "ovl_";
+
+/// Characters of a key kept in clear (prefix included) to tell keys apart in lists.
+const SHOWN_CHARS: usize = 12;
+
+/// The role of an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sees and changes everything.
+    Operator,
+    /// Sees and changes only their own websites and channels.
+    Owner,
+}
+
+/// Who is calling: the account behind a valid, unrevoked key.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account.
+    pub user_id: i64,
+    /// The key used.
+    pub key_id: i64,
+    /// What the account may do.
+    pub role: Role,
+}
+
+impl Caller {
+    /// Whether the caller is an operator.
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+
+    /// Whether the caller may see and change a resource owned by `owner_id`.
+    pub fn may_access(&self, owner_id: i64) -> bool {
+        self.is_operator() || self.user_id == owner_id
+    }
+
+    /// Fails unless the caller is an operator.
+    pub fn require_operator(&self) -> Result<(), ApiError> {
+        if self.is_operator() {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden("only an operator may do this"))
+        }
+    }
+}
+
+/// SHA-256 of a key, as stored.
+pub fn hash_key(key: &str) -> Vec<u8> {
+    Sha256::digest(key.as_bytes()).to_vec()
+}
+
+/// A fresh random key (`ovl_` and 48 hex digits: 192 bits).
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    format!("{KEY_PREFIX}{}", hex::encode(bytes))
+}
+
+/// Stores `key` (hashed) for `user_id`; returns the row.
+pub fn store_key(
+    conn: &mut PgConnection,
+    user_id: i64,
+    name: &str,
+    key: &str,
+) -> QueryResult<ApiKey> {
+    diesel::insert_into(api_keys::table)
+        .values((
+            api_keys::user_id.eq(user_id),
+            api_keys::name.eq(name),
+            api_keys::key_prefix.eq(key.chars().take(SHOWN_CHARS).collect::<String>()),
+            api_keys::key_hash.eq(hash_key(key)),
+        ))
+        .returning(ApiKey::as_returning())
+        .get_result(conn)
+}
+
+/// Makes sure an operator account with `email` exists and holds `key`; used for
+/// `OPERATOR_API_KEY` at start-up and by `server create-operator-key`.
+pub fn ensure_operator_key(
+    conn: &mut PgConnection,
+    email: &str,
+    key_name: &str,
+    key: &str,
+) -> QueryResult<User> {
+    conn.transaction(|conn| {
+        let user: User = diesel::insert_into(users::table)
+            .values((
+                users::email.eq(email),
+                users::name.eq("operator"),
+                users::role.eq("operator"),
+            ))
+            .on_conflict(users::email)
+            .do_update()
+            .set(users::role.eq("operator"))
+            .returning(User::as_returning())
+            .get_result(conn)?;
+        let existing: Option<ApiKey> = api_keys::table
+            .filter(api_keys::key_hash.eq(hash_key(key)))
+            .select(ApiKey::as_select())
+            .first(conn)
+            .optional()?;
+        match existing {
+            Some(found) if found.user_id == user.id && found.revoked_at.is_none() => {}
+            // A revoked or foreign row with this hash: the key is burnt, refuse to revive it.
+            Some(_) => return Err(diesel::result::Error::RollbackTransaction),
+            None => {
+                store_key(conn, user.id, key_name, key)?;
+            }
+        }
+        Ok(user)
+    })
+}
+
+/// Looks up the caller behind `key`; records its use at most once a minute.
+fn authenticate(conn: &mut PgConnection, key: &str) -> Result<Caller, ApiError> {
+    let found: Option<(ApiKey, User)> = api_keys::table
+        .inner_join(users::table)
+        .filter(api_keys::key_hash.eq(hash_key(key)))
+        .select((ApiKey::as_select(), User::as_select()))
+        .first(conn)
+        .optional()?;
+    let (api_key, user) = found.ok_or(ApiError::Unauthorized("unknown API key"))?;
+    if api_key.revoked_at.is_some() {
+        return Err(ApiError::Unauthorized("this API key was revoked"));
+    }
+    // Throttled so a busy key is not one extra write per request.
+    diesel::sql_query(
+        "UPDATE api_keys SET last_used_at = now() WHERE id = $1 \
+         AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(api_key.id)
+    .execute(conn)?;
+    Ok(Caller {
+        user_id: user.id,
+        key_id: api_key.id,
+        role: if user.role == "operator" {
+            Role::Operator
+        } else {
+            Role::Owner
+        },
+    })
+}
+
+/// The bearer token of a request: `None` without an Authorization header.
+pub fn bearer(req: &HttpRequest) -> Result<Option<String>, ApiError> {
+    let Some(header) = req.headers().get(actix_web::http::header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthorized("malformed Authorization header"))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(ApiError::Unauthorized(
+            "expected `Authorization: Bearer <API key>`",
+        ))?;
+    if token.len() > 256 {
+        return Err(ApiError::Unauthorized("malformed API key"));
+    }
+    Ok(Some(token.to_owned()))
+}
+
+async fn caller_of(req: HttpRequest) -> Result<Option<Caller>, ApiError> {
+    let Some(token) = bearer(&req)? else {
+        return Ok(None);
+    };
+    let infra = req
+        .app_data::<web::Data<Infrastructure>>()
+        .cloned()
+        .ok_or(ApiError::Unauthorized("authentication unavailable"))?;
+    let caller = infra
+        .db
+        .run(move |conn| Ok(authenticate(conn, &token)))
+        .await??;
+    Ok(Some(caller))
+}
+
+type Fut<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;
+
+impl FromRequest for Caller {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move {
+            caller_of(req).await?.ok_or(ApiError::Unauthorized(
+                "missing API key: send `Authorization: Bearer <API key>`",
+            ))
+        })
+    }
+}
+
+/// A caller that may be anonymous; a key that is present must still be valid.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Caller>);
+
+impl FromRequest for MaybeCaller {
+    type Error = ApiError;
+    type Future = Fut<Self>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { Ok(MaybeCaller(caller_of(req).await?)) })
+    }
+}

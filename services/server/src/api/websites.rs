@@ -1,0 +1,567 @@
+//! Websites: create, read, update, disable, delete, with validation.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, delete, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use overlaps_shared::models::Website as WebsiteRow;
+use overlaps_shared::schema::websites;
+use overlaps_shared::ssrf;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::auth::Caller;
+use super::errors::{ApiError, ErrorBody};
+use super::{PageParams, db, paginate};
+use crate::config::{ApiSettings, WebsiteBounds};
+use crate::hub::Hub;
+
+/// Mounts the website routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(create_website)
+        .service(list_websites)
+        .service(get_website)
+        .service(update_website)
+        .service(disable_website)
+        .service(enable_website)
+        .service(delete_website);
+}
+
+/// A monitored website.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Website {
+    /// Website id.
+    pub id: i64,
+    /// The owning account.
+    pub owner_id: i64,
+    /// Display name.
+    #[schema(example = "Shop")]
+    pub name: String,
+    /// The http(s) URL checked.
+    #[schema(example = "https://example.com/health")]
+    pub url: String,
+    /// `GET` or `HEAD`.
+    #[schema(example = "GET")]
+    pub method: String,
+    /// Seconds between checks.
+    #[schema(example = 60)]
+    pub interval_seconds: i32,
+    /// Per-check timeout in milliseconds.
+    #[schema(example = 5000)]
+    pub timeout_ms: i32,
+    /// Validators that check it each time.
+    #[schema(example = 3)]
+    pub quorum: i16,
+    /// Text the body must contain, if any.
+    pub keyword: Option<String>,
+    /// Disabled sites are not checked.
+    pub enabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<WebsiteRow> for Website {
+    fn from(w: WebsiteRow) -> Self {
+        Website {
+            id: w.id,
+            owner_id: w.owner_id,
+            name: w.name,
+            url: w.url,
+            method: w.method,
+            interval_seconds: w.interval_seconds,
+            timeout_ms: w.timeout_ms,
+            quorum: w.quorum,
+            keyword: w.keyword,
+            enabled: w.enabled,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+/// One page of websites.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebsitePage {
+    /// Websites, newest first.
+    pub items: Vec<Website>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A website to monitor.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewWebsite {
+    /// Display name.
+    #[serde(default)]
+    #[schema(example = "Shop")]
+    pub name: String,
+    /// http(s) URL to check.
+    #[schema(example = "https://example.com/health")]
+    pub url: String,
+    /// `GET` (default) or `HEAD`.
+    #[schema(example = "GET")]
+    pub method: Option<String>,
+    /// Seconds between checks (within the operator's bounds; default 60).
+    #[schema(example = 60)]
+    pub interval_seconds: Option<i32>,
+    /// Per-check timeout in ms (within bounds, below the interval; default 5000).
+    #[schema(example = 5000)]
+    pub timeout_ms: Option<i32>,
+    /// Validators per check (1..=WEBSITE_MAX_QUORUM; default 3).
+    #[schema(example = 3)]
+    pub quorum: Option<i16>,
+    /// Text the body must contain.
+    pub keyword: Option<String>,
+}
+
+/// Changes to a website; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebsiteUpdate {
+    /// Display name.
+    pub name: Option<String>,
+    /// http(s) URL to check.
+    #[schema(example = "https://example.com/")]
+    pub url: Option<String>,
+    /// `GET` or `HEAD`.
+    pub method: Option<String>,
+    /// Seconds between checks.
+    pub interval_seconds: Option<i32>,
+    /// Per-check timeout in ms.
+    pub timeout_ms: Option<i32>,
+    /// Validators per check.
+    pub quorum: Option<i16>,
+    /// Text the body must contain; an empty string removes it.
+    pub keyword: Option<String>,
+    /// Whether the site is checked.
+    pub enabled: Option<bool>,
+}
+
+/// Filters of the website list.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WebsiteFilter {
+    /// Operators only: only this owner's websites.
+    pub owner_id: Option<i64>,
+}
+
+/// A website's settings after validation.
+#[derive(Debug, Clone)]
+struct Settings {
+    name: String,
+    url: String,
+    method: String,
+    interval_seconds: i32,
+    timeout_ms: i32,
+    quorum: i16,
+    keyword: Option<String>,
+}
+
+fn in_bounds<T: PartialOrd + std::fmt::Display + Copy>(
+    field: &'static str,
+    value: T,
+    (min, max): (T, T),
+) -> Result<T, ApiError> {
+    if value < min || value > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} must be between {min} and {max}"),
+        ));
+    }
+    Ok(value)
+}
+
+fn check_url(raw: &str) -> Result<(String, url::Url), ApiError> {
+    let raw = raw.trim();
+    if raw.len() > 2048 {
+        return Err(ApiError::invalid(
+            "url",
+            "url must be at most 2048 characters",
+        ));
+    }
+    let parsed = url::Url::parse(raw)
+        .map_err(|err| ApiError::invalid("url", format!("url is not a valid URL: {err}")))?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err(ApiError::invalid(
+            "url",
+            "url must start with http:// or https://",
+        ));
+    }
+    if parsed.host().is_none() {
+        return Err(ApiError::invalid("url", "url must name a host"));
+    }
+    Ok((parsed.to_string(), parsed))
+}
+
+impl Settings {
+    fn validate(self, bounds: &WebsiteBounds) -> Result<(Self, url::Url), ApiError> {
+        let name = self.name.trim().to_owned();
+        if name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(ApiError::invalid(
+                "name",
+                "name must be at most 100 printable characters",
+            ));
+        }
+        let (url, parsed) = check_url(&self.url)?;
+        let method = self.method.to_ascii_uppercase();
+        if !matches!(method.as_str(), "GET" | "HEAD") {
+            return Err(ApiError::invalid("method", "method must be GET or HEAD"));
+        }
+        let interval_seconds = in_bounds(
+            "interval_seconds",
+            self.interval_seconds,
+            bounds.interval_seconds,
+        )?;
+        let timeout_ms = in_bounds("timeout_ms", self.timeout_ms, bounds.timeout_ms)?;
+        if i64::from(timeout_ms) >= i64::from(interval_seconds) * 1000 {
+            return Err(ApiError::invalid(
+                "timeout_ms",
+                "timeout_ms must be shorter than the interval",
+            ));
+        }
+        let quorum = in_bounds("quorum", self.quorum, bounds.quorum)?;
+        let keyword = self.keyword.filter(|k| !k.is_empty());
+        if keyword
+            .as_ref()
+            .is_some_and(|k| k.len() > 256 || k.chars().any(char::is_control))
+        {
+            return Err(ApiError::invalid(
+                "keyword",
+                "keyword must be at most 256 printable bytes",
+            ));
+        }
+        Ok((
+            Settings {
+                name,
+                url,
+                method,
+                interval_seconds,
+                timeout_ms,
+                quorum,
+                keyword,
+            },
+            parsed,
+        ))
+    }
+}
+
+/// In production, refuses hosts that are or resolve to private, loopback,
+/// link-local or reserved addresses (the validators' SSRF guard, same rules).
+async fn guard_target(api: &ApiSettings, url: &url::Url) -> Result<(), ApiError> {
+    if !api.refuse_private_targets {
+        return Ok(());
+    }
+    let refused = || ApiError::invalid("url", "url points to a private or reserved address");
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) if ssrf::is_forbidden(IpAddr::V4(ip)) => Err(refused()),
+        Some(url::Host::Ipv6(ip)) if ssrf::is_forbidden(IpAddr::V6(ip)) => Err(refused()),
+        Some(url::Host::Domain(name)) => match ssrf::resolve(name, false).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.is::<ssrf::ForbiddenTarget>() => Err(refused()),
+            Err(_) => Err(ApiError::invalid("url", "url's host does not resolve")),
+        },
+        _ => Ok(()),
+    }
+}
+
+fn load(conn: &mut PgConnection, caller: &Caller, id: i64) -> Result<WebsiteRow, ApiError> {
+    let site: Option<WebsiteRow> = websites::table
+        .find(id)
+        .select(WebsiteRow::as_select())
+        .first(conn)
+        .optional()?;
+    // Another owner's site is answered exactly like a missing one: no existence leak.
+    site.filter(|s| caller.may_access(s.owner_id))
+        .ok_or(ApiError::NotFound("website"))
+}
+
+/// Loads a website the caller may access (for the status routes).
+pub fn accessible(
+    conn: &mut PgConnection,
+    caller: &Caller,
+    id: i64,
+) -> Result<WebsiteRow, ApiError> {
+    load(conn, caller, id)
+}
+
+/// Add a website to monitor.
+#[utoipa::path(
+    tag = "websites",
+    request_body(content = NewWebsite, example = json!({"name": "Shop", "url": "https://example.com/health", "interval_seconds": 60, "timeout_ms": 5000, "quorum": 3})),
+    responses(
+        (status = 201, description = "Created", body = Website),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 422, description = "Invalid field (URL, bounds, private target in prod)", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/api/v1/websites")]
+pub async fn create_website(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    body: web::Json<NewWebsite>,
+) -> Result<HttpResponse, ApiError> {
+    let body = body.into_inner();
+    let (settings, parsed) = Settings {
+        name: body.name,
+        url: body.url,
+        method: body.method.unwrap_or_else(|| "GET".into()),
+        interval_seconds: body.interval_seconds.unwrap_or(60),
+        timeout_ms: body.timeout_ms.unwrap_or(5000),
+        quorum: body.quorum.unwrap_or(3),
+        keyword: body.keyword,
+    }
+    .validate(&hub.config.api.websites)?;
+    guard_target(&hub.config.api, &parsed).await?;
+    let row = db(&hub, move |conn| {
+        Ok(diesel::insert_into(websites::table)
+            .values((
+                websites::owner_id.eq(caller.user_id),
+                websites::name.eq(&settings.name),
+                websites::url.eq(&settings.url),
+                websites::method.eq(&settings.method),
+                websites::interval_seconds.eq(settings.interval_seconds),
+                websites::timeout_ms.eq(settings.timeout_ms),
+                websites::quorum.eq(settings.quorum),
+                websites::keyword.eq(settings.keyword.as_deref()),
+            ))
+            .returning(WebsiteRow::as_returning())
+            .get_result(conn)?)
+    })
+    .await?;
+    Ok(HttpResponse::Created().json(Website::from(row)))
+}
+
+/// The caller's websites (operators: everyone's), newest first.
+#[utoipa::path(
+    tag = "websites",
+    params(PageParams, WebsiteFilter),
+    responses(
+        (status = 200, description = "One page", body = WebsitePage),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 422, description = "Invalid limit or cursor", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/api/v1/websites")]
+pub async fn list_websites(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    page: web::Query<PageParams>,
+    filter: web::Query<WebsiteFilter>,
+) -> Result<web::Json<WebsitePage>, ApiError> {
+    let limit = page.limit()?;
+    let cursor = page.id_cursor()?;
+    let owner = if caller.is_operator() {
+        filter.owner_id
+    } else {
+        Some(caller.user_id)
+    };
+    let rows = db(&hub, move |conn| {
+        let mut query = websites::table
+            .select(WebsiteRow::as_select())
+            .order(websites::id.desc())
+            .limit(limit + 1)
+            .into_boxed();
+        if let Some(owner) = owner {
+            query = query.filter(websites::owner_id.eq(owner));
+        }
+        if let Some(cursor) = cursor {
+            query = query.filter(websites::id.lt(cursor));
+        }
+        Ok(query.load(conn)?)
+    })
+    .await?;
+    let (rows, next_cursor) = paginate(rows, limit, |w| w.id.to_string());
+    Ok(web::Json(WebsitePage {
+        items: rows.into_iter().map(Website::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// One website.
+#[utoipa::path(
+    tag = "websites",
+    params(("id" = i64, Path, description = "Website id")),
+    responses(
+        (status = 200, description = "The website", body = Website),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such website of the caller", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[get("/api/v1/websites/{id}")]
+pub async fn get_website(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<web::Json<Website>, ApiError> {
+    let id = id.into_inner();
+    let row = db(&hub, move |conn| load(conn, &caller, id)).await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Change a website; absent fields stay as they are.
+#[utoipa::path(
+    tag = "websites",
+    params(("id" = i64, Path, description = "Website id")),
+    request_body(content = WebsiteUpdate, example = json!({"interval_seconds": 120})),
+    responses(
+        (status = 200, description = "The updated website", body = Website),
+        (status = 400, description = "Malformed JSON or id", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such website of the caller", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[patch("/api/v1/websites/{id}")]
+pub async fn update_website(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    id: web::Path<i64>,
+    body: web::Json<WebsiteUpdate>,
+) -> Result<web::Json<Website>, ApiError> {
+    let id = id.into_inner();
+    let body = body.into_inner();
+    let current = {
+        let caller = caller.clone();
+        db(&hub, move |conn| load(conn, &caller, id)).await?
+    };
+    let url_changed = body.url.is_some();
+    let (settings, parsed) = Settings {
+        name: body.name.unwrap_or(current.name),
+        url: body.url.unwrap_or(current.url),
+        method: body.method.unwrap_or(current.method),
+        interval_seconds: body.interval_seconds.unwrap_or(current.interval_seconds),
+        timeout_ms: body.timeout_ms.unwrap_or(current.timeout_ms),
+        quorum: body.quorum.unwrap_or(current.quorum),
+        keyword: match body.keyword {
+            Some(k) => Some(k),
+            None => current.keyword,
+        },
+    }
+    .validate(&hub.config.api.websites)?;
+    if url_changed {
+        guard_target(&hub.config.api, &parsed).await?;
+    }
+    let enabled = body.enabled.unwrap_or(current.enabled);
+    let row = db(&hub, move |conn| {
+        let updated: Option<WebsiteRow> = diesel::update(websites::table.find(id))
+            .set((
+                websites::name.eq(&settings.name),
+                websites::url.eq(&settings.url),
+                websites::method.eq(&settings.method),
+                websites::interval_seconds.eq(settings.interval_seconds),
+                websites::timeout_ms.eq(settings.timeout_ms),
+                websites::quorum.eq(settings.quorum),
+                websites::keyword.eq(settings.keyword.as_deref()),
+                websites::enabled.eq(enabled),
+                websites::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(WebsiteRow::as_returning())
+            .get_result(conn)
+            .optional()?;
+        updated.ok_or(ApiError::NotFound("website"))
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+async fn set_enabled(
+    hub: &Hub,
+    caller: Caller,
+    id: i64,
+    enabled: bool,
+) -> Result<web::Json<Website>, ApiError> {
+    let row = db(hub, move |conn| {
+        load(conn, &caller, id)?;
+        Ok(diesel::update(websites::table.find(id))
+            .set((
+                websites::enabled.eq(enabled),
+                websites::updated_at.eq(diesel::dsl::now),
+            ))
+            .returning(WebsiteRow::as_returning())
+            .get_result(conn)?)
+    })
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Stop checking a website (kept with its history).
+#[utoipa::path(
+    tag = "websites",
+    params(("id" = i64, Path, description = "Website id")),
+    responses(
+        (status = 200, description = "The disabled website", body = Website),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such website of the caller", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/api/v1/websites/{id}/disable")]
+pub async fn disable_website(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<web::Json<Website>, ApiError> {
+    set_enabled(&hub, caller, id.into_inner(), false).await
+}
+
+/// Resume checking a disabled website.
+#[utoipa::path(
+    tag = "websites",
+    params(("id" = i64, Path, description = "Website id")),
+    responses(
+        (status = 200, description = "The enabled website", body = Website),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such website of the caller", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/api/v1/websites/{id}/enable")]
+pub async fn enable_website(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<web::Json<Website>, ApiError> {
+    set_enabled(&hub, caller, id.into_inner(), true).await
+}
+
+/// Delete a website with its status, incidents and channels bound to it.
+#[utoipa::path(
+    tag = "websites",
+    params(("id" = i64, Path, description = "Website id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such website of the caller", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[delete("/api/v1/websites/{id}")]
+pub async fn delete_website(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    db(&hub, move |conn| {
+        load(conn, &caller, id)?;
+        diesel::delete(websites::table.find(id)).execute(conn)?;
+        Ok(())
+    })
+    .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

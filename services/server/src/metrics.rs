@@ -1,0 +1,230 @@
+//! `/metrics` in the Prometheus text format: validator connections, results
+//! stored (rate them for results/s), round lag, job queue depths, alert failures
+//! and API requests. Counters live in process; gauges are read at scrape time.
+
+use std::sync::{Arc, OnceLock};
+
+use actix_web::{HttpResponse, get, web};
+use diesel::sql_types::{BigInt, Double};
+use diesel::{QueryableByName, RunQueryDsl};
+use overlaps_shared::jobs::{
+    self, AuditEon, CloseEon, CloseRound, Dispatch, Job, SendAlert, SubmitRoot,
+};
+use prometheus::{
+    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+use crate::hub::Hub;
+
+/// Mounts `/metrics`.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(metrics);
+}
+
+struct Metrics {
+    registry: Registry,
+    results_stored: IntCounter,
+    requests: IntCounterVec,
+    connections: IntGauge,
+    round_lag: Gauge,
+    open_rounds: IntGauge,
+    queue_depth: IntGaugeVec,
+    alerts_failed: IntGauge,
+    alerts_pending: IntGauge,
+}
+
+fn build() -> Result<Metrics, prometheus::Error> {
+    let registry = Registry::new_custom(Some("overlaps".into()), None)?;
+    let results_stored = IntCounter::new(
+        "results_stored_total",
+        "Signed validator results stored by this server instance",
+    )?;
+    let requests = IntCounterVec::new(
+        Opts::new(
+            "http_requests_total",
+            "HTTP requests answered, by status class",
+        ),
+        &["class"],
+    )?;
+    let connections = IntGauge::new(
+        "validator_connections",
+        "Signed-up validator sockets held by this server instance",
+    )?;
+    let round_lag = Gauge::new(
+        "round_lag_seconds",
+        "How far past its deadline the oldest unclosed round is (0 when none)",
+    )?;
+    let open_rounds = IntGauge::new("open_rounds", "Rounds not closed yet")?;
+    let queue_depth = IntGaugeVec::new(
+        Opts::new("queue_depth", "Jobs waiting in each queue"),
+        &["queue"],
+    )?;
+    let alerts_failed = IntGauge::new(
+        "alert_failures",
+        "Alerts whose delivery failed for good (alert_outbox state failed)",
+    )?;
+    let alerts_pending = IntGauge::new("alerts_pending", "Alerts waiting for delivery")?;
+    registry.register(Box::new(results_stored.clone()))?;
+    registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(connections.clone()))?;
+    registry.register(Box::new(round_lag.clone()))?;
+    registry.register(Box::new(open_rounds.clone()))?;
+    registry.register(Box::new(queue_depth.clone()))?;
+    registry.register(Box::new(alerts_failed.clone()))?;
+    registry.register(Box::new(alerts_pending.clone()))?;
+    Ok(Metrics {
+        registry,
+        results_stored,
+        requests,
+        connections,
+        round_lag,
+        open_rounds,
+        queue_depth,
+        alerts_failed,
+        alerts_pending,
+    })
+}
+
+fn get_metrics() -> Option<&'static Metrics> {
+    static METRICS: OnceLock<Option<Metrics>> = OnceLock::new();
+    METRICS
+        .get_or_init(|| match build() {
+            Ok(m) => Some(m),
+            Err(err) => {
+                // Only a programming error (a clashing name) gets here; serve without metrics.
+                tracing::error!(error = %err, "metrics registry could not be built");
+                None
+            }
+        })
+        .as_ref()
+}
+
+/// Counts results stored by the ingest.
+pub fn results_stored(n: usize) {
+    if let Some(m) = get_metrics() {
+        m.results_stored.inc_by(u64::try_from(n).unwrap_or(0));
+    }
+}
+
+/// Counts one answered HTTP request by status class (`2xx`, `4xx`, ...).
+pub fn request_answered(status: u16) {
+    if let Some(m) = get_metrics() {
+        let class = match status {
+            100..=199 => "1xx",
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        m.requests.with_label_values(&[class]).inc();
+    }
+}
+
+#[derive(QueryableByName)]
+struct DbGauges {
+    #[diesel(sql_type = Double)]
+    lag: f64,
+    #[diesel(sql_type = BigInt)]
+    open_rounds: i64,
+    #[diesel(sql_type = BigInt)]
+    failed: i64,
+    #[diesel(sql_type = BigInt)]
+    pending: i64,
+}
+
+async fn refresh(hub: &Hub, m: &Metrics) {
+    m.connections
+        .set(i64::try_from(hub.sessions.len()).unwrap_or(i64::MAX));
+    let gauges = hub
+        .infra
+        .db
+        .run(|conn| {
+            Ok(diesel::sql_query(
+                "SELECT \
+                   COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(deadline_at)) FROM rounds \
+                             WHERE closed_at IS NULL AND deadline_at < now()), 0)::float8 AS lag, \
+                   (SELECT count(*) FROM rounds WHERE closed_at IS NULL) AS open_rounds, \
+                   (SELECT count(*) FROM alert_outbox WHERE state = 'failed') AS failed, \
+                   (SELECT count(*) FROM alert_outbox WHERE state = 'pending') AS pending",
+            )
+            .get_result::<DbGauges>(conn)?)
+        })
+        .await;
+    match gauges {
+        Ok(g) => {
+            m.round_lag.set(g.lag);
+            m.open_rounds.set(g.open_rounds);
+            m.alerts_failed.set(g.failed);
+            m.alerts_pending.set(g.pending);
+        }
+        Err(err) => tracing::warn!(error = %err, "metrics: database gauges unavailable"),
+    }
+    let keys = &hub.infra.keys;
+    let queues = [
+        (
+            format!("{}:{}", Dispatch::QUEUE, hub.config.instance_id),
+            jobs::queue_name(
+                keys,
+                &format!("{}:{}", Dispatch::QUEUE, hub.config.instance_id),
+            ),
+        ),
+        (
+            CloseRound::QUEUE.to_owned(),
+            jobs::queue_name(keys, CloseRound::QUEUE),
+        ),
+        (
+            CloseEon::QUEUE.to_owned(),
+            jobs::queue_name(keys, CloseEon::QUEUE),
+        ),
+        (
+            SubmitRoot::QUEUE.to_owned(),
+            jobs::queue_name(keys, SubmitRoot::QUEUE),
+        ),
+        (
+            AuditEon::QUEUE.to_owned(),
+            jobs::queue_name(keys, AuditEon::QUEUE),
+        ),
+        (
+            SendAlert::QUEUE.to_owned(),
+            jobs::queue_name(keys, SendAlert::QUEUE),
+        ),
+    ];
+    let mut redis = hub.infra.redis.clone();
+    for (label, queue) in queues {
+        // apalis-redis keeps waiting jobs in the `<queue>:active` list.
+        let depth: Result<i64, _> = redis::cmd("LLEN")
+            .arg(format!("{queue}:active"))
+            .query_async(&mut redis)
+            .await;
+        match depth {
+            Ok(depth) => m
+                .queue_depth
+                .with_label_values(&[label.as_str()])
+                .set(depth),
+            Err(err) => tracing::warn!(error = %err, "metrics: queue depth unavailable"),
+        }
+    }
+}
+
+/// Prometheus metrics of this server instance and the deployment it serves.
+#[utoipa::path(
+    tag = "health",
+    responses((status = 200, description = "Prometheus text exposition format", body = String, content_type = "text/plain")),
+    security(())
+)]
+#[get("/metrics")]
+pub async fn metrics(hub: web::Data<Arc<Hub>>) -> HttpResponse {
+    let Some(m) = get_metrics() else {
+        return HttpResponse::ServiceUnavailable().json(serde_json::json!({
+            "code": "metrics_unavailable", "message": "metrics are unavailable", "details": null
+        }));
+    };
+    refresh(&hub, m).await;
+    let mut body = Vec::new();
+    if let Err(err) = TextEncoder::new().encode(&m.registry.gather(), &mut body) {
+        tracing::error!(error = %err, "metrics could not be encoded");
+    }
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}

@@ -1,0 +1,134 @@
+//! The SSRF guard: which addresses the network must never be made to reach
+//! (loopback, private, link-local, cloud metadata, reserved). The validator applies
+//! it to every connection it makes; the server applies it to the websites owners
+//! register in production. One copy, so both always refuse the same addresses.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+/// Whether checking `ip` is refused.
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => forbidden_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => forbidden_v4(v4),
+            None => forbidden_v6(v6),
+        },
+    }
+}
+
+fn forbidden_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local() // includes 169.254.169.254, the cloud metadata service
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_multicast()
+        || ip.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT, 100.64.0.0/10
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking, 198.18.0.0/15
+        || a >= 240 // reserved
+}
+
+fn forbidden_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
+        || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+        || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
+}
+
+/// A name resolved only to refused addresses.
+#[derive(Debug)]
+pub struct ForbiddenTarget(pub String);
+
+impl fmt::Display for ForbiddenTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} resolves to a private or reserved address", self.0)
+    }
+}
+
+impl StdError for ForbiddenTarget {}
+
+/// A name that did not resolve.
+#[derive(Debug)]
+pub struct DnsFailure(pub String);
+
+impl fmt::Display for DnsFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "dns: {}", self.0)
+    }
+}
+
+impl StdError for DnsFailure {}
+
+/// Resolves `host`, keeping only the addresses the guard allows.
+pub async fn resolve(
+    host: &str,
+    allow_private: bool,
+) -> Result<Vec<SocketAddr>, Box<dyn StdError + Send + Sync>> {
+    let all: Vec<SocketAddr> = tokio::net::lookup_host((host, 0))
+        .await
+        .map_err(|err| DnsFailure(format!("{host}: {err}")))?
+        .collect();
+    if all.is_empty() {
+        return Err(Box::new(DnsFailure(format!("{host}: no addresses"))));
+    }
+    if allow_private {
+        return Ok(all);
+    }
+    // One refused address refuses the name: a mixed answer is how rebinding starts.
+    if all.iter().any(|addr| is_forbidden(addr.ip())) {
+        return Err(Box::new(ForbiddenTarget(host.to_owned())));
+    }
+    Ok(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_loopback_link_local_and_metadata_addresses_are_refused() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::",
+        ] {
+            assert!(is_forbidden(ip.parse().unwrap()), "{ip} allowed");
+        }
+        for ip in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            assert!(!is_forbidden(ip.parse().unwrap()), "{ip} refused");
+        }
+    }
+
+    #[tokio::test]
+    async fn localhost_is_refused_unless_private_targets_are_allowed() {
+        let refused = resolve("localhost", false).await.unwrap_err();
+        assert!(refused.is::<ForbiddenTarget>(), "{refused}");
+        assert!(!resolve("localhost", true).await.unwrap().is_empty());
+        let unknown = resolve("no-such-host.invalid", true).await.unwrap_err();
+        assert!(unknown.is::<DnsFailure>(), "{unknown}");
+    }
+}
