@@ -19,7 +19,7 @@ MODE=${1:-dev}
 HUB_SERVICES=(server scheduler accounting audit chain verifier)
 # Variables that must be set, and differ from .env.example, in production.
 PROD_REQUIRED=(DATABASE_URL REDIS_URL CHAIN_RPC_URL CONTRACT_ADDRESS OPERATOR_PRIVATE_KEY)
-PROD_NOT_DEFAULT=(DATABASE_URL CHAIN_RPC_URL OPERATOR_PRIVATE_KEY)
+PROD_NOT_DEFAULT=(DATABASE_URL OPERATOR_PRIVATE_KEY)
 # The dev chain (npm @foundry-rs/anvil): its native binary, not the Node wrapper,
 # which would leave the real process orphaned when stopped.
 CONTRACTS_DIR=shared/contracts

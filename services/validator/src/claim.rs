@@ -202,6 +202,114 @@ pub async fn claim(
     })
 }
 
+/// What one look at the on-chain root found about this node's leaf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeafCheck {
+    /// No root committed yet.
+    NoRoot,
+    /// The leaf is in the on-chain root, paying `cumulative` to the expected address.
+    Included {
+        /// The contract's latest eon.
+        eon: u64,
+        /// The cumulative reward in the leaf.
+        cumulative: U256,
+    },
+    /// The hub left this node out, paid another address, or its proof does not lead
+    /// to the on-chain root.
+    Problem {
+        /// The contract's latest eon.
+        eon: u64,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+/// Checks this node's leaf (from the API) against the contract's latest root.
+pub async fn check_leaf(
+    api: &url::Url,
+    public_key: &str,
+    payout: Address,
+    rpc_url: &str,
+    contract: Address,
+) -> Result<LeafCheck, ClaimError> {
+    let client = Arc::new(eth::read_client(rpc_url)?);
+    let rewards = eth::rewards(contract, client);
+    let eon = rewards.eon().call().await.map_err(EthError::from)?;
+    if eon == 0 {
+        return Ok(LeafCheck::NoRoot);
+    }
+    let root = rewards.root().call().await.map_err(EthError::from)?;
+    let proof = match fetch_proof(api, public_key).await {
+        Ok(proof) => proof,
+        Err(ClaimError::Api(reason)) => {
+            return Ok(LeafCheck::Problem {
+                eon,
+                reason: format!("the hub serves no proof for this node: {reason}"),
+            });
+        }
+        Err(err) => return Err(err),
+    };
+    if proof.payout != payout {
+        return Ok(LeafCheck::Problem {
+            eon,
+            reason: format!(
+                "the leaf pays {:?}, not this node's {payout:?}",
+                proof.payout
+            ),
+        });
+    }
+    Ok(match proof.verify_against(root) {
+        Ok(()) => LeafCheck::Included {
+            eon,
+            cumulative: proof.cumulative,
+        },
+        Err(reason) => LeafCheck::Problem {
+            eon,
+            reason: format!("hub eon {}: {reason}", proof.eon),
+        },
+    })
+}
+
+/// Checks the leaf every `every` until `stop`: once per new on-chain eon it logs the
+/// cumulative reward, and warns loudly when the leaf is missing, pays another
+/// address, or shrank since the last eon (cumulative rewards never decrease).
+pub async fn watch_leaf(
+    api: url::Url,
+    public_key: String,
+    payout: Address,
+    rpc_url: String,
+    contract: Address,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let (mut seen_eon, mut last) = (0u64, U256::zero());
+    loop {
+        match check_leaf(&api, &public_key, payout, &rpc_url, contract).await {
+            Ok(LeafCheck::Included { eon, cumulative }) if eon > seen_eon => {
+                if cumulative < last {
+                    tracing::error!(eon, %cumulative, previous = %last,
+                        "REWARD SHRANK: the hub's leaf for this node is lower than in an earlier eon");
+                } else {
+                    tracing::info!(eon, %cumulative, "own leaf is in the on-chain root");
+                }
+                (seen_eon, last) = (eon, cumulative.max(last));
+            }
+            Ok(LeafCheck::Problem { eon, reason }) if eon > seen_eon => {
+                tracing::error!(eon, %reason, "OWN LEAF NOT IN THE ON-CHAIN ROOT: the hub may have left this node out");
+                seen_eon = eon;
+            }
+            Ok(_) => {}
+            Err(err) => {
+                tracing::warn!(error = %err, "could not check the own leaf against the chain")
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

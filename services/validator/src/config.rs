@@ -72,6 +72,13 @@ pub struct RunArgs {
     /// Allow checking loopback, private and link-local addresses (dev networks only).
     #[arg(long, env = "VALIDATOR_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
+    /// The hub's HTTP API, where the node fetches its proof to check its own leaf.
+    #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:8080")]
+    pub api_url: url::Url,
+    /// Seconds between checks of the own leaf against the on-chain root (only when
+    /// CONTRACT_ADDRESS is set).
+    #[arg(long, env = "LEAF_CHECK_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub leaf_check_seconds: u64,
 }
 
 fn parse_hub_url(value: &str) -> Result<url::Url, String> {

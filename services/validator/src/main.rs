@@ -61,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Run(args) => {
             let key = keys::read(&args.key_file)?;
+            let public_key = key.public_key().to_string();
             if args.allow_private_targets {
                 tracing::warn!("private targets allowed: for dev networks only");
             }
@@ -77,14 +78,39 @@ async fn main() -> anyhow::Result<()> {
                 max_concurrent_checks: usize::try_from(args.max_concurrent_checks).unwrap_or(32),
             };
             let (stop_tx, stop_rx) = watch::channel(false);
+            // The own-leaf watch needs the chain; without CONTRACT_ADDRESS it is off.
+            if env.raw("CONTRACT_ADDRESS").is_some() {
+                let app_env = env.optional("APP_ENV", overlaps_shared::config::AppEnv::Dev)?;
+                let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
+                let payout =
+                    overlaps_shared::eth::Address::from_slice(args.payout_address.as_bytes());
+                tokio::spawn(claim::watch_leaf(
+                    args.api_url.clone(),
+                    public_key,
+                    payout,
+                    chain.rpc_url,
+                    chain.contract,
+                    std::time::Duration::from_secs(args.leaf_check_seconds),
+                    stop_rx.clone(),
+                ));
+            } else {
+                tracing::info!("CONTRACT_ADDRESS is not set: the own leaf is not checked on chain");
+            }
             let running = tokio::spawn(node.run(stop_rx));
+            // Listen for SIGTERM before announcing ready: a signal sent right after
+            // `ready` must stop the node cleanly, not kill it.
+            let mut stopping = Box::pin(shutdown::signal_received());
+            let early = futures::poll!(stopping.as_mut());
             tracing::info!(
                 service = "validator",
                 hub = %args.hub_url,
                 public_key = %keys::read(&args.key_file)?.public_key(),
                 "ready"
             );
-            shutdown::signal_received().await?;
+            match early {
+                std::task::Poll::Ready(result) => result?,
+                std::task::Poll::Pending => stopping.await?,
+            }
             let _ = stop_tx.send(true);
             let _ = running.await;
             tracing::info!(service = "validator", "stopped");

@@ -252,3 +252,90 @@ async fn a_proof_that_does_not_lead_to_the_onchain_root_is_refused_before_sendin
     assert_eq!(nonce_before, nonce_after, "nothing was sent");
     Ok(())
 }
+
+/// Runs `validator run` with the leaf watch on; returns its output once `wanted`
+/// appears (or after 30 s).
+fn run_node_until(
+    key_file: &str,
+    api: &str,
+    rpc: &str,
+    contract: Address,
+    payout: Address,
+    wanted: &str,
+) -> Result<(bool, String), Box<dyn std::error::Error>> {
+    let (contract, payout) = (
+        format!("{contract:?}"),
+        overlaps_shared::signing::PayoutAddress::from_bytes(payout.as_bytes())?.to_string(),
+    );
+    let mut process = ServiceProcess::spawn(
+        BIN,
+        &[
+            "run",
+            "--key-file",
+            key_file,
+            "--api-url",
+            api,
+            "--payout-address",
+            &payout,
+        ],
+        &[
+            // No hub: the node keeps reconnecting while the watch runs.
+            ("HUB_URL", "ws://127.0.0.1:9/ws/validator"),
+            ("CHAIN_RPC_URL", rpc),
+            ("CONTRACT_ADDRESS", &contract),
+            ("LEAF_CHECK_SECONDS", "1"),
+        ],
+    )?;
+    let found = process
+        .wait_for_line(Duration::from_secs(30), |l| l.contains(wanted))
+        .is_some();
+    let _ = process.terminate(Duration::from_secs(5));
+    Ok((found, process.output().join("\n")))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_node_checks_its_own_leaf_against_each_onchain_root() -> TestResult {
+    let s = setup().await?;
+    let committed = proof_json(3, &s.accounts, &[4_200, 1_000, 500], 0);
+    let root: [u8; 32] = hex::decode(
+        committed["root"]
+            .as_str()
+            .unwrap_or_default()
+            .trim_start_matches("0x"),
+    )?
+    .try_into()
+    .map_err(|_| "root")?;
+    eth::send_call(s.contract.commit_root(3, root, U256::from(5_700))).await?;
+    let (key_file, public_key) = keygen(&s.dir)?;
+    let rpc = s.chain.rpc_url();
+
+    // The hub's proof matches the chain: noted.
+    let api = serve_api(public_key.clone(), committed).await?;
+    let (found, output) = tokio::task::block_in_place(|| {
+        run_node_until(
+            &key_file,
+            &api,
+            &rpc,
+            s.contract.address(),
+            s.accounts[0],
+            "own leaf is in the on-chain root",
+        )
+    })?;
+    assert!(found, "{output}");
+
+    // The hub serves a leaf that is not in the committed root: a loud warning.
+    let left_out = proof_json(3, &s.accounts, &[9_000, 1_000, 500], 0);
+    let api = serve_api(public_key, left_out).await?;
+    let (found, output) = tokio::task::block_in_place(|| {
+        run_node_until(
+            &key_file,
+            &api,
+            &rpc,
+            s.contract.address(),
+            s.accounts[0],
+            "OWN LEAF NOT IN THE ON-CHAIN ROOT",
+        )
+    })?;
+    assert!(found, "{output}");
+    Ok(())
+}

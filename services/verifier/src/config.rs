@@ -1,8 +1,8 @@
 //! Settings of the verifier.
 
-use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
+use overlaps_shared::config::{AppEnv, CommonConfig, ConfigError, Env, invalid};
 use overlaps_shared::eth::settings::ChainSettings;
-use overlaps_shared::eth::{PrivateKey, U256};
+use overlaps_shared::eth::{DEV_PRIVATE_KEYS, PrivateKey, U256};
 use overlaps_shared::service::ServiceConfig;
 
 /// How transactions are priced and retried.
@@ -70,6 +70,14 @@ impl TxPolicy {
     }
 }
 
+/// Whether `key` is one of anvil's well-known dev keys.
+pub fn is_dev_key(key: &PrivateKey) -> bool {
+    DEV_PRIVATE_KEYS
+        .iter()
+        .filter_map(|dev| dev.parse::<PrivateKey>().ok())
+        .any(|dev| dev.address() == key.address())
+}
+
 /// Everything `verifier` reads from the environment.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -88,9 +96,18 @@ pub struct VerifierConfig {
 impl ServiceConfig for VerifierConfig {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(env)?;
+        let operator_key: PrivateKey = env.required("OPERATOR_PRIVATE_KEY")?;
+        // Anvil's keys are public: on a real chain anyone could take their funds.
+        if common.app_env == AppEnv::Prod && is_dev_key(&operator_key) {
+            return Err(invalid(
+                "OPERATOR_PRIVATE_KEY",
+                "(anvil dev key)",
+                "a publicly known dev key cannot be used in production",
+            ));
+        }
         Ok(VerifierConfig {
             chain: ChainSettings::from_env(env, common.app_env)?,
-            operator_key: env.required("OPERATOR_PRIVATE_KEY")?,
+            operator_key,
             policy: TxPolicy::from_env(env)?,
             sweep_seconds: env.ranged("VERIFIER_SWEEP_SECONDS", 5, 1..=3600)?,
             common,
@@ -148,6 +165,20 @@ mod tests {
             ("VERIFIER_SWEEP_SECONDS", "0"),
             ("CONTRACT_ADDRESS", "nope"),
         ];
+        let prod = read(&[
+            ("APP_ENV", "prod"),
+            ("CHAIN_RPC_URL", "https://rpc.example"),
+        ])
+        .err();
+        assert_eq!(
+            prod.as_ref().map(|e| e.var()),
+            Some("OPERATOR_PRIVATE_KEY"),
+            "{prod:?}"
+        );
+        assert!(
+            !format!("{prod:?}").contains("ac0974bec"),
+            "the key is never printed"
+        );
         for (var, value) in cases {
             let err = read(&[(var, value)]).err();
             assert_eq!(

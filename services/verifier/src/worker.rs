@@ -7,7 +7,9 @@ use std::time::Duration;
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use diesel::prelude::*;
 use overlaps_shared::eth::money::from_decimal;
-use overlaps_shared::eth::{self, Address, EthError, OverlapsRewards, SignerClient, U256};
+use overlaps_shared::eth::{
+    self, Address, EthError, Middleware, OverlapsRewards, SignerClient, U256,
+};
 use overlaps_shared::jobs::{self, SubmitRoot};
 use overlaps_shared::models::RootCommitment;
 use overlaps_shared::operator_alert;
@@ -28,6 +30,52 @@ pub struct Verifier {
     pub contract: OverlapsRewards<SignerClient>,
     /// Thresholds for operator alerts.
     pub policy: TxPolicy,
+}
+
+/// Why the verifier cannot work with the configured contract.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No contract code at the address (wrong address or wrong chain).
+    #[error("CONTRACT_ADDRESS={0:?}: no contract there on this chain")]
+    NoContract(Address),
+    /// The contract's operator is another account.
+    #[error("OPERATOR_PRIVATE_KEY signs for {key:?}, but the contract's operator is {operator:?}")]
+    WrongOperator {
+        /// The key's address.
+        key: Address,
+        /// The contract's operator.
+        operator: Address,
+    },
+    /// The chain could not be asked.
+    #[error(transparent)]
+    Eth(#[from] EthError),
+}
+
+/// Checks at start-up that `contract` is a rewards contract operated by `client`'s key.
+pub async fn check_operator(
+    client: &Arc<SignerClient>,
+    contract: Address,
+) -> Result<(), SetupError> {
+    let code = client
+        .inner()
+        .get_code(contract, None)
+        .await
+        .map_err(EthError::from)?;
+    if code.is_empty() {
+        return Err(SetupError::NoContract(contract));
+    }
+    let operator = eth::rewards(contract, Arc::clone(client))
+        .operator()
+        .call()
+        .await
+        .map_err(EthError::from)?;
+    if operator != client.address() {
+        return Err(SetupError::WrongOperator {
+            key: client.address(),
+            operator,
+        });
+    }
+    Ok(())
 }
 
 /// The idempotency tag of eon `eon`'s commitment.

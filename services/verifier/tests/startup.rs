@@ -92,3 +92,38 @@ async fn deploy_prints_the_address_of_a_funded_contract() -> TestResult {
     assert_eq!(rewards.operator().call().await?, chain.key(0).address());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_a_contract_it_does_not_operate_naming_the_setting() -> TestResult {
+    let chain = TestChain::start()?;
+    let contract = format!("{:?}", chain.deploy_funded(U256::zero()).await?);
+    let url = chain.rpc_url();
+    let (db, redis) = (
+        overlaps_shared::testing::TestDatabase::new()?,
+        overlaps_shared::testing::TestRedis::new()?,
+    );
+    let env = overlaps_shared::testing::service_env(&db, &redis);
+    let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    envs.extend([
+        ("CHAIN_RPC_URL", url.as_str()),
+        ("CONTRACT_ADDRESS", contract.as_str()),
+    ]);
+    // Another key than the contract's operator.
+    let mut wrong_key = envs.clone();
+    wrong_key.push(("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[1]));
+    tokio::task::block_in_place(|| {
+        assert_refuses_config(BIN, &[], &wrong_key, "OPERATOR_PRIVATE_KEY")
+    });
+    // An address with no contract.
+    let mut no_contract = envs.clone();
+    no_contract.retain(|(k, _)| *k != "CONTRACT_ADDRESS");
+    no_contract.push((
+        "CONTRACT_ADDRESS",
+        "0x00000000000000000000000000000000000000aa",
+    ));
+    no_contract.push(("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0]));
+    tokio::task::block_in_place(|| {
+        assert_refuses_config(BIN, &[], &no_contract, "CONTRACT_ADDRESS")
+    });
+    Ok(())
+}
