@@ -107,10 +107,16 @@ impl Env {
     }
 
     /// Parses an optional amount in the chain's smallest unit (an integer below 2^256).
-    pub fn amount(&self, var: &str, default: &str) -> Result<crate::eth::U256, ConfigError> {
-        let text = self.raw(var).unwrap_or(default);
-        crate::money::parse(text)
-            .map_err(|_| invalid(var, text, "an integer amount in the chain's smallest unit"))
+    pub fn amount(
+        &self,
+        var: &str,
+        default: crate::eth::U256,
+    ) -> Result<crate::eth::U256, ConfigError> {
+        match self.raw(var) {
+            None => Ok(default),
+            Some(text) => crate::money::parse(text)
+                .map_err(|_| invalid(var, text, "an integer amount in the chain's smallest unit")),
+        }
     }
 
     /// Parses an optional integer that must lie in `range`.

@@ -1,9 +1,8 @@
 //! Money: integers in the chain's smallest unit, `U256` in Rust and `NUMERIC(78,0)`
-//! in PostgreSQL. Conversions go through the decimal string, never a float.
-
-use std::str::FromStr;
+//! in PostgreSQL. Conversions are exact (big integers), never through a float.
 
 use bigdecimal::BigDecimal;
+use bigdecimal::num_bigint::{BigInt, Sign};
 
 use crate::eth::U256;
 
@@ -14,13 +13,23 @@ pub struct BadAmount(pub String);
 
 /// The NUMERIC value of `amount`.
 pub fn to_numeric(amount: U256) -> BigDecimal {
-    // A U256's decimal string always parses.
-    BigDecimal::from_str(&amount.to_string()).unwrap_or_default()
+    let mut bytes = [0u8; 32];
+    amount.to_big_endian(&mut bytes);
+    BigDecimal::from(BigInt::from_bytes_be(Sign::Plus, &bytes))
 }
 
-/// The U256 value of a NUMERIC amount.
+/// The U256 value of a NUMERIC amount; refused if negative, fractional or too big.
 pub fn from_numeric(amount: &BigDecimal) -> Result<U256, BadAmount> {
-    parse(&amount.normalized().to_plain_string())
+    let refused = || BadAmount(amount.to_string());
+    if !amount.is_integer() {
+        return Err(refused());
+    }
+    let (int, _) = amount.with_scale(0).into_bigint_and_exponent();
+    let (sign, bytes) = int.to_bytes_be();
+    if sign == Sign::Minus || bytes.len() > 32 {
+        return Err(refused());
+    }
+    Ok(U256::from_big_endian(&bytes))
 }
 
 /// Parses a decimal integer amount.
@@ -40,14 +49,16 @@ mod tests {
         for amount in [U256::zero(), U256::from(1_000_000_000_000u64), U256::MAX] {
             assert_eq!(from_numeric(&to_numeric(amount)), Ok(amount));
         }
-        // NUMERIC(78,0) values come back normalized: 1E+3 is still 1000.
-        assert_eq!(from_numeric(&BigDecimal::from(1000)), Ok(U256::from(1000)));
+        // NUMERIC values with a scale are still whole amounts.
+        let scaled: BigDecimal = "1000.000".parse().unwrap();
+        assert_eq!(from_numeric(&scaled), Ok(U256::from(1000)));
     }
 
     #[test]
     fn fractions_negatives_and_overflow_are_refused() {
-        assert!(from_numeric(&BigDecimal::from_str("1.5").unwrap()).is_err());
+        assert!(from_numeric(&"1.5".parse().unwrap()).is_err());
         assert!(from_numeric(&BigDecimal::from(-1)).is_err());
+        assert!(from_numeric(&(to_numeric(U256::MAX) + BigDecimal::from(1))).is_err());
         let too_big = format!("{}0", U256::MAX);
         assert!(parse(&too_big).is_err());
         assert!(parse("").is_err());

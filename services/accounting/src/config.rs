@@ -3,6 +3,7 @@
 use crate::eon::EonPolicy;
 use bigdecimal::BigDecimal;
 use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
+use overlaps_shared::eth::U256;
 use overlaps_shared::service::ServiceConfig;
 
 /// How the tick partitions are kept.
@@ -35,7 +36,7 @@ pub struct ClosePolicy {
 impl ClosePolicy {
     /// Reads and validates the closing settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let reward = env.amount("REWARD_PER_CHECK", "1000000000000")?;
+        let reward = env.amount("REWARD_PER_CHECK", U256::exp10(12))?;
         Ok(ClosePolicy {
             reward_per_check: overlaps_shared::money::to_numeric(reward),
             confirmations_down: env.ranged("CONFIRMATIONS_DOWN", 2, 1..=100)?,

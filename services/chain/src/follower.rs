@@ -12,11 +12,11 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
 use overlaps_shared::db::Database;
-use overlaps_shared::eth::money::to_decimal;
 use overlaps_shared::eth::{
     self, Address, Block, EthError, H256, Log, Middleware, ReadClient, RewardsEvent,
 };
 use overlaps_shared::models::ChainBlock;
+use overlaps_shared::money::to_numeric;
 use overlaps_shared::mutex::RedisMutex;
 use overlaps_shared::operator_alert;
 use overlaps_shared::schema::{chain_blocks, contract_events};
@@ -321,7 +321,7 @@ fn event_row(block_number: i64, block_hash: H256, log: &Log, event: &RewardsEven
         RewardsEvent::RootCommitted { eon, root, total } => {
             row.kind = "root_committed";
             row.eon = i64::try_from(*eon).ok();
-            row.amount = Some(to_decimal(*total));
+            row.amount = Some(to_numeric(*total));
             row.data = serde_json::json!({
                 "eon": eon, "root": format!("0x{}", hex::encode(root)), "total": total.to_string(),
             });
@@ -333,7 +333,7 @@ fn event_row(block_number: i64, block_hash: H256, log: &Log, event: &RewardsEven
         } => {
             row.kind = "claimed";
             row.account = Some(account.as_bytes().to_vec());
-            row.amount = Some(to_decimal(*amount));
+            row.amount = Some(to_numeric(*amount));
             row.data = serde_json::json!({
                 "account": format!("{account:?}"), "amount": amount.to_string(),
                 "cumulative": cumulative.to_string(),
@@ -342,7 +342,7 @@ fn event_row(block_number: i64, block_hash: H256, log: &Log, event: &RewardsEven
         RewardsEvent::Funded { from, amount } => {
             row.kind = "funded";
             row.account = Some(from.as_bytes().to_vec());
-            row.amount = Some(to_decimal(*amount));
+            row.amount = Some(to_numeric(*amount));
             row.data = serde_json::json!({
                 "from": format!("{from:?}"), "amount": amount.to_string(),
             });

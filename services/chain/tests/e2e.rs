@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use bigdecimal::BigDecimal;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Numeric};
-use overlaps_shared::eth::money::to_decimal;
 use overlaps_shared::eth::{self, Address, BlockNumber, DEV_PRIVATE_KEYS, Middleware, U256};
 use overlaps_shared::merkle::{RewardTree, leaf_hash};
+use overlaps_shared::money::to_numeric;
 use overlaps_shared::schema::{
     ethereum_transaction_attempts as attempts, ethereum_transactions as txs, root_commitments,
     validators,
@@ -67,7 +67,7 @@ async fn verifier_and_chain_settle_an_eon_across_a_verifier_crash() -> TestResul
         "INSERT INTO root_commitments (eon, root, total, leaf_count) VALUES (1, $1, $2, 2)",
     )
     .bind::<Bytea, _>(tree.root().to_vec())
-    .bind::<Numeric, _>(to_decimal(U256::from(5_000)))
+    .bind::<Numeric, _>(to_numeric(U256::from(5_000)))
     .execute(&mut conn)?;
 
     let mut env = service_env(&db, &redis);

@@ -6,11 +6,11 @@ use bigdecimal::BigDecimal;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Numeric};
 use overlaps_chain::follower::Follower;
-use overlaps_shared::eth::money::to_decimal;
 use overlaps_shared::eth::{
     self, Address, Middleware, OverlapsRewards, ReadClient, SignerClient, U256,
 };
 use overlaps_shared::merkle::{RewardTree, leaf_hash};
+use overlaps_shared::money::to_numeric;
 use overlaps_shared::schema::{chain_blocks, contract_events, root_commitments, validators};
 use overlaps_shared::testing::{TestChain, TestDatabase};
 
@@ -78,7 +78,7 @@ impl World {
         )
         .bind::<BigInt, _>(eon)
         .bind::<Bytea, _>(root.to_vec())
-        .bind::<Numeric, _>(to_decimal(total))
+        .bind::<Numeric, _>(to_numeric(total))
         .execute(&mut conn)?;
         Ok(())
     }

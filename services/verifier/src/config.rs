@@ -32,17 +32,6 @@ impl Default for TxPolicy {
     }
 }
 
-/// Parses a non-negative integer amount of wei.
-pub fn wei(env: &Env, var: &str, default: U256) -> Result<U256, ConfigError> {
-    match env.raw(var) {
-        None => Ok(default),
-        Some(value) if !value.is_empty() && value.chars().all(|c| c.is_ascii_digit()) => {
-            U256::from_dec_str(value).map_err(|e| invalid(var, value, e))
-        }
-        Some(value) => Err(invalid(var, value, "an integer amount of wei")),
-    }
-}
-
 impl TxPolicy {
     /// Reads and validates the transaction policy.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -51,13 +40,10 @@ impl TxPolicy {
             resend_blocks: env.ranged("TX_RESEND_BLOCKS", d.resend_blocks, 1..=1000)?,
             // Nodes refuse a replacement that raises the fees by less than 10 %.
             bump_percent: env.ranged("TX_FEE_BUMP_PERCENT", d.bump_percent, 10..=500)?,
-            priority_fee: wei(env, "TX_PRIORITY_FEE_WEI", d.priority_fee)?,
-            max_fee_cap: wei(env, "TX_MAX_FEE_PER_GAS_WEI", d.max_fee_cap)?,
-            operator_balance_alert: wei(
-                env,
-                "OPERATOR_BALANCE_ALERT_WEI",
-                d.operator_balance_alert,
-            )?,
+            priority_fee: env.amount("TX_PRIORITY_FEE_WEI", d.priority_fee)?,
+            max_fee_cap: env.amount("TX_MAX_FEE_PER_GAS_WEI", d.max_fee_cap)?,
+            operator_balance_alert: env
+                .amount("OPERATOR_BALANCE_ALERT_WEI", d.operator_balance_alert)?,
         };
         if policy.max_fee_cap < policy.priority_fee {
             return Err(invalid(

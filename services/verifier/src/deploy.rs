@@ -4,8 +4,6 @@ use overlaps_shared::config::{ConfigError, Env};
 use overlaps_shared::eth::settings::DEV_RPC_URL;
 use overlaps_shared::eth::{self, Address, EthError, PrivateKey, U256};
 
-use crate::config::wei;
-
 /// What deploying needs: no database, no contract address yet.
 #[derive(Debug, Clone)]
 pub struct DeployConfig {
@@ -27,11 +25,7 @@ impl DeployConfig {
 
 /// Parses a `--fund` amount in wei.
 pub fn parse_wei(value: &str) -> Result<U256, ConfigError> {
-    wei(
-        &Env::from_pairs([("--fund", value)]),
-        "--fund",
-        U256::zero(),
-    )
+    Env::from_pairs([("--fund", value)]).amount("--fund", U256::zero())
 }
 
 /// Deploys the contract with the operator key as operator, sends it `funding`,

@@ -10,13 +10,13 @@ use std::time::Duration;
 use diesel::dsl::max;
 use diesel::prelude::*;
 use overlaps_shared::db::Database;
-use overlaps_shared::eth::money::{from_decimal, to_decimal};
 use overlaps_shared::eth::settings::is_final;
 use overlaps_shared::eth::{
     self, Address, BlockNumber, Bytes, Eip1559TransactionRequest, EthError, H256, Middleware,
     ReadClient, Signer, SignerClient, TypedTransaction, U256,
 };
 use overlaps_shared::models::{EthereumTransaction, EthereumTransactionAttempt};
+use overlaps_shared::money::{from_numeric, to_numeric};
 use overlaps_shared::mutex::RedisMutex;
 use overlaps_shared::operator_alert;
 use overlaps_shared::schema::{
@@ -335,7 +335,7 @@ impl Sender {
     }
 
     fn request(&self, tx: &EthereumTransaction) -> Result<Eip1559TransactionRequest, TxError> {
-        let value = from_decimal(&tx.value).ok_or(TxError::Corrupt("value"))?;
+        let value = from_numeric(&tx.value).map_err(|_| TxError::Corrupt("value"))?;
         Ok(Eip1559TransactionRequest::new()
             .from(self.from())
             .to(Address::from_slice(&tx.to_address))
@@ -426,9 +426,10 @@ impl Sender {
         &self,
         last: &EthereumTransactionAttempt,
     ) -> Result<Option<(U256, U256)>, TxError> {
-        let old_max = from_decimal(&last.max_fee_per_gas).ok_or(TxError::Corrupt("max fee"))?;
+        let old_max =
+            from_numeric(&last.max_fee_per_gas).map_err(|_| TxError::Corrupt("max fee"))?;
         let old_tip =
-            from_decimal(&last.max_priority_fee_per_gas).ok_or(TxError::Corrupt("tip"))?;
+            from_numeric(&last.max_priority_fee_per_gas).map_err(|_| TxError::Corrupt("tip"))?;
         let cap = self.policy.max_fee_cap;
         if old_max >= cap {
             return Ok(None);
@@ -461,7 +462,7 @@ impl Sender {
         let (raw, hash) = eth::sign(self.client.signer(), request).await?;
         let attempt_id = {
             let (tx_id, hash_bytes) = (tx.id, hash.as_bytes().to_vec());
-            let (max_fee, tip) = (to_decimal(max_fee), to_decimal(tip));
+            let (max_fee, tip) = (to_numeric(max_fee), to_numeric(tip));
             let head = i64::try_from(head).map_err(|_| TxError::Corrupt("block"))?;
             self.db
                 .run(move |conn| {

@@ -6,12 +6,12 @@ use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use diesel::prelude::*;
-use overlaps_shared::eth::money::from_decimal;
 use overlaps_shared::eth::{
     self, Address, EthError, Middleware, OverlapsRewards, SignerClient, U256,
 };
 use overlaps_shared::jobs::{self, SubmitRoot};
 use overlaps_shared::models::RootCommitment;
+use overlaps_shared::money::from_numeric;
 use overlaps_shared::operator_alert;
 use overlaps_shared::schema::{ethereum_transactions as txs, root_commitments};
 use overlaps_shared::service::Infrastructure;
@@ -166,7 +166,7 @@ impl Verifier {
             tracing::warn!("no root commitment for this eon yet");
             return Ok(None);
         };
-        let total = from_decimal(&commitment.total).ok_or(TxError::Corrupt("total"))?;
+        let total = from_numeric(&commitment.total).map_err(|_| TxError::Corrupt("total"))?;
         let root: [u8; 32] = commitment
             .root
             .as_slice()

@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 use apalis::prelude::TaskSink;
 use diesel::prelude::*;
 use diesel::sql_types::{Bytea, Numeric};
-use overlaps_shared::eth::money::to_decimal;
 use overlaps_shared::eth::{self, DEV_PRIVATE_KEYS, U256};
 use overlaps_shared::jobs::{self, SubmitRoot};
+use overlaps_shared::money::to_numeric;
 use overlaps_shared::schema::ethereum_transaction_attempts as attempts;
 use overlaps_shared::testing::{ServiceProcess, TestChain, TestDatabase, TestRedis, service_env};
 
@@ -41,7 +41,7 @@ async fn a_submit_root_job_is_sent_to_the_contract() -> Result<(), Box<dyn std::
         "INSERT INTO root_commitments (eon, root, total, leaf_count) VALUES (1, $1, $2, 1)",
     )
     .bind::<Bytea, _>(vec![9u8; 32])
-    .bind::<Numeric, _>(to_decimal(U256::from(100)))
+    .bind::<Numeric, _>(to_numeric(U256::from(100)))
     .execute(&mut conn)?;
     let mut queue = jobs::storage::<SubmitRoot>(redis.connect().await?, redis.keys());
     queue.push(SubmitRoot { eon: 1 }).await?;

@@ -4,10 +4,10 @@
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Numeric};
-use overlaps_shared::eth::money::to_decimal;
 use overlaps_shared::eth::{self, Address, BlockNumber, Middleware, ReadClient, U256};
 use overlaps_shared::merkle::{RewardTree, leaf_hash};
 use overlaps_shared::models::EthereumTransactionAttempt;
+use overlaps_shared::money::to_numeric;
 use overlaps_shared::schema::{
     alert_outbox, ethereum_transaction_attempts as attempts, ethereum_transactions as txs,
 };
@@ -89,7 +89,7 @@ impl World {
         )
         .bind::<BigInt, _>(eon)
         .bind::<Bytea, _>(root.to_vec())
-        .bind::<Numeric, _>(to_decimal(U256::from(total)))
+        .bind::<Numeric, _>(to_numeric(U256::from(total)))
         .execute(&mut conn)?;
         Ok(root)
     }
@@ -254,7 +254,7 @@ async fn fees_stop_at_the_cap_and_the_operator_is_alerted() -> TestResult {
     }
     assert_eq!(world.alerts()?, vec!["tx_fee_cap:commit_root:1".to_owned()]);
     let tries = world.attempts()?;
-    let cap = to_decimal(U256::exp10(10));
+    let cap = to_numeric(U256::exp10(10));
     assert!(tries.iter().all(|t| t.max_fee_per_gas <= cap), "{tries:?}");
     assert_eq!(tries.last().map(|t| t.max_fee_per_gas.clone()), Some(cap));
     assert!(tries.iter().all(|t| t.nonce == tries[0].nonce));

@@ -3,7 +3,6 @@
 //! uses these names and never imports `ethers` itself.
 
 mod bindings;
-pub mod money;
 pub mod settings;
 
 use std::str::FromStr;
