@@ -19,7 +19,7 @@ MODE=${1:-dev}
 HUB_SERVICES=(server scheduler accounting audit chain verifier)
 # Variables that must be set, and differ from .env.example, in production.
 PROD_REQUIRED=(DATABASE_URL REDIS_URL)
-PROD_NOT_DEFAULT=(DATABASE_URL)
+PROD_NOT_DEFAULT=(DATABASE_URL OPERATOR_API_KEY)
 
 say() { printf '==> %s\n' "$*" >&2; }
 die() { printf 'run.sh: %s\n' "$*" >&2; exit 1; }
