@@ -725,6 +725,13 @@ async fn alert_channels_and_test_alerts() {
         .await
         .unwrap();
     assert_eq!(active + scheduled, 1);
+    let metrics = api.http.get(api.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("overlaps_queue_depth{queue=\"send_alert\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("overlaps_alerts_pending 1"), "{metrics}");
 
     api.delete(&format!("/api/v1/channels/{slack_id}"), Some(&alice))
         .await
