@@ -19,7 +19,7 @@ MODE=${1:-dev}
 HUB_SERVICES=(server scheduler accounting audit chain verifier)
 # Variables that must be set, and differ from .env.example, in production.
 PROD_REQUIRED=(DATABASE_URL REDIS_URL CHAIN_RPC_URL CONTRACT_ADDRESS OPERATOR_PRIVATE_KEY)
-PROD_NOT_DEFAULT=(DATABASE_URL OPERATOR_PRIVATE_KEY)
+PROD_NOT_DEFAULT=(DATABASE_URL OPERATOR_PRIVATE_KEY OPERATOR_API_KEY)
 # The dev chain (npm @foundry-rs/anvil): its native binary, not the Node wrapper,
 # which would leave the real process orphaned when stopped.
 CONTRACTS_DIR=shared/contracts
@@ -210,6 +210,56 @@ END $$;
 SQL
 }
 
+ensure_schemathesis() {
+    command -v schemathesis >/dev/null 2>&1 && return
+    command -v python3 >/dev/null 2>&1 || apt_install python3
+    command -v pip3 >/dev/null 2>&1 || python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
+    say "installing schemathesis (the API fuzzer)"
+    python3 -m pip install --quiet schemathesis 2>/dev/null \
+        || python3 -m pip install --quiet --break-system-packages schemathesis 2>/dev/null \
+        || die "schemathesis could not be installed"
+    command -v schemathesis >/dev/null 2>&1 || die "schemathesis is not on PATH after installing"
+}
+
+# Fuzzes the REST API from its own OpenAPI document with schemathesis, against a
+# real server binary on a scratch database and Redis prefix, with an operator key:
+# no 5xx, and every response (status, content type, body) as documented. Bounded
+# by FUZZ_MAX_EXAMPLES per operation and FUZZ_MAX_SECONDS overall.
+run_api_fuzz() {
+    ensure_schemathesis
+    say "schemathesis against the REST API"
+    cargo build --bin server
+    local fuzz_db="${PG_DB}_fuzz" bind=127.0.0.1:${FUZZ_PORT:-18081} prefix="overlaps-fuzz-$$"
+    local key server_log status=0
+    key="ovl_fuzz_$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+    server_log=$(mktemp)
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$fuzz_db\" WITH (FORCE)" -c "CREATE DATABASE \"$fuzz_db\"" >/dev/null
+    DATABASE_URL=${DATABASE_URL%/*}/$fuzz_db REDIS_PREFIX=$prefix SERVER_BIND=$bind \
+        SERVER_INSTANCE_ID=fuzz-1 APP_ENV=dev LOG_LEVEL=warn LOG_FORMAT=json \
+        OPERATOR_API_KEY=$key API_RATE_LIMIT_PER_KEY=100000 API_RATE_LIMIT_PER_IP=100000 \
+        target/debug/server >"$server_log" 2>&1 &
+    local server_pid=$!
+    CHILDREN+=("$server_pid")
+    trap stop_children EXIT
+    for _ in $(seq 150); do
+        curl -fsS "http://$bind/healthz" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    schemathesis run "http://$bind/api-docs/openapi.json" \
+        --header "Authorization: Bearer $key" \
+        --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
+        --exclude-path /ws/validator \
+        --max-examples "${FUZZ_MAX_EXAMPLES:-25}" --max-time "${FUZZ_MAX_SECONDS:-150}" \
+        --workers 2 --generation-allow-x00 false --suppress-health-check all \
+        --seed "${FUZZ_SEED:-4242}" || status=$?
+    stop_children
+    grep -E '"level":"(ERROR|WARN)"' "$server_log" | head -5 || true
+    rm -f "$server_log"
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$fuzz_db\" WITH (FORCE)" >/dev/null
+    redis-cli -u "$REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+    return "$status"
+}
+
 provision() {
     load_env
     ensure_toolchain
@@ -392,6 +442,7 @@ case "$MODE" in
         cargo clippy --workspace --all-targets -- -D warnings
         say "cargo test"
         cargo test --workspace
+        run_api_fuzz
         ;;
     provision)
         # Only PostgreSQL and Redis (used by .ci/run before anything else, and handy alone).
@@ -404,7 +455,12 @@ case "$MODE" in
         [ "${BENCH_ONLY:-}" = eon ] || run_bench
         [ "${BENCH_ONLY:-}" = ingest ] || run_eon_bench
         ;;
+    fuzz)
+        # Only the API fuzzer (the last step of `test`).
+        provision
+        run_api_fuzz
+        ;;
     *)
-        die "usage: ./run.sh [dev|prod|test|bench|provision]"
+        die "usage: ./run.sh [dev|prod|test|bench|fuzz|provision]"
         ;;
 esac

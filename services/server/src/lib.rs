@@ -78,6 +78,7 @@ pub async fn ensure_configured_operator_key(hub: &Hub) -> anyhow::Result<()> {
                 &email,
                 "OPERATOR_API_KEY",
                 &key,
+                false,
             ))
         })
         .await?;
@@ -86,10 +87,10 @@ pub async fn ensure_configured_operator_key(hub: &Hub) -> anyhow::Result<()> {
             tracing::info!(operator = user.id, "OPERATOR_API_KEY is an operator key");
             Ok(())
         }
-        Err(diesel::result::Error::RollbackTransaction) => Err(anyhow::anyhow!(
-            "configuration: OPERATOR_API_KEY was revoked or belongs to another account; set a new one"
+        Err(api::auth::OperatorKeyError::Database(err)) => Err(err.into()),
+        Err(err) => Err(anyhow::anyhow!(
+            "configuration: OPERATOR_API_KEY / OPERATOR_ACCOUNT_EMAIL: {err}"
         )),
-        Err(err) => Err(err.into()),
     }
 }
 
@@ -113,6 +114,7 @@ pub async fn create_operator_key(
                 &email,
                 "create-operator-key",
                 &stored,
+                true,
             ))
         })
         .await??;

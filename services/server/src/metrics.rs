@@ -191,16 +191,20 @@ async fn refresh(hub: &Hub, m: &Metrics) {
     ];
     let mut redis = hub.infra.redis.clone();
     for (label, queue) in queues {
-        // apalis-redis keeps waiting jobs in the `<queue>:active` list.
-        let depth: Result<i64, _> = redis::cmd("LLEN")
+        // apalis-redis keeps pushed jobs in `<queue>:scheduled` until due, then in
+        // the `<queue>:active` list: both are waiting.
+        let depth: Result<(i64, i64), _> = redis::pipe()
+            .cmd("LLEN")
             .arg(format!("{queue}:active"))
+            .cmd("ZCARD")
+            .arg(format!("{queue}:scheduled"))
             .query_async(&mut redis)
             .await;
         match depth {
-            Ok(depth) => m
+            Ok((active, scheduled)) => m
                 .queue_depth
                 .with_label_values(&[label.as_str()])
-                .set(depth),
+                .set(active + scheduled),
             Err(err) => tracing::warn!(error = %err, "metrics: queue depth unavailable"),
         }
     }

@@ -152,6 +152,42 @@ async fn closed_signup_admits_only_operators_and_the_cli_makes_operator_keys() {
     let me = api.get("/api/v1/account", Some(&cli_key)).await;
     assert_eq!(me.expect(200)["role"], "operator");
     assert_eq!(me.json["email"], "ops@example.com");
+
+    // An owner who signed up with the operator e-mail is not made an operator by
+    // OPERATOR_API_KEY: the server refuses to start instead.
+    api.post(
+        "/api/v1/accounts",
+        Some(OPERATOR_KEY),
+        json!({"email": "boss@example.com"}),
+    )
+    .await
+    .expect(201);
+    let mut env = overlaps_shared::testing::service_env(&api.deployment.db, &api.deployment.redis);
+    env.push((
+        "SERVER_BIND".into(),
+        format!(
+            "127.0.0.1:{}",
+            overlaps_shared::testing::free_port().unwrap()
+        ),
+    ));
+    env.push((
+        "OPERATOR_API_KEY".into(),
+        "ovl_another_operator_key_0123456789abcdef".into(),
+    ));
+    env.push(("OPERATOR_ACCOUNT_EMAIL".into(), "boss@example.com".into()));
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut refused =
+        overlaps_shared::testing::ServiceProcess::spawn(common::BIN, &[], &envs).unwrap();
+    let status = refused
+        .wait_exit(std::time::Duration::from_secs(20))
+        .unwrap()
+        .expect("exits");
+    assert!(!status.success());
+    assert!(refused.output().join("\n").contains("OPERATOR_API_KEY"));
+    assert_eq!(
+        api.count("SELECT count(*) FROM users WHERE email = 'boss@example.com' AND role = 'owner'"),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -689,6 +725,13 @@ async fn alert_channels_and_test_alerts() {
         .await
         .unwrap();
     assert_eq!(active + scheduled, 1);
+    let metrics = api.http.get(api.url("/metrics")).send().await.unwrap();
+    let metrics = metrics.text().await.unwrap();
+    assert!(
+        metrics.contains("overlaps_queue_depth{queue=\"send_alert\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("overlaps_alerts_pending 1"), "{metrics}");
 
     api.delete(&format!("/api/v1/channels/{slack_id}"), Some(&alice))
         .await

@@ -41,6 +41,32 @@ fn refuses_a_malformed_bind_address() {
     );
 }
 
+#[test]
+fn refuses_bad_api_settings_naming_each() {
+    for (var, value) in [
+        ("API_SIGNUP_OPEN", "maybe"),
+        ("OPERATOR_API_KEY", "short"),
+        ("API_RATE_LIMIT_PER_KEY", "0"),
+        ("API_RATE_LIMIT_PER_IP", "lots"),
+        ("CORS_ALLOWED_ORIGINS", "not an origin"),
+        ("WEBSITE_MIN_INTERVAL_SECONDS", "0"),
+        ("WEBSITE_MAX_INTERVAL_SECONDS", "5"),
+        ("WEBSITE_MAX_TIMEOUT_MS", "200"),
+        ("WEBSITE_MAX_QUORUM", "0"),
+    ] {
+        assert_refuses_config(
+            BIN,
+            &[],
+            &[
+                ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                (var, value),
+            ],
+            var,
+        );
+    }
+}
+
 #[tokio::test]
 async fn health_and_readiness_answer_over_http() {
     let db = TestDatabase::empty().unwrap();

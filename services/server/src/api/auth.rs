@@ -91,26 +91,53 @@ pub fn store_key(
         .get_result(conn)
 }
 
+/// Why an operator key could not be made sure of.
+#[derive(Debug, thiserror::Error)]
+pub enum OperatorKeyError {
+    /// The account exists as an owner and promotion was not asked for.
+    #[error("the account {0} is an owner account; it is not made an operator implicitly")]
+    OwnerAccount(String),
+    /// The key's hash is on record as revoked or as another account's key.
+    #[error("this key was revoked or belongs to another account; use a new one")]
+    Burnt,
+    /// The database failed.
+    #[error("database: {0}")]
+    Database(#[from] diesel::result::Error),
+}
+
 /// Makes sure an operator account with `email` exists and holds `key`; used for
-/// `OPERATOR_API_KEY` at start-up and by `server create-operator-key`.
+/// `OPERATOR_API_KEY` at start-up (`promote` false: an owner who signed up with
+/// that e-mail never becomes an operator by it) and by `server
+/// create-operator-key` (`promote` true: the operator asked for it).
 pub fn ensure_operator_key(
     conn: &mut PgConnection,
     email: &str,
     key_name: &str,
     key: &str,
-) -> QueryResult<User> {
+    promote: bool,
+) -> Result<User, OperatorKeyError> {
     conn.transaction(|conn| {
-        let user: User = diesel::insert_into(users::table)
-            .values((
-                users::email.eq(email),
-                users::name.eq("operator"),
-                users::role.eq("operator"),
-            ))
-            .on_conflict(users::email)
-            .do_update()
-            .set(users::role.eq("operator"))
-            .returning(User::as_returning())
-            .get_result(conn)?;
+        let existing_user: Option<User> = users::table
+            .filter(users::email.eq(email))
+            .select(User::as_select())
+            .first(conn)
+            .optional()?;
+        let user: User = match existing_user {
+            Some(user) if user.role == "operator" => user,
+            Some(user) if !promote => return Err(OperatorKeyError::OwnerAccount(user.email)),
+            Some(user) => diesel::update(users::table.find(user.id))
+                .set(users::role.eq("operator"))
+                .returning(User::as_returning())
+                .get_result(conn)?,
+            None => diesel::insert_into(users::table)
+                .values((
+                    users::email.eq(email),
+                    users::name.eq("operator"),
+                    users::role.eq("operator"),
+                ))
+                .returning(User::as_returning())
+                .get_result(conn)?,
+        };
         let existing: Option<ApiKey> = api_keys::table
             .filter(api_keys::key_hash.eq(hash_key(key)))
             .select(ApiKey::as_select())
@@ -119,7 +146,7 @@ pub fn ensure_operator_key(
         match existing {
             Some(found) if found.user_id == user.id && found.revoked_at.is_none() => {}
             // A revoked or foreign row with this hash: the key is burnt, refuse to revive it.
-            Some(_) => return Err(diesel::result::Error::RollbackTransaction),
+            Some(_) => return Err(OperatorKeyError::Burnt),
             None => {
                 store_key(conn, user.id, key_name, key)?;
             }
