@@ -119,6 +119,10 @@ pub fn open_transactions(conn: &mut PgConnection) -> Result<Vec<i64>, diesel::re
         .load(conn)
 }
 
+/// Verifier locks renew themselves while held, so this is how long a crashed
+/// verifier can keep its replacement waiting.
+const LOCK_TTL: Duration = Duration::from_secs(10);
+
 /// Sends the operator's transactions.
 pub struct Sender {
     db: Database,
@@ -151,12 +155,7 @@ impl Sender {
         Sender {
             db: infra.db.clone(),
             infra: infra.clone(),
-            nonce_lock: RedisMutex::new(
-                infra.redis.clone(),
-                &infra.keys,
-                &name,
-                Duration::from_secs(30),
-            ),
+            nonce_lock: RedisMutex::new(infra.redis.clone(), &infra.keys, &name, LOCK_TTL),
             client,
             policy,
             confirmations,
@@ -216,14 +215,15 @@ impl Sender {
             self.infra.redis.clone(),
             &self.infra.keys,
             &format!("verifier:tx:{id}"),
-            Duration::from_secs(60),
+            LOCK_TTL,
         );
         let Some(guard) = lock.try_lock().await? else {
             let (tx, _) = self.load(id).await?;
             return Ok(TxState::parse(&tx.state));
         };
+        let lease = guard.into_lease();
         let result = self.advance_locked(id).await;
-        if let Err(err) = guard.release().await {
+        if let Err(err) = lease.release().await {
             tracing::warn!(error = %err, "could not release the transaction lock (it expires)");
         }
         result
@@ -359,7 +359,8 @@ impl Sender {
             .nonce_lock
             .lock(Duration::from_secs(30))
             .await?
-            .ok_or(TxError::LockBusy)?;
+            .ok_or(TxError::LockBusy)?
+            .into_lease();
         let assigned = async {
             let pending = self
                 .provider()

@@ -47,6 +47,8 @@ impl Answer {
 
 impl Api {
     pub fn start(extra: &[(&str, &str)]) -> Self {
+        // reqwest's rustls has no provider of its own here: install ring, as the binaries do.
+        overlaps_shared::testing::install_tls_provider();
         let deployment = Deployment::new();
         let server = start_server(&deployment, extra);
         Api {
