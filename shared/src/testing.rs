@@ -338,6 +338,66 @@ pub fn service_env(db: &TestDatabase, redis: &TestRedis) -> Vec<(String, String)
     ]
 }
 
+/// Spawns `program` with `env` and waits up to a minute for its `ready` line;
+/// panics with what it printed otherwise.
+pub fn spawn_ready(program: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut process = match ServiceProcess::spawn(program, args, &envs) {
+        Ok(process) => process,
+        Err(err) => panic!("{program} did not start: {err}"),
+    };
+    assert!(
+        process.wait_ready(Duration::from_secs(60)).is_some(),
+        "{program} never became ready: {:?}",
+        process.output()
+    );
+    process
+}
+
+/// Polls `done` every 200 ms until it holds; panics naming `what` after `limit`.
+pub async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(started.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A validator key made by `validator keygen` in the temp directory; removed on drop.
+#[derive(Debug)]
+pub struct ValidatorKeyFile(String);
+
+impl ValidatorKeyFile {
+    /// Runs `{validator} keygen` into a fresh file.
+    pub fn generate(validator: &str) -> Self {
+        let path = std::env::temp_dir()
+            .join(format!(
+                "overlaps-test-{}.key",
+                uuid::Uuid::new_v4().simple()
+            ))
+            .to_string_lossy()
+            .into_owned();
+        let made = ServiceProcess::spawn(validator, &["keygen", "--key-file", &path], &[])
+            .and_then(|mut keygen| keygen.wait_exit(Duration::from_secs(10)));
+        assert!(
+            matches!(made, Ok(Some(status)) if status.success()),
+            "validator keygen failed: {made:?}"
+        );
+        ValidatorKeyFile(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for ValidatorKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Starts `program` against a fresh database and Redis prefix, waits for `ready`,
 /// sends SIGTERM and checks that it exits cleanly within 5 s.
 pub fn assert_starts_and_stops(program: &str, extra_env: &[(&str, &str)]) {

@@ -15,7 +15,8 @@ use overlaps_shared::protocol::FailureReason;
 use overlaps_shared::schema::{ticks, validators};
 use overlaps_shared::signing::{self, PublicKey, ResultFields};
 use overlaps_shared::testing::{
-    HttpTarget, ServiceProcess, TestDatabase, TestRedis, free_port, service_env, workspace_binary,
+    HttpTarget, ServiceProcess, TestDatabase, TestRedis, ValidatorKeyFile, free_port, service_env,
+    workspace_binary,
 };
 
 const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
@@ -70,37 +71,17 @@ fn start_server_with(
 
 struct Node {
     process: ServiceProcess,
-    key_file: String,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.key_file);
-    }
+    /// Removed when the node is dropped.
+    _key_file: ValidatorKeyFile,
 }
 
 fn start_validator(hub: &str) -> Node {
-    let key_file = std::env::temp_dir()
-        .join(format!(
-            "overlaps-e2e-{}.key",
-            uuid::Uuid::new_v4().simple()
-        ))
-        .to_string_lossy()
-        .into_owned();
-    let mut keygen =
-        ServiceProcess::spawn(VALIDATOR, &["keygen", "--key-file", &key_file], &[]).unwrap();
-    assert!(
-        keygen
-            .wait_exit(Duration::from_secs(10))
-            .unwrap()
-            .unwrap()
-            .success()
-    );
+    let key_file = ValidatorKeyFile::generate(VALIDATOR);
     let mut process = ServiceProcess::spawn(
         VALIDATOR,
         &["run", "--allow-private-targets"],
         &[
-            ("VALIDATOR_KEY_FILE", &key_file),
+            ("VALIDATOR_KEY_FILE", key_file.path()),
             ("HUB_URL", hub),
             ("PAYOUT_ADDRESS", PAYOUT),
         ],
@@ -111,7 +92,10 @@ fn start_validator(hub: &str) -> Node {
         "{:?}",
         process.output()
     );
-    Node { process, key_file }
+    Node {
+        process,
+        _key_file: key_file,
+    }
 }
 
 async fn wait_online(

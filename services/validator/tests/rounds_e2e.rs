@@ -5,13 +5,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use overlaps_shared::testing::{
-    HttpSink, HttpTarget, ServiceProcess, SmtpSink, TestDatabase, TestRedis, free_port,
-    service_env, workspace_binary,
+    HttpSink, HttpTarget, ServiceProcess, SmtpSink, TestDatabase, TestRedis, ValidatorKeyFile,
+    free_port, service_env, spawn_ready, wait_until, workspace_binary,
 };
 
 const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
@@ -23,19 +23,12 @@ struct Id {
 }
 
 fn spawn(name: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
-    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let program = if name == "validator" {
         VALIDATOR.to_owned()
     } else {
         workspace_binary(name)
     };
-    let mut process = ServiceProcess::spawn(&program, args, &envs).unwrap();
-    assert!(
-        process.wait_ready(Duration::from_secs(60)).is_some(),
-        "{name}: {:?}",
-        process.output()
-    );
-    process
+    spawn_ready(&program, args, env)
 }
 
 fn count(db: &TestDatabase, sql: &str) -> i64 {
@@ -43,14 +36,6 @@ fn count(db: &TestDatabase, sql: &str) -> i64 {
         .get_result::<Id>(&mut db.connect().unwrap())
         .unwrap()
         .id
-}
-
-async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,23 +97,10 @@ async fn an_outage_opens_an_incident_with_alerts_and_recovery_resolves_it() {
     // Three validator nodes, then the scheduler.
     let hub = format!("ws://{bind}/ws/validator");
     let mut nodes = Vec::new();
-    for n in 0..3 {
-        let key = std::env::temp_dir().join(format!(
-            "overlaps-e2e-rounds-{}-{n}.key",
-            uuid::Uuid::new_v4().simple()
-        ));
-        let key = key.to_string_lossy().into_owned();
-        let mut keygen =
-            ServiceProcess::spawn(VALIDATOR, &["keygen", "--key-file", &key], &[]).unwrap();
-        assert!(
-            keygen
-                .wait_exit(Duration::from_secs(10))
-                .unwrap()
-                .unwrap()
-                .success()
-        );
+    for _ in 0..3 {
+        let key = ValidatorKeyFile::generate(VALIDATOR);
         let node_env = vec![
-            ("VALIDATOR_KEY_FILE".to_owned(), key.clone()),
+            ("VALIDATOR_KEY_FILE".to_owned(), key.path().to_owned()),
             ("HUB_URL".to_owned(), hub.clone()),
             (
                 "PAYOUT_ADDRESS".to_owned(),
@@ -228,9 +200,7 @@ async fn an_outage_opens_an_incident_with_alerts_and_recovery_resolves_it() {
     );
     assert_eq!(slack.received().len(), 2);
     assert!(count(&db, "SELECT count(*) FROM validator_credits") > 0);
-    for (_, key) in &nodes {
-        let _ = std::fs::remove_file(key);
-    }
+    drop(nodes);
 }
 
 #[derive(QueryableByName)]

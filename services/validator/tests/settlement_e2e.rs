@@ -7,15 +7,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text};
 use overlaps_shared::eth::{self, U256};
 use overlaps_shared::signing::PayoutAddress;
 use overlaps_shared::testing::{
-    HttpTarget, ServiceProcess, TestChain, TestDatabase, TestRedis, free_port, service_env,
-    workspace_binary,
+    HttpTarget, ServiceProcess, TestChain, TestDatabase, TestRedis, ValidatorKeyFile, free_port,
+    service_env, spawn_ready, wait_until, workspace_binary,
 };
 
 const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
@@ -33,19 +33,12 @@ struct Word {
 }
 
 fn spawn(name: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
-    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let program = if name == "validator" {
         VALIDATOR.to_owned()
     } else {
         workspace_binary(name)
     };
-    let mut process = ServiceProcess::spawn(&program, args, &envs).unwrap();
-    assert!(
-        process.wait_ready(Duration::from_secs(60)).is_some(),
-        "{name}: {:?}",
-        process.output()
-    );
-    process
+    spawn_ready(&program, args, env)
 }
 
 fn number(db: &TestDatabase, sql: &str) -> i64 {
@@ -60,14 +53,6 @@ fn word(db: &TestDatabase, sql: &str) -> Option<String> {
         .get_result::<Word>(&mut db.connect().unwrap())
         .unwrap()
         .w
-}
-
-async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !done() {
-        assert!(started.elapsed() < limit, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
 }
 
 /// Runs `validator claim` for node `key_file` paid to dev key `payout`; returns its output.
@@ -144,27 +129,12 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
     let hub = format!("ws://{bind}/ws/validator");
     let mut nodes = Vec::new();
     for n in 1..=3 {
-        let key = std::env::temp_dir()
-            .join(format!(
-                "overlaps-e2e-settle-{}-{n}.key",
-                uuid::Uuid::new_v4().simple()
-            ))
-            .to_string_lossy()
-            .into_owned();
-        let mut keygen =
-            ServiceProcess::spawn(VALIDATOR, &["keygen", "--key-file", &key], &[]).unwrap();
-        assert!(
-            keygen
-                .wait_exit(Duration::from_secs(10))
-                .unwrap()
-                .unwrap()
-                .success()
-        );
+        let key = ValidatorKeyFile::generate(VALIDATOR);
         let payout = PayoutAddress::from_bytes(chain.key(n).address().as_bytes())
             .unwrap()
             .to_checksummed();
         let node_env = vec![
-            ("VALIDATOR_KEY_FILE".to_owned(), key.clone()),
+            ("VALIDATOR_KEY_FILE".to_owned(), key.path().to_owned()),
             ("HUB_URL".to_owned(), hub.clone()),
             ("PAYOUT_ADDRESS".to_owned(), payout),
         ];
@@ -284,10 +254,10 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
     assert!(owed > 0, "node 1 earned credits");
     let api = format!("http://{bind}");
     let before = eth::balance(&rpc, contract).await.unwrap();
-    let first = claim(&nodes[0].1, &api, &chain, &contract_hex, 1);
+    let first = claim(nodes[0].1.path(), &api, &chain, &contract_hex, 1);
     let after = eth::balance(&rpc, contract).await.unwrap();
     assert_eq!(before - after, U256::from(owed), "{first}");
-    let second = claim(&nodes[0].1, &api, &chain, &contract_hex, 1);
+    let second = claim(nodes[0].1.path(), &api, &chain, &contract_hex, 1);
     assert!(second.contains("nothing to claim"), "{second}");
     assert_eq!(eth::balance(&rpc, contract).await.unwrap(), after);
     // The chain service applies the claim once it is final.
@@ -303,7 +273,4 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
             == Some(owed)
     })
     .await;
-    for (_, key) in &nodes {
-        let _ = std::fs::remove_file(key);
-    }
 }
