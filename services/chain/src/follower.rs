@@ -169,13 +169,12 @@ impl Follower {
             parent = Some(hash.as_bytes().to_vec());
         }
         report.finalized = self.finalize(report.head).await?;
-        if report
-            != (StepReport {
-                head: report.head,
-                ..StepReport::default()
-            })
-        {
+        // Plain new blocks are routine (one a second on a dev chain); events and
+        // reorgs are worth a line at info.
+        if report.events > 0 || report.rolled_back > 0 {
             tracing::info!(?report, "chain step");
+        } else if report.blocks > 0 {
+            tracing::debug!(?report, "chain step");
         }
         Ok(report)
     }
