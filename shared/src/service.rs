@@ -73,8 +73,9 @@ pub async fn boot<C: ServiceConfig>() -> Result<(C, Infrastructure)> {
 
 /// Logs `ready`, waits for SIGINT/SIGTERM, logs `stopped`.
 pub async fn ready_until_shutdown(service: &'static str) -> Result<()> {
+    let shutdown = crate::shutdown::ShutdownSignal::listen()?;
     tracing::info!(service, "ready");
-    crate::shutdown::signal_received().await?;
+    shutdown.received().await;
     tracing::info!(service, "stopped");
     Ok(())
 }

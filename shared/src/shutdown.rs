@@ -1,15 +1,37 @@
 //! Waiting for SIGINT (Ctrl-C) or SIGTERM.
 
-use tokio::signal::unix::{SignalKind, signal};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
-/// Resolves when the process receives SIGINT or SIGTERM.
+/// SIGINT and SIGTERM, caught from the moment this is created: create it before
+/// logging `ready`, so a signal sent right after `ready` stops the process cleanly
+/// instead of killing it.
+#[derive(Debug)]
+pub struct ShutdownSignal {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl ShutdownSignal {
+    /// Starts catching SIGINT and SIGTERM.
+    pub fn listen() -> std::io::Result<Self> {
+        Ok(ShutdownSignal {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Resolves when either signal arrives.
+    pub async fn received(mut self) {
+        let name = tokio::select! {
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.interrupt.recv() => "SIGINT",
+        };
+        tracing::info!(signal = name, "shutting down");
+    }
+}
+
+/// Resolves when the process receives SIGINT or SIGTERM (caught from this call on).
 pub async fn signal_received() -> std::io::Result<()> {
-    let mut terminate = signal(SignalKind::terminate())?;
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let name = tokio::select! {
-        _ = terminate.recv() => "SIGTERM",
-        _ = interrupt.recv() => "SIGINT",
-    };
-    tracing::info!(signal = name, "shutting down");
+    ShutdownSignal::listen()?.received().await;
     Ok(())
 }

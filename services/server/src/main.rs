@@ -47,8 +47,9 @@ async fn main() -> anyhow::Result<()> {
     let handle = server.handle();
     let running = tokio::spawn(server);
     let background = spawn_background(&hub);
+    let stop = shutdown::ShutdownSignal::listen()?;
     tracing::info!(service = "server", %bind, %instance, "ready");
-    shutdown::signal_received().await?;
+    stop.received().await;
     // Graceful: stop accepting, let connections close and settle their results.
     handle.stop(true).await;
     running.await??;

@@ -97,20 +97,15 @@ async fn main() -> anyhow::Result<()> {
                 tracing::info!("CONTRACT_ADDRESS is not set: the own leaf is not checked on chain");
             }
             let running = tokio::spawn(node.run(stop_rx));
-            // Listen for SIGTERM before announcing ready: a signal sent right after
-            // `ready` must stop the node cleanly, not kill it.
-            let mut stopping = Box::pin(shutdown::signal_received());
-            let early = futures::poll!(stopping.as_mut());
+            // Caught from here on: a signal sent right after `ready` stops the node cleanly.
+            let stopping = shutdown::ShutdownSignal::listen()?;
             tracing::info!(
                 service = "validator",
                 hub = %args.hub_url,
                 public_key = %keys::read(&args.key_file)?.public_key(),
                 "ready"
             );
-            match early {
-                std::task::Poll::Ready(result) => result?,
-                std::task::Poll::Pending => stopping.await?,
-            }
+            stopping.received().await;
             let _ = stop_tx.send(true);
             let _ = running.await;
             tracing::info!(service = "validator", "stopped");
