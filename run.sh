@@ -339,10 +339,19 @@ run_services() {
         start_dev_chain "$profile"
     fi
     for service in "${HUB_SERVICES[@]}"; do
+        # In dev the scheduler starts last, so the first round finds the validators online.
+        [ "$profile" = debug ] && [ "$service" = scheduler ] && continue
         start_child "$service" "target/$profile/$service"
     done
     if [ "$profile" = debug ]; then
         start_dev_validators "$profile"
+        # Up to 15 s for the three validators to appear in presence (Redis).
+        for _ in $(seq 75); do
+            # Members score their expiry (ms); expired ones linger until pruned.
+            [ "$(redis-cli -u "$REDIS_URL" zcount "${REDIS_PREFIX:-overlaps}:presence:online" "$(date +%s%3N)" +inf 2>/dev/null || echo 0)" -ge 3 ] && break
+            sleep 0.2
+        done
+        start_child scheduler "target/$profile/scheduler"
         seed_demo
         say "demo site:  http://127.0.0.1:8090/ (take it down: rm .run/demo/index.html)"
         say "alerts:     Slack sink prints above and in .run/slack.log; e-mail in .run/mail/new/"
