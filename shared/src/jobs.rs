@@ -133,6 +133,31 @@ pub fn consumer<J: Job>(conn: ConnectionManager, keys: &KeyPrefix) -> Consumer<J
     storage::<J>(conn, keys).poll_with_interval(POLL_INTERVAL)
 }
 
+/// A worker name unique per start: a restarted process must not wait for its
+/// predecessor's worker registration to expire.
+pub fn worker_name(kind: &str) -> String {
+    format!("{kind}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Runs the worker `start` builds until it finishes, rebuilding it after a
+/// one-second pause whenever it fails (Redis gone, say).
+pub async fn keep_running<F, Fut, E>(name: &str, mut start: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Display,
+{
+    loop {
+        match start().await {
+            Ok(()) => return,
+            Err(err) => {
+                tracing::error!(worker = name, error = %err, "worker failed; restarting in 1 s")
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
 fn storage_named<J: Job>(conn: ConnectionManager, queue: String) -> RedisStorage<J> {
     // Results are never read back and would grow without bound in Redis.
     let config = Config::default()

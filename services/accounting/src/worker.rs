@@ -34,30 +34,30 @@ pub struct Accounting {
 /// and looks for a due eon every 10 s (`EON_SECONDS`, or a lost job).
 pub async fn run(accounting: Arc<Accounting>) {
     tokio::join!(
-        keep_running("close-round", || {
+        jobs::keep_running("close-round", || {
             let queue = jobs::consumer::<CloseRound>(
                 accounting.infra.redis.clone(),
                 &accounting.infra.keys,
             );
-            WorkerBuilder::new(worker_name("close-round"))
+            WorkerBuilder::new(jobs::worker_name("close-round"))
                 .backend(queue)
                 .data(Arc::clone(&accounting))
                 .build(close_round)
                 .run()
         }),
-        keep_running("send-alert", || {
+        jobs::keep_running("send-alert", || {
             let queue =
                 jobs::consumer::<SendAlert>(accounting.infra.redis.clone(), &accounting.infra.keys);
-            WorkerBuilder::new(worker_name("send-alert"))
+            WorkerBuilder::new(jobs::worker_name("send-alert"))
                 .backend(queue)
                 .data(Arc::clone(&accounting))
                 .build(send_alert)
                 .run()
         }),
-        keep_running("close-eon", || {
+        jobs::keep_running("close-eon", || {
             let queue =
                 jobs::consumer::<CloseEon>(accounting.infra.redis.clone(), &accounting.infra.keys);
-            WorkerBuilder::new(worker_name("close-eon"))
+            WorkerBuilder::new(jobs::worker_name("close-eon"))
                 .backend(queue)
                 .data(Arc::clone(&accounting))
                 .build(close_eon)
@@ -66,30 +66,6 @@ pub async fn run(accounting: Arc<Accounting>) {
         sweep_alerts(&accounting),
         sweep_eons(&accounting),
     );
-}
-
-/// Unique per start: a restarted process must not wait for its predecessor's
-/// worker registration to expire.
-fn worker_name(kind: &str) -> String {
-    format!("{kind}-{}", uuid::Uuid::new_v4().simple())
-}
-
-/// Runs a worker, rebuilding it after a pause whenever it fails.
-async fn keep_running<F, Fut, E>(name: &str, mut start: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), E>>,
-    E: std::fmt::Display,
-{
-    loop {
-        match start().await {
-            Ok(()) => return,
-            Err(err) => {
-                tracing::error!(worker = name, error = %err, "worker failed; restarting in 1 s")
-            }
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
 }
 
 async fn enqueue_alerts(accounting: &Accounting, ids: impl IntoIterator<Item = i64>) {

@@ -47,24 +47,14 @@ fn shared_error(err: AuditError) -> overlaps_shared::Error {
 /// Consumes `audit_eon` jobs until the process stops, and every `sweep` audits
 /// closed eons that have no report yet (a lost job, or a fresh audit process).
 pub async fn run(auditor: Arc<Auditor>, sweep: Duration) {
-    let consume = async {
-        loop {
-            let queue =
-                jobs::consumer::<AuditEon>(auditor.infra.redis.clone(), &auditor.infra.keys);
-            let name = format!("audit-eon-{}", uuid::Uuid::new_v4().simple());
-            let result = WorkerBuilder::new(name)
-                .backend(queue)
-                .data(Arc::clone(&auditor))
-                .build(audit_eon)
-                .run()
-                .await;
-            match result {
-                Ok(()) => return,
-                Err(err) => tracing::error!(error = %err, "audit worker failed; restarting in 1 s"),
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    };
+    let consume = jobs::keep_running("audit-eon", || {
+        let queue = jobs::consumer::<AuditEon>(auditor.infra.redis.clone(), &auditor.infra.keys);
+        WorkerBuilder::new(jobs::worker_name("audit-eon"))
+            .backend(queue)
+            .data(Arc::clone(&auditor))
+            .build(audit_eon)
+            .run()
+    });
     let sweeping = async {
         loop {
             tokio::time::sleep(sweep).await;

@@ -37,29 +37,20 @@ struct PendingCheck {
 /// Consumes this instance's `dispatch` queue until the process stops; a worker
 /// that fails (Redis gone, say) is rebuilt after a pause.
 pub async fn run_worker(hub: Arc<Hub>) {
-    loop {
+    let kind = format!("dispatch-{}", hub.config.instance_id);
+    jobs::keep_running(&kind, || {
         let storage = jobs::dispatch_consumer(
             hub.infra.redis.clone(),
             &hub.infra.keys,
             &hub.config.instance_id,
         );
-        // A unique name per start: a restarted instance must not wait for its dead
-        // predecessor's worker registration to expire.
-        let name = format!(
-            "dispatch-{}-{}",
-            hub.config.instance_id,
-            uuid::Uuid::new_v4().simple()
-        );
-        let worker = WorkerBuilder::new(name)
+        WorkerBuilder::new(jobs::worker_name(&kind))
             .backend(storage)
             .data(Arc::clone(&hub))
-            .build(dispatch);
-        match worker.run().await {
-            Ok(()) => return,
-            Err(err) => tracing::error!(error = %err, "dispatch worker failed; restarting in 1 s"),
-        }
-        tokio::time::sleep(Duration::from_secs(1)).await;
-    }
+            .build(dispatch)
+            .run()
+    })
+    .await;
 }
 
 /// Sends each pending assignment of the job to its validator at its due time (the

@@ -286,26 +286,15 @@ pub async fn run(verifier: Arc<Verifier>, sweep: Duration) {
             }
         }
     };
-    let consuming = async {
-        loop {
-            let queue =
-                jobs::consumer::<SubmitRoot>(verifier.infra.redis.clone(), &verifier.infra.keys);
-            let worker =
-                WorkerBuilder::new(format!("submit-root-{}", uuid::Uuid::new_v4().simple()))
-                    .backend(queue)
-                    .data(Arc::clone(&verifier))
-                    .build(submit_root)
-                    .run()
-                    .await;
-            match worker {
-                Ok(()) => return,
-                Err(err) => {
-                    tracing::error!(error = %err, "submit_root worker failed; restarting in 1 s")
-                }
-            }
-            tokio::time::sleep(Duration::from_secs(1)).await;
-        }
-    };
+    let consuming = jobs::keep_running("submit-root", || {
+        let queue =
+            jobs::consumer::<SubmitRoot>(verifier.infra.redis.clone(), &verifier.infra.keys);
+        WorkerBuilder::new(jobs::worker_name("submit-root"))
+            .backend(queue)
+            .data(Arc::clone(&verifier))
+            .build(submit_root)
+            .run()
+    });
     tokio::join!(sweeping, consuming);
 }
 
