@@ -119,6 +119,13 @@ impl Env {
         }
     }
 
+    /// `REWARD_PER_CHECK`: the reward for one result that agreed with its site's
+    /// majority, in the chain's smallest unit. Accounting credits it, the audit
+    /// re-derives with it and the API publishes it, so all read it here.
+    pub fn reward_per_check(&self) -> Result<crate::eth::U256, ConfigError> {
+        self.amount("REWARD_PER_CHECK", crate::eth::U256::exp10(12))
+    }
+
     /// Parses an optional integer that must lie in `range`.
     pub fn ranged<T>(
         &self,

@@ -267,19 +267,15 @@ pub struct Tick {
 impl Tick {
     /// The fields its validator signed, rebuilt from the stored row.
     pub fn signed_fields(&self) -> crate::signing::ResultFields {
-        crate::signing::ResultFields {
-            assignment_id: self.assignment_id,
-            up: self.status == "up",
-            http_status: self.http_status.and_then(|s| u16::try_from(s).ok()),
-            latency_ms: u32::try_from(self.latency_ms).unwrap_or(u32::MAX),
-            failure_code: self
-                .failure
-                .as_deref()
-                .and_then(crate::protocol::FailureReason::from_name)
-                .map_or(0, |f| f.code()),
-            tls_expires_at_ms: self.tls_expires_at.map(|t| t.timestamp_millis()),
-            checked_at_ms: self.checked_at.timestamp_millis(),
-        }
+        crate::signing::ResultFields::from_record(
+            self.assignment_id,
+            &self.status,
+            self.http_status,
+            self.latency_ms,
+            self.failure.as_deref(),
+            self.tls_expires_at,
+            self.checked_at,
+        )
     }
 }
 

@@ -5,7 +5,7 @@
 //! hub → validator   hello { protocol, hub_id, nonce }
 //! validator → hub   signup { public_key, payout_address, signature }
 //! hub → validator   signed_up { validator_id }
-//! hub → validator   validate { assignment_id, url, method, timeout_ms, keyword?, deadline_ms }
+//! hub → validator   validate { assignment_id, round, url, method, timeout_ms, keyword?, deadline_ms }
 //! validator → hub   result { assignment_id, status, http_status?, latency_ms, failure?,
 //!                            tls_expires_at_ms?, checked_at_ms, signature }
 //! hub → validator   ack { assignment_ids }          (only once stored)
@@ -61,6 +61,9 @@ pub enum HubMessage {
 pub struct ValidateRequest {
     /// What the result must name.
     pub assignment_id: i64,
+    /// The round it belongs to (the node keeps it with the acknowledgement, to find
+    /// the round's public record when it checks its reward).
+    pub round: i64,
     /// http(s) URL.
     pub url: String,
     /// `GET` or `HEAD`.
@@ -296,6 +299,7 @@ mod tests {
     fn messages_round_trip_through_json_with_a_type_tag() {
         let msg = HubMessage::Validate(ValidateRequest {
             assignment_id: 5,
+            round: 2,
             url: "https://example.com".into(),
             method: "GET".into(),
             timeout_ms: 5000,

@@ -253,6 +253,32 @@ pub struct ResultFields {
     pub checked_at_ms: i64,
 }
 
+impl ResultFields {
+    /// Rebuilds the signed fields of a stored or published result (status and failure
+    /// by name, times as instants): the hub's ticks and the public round record alike.
+    pub fn from_record(
+        assignment_id: i64,
+        status: &str,
+        http_status: Option<i16>,
+        latency_ms: i32,
+        failure: Option<&str>,
+        tls_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        checked_at: chrono::DateTime<chrono::Utc>,
+    ) -> Self {
+        ResultFields {
+            assignment_id,
+            up: status == "up",
+            http_status: http_status.and_then(|s| u16::try_from(s).ok()),
+            latency_ms: u32::try_from(latency_ms).unwrap_or(u32::MAX),
+            failure_code: failure
+                .and_then(crate::protocol::FailureReason::from_name)
+                .map_or(0, |f| f.code()),
+            tls_expires_at_ms: tls_expires_at.map(|t| t.timestamp_millis()),
+            checked_at_ms: checked_at.timestamp_millis(),
+        }
+    }
+}
+
 /// The bytes a validator signs for a result, bound to the hub and the assignment.
 pub fn result_bytes(hub_id: &str, fields: &ResultFields) -> Vec<u8> {
     let mut out = start(RESULT_DOMAIN);

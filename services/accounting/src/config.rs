@@ -36,7 +36,7 @@ pub struct ClosePolicy {
 impl ClosePolicy {
     /// Reads and validates the closing settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let reward = env.amount("REWARD_PER_CHECK", U256::exp10(12))?;
+        let reward = env.reward_per_check()?;
         Ok(ClosePolicy {
             reward_per_check: overlaps_shared::money::to_numeric(reward),
             confirmations_down: env.ranged("CONFIRMATIONS_DOWN", 2, 1..=100)?,

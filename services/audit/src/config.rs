@@ -30,7 +30,7 @@ impl ServiceConfig for AuditConfig {
             common: CommonConfig::from_env(env)?,
             policy: AuditPolicy {
                 hub_id: env.optional("HUB_ID", "overlaps-dev".to_owned())?,
-                reward_per_check: env.amount("REWARD_PER_CHECK", U256::exp10(12))?,
+                reward_per_check: env.reward_per_check()?,
             },
             sweep_seconds: env.ranged("AUDIT_SWEEP_SECONDS", 60, 5..=86_400)?,
         })

@@ -83,6 +83,8 @@ pub struct ServerConfig {
     pub ingest: IngestSettings,
     /// REST API.
     pub api: ApiSettings,
+    /// `REWARD_PER_CHECK`: published at `/api/v1/network` (accounting credits it).
+    pub reward_per_check: overlaps_shared::eth::U256,
 }
 
 fn identifier(env: &Env, var: &str, default: &str) -> Result<String, ConfigError> {
@@ -191,6 +193,7 @@ impl ServiceConfig for ServerConfig {
             bind: env.optional("SERVER_BIND", SocketAddr::from(([127, 0, 0, 1], 8080)))?,
             instance_id: identifier(env, "SERVER_INSTANCE_ID", "server-1")?,
             hub_id: identifier(env, "HUB_ID", "overlaps-dev")?,
+            reward_per_check: env.reward_per_check()?,
             limits: SocketLimits {
                 max_frame_bytes: env.ranged("WS_MAX_FRAME_BYTES", 16 * 1024, 512..=1024 * 1024)?,
                 max_messages_per_second: env.ranged(

@@ -80,7 +80,7 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
     let hub = Arc::clone(&hub);
     let round = job.round;
     tokio::spawn(
-        send_when_due(hub, checks).instrument(tracing::info_span!("dispatch_sends", round)),
+        send_when_due(hub, round, checks).instrument(tracing::info_span!("dispatch_sends", round)),
     );
     Ok(())
 }
@@ -88,7 +88,7 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
 /// How often assignments found undeliverable are written as missed.
 const MISSED_FLUSH: Duration = Duration::from_millis(250);
 
-async fn send_when_due(hub: Arc<Hub>, checks: Vec<PendingCheck>) {
+async fn send_when_due(hub: Arc<Hub>, round: i64, checks: Vec<PendingCheck>) {
     let mut undeliverable = Vec::new();
     let mut flushed_at = tokio::time::Instant::now();
     let (mut sent, mut missed) = (0usize, 0usize);
@@ -100,6 +100,7 @@ async fn send_when_due(hub: Arc<Hub>, checks: Vec<PendingCheck>) {
         let id = check.id;
         let request = HubMessage::Validate(ValidateRequest {
             assignment_id: check.id,
+            round,
             url: check.url,
             method: check.method,
             timeout_ms: u32::try_from(check.timeout_ms).unwrap_or(0),

@@ -300,6 +300,7 @@ mod tests {
     fn request(url: &str, timeout_ms: u32, keyword: Option<&str>) -> ValidateRequest {
         ValidateRequest {
             assignment_id: 1,
+            round: 1,
             url: url.into(),
             method: "GET".into(),
             timeout_ms,

@@ -1,6 +1,7 @@
-//! `validator claim`: fetches this node's latest proof from the hub's API, checks
-//! it against the root the contract holds (trusting neither the hub's root nor its
-//! arithmetic), and claims the unclaimed part from the payout key.
+//! `validator claim`: fetches this node's proof for the contract's latest eon from
+//! the hub's API, checks it against the root the contract holds (trusting neither
+//! the hub's root nor its arithmetic), and claims the unclaimed part from the
+//! payout key.
 
 use std::sync::Arc;
 
@@ -8,12 +9,17 @@ use overlaps_shared::eth::{self, Address, EthError, PrivateKey, U256};
 use overlaps_shared::merkle::{Hash, leaf_hash, verify_proof};
 use serde_json::Value;
 
+use crate::hub_api::{ApiError, HubApi};
+
 /// Why a claim did not go through.
 #[derive(Debug, thiserror::Error)]
 pub enum ClaimError {
     /// The hub's API could not be reached or answered an error.
     #[error("hub API: {0}")]
-    Api(String),
+    Api(#[from] ApiError),
+    /// Nothing is committed on-chain yet.
+    #[error("no root is committed on-chain yet: nothing to claim")]
+    NoRoot,
     /// The hub's answer is not what it must be.
     #[error("the hub's proof is unusable: {0}")]
     BadProof(String),
@@ -45,6 +51,10 @@ pub struct Proof {
     pub proof: Vec<Hash>,
     /// The root the hub says it committed.
     pub root: Hash,
+    /// The hub's figure for this validator's own cumulative reward at that eon.
+    pub validator_cumulative: U256,
+    /// The part of it the hub attributed to a payout address.
+    pub validator_attributed: U256,
 }
 
 fn hash32(value: &Value, field: &str) -> Result<Hash, ClaimError> {
@@ -68,20 +78,21 @@ impl Proof {
         let payout = field("payout_address")?
             .as_str()
             .ok_or_else(|| ClaimError::BadProof("payout_address is not a string".into()))?;
-        let cumulative = field("cumulative")?;
-        let cumulative = match cumulative {
-            Value::String(s) => U256::from_dec_str(s).ok(),
-            Value::Number(n) => n.as_u64().map(U256::from),
-            _ => None,
-        }
-        .ok_or_else(|| ClaimError::BadProof("cumulative is not an integer".into()))?;
+        let amount = |name: &str| {
+            match field(name)? {
+                Value::String(s) => U256::from_dec_str(s).ok(),
+                Value::Number(n) => n.as_u64().map(U256::from),
+                _ => None,
+            }
+            .ok_or_else(|| ClaimError::BadProof(format!("{name} is not an integer")))
+        };
         Ok(Proof {
             eon: field("eon")?
                 .as_u64()
                 .ok_or_else(|| ClaimError::BadProof("eon is not a number".into()))?,
             payout: eth::parse_address(payout)
                 .map_err(|e| ClaimError::BadProof(format!("payout_address: {e}")))?,
-            cumulative,
+            cumulative: amount("cumulative")?,
             leaf: hash32(field("leaf")?, "leaf")?,
             proof: field("proof")?
                 .as_array()
@@ -90,6 +101,8 @@ impl Proof {
                 .map(|h| hash32(h, "proof"))
                 .collect::<Result<_, _>>()?,
             root: hash32(field("root")?, "root")?,
+            validator_cumulative: amount("validator_cumulative")?,
+            validator_attributed: amount("validator_attributed")?,
         })
     }
 
@@ -103,52 +116,6 @@ impl Proof {
         }
         Ok(())
     }
-}
-
-async fn get_json(client: &reqwest::Client, url: &str) -> Result<Value, ClaimError> {
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| ClaimError::Api(format!("GET {url}: {e}")))?;
-    let status = response.status();
-    let body = response
-        .text()
-        .await
-        .map_err(|e| ClaimError::Api(format!("GET {url}: {e}")))?;
-    if !status.is_success() {
-        return Err(ClaimError::Api(format!("GET {url}: {status}: {body}")));
-    }
-    serde_json::from_str(&body).map_err(|e| ClaimError::Api(format!("GET {url}: {e}")))
-}
-
-/// The validator id in the answer to `GET /api/v1/validators?public_key=…`: an
-/// object with `id`, a list of them, or a page whose `items` is such a list.
-fn validator_id(json: &Value) -> Option<i64> {
-    match json {
-        Value::Array(items) => items.first().and_then(validator_id),
-        Value::Object(map) => map.get("id").and_then(Value::as_i64).or_else(|| {
-            ["items", "data", "validators"]
-                .iter()
-                .find_map(|key| map.get(*key).and_then(validator_id))
-        }),
-        _ => None,
-    }
-}
-
-/// Fetches this node's latest proof from the hub at `api`.
-pub async fn fetch_proof(api: &url::Url, public_key: &str) -> Result<Proof, ClaimError> {
-    let client = reqwest::Client::new();
-    let base = api.as_str().trim_end_matches('/');
-    let found = get_json(
-        &client,
-        &format!("{base}/api/v1/validators?public_key={public_key}"),
-    )
-    .await?;
-    let id = validator_id(&found)
-        .ok_or_else(|| ClaimError::Api(format!("the hub does not know validator {public_key}")))?;
-    let json = get_json(&client, &format!("{base}/api/v1/validators/{id}/proof")).await?;
-    Proof::from_json(&json)
 }
 
 /// What a claim did.
@@ -165,17 +132,26 @@ pub enum Claimed {
     NothingToClaim,
 }
 
-/// Checks `proof` against the contract's root and claims from `payout_key`.
+/// Fetches the proof of the validator with `public_key` for the contract's latest
+/// eon, checks it against the contract's root and claims from `payout_key`.
 pub async fn claim(
+    api: &HubApi,
+    public_key: &str,
     rpc_url: &str,
     contract: Address,
     payout_key: &PrivateKey,
-    proof: &Proof,
-) -> Result<Claimed, ClaimError> {
+) -> Result<(Proof, Claimed), ClaimError> {
     let client = eth::signer_client(rpc_url, payout_key).await?;
     let rewards = eth::rewards(contract, Arc::clone(&client));
-    let onchain_root = rewards.root().call().await.map_err(EthError::from)?;
     let onchain_eon = rewards.eon().call().await.map_err(EthError::from)?;
+    if onchain_eon == 0 {
+        return Err(ClaimError::NoRoot);
+    }
+    let onchain_root = rewards.root().call().await.map_err(EthError::from)?;
+    // The contract's eon, not the hub's latest: the hub may have closed one not yet committed.
+    let id = api.validator_id(public_key).await?;
+    let proof = api.proof(id, Some(onchain_eon)).await?;
+    tracing::info!(eon = proof.eon, cumulative = %proof.cumulative, payout = ?proof.payout, "proof fetched");
     proof
         .verify_against(onchain_root)
         .map_err(|reason| ClaimError::NotOnChain {
@@ -192,137 +168,13 @@ pub async fn claim(
         .await
         .map_err(EthError::from)?;
     if already >= proof.cumulative {
-        return Ok(Claimed::NothingToClaim);
+        return Ok((proof, Claimed::NothingToClaim));
     }
     let receipt =
         eth::send_call(rewards.claim(proof.payout, proof.cumulative, proof.proof.clone())).await?;
-    Ok(Claimed::Paid {
+    let paid = Claimed::Paid {
         amount: proof.cumulative - already,
         tx_hash: format!("{:?}", receipt.transaction_hash),
-    })
-}
-
-/// What one look at the on-chain root found about this node's leaf.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum LeafCheck {
-    /// No root committed yet.
-    NoRoot,
-    /// The leaf is in the on-chain root, paying `cumulative` to the expected address.
-    Included {
-        /// The contract's latest eon.
-        eon: u64,
-        /// The cumulative reward in the leaf.
-        cumulative: U256,
-    },
-    /// The hub left this node out, paid another address, or its proof does not lead
-    /// to the on-chain root.
-    Problem {
-        /// The contract's latest eon.
-        eon: u64,
-        /// What is wrong.
-        reason: String,
-    },
-}
-
-/// Checks this node's leaf (from the API) against the contract's latest root.
-pub async fn check_leaf(
-    api: &url::Url,
-    public_key: &str,
-    payout: Address,
-    rpc_url: &str,
-    contract: Address,
-) -> Result<LeafCheck, ClaimError> {
-    let client = Arc::new(eth::read_client(rpc_url)?);
-    let rewards = eth::rewards(contract, client);
-    let eon = rewards.eon().call().await.map_err(EthError::from)?;
-    if eon == 0 {
-        return Ok(LeafCheck::NoRoot);
-    }
-    let root = rewards.root().call().await.map_err(EthError::from)?;
-    let proof = match fetch_proof(api, public_key).await {
-        Ok(proof) => proof,
-        Err(ClaimError::Api(reason)) => {
-            return Ok(LeafCheck::Problem {
-                eon,
-                reason: format!("the hub serves no proof for this node: {reason}"),
-            });
-        }
-        Err(err) => return Err(err),
     };
-    if proof.payout != payout {
-        return Ok(LeafCheck::Problem {
-            eon,
-            reason: format!(
-                "the leaf pays {:?}, not this node's {payout:?}",
-                proof.payout
-            ),
-        });
-    }
-    Ok(match proof.verify_against(root) {
-        Ok(()) => LeafCheck::Included {
-            eon,
-            cumulative: proof.cumulative,
-        },
-        Err(reason) => LeafCheck::Problem {
-            eon,
-            reason: format!("hub eon {}: {reason}", proof.eon),
-        },
-    })
-}
-
-/// Checks the leaf every `every` until `stop`: once per new on-chain eon it logs the
-/// cumulative reward, and warns loudly when the leaf is missing, pays another
-/// address, or shrank since the last eon (cumulative rewards never decrease).
-pub async fn watch_leaf(
-    api: url::Url,
-    public_key: String,
-    payout: Address,
-    rpc_url: String,
-    contract: Address,
-    every: std::time::Duration,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
-    let (mut seen_eon, mut last) = (0u64, U256::zero());
-    loop {
-        match check_leaf(&api, &public_key, payout, &rpc_url, contract).await {
-            Ok(LeafCheck::Included { eon, cumulative }) if eon > seen_eon => {
-                if cumulative < last {
-                    tracing::error!(eon, %cumulative, previous = %last,
-                        "REWARD SHRANK: the hub's leaf for this node is lower than in an earlier eon");
-                } else {
-                    tracing::info!(eon, %cumulative, "own leaf is in the on-chain root");
-                }
-                (seen_eon, last) = (eon, cumulative.max(last));
-            }
-            Ok(LeafCheck::Problem { eon, reason }) if eon > seen_eon => {
-                tracing::error!(eon, %reason, "OWN LEAF NOT IN THE ON-CHAIN ROOT: the hub may have left this node out");
-                seen_eon = eon;
-            }
-            Ok(_) => {}
-            Err(err) => {
-                tracing::warn!(error = %err, "could not check the own leaf against the chain")
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(every) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_validator_id_is_found_in_any_reasonable_shape() {
-        for json in [
-            serde_json::json!({"id": 7, "public_key": "ab"}),
-            serde_json::json!([{"id": 7}]),
-            serde_json::json!({"items": [{"id": 7}], "total": 1}),
-        ] {
-            assert_eq!(validator_id(&json), Some(7), "{json}");
-        }
-        assert_eq!(validator_id(&serde_json::json!([])), None);
-    }
+    Ok((proof, paid))
 }

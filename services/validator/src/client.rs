@@ -15,6 +15,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::check::Checker;
+use crate::receipts::{Receipt, ReceiptJournal};
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -45,10 +46,19 @@ pub struct Node {
     pub checker: Checker,
     /// Checks at once, at most.
     pub max_concurrent_checks: usize,
+    /// Where acknowledged results are recorded.
+    pub receipts: Arc<std::sync::Mutex<ReceiptJournal>>,
+}
+
+/// A signed result and the round of its assignment.
+#[derive(Debug, Clone)]
+struct Answer {
+    round: i64,
+    result: CheckResult,
 }
 
 /// Results signed but not yet acknowledged, by assignment id.
-type Unacked = BTreeMap<i64, CheckResult>;
+type Unacked = BTreeMap<i64, Answer>;
 
 const BACKOFF_START: Duration = Duration::from_millis(250);
 const BACKOFF_CAP: Duration = Duration::from_secs(30);
@@ -59,7 +69,7 @@ impl Node {
         let node = Arc::new(self);
         let permits = Arc::new(Semaphore::new(node.max_concurrent_checks));
         // Results outlive connections: a check finishing while disconnected is sent after.
-        let (results_tx, mut results_rx) = mpsc::channel::<CheckResult>(4096);
+        let (results_tx, mut results_rx) = mpsc::channel::<Answer>(4096);
         let mut unacked = Unacked::new();
         let mut failures = 0u32;
         loop {
@@ -100,8 +110,8 @@ impl Node {
     async fn session(
         self: &Arc<Self>,
         permits: &Arc<Semaphore>,
-        results_tx: &mpsc::Sender<CheckResult>,
-        results_rx: &mut mpsc::Receiver<CheckResult>,
+        results_tx: &mpsc::Sender<Answer>,
+        results_rx: &mut mpsc::Receiver<Answer>,
         unacked: &mut Unacked,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<bool, SessionError> {
@@ -139,9 +149,9 @@ impl Node {
             }
         };
         tracing::info!(validator_id, hub = %hub_id, resending = unacked.len(), "signed up");
-        for result in unacked.values() {
+        for answer in unacked.values() {
             socket
-                .send(text(&ValidatorMessage::Result(result.clone())))
+                .send(text(&ValidatorMessage::Result(answer.result.clone())))
                 .await?;
         }
 
@@ -166,9 +176,10 @@ impl Node {
                         _ => {}
                     }
                 }
-                Some(result) = results_rx.recv() => {
-                    unacked.insert(result.assignment_id, result.clone());
-                    socket.send(text(&ValidatorMessage::Result(result))).await?;
+                Some(answer) = results_rx.recv() => {
+                    let msg = text(&ValidatorMessage::Result(answer.result.clone()));
+                    unacked.insert(answer.result.assignment_id, answer);
+                    socket.send(msg).await?;
                 }
                 () = stopped(stop) => {
                     let _ = socket.close(None).await;
@@ -183,15 +194,22 @@ impl Node {
         msg: HubMessage,
         hub_id: &str,
         permits: &Arc<Semaphore>,
-        results_tx: &mpsc::Sender<CheckResult>,
+        results_tx: &mpsc::Sender<Answer>,
         unacked: &mut Unacked,
     ) {
         match msg {
             HubMessage::Validate(request) => self.start_check(request, hub_id, permits, results_tx),
             HubMessage::Ack { assignment_ids } => {
-                for id in assignment_ids {
-                    unacked.remove(&id);
-                }
+                let receipts = assignment_ids
+                    .iter()
+                    .filter_map(|id| unacked.remove(id))
+                    .map(|Answer { round, result }| Receipt {
+                        round,
+                        assignment_id: result.assignment_id,
+                        status: result.status,
+                        signature: result.signature,
+                    });
+                self.record_receipts(receipts);
             }
             HubMessage::Error {
                 code,
@@ -210,12 +228,24 @@ impl Node {
         }
     }
 
+    /// Keeps acknowledged results for the reward check; a failed write is loud but
+    /// does not stop the node (its expectation can only come out lower, never higher).
+    fn record_receipts(&self, receipts: impl Iterator<Item = Receipt>) {
+        let written = match self.receipts.lock() {
+            Ok(mut journal) => journal.record(receipts),
+            Err(poisoned) => poisoned.into_inner().record(receipts),
+        };
+        if let Err(err) = written {
+            tracing::error!(error = %err, "could not record acknowledged results");
+        }
+    }
+
     fn start_check(
         self: &Arc<Self>,
         request: ValidateRequest,
         hub_id: &str,
         permits: &Arc<Semaphore>,
-        results_tx: &mpsc::Sender<CheckResult>,
+        results_tx: &mpsc::Sender<Answer>,
     ) {
         let node = Arc::clone(self);
         let permits = Arc::clone(permits);
@@ -225,7 +255,7 @@ impl Node {
             let Ok(_permit) = permits.acquire_owned().await else {
                 return;
             };
-            let assignment_id = request.assignment_id;
+            let (assignment_id, round) = (request.assignment_id, request.round);
             match node.checker.check(&request).await {
                 Ok(outcome) => {
                     let result = CheckResult {
@@ -240,7 +270,7 @@ impl Node {
                     }
                     .sign(&hub_id, &node.key);
                     tracing::debug!(assignment_id, status = ?result.status, "checked");
-                    let _ = results.send(result).await;
+                    let _ = results.send(Answer { round, result }).await;
                 }
                 Err(refused) => {
                     tracing::warn!(assignment_id, url = %request.url, %refused, "check refused")
@@ -289,6 +319,7 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::{Arc, Mutex};
     use std::time::Duration;
 
     use futures::{SinkExt, StreamExt};
@@ -301,6 +332,7 @@ mod tests {
 
     use super::Node;
     use crate::check::Checker;
+    use crate::receipts::ReceiptJournal;
 
     type Peer = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -344,6 +376,7 @@ mod tests {
     fn validate(id: i64, url: &str) -> HubMessage {
         HubMessage::Validate(ValidateRequest {
             assignment_id: id,
+            round: 1,
             url: url.into(),
             method: "GET".into(),
             timeout_ms: 2000,
@@ -365,12 +398,21 @@ mod tests {
         let payout: PayoutAddress = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed"
             .parse()
             .unwrap();
+        let receipts_path = std::env::temp_dir().join(format!(
+            "overlaps-client-receipts-{}-{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_nanos_opt().unwrap_or_default()
+        ));
+        let receipts = Arc::new(Mutex::new(
+            ReceiptJournal::open(&receipts_path, &payout.to_string()).unwrap(),
+        ));
         let node = Node {
             hub_url: url,
             key: Keypair::generate(),
             payout,
             checker: Checker::new(3, 1024, true).unwrap(),
             max_concurrent_checks: 4,
+            receipts: Arc::clone(&receipts),
         };
         let (stop, stopped) = watch::channel(false);
         let running = tokio::spawn(node.run(stopped));
@@ -421,5 +463,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(target.hits(), 2);
+        // Both acknowledged results are on record, with their round and signature.
+        let recorded = receipts.lock().unwrap().unsettled_through(i64::MAX);
+        let ids: Vec<(i64, i64)> = recorded
+            .iter()
+            .map(|r| (r.round, r.assignment_id))
+            .collect();
+        assert_eq!(ids, vec![(1, 7), (1, 8)]);
+        assert_eq!(recorded[0].signature, original.signature);
+        std::fs::remove_file(&receipts_path).unwrap();
     }
 }

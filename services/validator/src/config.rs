@@ -79,6 +79,21 @@ pub struct RunArgs {
     /// CONTRACT_ADDRESS is set).
     #[arg(long, env = "LEAF_CHECK_SECONDS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     pub leaf_check_seconds: u64,
+    /// Where the node records the results the hub acknowledged, to compute the reward
+    /// it expects (default: the key file's path with `.receipts` appended).
+    #[arg(long, env = "VALIDATOR_RECEIPTS_FILE")]
+    pub receipts_file: Option<PathBuf>,
+}
+
+impl RunArgs {
+    /// The receipt file: as given, or next to the key file.
+    pub fn receipts_path(&self) -> PathBuf {
+        self.receipts_file.clone().unwrap_or_else(|| {
+            let mut path = self.key_file.clone().into_os_string();
+            path.push(".receipts");
+            PathBuf::from(path)
+        })
+    }
 }
 
 fn parse_hub_url(value: &str) -> Result<url::Url, String> {

@@ -6,7 +6,12 @@ mod claim;
 mod client;
 mod config;
 mod guard;
+mod hub_api;
 mod keys;
+mod receipts;
+mod reward_check;
+
+use std::sync::{Arc, Mutex};
 
 use clap::Parser;
 use overlaps_shared::config::{Env, LogConfig};
@@ -42,9 +47,17 @@ async fn main() -> anyhow::Result<()> {
             };
             let app_env = env.optional("APP_ENV", overlaps_shared::config::AppEnv::Dev)?;
             let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
-            let proof = claim::fetch_proof(&args.api_url, &key.public_key().to_string()).await?;
-            tracing::info!(eon = proof.eon, cumulative = %proof.cumulative, payout = ?proof.payout, "proof fetched");
-            match claim::claim(&chain.rpc_url, chain.contract, &payout_key, &proof).await? {
+            let api = hub_api::HubApi::new(&args.api_url);
+            let public_key = key.public_key().to_string();
+            let (proof, claimed) = claim::claim(
+                &api,
+                &public_key,
+                &chain.rpc_url,
+                chain.contract,
+                &payout_key,
+            )
+            .await?;
+            match claimed {
                 claim::Claimed::Paid { amount, tx_hash } => {
                     println!(
                         "claimed {amount} wei (eon {}, cumulative {}) in {tx_hash}",
@@ -70,12 +83,18 @@ async fn main() -> anyhow::Result<()> {
                 usize::try_from(args.keyword_scan_kib).unwrap_or(64) * 1024,
                 args.allow_private_targets,
             )?;
+            let receipts_path = args.receipts_path();
+            let receipts = Arc::new(Mutex::new(receipts::ReceiptJournal::open(
+                &receipts_path,
+                &args.payout_address.to_string(),
+            )?));
             let node = Node {
                 hub_url: args.hub_url.clone(),
                 key,
                 payout: args.payout_address,
                 checker,
                 max_concurrent_checks: usize::try_from(args.max_concurrent_checks).unwrap_or(32),
+                receipts: Arc::clone(&receipts),
             };
             let (stop_tx, stop_rx) = watch::channel(false);
             // The own-leaf watch needs the chain; without CONTRACT_ADDRESS it is off.
@@ -84,12 +103,15 @@ async fn main() -> anyhow::Result<()> {
                 let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
                 let payout =
                     overlaps_shared::eth::Address::from_slice(args.payout_address.as_bytes());
-                tokio::spawn(claim::watch_leaf(
-                    args.api_url.clone(),
+                let watch = reward_check::RewardWatch::new(
+                    hub_api::HubApi::new(&args.api_url),
                     public_key,
                     payout,
                     chain.rpc_url,
                     chain.contract,
+                    receipts,
+                );
+                tokio::spawn(watch.run(
                     std::time::Duration::from_secs(args.leaf_check_seconds),
                     stop_rx.clone(),
                 ));
@@ -102,6 +124,7 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(
                 service = "validator",
                 hub = %args.hub_url,
+                receipts = %receipts_path.display(),
                 public_key = %keys::read(&args.key_file)?.public_key(),
                 "ready"
             );

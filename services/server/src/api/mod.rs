@@ -1,11 +1,12 @@
 //! The REST API under `/api/v1`: accounts and keys, websites and their status,
-//! alert channels, validators, rounds and eons; documented in [`openapi`].
+//! alert channels, validators, rounds, eons and the network's terms; documented in [`openapi`].
 
 pub mod accounts;
 pub mod auth;
 pub mod channels;
 pub mod eons;
 pub mod errors;
+pub mod network;
 pub mod openapi;
 pub mod rounds;
 pub mod status;
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     validators::routes(cfg);
     rounds::routes(cfg);
     eons::routes(cfg);
+    network::routes(cfg);
 }
 
 /// Runs `work` on a pooled connection off the async threads.

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, channels, eons, rounds, status, validators, websites};
+use super::{accounts, channels, eons, network, rounds, status, validators, websites};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
@@ -59,6 +59,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         eons::list_eons,
         eons::get_eon,
         eons::get_audit,
+        network::network,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -69,6 +70,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "validators", description = "Validators, their earnings and Merkle proofs (public)"),
         (name = "rounds", description = "Check rounds, re-derivable from public data (public)"),
         (name = "eons", description = "Reward roots, on-chain commitments and audits (public)"),
+        (name = "network", description = "The hub id and reward terms, to re-derive rounds and rewards (public)"),
         (name = "health", description = "Liveness, readiness and metrics"),
     )
 )]

@@ -89,6 +89,8 @@ pub struct AssignmentResult {
     pub failure: Option<String>,
     /// When the validator checked.
     pub checked_at: DateTime<Utc>,
+    /// When the site's TLS certificate expires, if the validator saw one (signed too).
+    pub tls_expires_at: Option<DateTime<Utc>>,
     /// Ed25519 signature over the canonical result bytes, hex.
     pub signature: String,
 }
@@ -247,6 +249,7 @@ pub async fn list_assignments(
                     latency_ms: t.latency_ms,
                     failure: t.failure,
                     checked_at: t.checked_at,
+                    tls_expires_at: t.tls_expires_at,
                     signature: hex0x(&t.signature),
                 }),
                 id: a.id,

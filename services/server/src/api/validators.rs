@@ -102,7 +102,7 @@ pub struct EonParam {
 
 /// Everything needed to claim on-chain: the leaf and its path to the committed root.
 #[derive(Debug, Serialize, ToSchema)]
-#[schema(example = json!({"eon": 3, "validator_id": 7, "payout_address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "cumulative": "123000", "leaf": "0x6f1c…", "proof": ["0x9a3e…"], "root": "0x2b7d…"}))]
+#[schema(example = json!({"eon": 3, "validator_id": 7, "payout_address": "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed", "cumulative": "123000", "leaf": "0x6f1c…", "proof": ["0x9a3e…"], "root": "0x2b7d…", "validator_cumulative": "123000", "validator_attributed": "123000"}))]
 pub struct Proof {
     /// The eon whose root the proof leads to.
     pub eon: i64,
@@ -118,6 +118,12 @@ pub struct Proof {
     pub proof: Vec<String>,
     /// The eon's Merkle root, hex.
     pub root: String,
+    /// This validator's own cumulative reward at that eon (every address it was
+    /// paid to), decimal string: what its acknowledged results should add up to.
+    pub validator_cumulative: String,
+    /// The part of `validator_cumulative` attributed to a payout address so far
+    /// (the rest waits for an address), decimal string.
+    pub validator_attributed: String,
 }
 
 fn summary(row: ValidatorRow, online: &HashSet<i64>) -> ValidatorSummary {
@@ -289,7 +295,7 @@ pub async fn proof(
     if eon.is_some_and(|e| e < 1) {
         return Err(ApiError::invalid("eon", "eon must be at least 1"));
     }
-    let (leaf, root) = db(&hub, move |conn| {
+    let (leaf, root, own_cumulative, own_attributed) = db(&hub, move |conn| {
         let exists: Option<i64> = validators::table
             .find(id)
             .select(validators::id)
@@ -299,13 +305,23 @@ pub async fn proof(
         // The validator's share of the eon names the payout address whose leaf pays it.
         let mut shares = validator_rewards::table
             .filter(validator_rewards::validator_id.eq(id))
-            .select((validator_rewards::eon, validator_rewards::payout_address))
+            .select((
+                validator_rewards::eon,
+                validator_rewards::payout_address,
+                validator_rewards::cumulative,
+                validator_rewards::attributed,
+            ))
             .order(validator_rewards::eon.desc())
             .into_boxed();
         if let Some(eon) = eon {
             shares = shares.filter(validator_rewards::eon.eq(eon));
         }
-        let (leaf_eon, address): (i64, Option<Vec<u8>>) = shares
+        let (leaf_eon, address, own_cumulative, own_attributed): (
+            i64,
+            Option<Vec<u8>>,
+            bigdecimal::BigDecimal,
+            bigdecimal::BigDecimal,
+        ) = shares
             .first(conn)
             .optional()?
             .ok_or_else(|| ApiError::Missing {
@@ -342,7 +358,7 @@ pub async fn proof(
                 code: "no_root",
                 message: format!("eon {} has no root commitment", leaf.eon),
             })?;
-        Ok((leaf, root))
+        Ok((leaf, root, own_cumulative, own_attributed))
     })
     .await?;
     let payout = checksummed(&leaf.payout_address).ok_or_else(|| {
@@ -362,5 +378,7 @@ pub async fn proof(
         leaf: hex0x(&leaf.leaf_hash),
         proof: hashes.iter().map(|h| hex0x(h)).collect(),
         root: hex0x(&root),
+        validator_cumulative: money(&own_cumulative),
+        validator_attributed: money(&own_attributed),
     }))
 }

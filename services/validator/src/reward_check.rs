@@ -1,0 +1,750 @@
+//! `validator run`'s check of every new on-chain eon: the node computes the reward
+//! its own acknowledged results earn (its receipts, settled against the public
+//! record of their rounds by the same majority rule accounting applies), then checks
+//! that its leaf is in the contract's root, pays its address, and holds what it
+//! expects. Anything else is logged loudly: the hub may have left it out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use overlaps_shared::eth::{self, Address, EthError, U256};
+use overlaps_shared::ledger::{self, RoundAnswer};
+use overlaps_shared::merkle::Hash;
+use overlaps_shared::signing::{self, PublicKey};
+
+use crate::hub_api::{ApiError, HubApi, PublicAssignment};
+use crate::receipts::{Receipt, ReceiptError, ReceiptJournal, Settled};
+
+/// Why an eon could not be checked (it is tried again on the next tick).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// The hub's API.
+    #[error("hub API: {0}")]
+    Api(#[from] ApiError),
+    /// The chain.
+    #[error(transparent)]
+    Eth(#[from] EthError),
+    /// The receipt file.
+    #[error(transparent)]
+    Receipts(#[from] ReceiptError),
+}
+
+/// Something the check found wrong, each with a loud headline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// No leaf, another address, or a proof that does not lead to the on-chain root.
+    #[error("OWN LEAF NOT IN THE ON-CHAIN ROOT: {0}")]
+    LeafNotInRoot(String),
+    /// An acknowledged result is missing from, or altered in, its round's public record.
+    #[error("ACKNOWLEDGED RESULT NOT IN THE HUB'S RECORD: {0}")]
+    RecordDiffers(String),
+    /// Another validator's result in the record does not verify under its key; it is
+    /// left out when the node recomputes the majority.
+    #[error("RESULT NOT SIGNED BY ITS VALIDATOR: {0}")]
+    Unsigned(String),
+    /// The hub credits this validator less than its acknowledged results earn.
+    #[error(
+        "REWARD BELOW EXPECTED: the hub credits {credited}, this node's {agreed} agreeing acknowledged results earn {expected}"
+    )]
+    BelowExpected {
+        /// The hub's figure.
+        credited: U256,
+        /// This node's.
+        expected: U256,
+        /// Agreeing acknowledged results.
+        agreed: u64,
+    },
+    /// The hub credits more than the node's record explains (another node with this
+    /// key, or a lost receipt file).
+    #[error(
+        "REWARD ABOVE EXPECTED: the hub credits {credited}, this node's acknowledged results earn {expected}; is another node using this key?"
+    )]
+    AboveExpected {
+        /// The hub's figure.
+        credited: U256,
+        /// This node's.
+        expected: U256,
+    },
+    /// Part of the reward is in no leaf although the node always names an address.
+    #[error(
+        "REWARD NOT IN ANY LEAF: only {attributed} of {credited} is attributed to a payout address"
+    )]
+    Unattributed {
+        /// In some leaf.
+        attributed: U256,
+        /// In all.
+        credited: U256,
+    },
+    /// The on-chain leaf pays less than this node alone earned into it.
+    #[error(
+        "LEAF BELOW EXPECTED: the leaf of {payout:?} holds {leaf}, this node alone earned {expected} into it"
+    )]
+    LeafBelowExpected {
+        /// The address.
+        payout: Address,
+        /// The leaf's cumulative amount.
+        leaf: U256,
+        /// This node's.
+        expected: U256,
+    },
+    /// The leaf holds less than in an earlier eon (cumulative rewards never decrease).
+    #[error("REWARD SHRANK: the leaf holds {now}, {before} in an earlier eon")]
+    Shrank {
+        /// This eon.
+        now: U256,
+        /// Before.
+        before: U256,
+    },
+}
+
+/// What this node's receipts of one round earned, by the round's public record.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RoundSettlement {
+    /// Receipts that agreed with their site's majority.
+    pub agreed: u64,
+    /// Receipts missing from, or altered in, the record.
+    pub problems: Vec<Problem>,
+}
+
+fn same_signature(a: &str, b: &str) -> bool {
+    a.trim_start_matches("0x")
+        .eq_ignore_ascii_case(b.trim_start_matches("0x"))
+}
+
+/// Settles validator `own_id`'s receipts of round `round` against the round's public
+/// record. Its results count as the node sent them, whatever the record says, so a
+/// hub that drops or alters one cannot talk the node out of its expectation.
+pub fn settle_receipts(
+    own_id: i64,
+    round: i64,
+    receipts: &[Receipt],
+    record: &[PublicAssignment],
+) -> RoundSettlement {
+    let mut answers: Vec<RoundAnswer> = record
+        .iter()
+        .map(|a| RoundAnswer {
+            assignment_id: a.id,
+            website_id: a.website_id,
+            validator_id: a.validator_id,
+            status: a.result.as_ref().map(|r| r.status.clone()),
+        })
+        .collect();
+    let index: HashMap<i64, usize> = record.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
+    let mut settlement = RoundSettlement::default();
+    let mut own = Vec::new();
+    for receipt in receipts {
+        let id = receipt.assignment_id;
+        let Some(&i) = index.get(&id) else {
+            settlement.problems.push(Problem::RecordDiffers(format!(
+                "round {round} has no assignment {id}"
+            )));
+            continue;
+        };
+        let assignment = &record[i];
+        if assignment.validator_id != own_id {
+            settlement.problems.push(Problem::RecordDiffers(format!(
+                "round {round}: assignment {id} is recorded as validator {}'s",
+                assignment.validator_id
+            )));
+            continue;
+        }
+        match &assignment.result {
+            None => settlement.problems.push(Problem::RecordDiffers(format!(
+                "round {round}: assignment {id} has no result although the hub acknowledged it"
+            ))),
+            Some(r)
+                if r.status != receipt.status.as_str()
+                    || !same_signature(&r.signature, &receipt.signature) =>
+            {
+                settlement.problems.push(Problem::RecordDiffers(format!(
+                    "round {round}: assignment {id} is recorded as {} with another signature than this node's {}",
+                    r.status,
+                    receipt.status.as_str()
+                )))
+            }
+            Some(_) => {}
+        }
+        answers[i].status = Some(receipt.status.as_str().to_owned());
+        own.push((assignment.website_id, receipt.status.as_str()));
+    }
+    let outcome = ledger::settle_round(round, &answers);
+    settlement.agreed = own
+        .iter()
+        .filter(|(site, status)| outcome.verdicts.get(site).map(|v| v.as_str()) == Some(*status))
+        .count() as u64;
+    settlement
+}
+
+/// Leaves out of `record` every other validator's result that does not verify under
+/// its key in `keys` for `hub_id`: a hub cannot outvote this node with invented results.
+pub fn discard_unsigned(
+    record: &mut [PublicAssignment],
+    own_id: i64,
+    round: i64,
+    hub_id: &str,
+    keys: &HashMap<i64, PublicKey>,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for assignment in record.iter_mut().filter(|a| a.validator_id != own_id) {
+        let Some(result) = &assignment.result else {
+            continue;
+        };
+        let signed = keys.get(&assignment.validator_id).is_some_and(|key| {
+            hex::decode(result.signature.trim_start_matches("0x")).is_ok_and(|signature| {
+                let bytes = signing::result_bytes(hub_id, &result.signed_fields(assignment.id));
+                key.verify(&bytes, &signature).is_ok()
+            })
+        });
+        if !signed {
+            problems.push(Problem::Unsigned(format!(
+                "round {round}: assignment {} ({} by validator {})",
+                assignment.id, result.status, assignment.validator_id
+            )));
+            assignment.result = None;
+        }
+    }
+    problems
+}
+
+/// What the check of one on-chain eon found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EonCheck {
+    /// The contract's eon.
+    pub eon: u64,
+    /// Agreeing acknowledged results up to the eon's last round.
+    pub agreed: u64,
+    /// The cumulative reward they earn.
+    pub expected: U256,
+    /// The leaf's cumulative amount, when it is in the on-chain root.
+    pub leaf: Option<U256>,
+    /// The receipt file covers the validator's whole life at the hub, so the hub's
+    /// figures must equal the node's, not merely reach them.
+    pub complete: bool,
+    /// What is wrong (empty: all as expected).
+    pub problems: Vec<Problem>,
+}
+
+/// Compares the hub's figures for eon `eon` with the node's expectation; pure, so
+/// every rule is tested without a hub.
+#[allow(clippy::too_many_arguments)]
+fn compare(
+    check: &mut EonCheck,
+    proof: &crate::claim::Proof,
+    root: Hash,
+    payout: Address,
+    payout_constant: bool,
+    previous_leaf: U256,
+) {
+    if proof.eon != check.eon {
+        check.problems.push(Problem::LeafNotInRoot(format!(
+            "asked for eon {}, the hub served eon {}",
+            check.eon, proof.eon
+        )));
+        return;
+    }
+    if proof.payout != payout {
+        check.problems.push(Problem::LeafNotInRoot(format!(
+            "the leaf pays {:?}, not this node's {payout:?}",
+            proof.payout
+        )));
+        return;
+    }
+    if let Err(reason) = proof.verify_against(root) {
+        check.problems.push(Problem::LeafNotInRoot(format!(
+            "hub eon {}: {reason}",
+            proof.eon
+        )));
+        return;
+    }
+    check.leaf = Some(proof.cumulative);
+    let (credited, expected) = (proof.validator_cumulative, check.expected);
+    if credited < expected {
+        check.problems.push(Problem::BelowExpected {
+            credited,
+            expected,
+            agreed: check.agreed,
+        });
+    } else if credited > expected && check.complete {
+        check
+            .problems
+            .push(Problem::AboveExpected { credited, expected });
+    }
+    if proof.validator_attributed < credited {
+        check.problems.push(Problem::Unattributed {
+            attributed: proof.validator_attributed,
+            credited,
+        });
+    }
+    // Only when every reward went to this one address can the leaf be held to it.
+    if check.complete && payout_constant && proof.cumulative < expected {
+        check.problems.push(Problem::LeafBelowExpected {
+            payout,
+            leaf: proof.cumulative,
+            expected,
+        });
+    }
+    if proof.cumulative < previous_leaf {
+        check.problems.push(Problem::Shrank {
+            now: proof.cumulative,
+            before: previous_leaf,
+        });
+    }
+}
+
+/// Checks this node's reward at every new on-chain eon.
+pub struct RewardWatch {
+    api: HubApi,
+    public_key: String,
+    payout: Address,
+    rpc_url: String,
+    contract: Address,
+    receipts: Arc<Mutex<ReceiptJournal>>,
+    /// Other validators' keys, fetched once each (a key never changes under an id).
+    keys: Mutex<HashMap<i64, PublicKey>>,
+}
+
+impl RewardWatch {
+    /// A watch for the node with `public_key` (hex) paid to `payout`, reading the hub
+    /// at `api` and the contract at `contract` through `rpc_url`.
+    pub fn new(
+        api: HubApi,
+        public_key: String,
+        payout: Address,
+        rpc_url: String,
+        contract: Address,
+        receipts: Arc<Mutex<ReceiptJournal>>,
+    ) -> Self {
+        RewardWatch {
+            api,
+            public_key,
+            payout,
+            rpc_url,
+            contract,
+            receipts,
+            keys: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The keys of the validators in `record`, fetching those not yet known; a
+    /// malformed key stays unknown, so its results count as unsigned.
+    async fn keys_for(
+        &self,
+        record: &[PublicAssignment],
+    ) -> Result<HashMap<i64, PublicKey>, CheckError> {
+        let missing: Vec<i64> = {
+            let known = self.keys.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut ids: Vec<i64> = record
+                .iter()
+                .map(|a| a.validator_id)
+                .filter(|id| !known.contains_key(id))
+                .collect();
+            ids.sort_unstable();
+            ids.dedup();
+            ids
+        };
+        for id in missing {
+            let record = self.api.validator(id).await?;
+            match record.public_key.parse::<PublicKey>() {
+                Ok(key) => {
+                    self.keys
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .insert(id, key);
+                }
+                Err(err) => {
+                    tracing::warn!(validator = id, error = %err, "the hub serves a malformed key")
+                }
+            }
+        }
+        Ok(self
+            .keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, ReceiptJournal> {
+        self.receipts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The reward this node's receipts earn up to eon `eon`'s last round; settles them.
+    async fn expectation(
+        &self,
+        own_id: i64,
+        eon: u64,
+    ) -> Result<(Settled, Vec<Problem>), CheckError> {
+        let base = self.journal().settled().cloned();
+        if let Some(base) = base.as_ref().filter(|b| b.eon >= eon) {
+            return Ok((base.clone(), Vec::new()));
+        }
+        let range = self.api.eon(eon).await?;
+        let (terms, reward) = self.api.network().await?;
+        let mut by_round: BTreeMap<i64, Vec<Receipt>> = BTreeMap::new();
+        for receipt in self.journal().unsettled_through(range.last_round) {
+            by_round.entry(receipt.round).or_default().push(receipt);
+        }
+        let (mut agreed, mut problems) = (0u64, Vec::new());
+        for (round, receipts) in &by_round {
+            let mut record = self.api.round_assignments(*round).await?;
+            let keys = self.keys_for(&record).await?;
+            problems.extend(discard_unsigned(
+                &mut record,
+                own_id,
+                *round,
+                &terms.hub_id,
+                &keys,
+            ));
+            let settled = settle_receipts(own_id, *round, receipts, &record);
+            agreed += settled.agreed;
+            problems.extend(settled.problems);
+        }
+        let (base_agreed, base_expected) =
+            base.map_or((0, U256::zero()), |b| (b.agreed, b.expected));
+        let settled = Settled {
+            eon,
+            last_round: range.last_round,
+            agreed: base_agreed + agreed,
+            expected: base_expected.saturating_add(reward.saturating_mul(U256::from(agreed))),
+        };
+        self.journal().settle(settled.clone())?;
+        Ok((settled, problems))
+    }
+
+    /// Checks on-chain eon `eon` with root `root`.
+    pub async fn check(
+        &self,
+        eon: u64,
+        root: Hash,
+        previous_leaf: U256,
+    ) -> Result<EonCheck, CheckError> {
+        let own_id = self.api.validator_id(&self.public_key).await?;
+        let first_seen = self.api.validator(own_id).await?.first_seen_at;
+        let (settled, problems) = self.expectation(own_id, eon).await?;
+        let start = self.journal().start().clone();
+        let mut check = EonCheck {
+            eon,
+            agreed: settled.agreed,
+            expected: settled.expected,
+            leaf: None,
+            complete: start.started_at_ms <= first_seen.timestamp_millis(),
+            problems,
+        };
+        match self.api.proof(own_id, Some(eon)).await {
+            Ok(proof) => compare(
+                &mut check,
+                &proof,
+                root,
+                self.payout,
+                start.payout_constant,
+                previous_leaf,
+            ),
+            // Nothing earned, nothing committed: as expected.
+            Err(err) if err.is_not_found() && check.expected.is_zero() => {}
+            Err(ApiError::Unreachable { url, reason }) => {
+                return Err(ApiError::Unreachable { url, reason }.into());
+            }
+            Err(ApiError::Status { status, url, body }) if status >= 500 => {
+                return Err(ApiError::Status { status, url, body }.into());
+            }
+            Err(err) => check.problems.push(Problem::LeafNotInRoot(format!(
+                "the hub serves no usable proof for this node (expected {}): {err}",
+                check.expected
+            ))),
+        }
+        Ok(check)
+    }
+
+    /// Checks every `every` until `stop`; each new on-chain eon once.
+    pub async fn run(self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
+        let (mut seen_eon, mut last_leaf) = (0u64, U256::zero());
+        loop {
+            match self.onchain_root().await {
+                Ok(Some((eon, root))) if eon > seen_eon => {
+                    let span = tracing::info_span!("reward_check", eon);
+                    match tracing::Instrument::instrument(self.check(eon, root, last_leaf), span)
+                        .await
+                    {
+                        Ok(check) => {
+                            log_check(&check);
+                            seen_eon = eon;
+                            last_leaf = last_leaf.max(check.leaf.unwrap_or_default());
+                        }
+                        Err(err) => {
+                            tracing::warn!(eon, error = %err, "could not check the own reward; trying again")
+                        }
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "could not read the on-chain root"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    async fn onchain_root(&self) -> Result<Option<(u64, Hash)>, EthError> {
+        let rewards = eth::rewards(self.contract, Arc::new(eth::read_client(&self.rpc_url)?));
+        let eon = rewards.eon().call().await.map_err(EthError::from)?;
+        if eon == 0 {
+            return Ok(None);
+        }
+        let root = rewards.root().call().await.map_err(EthError::from)?;
+        Ok(Some((eon, root)))
+    }
+}
+
+fn log_check(check: &EonCheck) {
+    let eon = check.eon;
+    let expected = check.expected.to_string();
+    if let Some(leaf) = check.leaf {
+        tracing::info!(eon, leaf = %leaf, %expected, agreed = check.agreed, complete = check.complete,
+            "own leaf is in the on-chain root");
+    }
+    for problem in &check.problems {
+        match problem {
+            Problem::AboveExpected { .. } => tracing::warn!(eon, "{problem}"),
+            _ => tracing::error!(eon, "{problem}"),
+        }
+    }
+    if check.problems.is_empty() {
+        tracing::info!(eon, %expected, agreed = check.agreed,
+            "reward as expected from this node's acknowledged results");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use overlaps_shared::merkle::{RewardTree, leaf_hash};
+    use overlaps_shared::protocol::CheckStatus;
+
+    use super::*;
+    use crate::claim::Proof;
+    use crate::hub_api::PublicResult;
+
+    const ME: i64 = 7;
+
+    fn assignment(id: i64, site: i64, validator: i64, status: Option<&str>) -> PublicAssignment {
+        PublicAssignment {
+            id,
+            website_id: site,
+            validator_id: validator,
+            result: status.map(|s| PublicResult {
+                status: s.into(),
+                http_status: Some(200),
+                latency_ms: 12,
+                failure: (s == "down").then(|| "connect".to_owned()),
+                checked_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000)
+                    .unwrap_or_default(),
+                tls_expires_at: None,
+                signature: format!("0x{}", "ab".repeat(64)),
+            }),
+        }
+    }
+
+    /// Signs assignment `a`'s result with `key` for hub `hub`.
+    fn sign(mut a: PublicAssignment, key: &signing::Keypair, hub: &str) -> PublicAssignment {
+        if let Some(result) = &mut a.result {
+            let bytes = signing::result_bytes(hub, &result.signed_fields(a.id));
+            result.signature = format!("0x{}", hex::encode(key.sign(&bytes)));
+        }
+        a
+    }
+
+    #[test]
+    fn results_not_signed_by_their_validator_are_left_out_of_the_majority() {
+        let (v8, v9) = (signing::Keypair::generate(), signing::Keypair::generate());
+        let keys = HashMap::from([(8, v8.public_key()), (9, v9.public_key())]);
+        let mut record = vec![
+            assignment(1, 1, ME, Some("up")),
+            sign(assignment(2, 1, 8, Some("up")), &v8, "hub"),
+            // Validator 9 signed for another hub: not a result here.
+            sign(assignment(3, 1, 9, Some("down")), &v9, "other-hub"),
+            // An unknown validator, and a signature that is not validator 8's.
+            assignment(4, 1, 10, Some("down")),
+            assignment(5, 1, 8, Some("down")),
+        ];
+        // Counted as published, three downs would outvote this node's up.
+        assert_eq!(
+            settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &record).agreed,
+            0
+        );
+        let problems = discard_unsigned(&mut record, ME, 4, "hub", &keys);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(matches!(&problems[0], Problem::Unsigned(m) if m.contains("assignment 3")));
+        assert!(record[1].result.is_some(), "a good signature is kept");
+        assert!(record[2..].iter().all(|a| a.result.is_none()));
+        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &record);
+        assert_eq!(settled.agreed, 1);
+    }
+
+    fn receipt(id: i64, status: CheckStatus) -> Receipt {
+        Receipt {
+            round: 4,
+            assignment_id: id,
+            status,
+            signature: "AB".repeat(64),
+        }
+    }
+
+    #[test]
+    fn receipts_earn_where_they_agree_with_the_majority() {
+        let record = [
+            // Site 1: up by 2 to 1, this node said up.
+            assignment(1, 1, ME, Some("up")),
+            assignment(2, 1, 8, Some("up")),
+            assignment(3, 1, 9, Some("down")),
+            // Site 2: down by 2 to 1, this node said up.
+            assignment(4, 2, ME, Some("up")),
+            assignment(5, 2, 8, Some("down")),
+            assignment(6, 2, 9, Some("down")),
+        ];
+        let settled = settle_receipts(
+            ME,
+            4,
+            &[receipt(1, CheckStatus::Up), receipt(4, CheckStatus::Up)],
+            &record,
+        );
+        assert_eq!(
+            settled,
+            RoundSettlement {
+                agreed: 1,
+                problems: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn a_dropped_or_altered_result_is_reported_and_counted_as_sent() {
+        // The hub dropped this node's up and so turned a 2-to-1 up into a tie.
+        let dropped = [
+            assignment(1, 1, ME, None),
+            assignment(2, 1, 8, Some("up")),
+            assignment(3, 1, 9, Some("down")),
+        ];
+        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &dropped);
+        assert_eq!(settled.agreed, 1, "counted as the node sent it");
+        assert!(
+            matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("no result"))
+        );
+
+        // Altered to down: still counted as up.
+        let altered = [
+            assignment(1, 1, ME, Some("down")),
+            assignment(2, 1, 8, Some("up")),
+            assignment(3, 1, 9, Some("up")),
+        ];
+        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &altered);
+        assert_eq!(settled.agreed, 1);
+        assert_eq!(settled.problems.len(), 1);
+
+        // Missing altogether, or given to someone else: reported, not counted.
+        let settled = settle_receipts(ME, 4, &[receipt(9, CheckStatus::Up)], &altered);
+        assert_eq!(settled.agreed, 0);
+        assert!(
+            matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("no assignment 9"))
+        );
+        let settled = settle_receipts(ME, 4, &[receipt(2, CheckStatus::Up)], &altered);
+        assert!(
+            matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("validator 8"))
+        );
+    }
+
+    fn proof(payout: Address, leaf: u64, credited: u64, attributed: u64) -> (Proof, Hash) {
+        let leaves = [
+            leaf_hash(payout, U256::from(leaf)),
+            leaf_hash(Address::from_low_u64_be(1), U256::from(5)),
+        ];
+        let tree = RewardTree::build(&leaves);
+        let proof = Proof {
+            eon: 3,
+            payout,
+            cumulative: U256::from(leaf),
+            leaf: leaves[0],
+            proof: tree.proof(0),
+            root: tree.root(),
+            validator_cumulative: U256::from(credited),
+            validator_attributed: U256::from(attributed),
+        };
+        (proof, tree.root())
+    }
+
+    fn checked(
+        expected: u64,
+        complete: bool,
+        proof: &Proof,
+        root: Hash,
+        previous: u64,
+    ) -> EonCheck {
+        let mut check = EonCheck {
+            eon: 3,
+            agreed: expected / 10,
+            expected: U256::from(expected),
+            leaf: None,
+            complete,
+            problems: vec![],
+        };
+        compare(
+            &mut check,
+            proof,
+            root,
+            Address::from_low_u64_be(0xA),
+            true,
+            U256::from(previous),
+        );
+        check
+    }
+
+    #[test]
+    fn the_hubs_figures_are_held_to_the_nodes_expectation() {
+        let me = Address::from_low_u64_be(0xA);
+        let (exact, root) = proof(me, 50, 50, 50);
+        let check = checked(50, true, &exact, root, 40);
+        assert_eq!((check.leaf, check.problems), (Some(U256::from(50)), vec![]));
+
+        let (short, root) = proof(me, 40, 40, 40);
+        let problems = checked(50, true, &short, root, 0).problems;
+        assert!(
+            matches!(problems[0], Problem::BelowExpected { .. }),
+            "{problems:?}"
+        );
+        assert!(
+            matches!(problems[1], Problem::LeafBelowExpected { .. }),
+            "{problems:?}"
+        );
+
+        // More than expected: suspicious with a complete record, fine with a partial one.
+        let (more, root) = proof(me, 60, 60, 60);
+        assert!(matches!(
+            checked(50, true, &more, root, 0).problems[..],
+            [Problem::AboveExpected { .. }]
+        ));
+        assert_eq!(checked(50, false, &more, root, 0).problems, vec![]);
+
+        let (unattributed, root) = proof(me, 30, 50, 30);
+        assert!(checked(50, true, &unattributed, root, 0).problems.contains(
+            &Problem::Unattributed {
+                attributed: U256::from(30),
+                credited: U256::from(50),
+            }
+        ));
+        assert!(
+            checked(40, false, &exact, root, 0)
+                .problems
+                .iter()
+                .any(|p| matches!(p, Problem::LeafNotInRoot(_))),
+            "a proof to another root"
+        );
+        let (shrunk, root) = proof(me, 50, 50, 50);
+        assert!(matches!(
+            checked(50, true, &shrunk, root, 70).problems[..],
+            [Problem::Shrank { .. }]
+        ));
+        let (elsewhere, root) = proof(Address::from_low_u64_be(0xB), 50, 50, 50);
+        assert!(
+            matches!(&checked(50, true, &elsewhere, root, 0).problems[..], [Problem::LeafNotInRoot(m)] if m.contains("not this node's"))
+        );
+    }
+}
