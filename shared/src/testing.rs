@@ -363,7 +363,8 @@ pub async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> b
     }
 }
 
-/// A validator key made by `validator keygen` in the temp directory; removed on drop.
+/// A validator key made by `validator keygen` in the temp directory; removed on drop
+/// with the receipt file a node keeps next to it.
 #[derive(Debug)]
 pub struct ValidatorKeyFile(String);
 
@@ -395,6 +396,7 @@ impl ValidatorKeyFile {
 impl Drop for ValidatorKeyFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
+        let _ = std::fs::remove_file(format!("{}.receipts", self.0));
     }
 }
 
@@ -787,7 +789,7 @@ impl Drop for SmtpSink {
     }
 }
 
-/// The anvil binary that `npm ci` in `shared/contracts` installs.
+/// The anvil binary that `npm install` in `shared/contracts` installs.
 pub fn anvil_path() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("contracts/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil")
@@ -818,7 +820,7 @@ impl TestChain {
         let path = anvil_path();
         if !path.exists() {
             return Err(Error::Io(std::io::Error::other(format!(
-                "{} is missing: run `npm ci` in shared/contracts (./run.sh test does)",
+                "{} is missing: run `npm install` in shared/contracts (./run.sh test does)",
                 path.display()
             ))));
         }

@@ -3,7 +3,6 @@
 use crate::eon::EonPolicy;
 use bigdecimal::BigDecimal;
 use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
-use overlaps_shared::eth::U256;
 use overlaps_shared::service::ServiceConfig;
 
 /// How the tick partitions are kept.

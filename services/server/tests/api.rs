@@ -744,7 +744,11 @@ async fn alert_channels_and_test_alerts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn validators_rounds_eons_and_merkle_proofs() {
     use overlaps_shared::merkle::{self, RewardTree};
-    let api = Api::start(&[]);
+    // A reward beyond u64: published exactly.
+    let api = Api::start(&[
+        ("HUB_ID", "api-test-hub"),
+        ("REWARD_PER_CHECK", "123456789012345678901234567890"),
+    ]);
     let payout = "5aaeb6053f3e94c9b9a09f33669435e7ef1beaed";
     let key_a = "aa".repeat(32);
     let a = api.id(&format!(
@@ -879,8 +883,18 @@ async fn validators_rounds_eons_and_merkle_proofs() {
             "payout_address",
             "proof",
             "root",
+            "validator_attributed",
+            "validator_cumulative",
             "validator_id"
         ]
+    );
+    assert_eq!(
+        proof["validator_cumulative"],
+        "123456789012345678901234567900"
+    );
+    assert_eq!(
+        proof["validator_attributed"],
+        "123456789012345678901234567900"
     );
     assert_eq!(proof["eon"], 2);
     assert_eq!(proof["validator_id"], a);
@@ -978,8 +992,8 @@ async fn validators_rounds_eons_and_merkle_proofs() {
         .assign(3, site, c, "api-1", chrono::Utc::now());
     api.sql(&format!(
         "UPDATE check_assignments SET state = 'answered' WHERE id = {answered}; \
-         INSERT INTO ticks (assignment_id, round_number, website_id, validator_id, status, http_status, latency_ms, checked_at, signature) \
-         VALUES ({answered}, 3, {site}, {a}, 'up', 200, 12, now(), decode(repeat('cd', 64), 'hex'))"
+         INSERT INTO ticks (assignment_id, round_number, website_id, validator_id, status, http_status, latency_ms, checked_at, tls_expires_at, signature) \
+         VALUES ({answered}, 3, {site}, {a}, 'up', 200, 12, now(), '2027-01-02T03:04:05.678Z', decode(repeat('cd', 64), 'hex'))"
     ));
     let rounds = api.get("/api/v1/rounds?limit=3", None).await;
     let rounds = rounds.expect(200).clone();
@@ -993,6 +1007,11 @@ async fn validators_rounds_eons_and_merkle_proofs() {
     let assignments = assignments.expect(200).clone();
     assert_eq!(assignments["items"][0]["id"], answered);
     assert_eq!(assignments["items"][0]["result"]["status"], "up");
+    // Every signed field is published, so anyone can verify the signature.
+    assert_eq!(
+        assignments["items"][0]["result"]["tls_expires_at"],
+        "2027-01-02T03:04:05.678Z"
+    );
     let next = api
         .get(
             &format!(
@@ -1011,6 +1030,18 @@ async fn validators_rounds_eons_and_merkle_proofs() {
     api.get("/api/v1/rounds/99/assignments", None)
         .await
         .expect_error(404, "not_found");
+
+    // The network's terms: what a node needs to recompute its reward.
+    let terms = api.get("/api/v1/network", None).await;
+    let terms = terms.expect(200).clone();
+    assert_eq!(
+        terms,
+        serde_json::json!({
+            "protocol": "overlaps/v1",
+            "hub_id": "api-test-hub",
+            "reward_per_check": "123456789012345678901234567890",
+        })
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -53,6 +53,7 @@ fn refuses_bad_api_settings_naming_each() {
         ("WEBSITE_MAX_INTERVAL_SECONDS", "5"),
         ("WEBSITE_MAX_TIMEOUT_MS", "200"),
         ("WEBSITE_MAX_QUORUM", "0"),
+        ("REWARD_PER_CHECK", "1.5"),
     ] {
         assert_refuses_config(
             BIN,

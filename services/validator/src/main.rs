@@ -84,10 +84,12 @@ async fn main() -> anyhow::Result<()> {
                 args.allow_private_targets,
             )?;
             let receipts_path = args.receipts_path();
-            let receipts = Arc::new(Mutex::new(receipts::ReceiptJournal::open(
-                &receipts_path,
-                &args.payout_address.to_string(),
-            )?));
+            let journal =
+                receipts::ReceiptJournal::open(&receipts_path, &args.payout_address.to_string())
+                    .map_err(|e| {
+                        anyhow::anyhow!("VALIDATOR_RECEIPTS_FILE (--receipts-file): {e}")
+                    })?;
+            let receipts = Arc::new(Mutex::new(journal));
             let node = Node {
                 hub_url: args.hub_url.clone(),
                 key,

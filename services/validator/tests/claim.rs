@@ -1,6 +1,7 @@
 //! `validator claim` against a local stand-in for the hub's API (serving a proof
 //! from a tree built here) and a real contract on anvil.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,14 +14,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_validator");
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// Serves `GET /api/v1/validators?public_key=…` (validator 7) and
-/// `GET /api/v1/validators/7/proof` (`proof`); 404 for anything else.
-async fn serve_api(public_key: String, proof: serde_json::Value) -> std::io::Result<String> {
+/// A stand-in for the hub's API: `routes` maps a path with its query to a JSON body;
+/// anything else is a 404. It plays the hub the node must not trust.
+async fn serve(routes: HashMap<String, serde_json::Value>) -> std::io::Result<String> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    let routes = Arc::new(routes);
     tokio::spawn(async move {
         while let Ok((mut stream, _)) = listener.accept().await {
-            let (public_key, proof) = (public_key.clone(), proof.clone());
+            let routes = Arc::clone(&routes);
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 8192];
                 let mut read = 0;
@@ -34,25 +36,14 @@ async fn serve_api(public_key: String, proof: serde_json::Value) -> std::io::Res
                     }
                 }
                 let head = String::from_utf8_lossy(&buf[..read]);
-                let path = head
-                    .split_whitespace()
-                    .nth(1)
-                    .unwrap_or_default()
-                    .to_owned();
-                let (status, body) =
-                    if path == format!("/api/v1/validators?public_key={public_key}") {
-                        (
-                            200,
-                            serde_json::json!([{"id": 7, "public_key": public_key}]).to_string(),
-                        )
-                    } else if path == "/api/v1/validators/7/proof" {
-                        (200, proof.to_string())
-                    } else {
-                        (
-                            404,
-                            r#"{"code":"not_found","message":"no such thing"}"#.to_owned(),
-                        )
-                    };
+                let path = head.split_whitespace().nth(1).unwrap_or_default();
+                let (status, body) = match routes.get(path) {
+                    Some(body) => (200, body.to_string()),
+                    None => (
+                        404,
+                        r#"{"code":"not_found","message":"no such thing"}"#.to_owned(),
+                    ),
+                };
                 let response = format!(
                     "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
                     body.len()
@@ -63,6 +54,31 @@ async fn serve_api(public_key: String, proof: serde_json::Value) -> std::io::Res
         }
     });
     Ok(format!("http://{addr}"))
+}
+
+/// The routes naming validator 7 (`public_key`, first seen on 1 January 2026) and
+/// serving `proof` as its proof for eon `proof.eon`.
+fn validator_routes(
+    public_key: &str,
+    proof: &serde_json::Value,
+) -> HashMap<String, serde_json::Value> {
+    let me = serde_json::json!({"id": 7, "public_key": public_key, "first_seen_at": "2026-01-01T00:00:00Z"});
+    HashMap::from([
+        (
+            format!("/api/v1/validators?public_key={public_key}"),
+            serde_json::json!({"items": [me], "next_cursor": null}),
+        ),
+        ("/api/v1/validators/7".to_owned(), me),
+        (
+            format!("/api/v1/validators/7/proof?eon={}", proof["eon"]),
+            proof.clone(),
+        ),
+    ])
+}
+
+/// Serves validator 7 (`public_key`) and its `proof`; 404 for anything else.
+async fn serve_api(public_key: String, proof: serde_json::Value) -> std::io::Result<String> {
+    serve(validator_routes(&public_key, &proof)).await
 }
 
 fn hex32(hash: &[u8; 32]) -> String {
@@ -85,6 +101,8 @@ fn proof_json(eon: u64, accounts: &[Address], amounts: &[u64], i: usize) -> serd
         "leaf": hex32(&leaves[i]),
         "proof": tree.proof(i).iter().map(hex32).collect::<Vec<_>>(),
         "root": hex32(&tree.root()),
+        "validator_cumulative": amounts[i].to_string(),
+        "validator_attributed": amounts[i].to_string(),
     })
 }
 
@@ -253,10 +271,11 @@ async fn a_proof_that_does_not_lead_to_the_onchain_root_is_refused_before_sendin
     Ok(())
 }
 
-/// Runs `validator run` with the leaf watch on; returns its output once `wanted`
-/// appears (or after 30 s).
+/// Runs `validator run` with the reward check on (receipts at `receipts`); returns
+/// its output once `wanted` appears (or after 30 s).
 fn run_node_until(
     key_file: &str,
+    receipts: &std::path::Path,
     api: &str,
     rpc: &str,
     contract: Address,
@@ -267,19 +286,22 @@ fn run_node_until(
         format!("{contract:?}"),
         overlaps_shared::signing::PayoutAddress::from_bytes(payout.as_bytes())?.to_string(),
     );
+    let receipts = receipts.to_string_lossy();
     let mut process = ServiceProcess::spawn(
         BIN,
         &[
             "run",
             "--key-file",
             key_file,
+            "--receipts-file",
+            &receipts,
             "--api-url",
             api,
             "--payout-address",
             &payout,
         ],
         &[
-            // No hub: the node keeps reconnecting while the watch runs.
+            // No hub: the node keeps reconnecting while the check runs.
             ("HUB_URL", "ws://127.0.0.1:9/ws/validator"),
             ("CHAIN_RPC_URL", rpc),
             ("CONTRACT_ADDRESS", &contract),
@@ -293,49 +315,253 @@ fn run_node_until(
     Ok((found, process.output().join("\n")))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_running_node_checks_its_own_leaf_against_each_onchain_root() -> TestResult {
-    let s = setup().await?;
-    let committed = proof_json(3, &s.accounts, &[4_200, 1_000, 500], 0);
+/// Commits `proof`'s root as eon 3 on the setup's contract.
+async fn commit(s: &Setup, proof: &serde_json::Value, total: u64) -> TestResult {
     let root: [u8; 32] = hex::decode(
-        committed["root"]
+        proof["root"]
             .as_str()
             .unwrap_or_default()
             .trim_start_matches("0x"),
     )?
     .try_into()
     .map_err(|_| "root")?;
-    eth::send_call(s.contract.commit_root(3, root, U256::from(5_700))).await?;
+    eth::send_call(s.contract.commit_root(3, root, U256::from(total))).await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_node_warns_loudly_when_its_leaf_is_not_in_the_onchain_root() -> TestResult {
+    let s = setup().await?;
+    let committed = proof_json(3, &s.accounts, &[4_200, 1_000, 500], 0);
+    commit(&s, &committed, 5_700).await?;
     let (key_file, public_key) = keygen(&s.dir)?;
-    let rpc = s.chain.rpc_url();
-
-    // The hub's proof matches the chain: noted.
-    let api = serve_api(public_key.clone(), committed).await?;
-    let (found, output) = tokio::task::block_in_place(|| {
-        run_node_until(
-            &key_file,
-            &api,
-            &rpc,
-            s.contract.address(),
-            s.accounts[0],
-            "own leaf is in the on-chain root",
-        )
-    })?;
-    assert!(found, "{output}");
-
-    // The hub serves a leaf that is not in the committed root: a loud warning.
+    // The hub serves a leaf that is not in the committed root (nothing acknowledged).
     let left_out = proof_json(3, &s.accounts, &[9_000, 1_000, 500], 0);
-    let api = serve_api(public_key, left_out).await?;
+    let mut routes = validator_routes(&public_key, &left_out);
+    routes.extend(network_routes(&[]));
+    let api = serve(routes).await?;
+    let receipts = s.dir.join("left-out.receipts");
     let (found, output) = tokio::task::block_in_place(|| {
         run_node_until(
             &key_file,
+            &receipts,
             &api,
-            &rpc,
+            &s.chain.rpc_url(),
             s.contract.address(),
             s.accounts[0],
             "OWN LEAF NOT IN THE ON-CHAIN ROOT",
         )
     })?;
     assert!(found, "{output}");
+    Ok(())
+}
+
+/// The reward per agreeing result the stand-in hub publishes.
+const REWARD: u64 = 1_000;
+
+/// The terms and eon 3 (rounds 5 and 6), plus `rounds` as (round, assignments).
+fn network_routes(rounds: &[(i64, serde_json::Value)]) -> HashMap<String, serde_json::Value> {
+    let mut routes = HashMap::from([
+        (
+            "/api/v1/network".to_owned(),
+            serde_json::json!({"protocol": "overlaps/v1", "hub_id": "stand-in", "reward_per_check": REWARD.to_string()}),
+        ),
+        (
+            "/api/v1/eons/3".to_owned(),
+            serde_json::json!({"number": 3, "first_round": 5, "last_round": 6, "closed_at": "2026-11-24T00:00:00Z"}),
+        ),
+    ]);
+    for (round, items) in rounds {
+        routes.insert(
+            format!("/api/v1/rounds/{round}/assignments?limit=200"),
+            serde_json::json!({"items": items, "next_cursor": null}),
+        );
+    }
+    routes
+}
+
+/// Two other validators (8 and 9) whose results the stand-in publishes, signed.
+struct Others {
+    keys: [overlaps_shared::signing::Keypair; 2],
+}
+
+const OWN_SIGNATURE: &str = "0x5151515151515151515151515151515151515151515151515151515151515151\
+5151515151515151515151515151515151515151515151515151515151515151";
+
+impl Others {
+    fn new() -> Self {
+        Others {
+            keys: [
+                overlaps_shared::signing::Keypair::generate(),
+                overlaps_shared::signing::Keypair::generate(),
+            ],
+        }
+    }
+
+    fn routes(&self) -> HashMap<String, serde_json::Value> {
+        (0..2)
+            .map(|i| {
+                let id = 8 + i as i64;
+                (
+                    format!("/api/v1/validators/{id}"),
+                    serde_json::json!({"id": id, "public_key": self.keys[i].public_key().to_string(),
+                        "first_seen_at": "2026-01-01T00:00:00Z"}),
+                )
+            })
+            .collect()
+    }
+
+    /// Assignment `id` of `site` answered `status` by validator `validator` (7 is the
+    /// node under test: its result carries the signature of its receipt).
+    fn assignment(
+        &self,
+        id: i64,
+        site: i64,
+        validator: i64,
+        status: Option<&str>,
+    ) -> serde_json::Value {
+        let result = status.map(|status| {
+            let checked_at = chrono::DateTime::from_timestamp_millis(1_790_000_000_000).unwrap_or_default();
+            let failure = (status == "down").then_some("connect");
+            let signature = if validator == 7 {
+                OWN_SIGNATURE.to_owned()
+            } else {
+                let fields = overlaps_shared::signing::ResultFields::from_record(
+                    id, status, None, 10, failure, None, checked_at,
+                );
+                let bytes = overlaps_shared::signing::result_bytes("stand-in", &fields);
+                format!("0x{}", hex::encode(self.keys[(validator - 8) as usize].sign(&bytes)))
+            };
+            serde_json::json!({"status": status, "http_status": null, "latency_ms": 10, "failure": failure,
+                "checked_at": checked_at, "tls_expires_at": null, "signature": signature})
+        });
+        serde_json::json!({"id": id, "website_id": site, "validator_id": validator,
+            "due_at": "2026-11-24T00:00:00Z", "deadline_at": "2026-11-24T00:00:05Z",
+            "state": if status.is_some() { "answered" } else { "missed" }, "result": result})
+    }
+}
+
+/// The node's receipt file: begun before the hub first saw it, paid to `payout`,
+/// with three acknowledged results: 51 (round 5, up), 61 (round 6, up), 62 (round 6, down).
+fn write_receipts(path: &std::path::Path, payout: Address) -> TestResult {
+    let payout =
+        overlaps_shared::signing::PayoutAddress::from_bytes(payout.as_bytes())?.to_string();
+    let signature = OWN_SIGNATURE.trim_start_matches("0x");
+    let lines = [
+        serde_json::json!({"kind": "start", "started_at_ms": 1, "payout_address": payout, "payout_constant": true}),
+        serde_json::json!({"kind": "ack", "round": 5, "assignment_id": 51, "status": "up", "signature": signature}),
+        serde_json::json!({"kind": "ack", "round": 6, "assignment_id": 61, "status": "up", "signature": signature}),
+        serde_json::json!({"kind": "ack", "round": 6, "assignment_id": 62, "status": "down", "signature": signature}),
+    ];
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// Rounds 5 and 6 as published: 51 agrees (up 2–1), 61 does not (down 2–1), 62
+/// agrees (down 2–1). With `drop_62`, the hub publishes 62 without its result.
+fn rounds(others: &Others, drop_62: bool) -> Vec<(i64, serde_json::Value)> {
+    vec![
+        (
+            5,
+            serde_json::json!([
+                others.assignment(51, 1, 7, Some("up")),
+                others.assignment(52, 1, 8, Some("up")),
+                others.assignment(53, 1, 9, Some("down")),
+            ]),
+        ),
+        (
+            6,
+            serde_json::json!([
+                others.assignment(61, 1, 7, Some("up")),
+                others.assignment(62, 2, 7, if drop_62 { None } else { Some("down") }),
+                others.assignment(63, 1, 8, Some("down")),
+                others.assignment(64, 2, 8, Some("down")),
+                others.assignment(65, 1, 9, Some("down")),
+                others.assignment(66, 2, 9, Some("up")),
+            ]),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_node_finds_its_leaf_holding_what_its_acknowledged_results_earn() -> TestResult {
+    let s = setup().await?;
+    // Two of three acknowledged results agreed: 2 × 1,000 expected.
+    let committed = proof_json(3, &s.accounts, &[2 * REWARD, 1_000, 500], 0);
+    commit(&s, &committed, 2 * REWARD + 1_500).await?;
+    let (key_file, public_key) = keygen(&s.dir)?;
+    let others = Others::new();
+    let mut routes = validator_routes(&public_key, &committed);
+    routes.extend(network_routes(&rounds(&others, false)));
+    routes.extend(others.routes());
+    let api = serve(routes).await?;
+    let receipts = s.dir.join("exact.receipts");
+    write_receipts(&receipts, s.accounts[0])?;
+
+    let (found, output) = tokio::task::block_in_place(|| {
+        run_node_until(
+            &key_file,
+            &receipts,
+            &api,
+            &s.chain.rpc_url(),
+            s.contract.address(),
+            s.accounts[0],
+            "reward as expected from this node's acknowledged results",
+        )
+    })?;
+    assert!(found, "{output}");
+    assert!(
+        output.contains("own leaf is in the on-chain root"),
+        "{output}"
+    );
+    assert!(!output.contains(r#""level":"ERROR""#), "{output}");
+    // The receipts are folded into the eon's settled expectation.
+    let text = std::fs::read_to_string(&receipts)?;
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(lines[1]["kind"], "settled");
+    assert_eq!(lines[1]["agreed"], 2);
+    assert_eq!(lines[1]["expected"], (2 * REWARD).to_string());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_running_node_warns_loudly_when_the_hub_drops_a_result_and_underpays() -> TestResult {
+    let s = setup().await?;
+    // The hub dropped result 62 and credited only result 51.
+    let committed = proof_json(3, &s.accounts, &[REWARD, 1_000, 500], 0);
+    commit(&s, &committed, REWARD + 1_500).await?;
+    let (key_file, public_key) = keygen(&s.dir)?;
+    let others = Others::new();
+    let mut routes = validator_routes(&public_key, &committed);
+    routes.extend(network_routes(&rounds(&others, true)));
+    routes.extend(others.routes());
+    let api = serve(routes).await?;
+    let receipts = s.dir.join("short.receipts");
+    write_receipts(&receipts, s.accounts[0])?;
+
+    let (found, output) = tokio::task::block_in_place(|| {
+        run_node_until(
+            &key_file,
+            &receipts,
+            &api,
+            &s.chain.rpc_url(),
+            s.contract.address(),
+            s.accounts[0],
+            "LEAF BELOW EXPECTED",
+        )
+    })?;
+    assert!(found, "{output}");
+    for loud in [
+        "ACKNOWLEDGED RESULT NOT IN THE HUB'S RECORD: round 6: assignment 62 has no result",
+        "REWARD BELOW EXPECTED: the hub credits 1000, this node's 2 agreeing acknowledged results earn 2000",
+    ] {
+        assert!(output.contains(loud), "{loud}: {output}");
+    }
+    assert!(!output.contains("reward as expected"), "{output}");
     Ok(())
 }

@@ -133,10 +133,15 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
         let payout = PayoutAddress::from_bytes(chain.key(n).address().as_bytes())
             .unwrap()
             .to_checksummed();
+        // Each node checks its reward at every on-chain eon, from its own receipts.
         let node_env = vec![
             ("VALIDATOR_KEY_FILE".to_owned(), key.path().to_owned()),
             ("HUB_URL".to_owned(), hub.clone()),
             ("PAYOUT_ADDRESS".to_owned(), payout),
+            ("API_URL".to_owned(), format!("http://{bind}")),
+            ("CHAIN_RPC_URL".to_owned(), chain.rpc_url()),
+            ("CONTRACT_ADDRESS".to_owned(), contract_hex.clone()),
+            ("LEAF_CHECK_SECONDS".to_owned(), "1".to_owned()),
         ];
         nodes.push((
             spawn("validator", &["run", "--allow-private-targets"], &node_env),
@@ -234,6 +239,36 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
         "{:?}",
         word(&db, "SELECT mismatches FROM audit_reports WHERE eon = 1")
     );
+
+    // Every node found its leaf in the on-chain root holding exactly what its own
+    // acknowledged results earned, recomputed from the public round record.
+    for (n, (node, _)) in (1..).zip(&mut nodes) {
+        let expected = word(
+            &db,
+            &format!(
+                "SELECT r.cumulative FROM validator_rewards r JOIN validators v ON v.id = r.validator_id \
+                 WHERE r.eon = 1 AND v.payout_address = '\\x{}'",
+                hex::encode(chain.key(n).address().as_bytes())
+            ),
+        )
+        .unwrap_or_default();
+        assert!(
+            !expected.is_empty() && expected != "0",
+            "node {n} earned in eon 1"
+        );
+        let line = tokio::task::block_in_place(|| {
+            node.wait_for_line(Duration::from_secs(30), |l| {
+                l.contains("reward as expected from this node's acknowledged results")
+            })
+        });
+        let output = node.output().join("\n");
+        let line = line.unwrap_or_else(|| panic!("no reward check: {output}"));
+        assert!(
+            line.contains(&format!(r#""expected":"{expected}""#)),
+            "{line}"
+        );
+        assert!(!output.contains(r#""level":"ERROR""#), "{output}");
+    }
 
     // Node 1 claims exactly its leaf; a second claim transfers nothing.
     let payout_1 = chain.key(1).address();

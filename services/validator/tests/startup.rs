@@ -70,6 +70,27 @@ fn starts_without_a_hub_keeps_retrying_and_stops_on_sigterm_within_5s() {
         .unwrap()
         .expect("stopped in time");
     assert!(status.success(), "{:?}", node.output());
+    // The receipt file was made next to the key.
+    std::fs::remove_file(format!("{path}.receipts")).unwrap();
+    std::fs::remove_file(path).unwrap();
+}
+
+#[test]
+fn refuses_a_receipts_file_it_cannot_write() {
+    let path = key_file();
+    assert_refuses_config(
+        BIN,
+        &["run"],
+        &[
+            ("VALIDATOR_KEY_FILE", &path),
+            ("PAYOUT_ADDRESS", PAYOUT),
+            (
+                "VALIDATOR_RECEIPTS_FILE",
+                "/nonexistent-dir/validator.receipts",
+            ),
+        ],
+        "VALIDATOR_RECEIPTS_FILE",
+    );
     std::fs::remove_file(path).unwrap();
 }
 
