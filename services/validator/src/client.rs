@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::check::Checker;
-use crate::receipts::{Receipt, ReceiptJournal};
+use crate::receipts::{HubIdentity, Receipt, ReceiptJournal};
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +149,7 @@ impl Node {
             }
         };
         tracing::info!(validator_id, hub = %hub_id, resending = unacked.len(), "signed up");
+        self.bind_receipts(&hub_id, validator_id);
         for answer in unacked.values() {
             socket
                 .send(text(&ValidatorMessage::Result(answer.result.clone())))
@@ -237,6 +238,29 @@ impl Node {
         };
         if let Err(err) = written {
             tracing::error!(error = %err, "could not record acknowledged results");
+        }
+    }
+
+    /// Ties the receipt file to the hub and the id it gave this key.
+    fn bind_receipts(&self, hub_id: &str, validator_id: i64) {
+        let hub = HubIdentity {
+            hub_id: hub_id.to_owned(),
+            validator_id,
+        };
+        let bound = match self.receipts.lock() {
+            Ok(mut journal) => journal.bind(hub),
+            Err(poisoned) => poisoned.into_inner().bind(hub),
+        };
+        match bound {
+            Ok(None) => {}
+            Ok(Some(aside)) => {
+                tracing::warn!(validator_id, hub = %hub_id, kept_at = %aside.display(),
+                "the hub knows this key under another id (or is another hub): its earlier receipts \
+                 do not apply here, a new record begins")
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "could not record the hub in the receipt file")
+            }
         }
     }
 
@@ -471,6 +495,9 @@ mod tests {
             .collect();
         assert_eq!(ids, vec![(1, 7), (1, 8)]);
         assert_eq!(recorded[0].signature, original.signature);
+        // Bound to the hub and the id it gave the key at signup.
+        let bound = receipts.lock().unwrap().start().hub.clone().unwrap();
+        assert_eq!((bound.hub_id.as_str(), bound.validator_id), ("hub", 1));
         std::fs::remove_file(&receipts_path).unwrap();
     }
 }

@@ -60,7 +60,7 @@ pub struct Settled {
     pub expected: U256,
 }
 
-/// When the record began and which payout address it has known.
+/// When the record began, at which hub and which payout address it has known.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Start {
     /// When the file was created, Unix milliseconds.
@@ -69,6 +69,18 @@ pub struct Start {
     pub payout_address: String,
     /// No other payout address was used since.
     pub payout_constant: bool,
+    /// The hub and the validator id it gave this key, from the first signup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<HubIdentity>,
+}
+
+/// Who the receipts were acknowledged by: the hub id and this key's id there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HubIdentity {
+    /// The hub id from `hello`.
+    pub hub_id: String,
+    /// The id from `signed_up`.
+    pub validator_id: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -98,6 +110,7 @@ mod decimal {
 #[derive(Debug)]
 pub struct ReceiptJournal {
     path: PathBuf,
+    payout: String,
     start: Start,
     settled: Option<Settled>,
     pending: BTreeMap<i64, Receipt>,
@@ -134,11 +147,7 @@ impl ReceiptJournal {
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
             Err(err) => return Err(io(path)(err)),
         }
-        let mut start = start.unwrap_or_else(|| Start {
-            started_at_ms: chrono::Utc::now().timestamp_millis(),
-            payout_address: payout.to_owned(),
-            payout_constant: true,
-        });
+        let mut start = start.unwrap_or_else(|| new_start(payout));
         if !start.payout_address.eq_ignore_ascii_case(payout) {
             start.payout_constant = false;
         }
@@ -148,6 +157,7 @@ impl ReceiptJournal {
         let file = rewrite(path, &start, settled.as_ref(), pending.values())?;
         Ok(ReceiptJournal {
             path: path.to_owned(),
+            payout: payout.to_owned(),
             start,
             settled,
             pending,
@@ -200,17 +210,58 @@ impl ReceiptJournal {
         &self.start
     }
 
-    /// Folds the receipts up to `settled.last_round` into `settled` and rewrites the file.
-    pub fn settle(&mut self, settled: Settled) -> Result<(), ReceiptError> {
-        self.pending.retain(|_, r| r.round > settled.last_round);
+    /// Records the hub that acknowledges this node's results (at every signup). A hub
+    /// that knows this key under another id, or another hub, has none of the recorded
+    /// history: the file is kept aside (its path is returned) and a new record begins.
+    pub fn bind(&mut self, hub: HubIdentity) -> Result<Option<PathBuf>, ReceiptError> {
+        match &self.start.hub {
+            Some(known) if *known == hub => return Ok(None),
+            None => {
+                self.start.hub = Some(hub);
+                self.rewrite()?;
+                return Ok(None);
+            }
+            Some(_) => {}
+        }
+        let aside = self.path.with_extension(format!(
+            "receipts.{}",
+            chrono::Utc::now().timestamp_millis()
+        ));
+        std::fs::rename(&self.path, &aside).map_err(io(&aside))?;
+        self.start = Start {
+            hub: Some(hub),
+            ..new_start(&self.payout)
+        };
+        self.settled = None;
+        self.pending.clear();
+        self.rewrite()?;
+        Ok(Some(aside))
+    }
+
+    fn rewrite(&mut self) -> Result<(), ReceiptError> {
         self.file = rewrite(
             &self.path,
             &self.start,
-            Some(&settled),
+            self.settled.as_ref(),
             self.pending.values(),
         )?;
-        self.settled = Some(settled);
         Ok(())
+    }
+
+    /// Folds the receipts up to `settled.last_round` into `settled` and rewrites the file.
+    pub fn settle(&mut self, settled: Settled) -> Result<(), ReceiptError> {
+        self.pending.retain(|_, r| r.round > settled.last_round);
+        self.settled = Some(settled);
+        self.rewrite()
+    }
+}
+
+fn new_start(payout: &str) -> Start {
+    Start {
+        started_at_ms: chrono::Utc::now().timestamp_millis(),
+        payout_address: payout.to_owned(),
+        payout_constant: true,
+        hub: None,
     }
 }
 
@@ -303,6 +354,34 @@ mod tests {
         assert!(journal.start().payout_constant);
         let lines = std::fs::read_to_string(&path).unwrap().lines().count();
         assert_eq!(lines, 4, "start, settled and two receipts");
+        std::fs::remove_file(&path).unwrap();
+    }
+
+    #[test]
+    fn a_hub_that_knows_the_key_under_another_id_starts_a_new_record() {
+        let path = temp_path();
+        let mut journal = ReceiptJournal::open(&path, PAYOUT).unwrap();
+        let hub = |id| HubIdentity {
+            hub_id: "hub".into(),
+            validator_id: id,
+        };
+        assert_eq!(journal.bind(hub(7)).unwrap(), None);
+        journal.record([receipt(1, 10)]).unwrap();
+        assert_eq!(journal.bind(hub(7)).unwrap(), None, "the same hub again");
+        drop(journal);
+        let mut journal = ReceiptJournal::open(&path, PAYOUT).unwrap();
+        assert_eq!(journal.start().hub, Some(hub(7)));
+
+        let aside = journal
+            .bind(hub(9))
+            .unwrap()
+            .expect("the old record is kept aside");
+        assert!(journal.unsettled_through(i64::MAX).is_empty());
+        assert_eq!(journal.start().hub, Some(hub(9)));
+        let old = ReceiptJournal::open(&aside, PAYOUT).unwrap();
+        assert_eq!(old.unsettled_through(i64::MAX), vec![receipt(1, 10)]);
+        drop(old);
+        std::fs::remove_file(aside).unwrap();
         std::fs::remove_file(&path).unwrap();
     }
 

@@ -411,13 +411,23 @@ impl RewardWatch {
         Ok((settled, problems))
     }
 
-    /// Checks on-chain eon `eon` with root `root`.
+    /// Checks on-chain eon `eon` with root `root`; `None` when the node has already
+    /// settled a later eon (the contract was replaced), so there is nothing to compare.
     pub async fn check(
         &self,
         eon: u64,
         root: Hash,
         previous_leaf: U256,
-    ) -> Result<EonCheck, CheckError> {
+    ) -> Result<Option<EonCheck>, CheckError> {
+        let later = self.journal().settled().filter(|s| s.eon > eon).cloned();
+        if let Some(settled) = later {
+            tracing::warn!(
+                eon,
+                settled_eon = settled.eon,
+                "the contract is at an older eon than this node has settled (a new contract?): nothing to compare"
+            );
+            return Ok(None);
+        }
         let own_id = self.api.validator_id(&self.public_key).await?;
         let first_seen = self.api.validator(own_id).await?.first_seen_at;
         let (settled, problems) = self.expectation(own_id, eon).await?;
@@ -452,7 +462,7 @@ impl RewardWatch {
                 check.expected
             ))),
         }
-        Ok(check)
+        Ok(Some(check))
     }
 
     /// Checks every `every` until `stop`; each new on-chain eon once.
@@ -465,11 +475,12 @@ impl RewardWatch {
                     match tracing::Instrument::instrument(self.check(eon, root, last_leaf), span)
                         .await
                     {
-                        Ok(check) => {
+                        Ok(Some(check)) => {
                             log_check(&check);
                             seen_eon = eon;
                             last_leaf = last_leaf.max(check.leaf.unwrap_or_default());
                         }
+                        Ok(None) => seen_eon = eon,
                         Err(err) => {
                             tracing::warn!(eon, error = %err, "could not check the own reward; trying again")
                         }
