@@ -227,7 +227,6 @@ pub struct EonCheck {
 
 /// Compares the hub's figures for eon `eon` with the node's expectation; pure, so
 /// every rule is tested without a hub.
-#[allow(clippy::too_many_arguments)]
 fn compare(
     check: &mut EonCheck,
     proof: &crate::claim::Proof,
