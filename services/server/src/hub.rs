@@ -3,11 +3,14 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use overlaps_shared::presence::Presence;
 use overlaps_shared::protocol::HubMessage;
 use overlaps_shared::service::Infrastructure;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::config::ServerConfig;
 use crate::ingest::Ingest;
@@ -27,6 +30,8 @@ pub struct Hub {
     pub ingest: Ingest,
     /// Who is online where (shared by all instances).
     pub presence: Presence,
+    /// Every validator connection's task, to close them all when the server stops.
+    pub open: OpenConnections,
 }
 
 impl Hub {
@@ -42,7 +47,50 @@ impl Hub {
             connections,
             ingest,
             presence,
+            open: OpenConnections::default(),
         })
+    }
+}
+
+/// The validator connections running on this instance. When the server stops it
+/// closes them all and waits until each has released what it holds (session lock,
+/// presence, pending assignments), so a restarted hub accepts the same keys at once
+/// instead of refusing them `key_in_use` until the locks expire.
+#[derive(Debug, Default)]
+pub struct OpenConnections {
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl OpenConnections {
+    /// Runs one connection's task, tracked.
+    pub fn spawn(&self, connection: impl std::future::Future<Output = ()> + 'static) {
+        actix_web::rt::spawn(self.tasks.track_future(connection));
+    }
+
+    /// Cancelled when the server stops: each connection closes on it.
+    pub fn stopping(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Tells every connection to close and waits up to `within` for all to finish;
+    /// false if some did not.
+    pub async fn close_all(&self, within: Duration) -> bool {
+        self.stop.cancel();
+        self.tasks.close();
+        tokio::time::timeout(within, self.tasks.wait())
+            .await
+            .is_ok()
+    }
+
+    /// Connections still running.
+    pub fn len(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
     }
 }
 

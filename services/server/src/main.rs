@@ -30,6 +30,10 @@ enum Command {
     },
 }
 
+/// How long a stopping server waits for its validator connections to settle their
+/// results and release their locks (each allows itself 5 s to settle).
+const CLOSE_CONNECTIONS_WITHIN: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
@@ -50,7 +54,16 @@ async fn main() -> anyhow::Result<()> {
     let stop = shutdown::ShutdownSignal::listen()?;
     tracing::info!(service = "server", %bind, %instance, "ready");
     stop.received().await;
-    // Graceful: stop accepting, let connections close and settle their results.
+    // Graceful: validators are told to reconnect and their locks released before the
+    // HTTP server stops (its workers would drop the connection tasks mid-release).
+    let open = hub.open.len();
+    if !hub.open.close_all(CLOSE_CONNECTIONS_WITHIN).await {
+        tracing::warn!(
+            left = hub.open.len(),
+            "some validator connections did not close in time"
+        );
+    }
+    tracing::info!(closed = open, "validator connections closed");
     handle.stop(true).await;
     running.await??;
     for task in background {

@@ -288,6 +288,36 @@ async fn a_key_with_a_live_session_cannot_sign_up_again_anywhere() {
     assert_eq!(dep.count("SELECT count(*) FROM validators"), 1);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stopping_server_tells_validators_to_reconnect_and_frees_their_keys_at_once() {
+    let dep = Deployment::new();
+    let mut one = dep.server("s1", &[]);
+    let key = Keypair::generate();
+    let mut client = Client::connect(&one.ws_url()).await;
+    let validator_id = client.signup(&key).await;
+    // A pending assignment on the stopping instance is released as missed.
+    let site = dep.website("https://example.com/");
+    let deadline = Utc::now() + chrono::Duration::seconds(60);
+    dep.round(1, deadline);
+    let assignment = dep.assign(1, site, validator_id, &one.instance, deadline);
+
+    one.process.signal("TERM").unwrap();
+    let frame = client.closed().await.expect("closed with a reason");
+    assert_eq!(frame.code, CloseCode::Restart, "{frame:?}");
+    let exited = tokio::task::block_in_place(|| one.process.wait_exit(Duration::from_secs(15)));
+    assert!(
+        matches!(exited, Ok(Some(status)) if status.success()),
+        "{exited:?}"
+    );
+    assert_eq!(dep.assignment_state(assignment), "missed");
+
+    // The key's session lock went with the connection: a new instance takes it on the
+    // first try, not `key_in_use` until the lock's 30 s expire.
+    let two = dep.server("s2", &[]);
+    let mut again = Client::connect(&two.ws_url()).await;
+    assert_eq!(again.signup(&key).await, validator_id);
+}
+
 #[tokio::test]
 async fn results_for_unknown_foreign_or_tampered_assignments_are_refused() {
     let dep = Deployment::new();

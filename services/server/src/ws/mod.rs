@@ -59,6 +59,7 @@ pub async fn validator_socket(
             })));
         }
     };
-    actix_web::rt::spawn(session::run(Arc::clone(&hub), socket, stream, slot));
+    hub.open
+        .spawn(session::run(Arc::clone(&hub), socket, stream, slot));
     Ok(response)
 }

@@ -107,6 +107,7 @@ impl Connection {
         let mut heartbeat = tokio::time::interval(limits.heartbeat);
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
+        let stopping = self.hub.open.stopping();
 
         loop {
             let lease_lost = async {
@@ -180,6 +181,9 @@ impl Connection {
                 }
                 () = lease_lost => {
                     return Ending::Close(CloseCode::Policy, "session lock lost; reconnect".into());
+                }
+                () = stopping.cancelled() => {
+                    return Ending::Close(CloseCode::Restart, "hub stopping; reconnect".into());
                 }
             }
         }
