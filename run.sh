@@ -272,7 +272,9 @@ CHILDREN=()
 start_child() {
     local name=$1
     shift
-    "$@" > >(sed -u "s/^/[$name] /") 2>&1 &
+    # The prefixer ignores Ctrl-C (the terminal sends it to every process): it ends
+    # when its service closes the pipe, so the services' shutdown is still shown.
+    "$@" > >(trap '' INT TERM; exec sed -u "s/^/[$name] /") 2>&1 &
     CHILDREN+=("$!")
 }
 

@@ -12,7 +12,10 @@ pub fn init(config: &LogConfig) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_span_events(FmtSpan::NONE)
-        .with_target(true);
+        .with_target(true)
+        // A closed stdout (the log reader gone, e.g. on Ctrl-C) must not turn every
+        // later log line into a panic on the stderr report of the failed write.
+        .log_internal_errors(false);
     let result = match config.format {
         LogFormat::Pretty => builder.compact().try_init(),
         LogFormat::Json => builder

@@ -127,3 +127,59 @@ fn refuses_a_payout_address_with_a_bad_checksum() {
     );
     std::fs::remove_file(path).unwrap();
 }
+
+#[test]
+fn stops_cleanly_on_sigterm_after_its_log_reader_is_gone() {
+    use std::io::Read;
+    let path = key_file();
+    let hub = format!("ws://127.0.0.1:{}/ws/validator", free_port().unwrap());
+    // Ctrl-C in a terminal also stops whatever reads the logs: every later line then
+    // fails to be written, which must not turn into a panic.
+    let mut node = std::process::Command::new(BIN)
+        .args([
+            "run",
+            "--key-file",
+            &path,
+            "--hub-url",
+            &hub,
+            "--payout-address",
+            PAYOUT,
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 64];
+    node.stdout
+        .as_mut()
+        .unwrap()
+        .read_exact(&mut first)
+        .unwrap();
+    drop(node.stdout.take());
+    drop(node.stderr.take());
+    // Reconnection attempts keep logging into the closed pipe meanwhile.
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        node.try_wait().unwrap().is_none(),
+        "the node died with its log reader"
+    );
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &node.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = node.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 5 s after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    std::fs::remove_file(format!("{path}.receipts")).unwrap();
+    std::fs::remove_file(path).unwrap();
+}
