@@ -6,7 +6,7 @@
 //! Internal node: `keccak256(min(a, b) || max(a, b))` (sorted pair). A node without a
 //! sibling moves up unchanged, so its proof simply has no entry for that level.
 
-use rs_merkle::{Hasher, MerkleTree};
+use rs_merkle::{Hasher, PartialTree};
 
 use crate::eth::{Address, U256, keccak256};
 
@@ -66,16 +66,35 @@ pub fn verify_proof(root: Hash, leaf: Hash, proof: &[Hash]) -> bool {
     process_proof(leaf, proof) == root
 }
 
-/// A built reward tree.
+/// Hashes per stored chunk of a tree layer: 128 KiB rows, so a million leaves'
+/// tree is about 500 rows and a proof reads one 32-byte slice from each layer.
+pub const NODE_CHUNK: usize = 4096;
+
+/// The nodes a proof of leaf `index` needs in a tree of `leaf_count` leaves, as
+/// (layer, position) from the leaves up: the sibling on each layer, where there is one.
+pub fn proof_path(index: usize, leaf_count: usize) -> Vec<(usize, usize)> {
+    let (mut path, mut node, mut width, mut layer) = (Vec::new(), index, leaf_count, 0);
+    while width > 1 {
+        let sibling = node ^ 1;
+        if sibling < width {
+            path.push((layer, sibling));
+        }
+        node /= 2;
+        width = width.div_ceil(2);
+        layer += 1;
+    }
+    path
+}
+
+/// A built reward tree: every layer, from the leaves to the root.
 pub struct RewardTree {
-    tree: MerkleTree<SortedKeccak256>,
-    len: usize,
+    layers: Vec<Vec<Hash>>,
 }
 
 impl std::fmt::Debug for RewardTree {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RewardTree")
-            .field("leaves", &self.len)
+            .field("leaves", &self.len())
             .field("root", &hex::encode(self.root()))
             .finish()
     }
@@ -84,47 +103,51 @@ impl std::fmt::Debug for RewardTree {
 impl RewardTree {
     /// Builds the tree over `leaves`, in that order.
     pub fn build(leaves: &[Hash]) -> Self {
-        RewardTree {
-            tree: MerkleTree::from_leaves(leaves),
-            len: leaves.len(),
+        // rs_merkle's full tree (the one `MerkleTree` keeps); its top layer may repeat.
+        let mut layers = PartialTree::<SortedKeccak256>::from_leaves(leaves)
+            .map(|tree| tree.layer_nodes())
+            .unwrap_or_default();
+        if let Some(top) = layers.iter().position(|layer| layer.len() <= 1) {
+            layers.truncate(top + 1);
         }
+        RewardTree { layers }
     }
 
     /// The root; all zeros for an empty tree (nothing can be claimed against it).
     pub fn root(&self) -> Hash {
-        self.tree.root().unwrap_or([0u8; 32])
+        match self.layers.last().map(Vec::as_slice) {
+            Some([root]) => *root,
+            _ => [0u8; 32],
+        }
     }
 
     /// The number of leaves.
     pub fn len(&self) -> usize {
-        self.len
+        self.layers.first().map_or(0, Vec::len)
     }
 
     /// Whether the tree has no leaves.
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// The sibling hashes from leaf `index` up to the root.
     pub fn proof(&self, index: usize) -> Vec<Hash> {
-        self.tree.proof(&[index]).proof_hashes().to_vec()
+        proof_path(index, self.len())
+            .into_iter()
+            .filter_map(|(layer, node)| self.layers.get(layer)?.get(node).copied())
+            .collect()
     }
-}
 
-/// Packs proof hashes into one byte string (as stored), 32 bytes each.
-pub fn pack_proof(proof: &[Hash]) -> Vec<u8> {
-    proof.concat()
-}
-
-/// Splits a stored proof back into hashes; `None` if its length is not a multiple of 32.
-pub fn unpack_proof(bytes: &[u8]) -> Option<Vec<Hash>> {
-    if !bytes.len().is_multiple_of(32) {
-        return None;
+    /// Every layer cut in [`NODE_CHUNK`]-hash pieces, as stored: (layer, chunk, bytes).
+    pub fn chunks(&self) -> impl Iterator<Item = (usize, usize, Vec<u8>)> + '_ {
+        self.layers.iter().enumerate().flat_map(|(layer, nodes)| {
+            nodes
+                .chunks(NODE_CHUNK)
+                .enumerate()
+                .map(move |(chunk, hashes)| (layer, chunk, hashes.concat()))
+        })
     }
-    bytes
-        .chunks_exact(32)
-        .map(|chunk| chunk.try_into().ok())
-        .collect()
 }
 
 #[cfg(test)]
@@ -175,9 +198,41 @@ mod tests {
     }
 
     #[test]
-    fn proofs_pack_and_unpack() {
-        let proof = vec![[1u8; 32], [2u8; 32]];
-        assert_eq!(unpack_proof(&pack_proof(&proof)), Some(proof));
-        assert_eq!(unpack_proof(&[0u8; 33]), None);
+    fn proofs_match_rs_merkles_own_and_chunks_hold_every_layer() {
+        for n in [1, 2, 3, 5, 8, 9, 4097] {
+            let leaves = leaves(n);
+            let tree = RewardTree::build(&leaves);
+            let reference = rs_merkle::MerkleTree::<SortedKeccak256>::from_leaves(&leaves);
+            assert_eq!(Some(tree.root()), reference.root(), "n={n}");
+            for i in [0, n as usize / 2, n as usize - 1] {
+                assert_eq!(
+                    tree.proof(i),
+                    reference.proof(&[i]).proof_hashes(),
+                    "n={n} i={i}"
+                );
+            }
+            // Layers of n, n/2, … 1 nodes, each cut into chunks of at most NODE_CHUNK.
+            let chunks: Vec<_> = tree.chunks().collect();
+            let mut width = n as usize;
+            for layer in 0.. {
+                let bytes: Vec<u8> = chunks
+                    .iter()
+                    .filter(|(l, _, _)| *l == layer)
+                    .flat_map(|(_, _, b)| b.clone())
+                    .collect();
+                assert_eq!(bytes.len(), width * 32, "n={n} layer={layer}");
+                if width == 1 {
+                    assert_eq!(bytes, tree.root());
+                    assert!(
+                        chunks.iter().all(|(l, _, _)| *l <= layer),
+                        "n={n}: a repeated top"
+                    );
+                    break;
+                }
+                width = width.div_ceil(2);
+            }
+            assert!(chunks.iter().all(|(_, _, b)| b.len() <= NODE_CHUNK * 32));
+        }
+        assert_eq!(RewardTree::build(&[]).root(), [0u8; 32]);
     }
 }

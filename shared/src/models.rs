@@ -403,7 +403,7 @@ pub struct RootCommitment {
     pub onchain_block: Option<i64>,
 }
 
-/// One payout address's leaf (and proof) in an eon's tree.
+/// One payout address's leaf in an eon's tree.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = merkle_leaves, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
 pub struct MerkleLeaf {
@@ -415,10 +415,20 @@ pub struct MerkleLeaf {
     pub payout_address: Vec<u8>,
     /// Cumulative reward of the address, smallest unit.
     pub cumulative: BigDecimal,
-    /// The double-hashed leaf.
-    pub leaf_hash: Vec<u8>,
-    /// Sibling hashes, 32 bytes each.
-    pub proof: Vec<u8>,
+}
+
+/// Up to [`crate::merkle::NODE_CHUNK`] consecutive hashes of one layer of an eon's tree.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = merkle_nodes, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
+pub struct MerkleNodes {
+    /// The eon.
+    pub eon: i64,
+    /// 0 for the leaf hashes, up to the root's layer.
+    pub layer: i16,
+    /// Which chunk of the layer.
+    pub chunk: i32,
+    /// The hashes, 32 bytes each.
+    pub hashes: Vec<u8>,
 }
 
 /// One validator's reward as of an eon.

@@ -212,8 +212,15 @@ diesel::table! {
         leaf_index -> Int4,
         payout_address -> Bytea,
         cumulative -> Numeric,
-        leaf_hash -> Bytea,
-        proof -> Bytea,
+    }
+}
+
+diesel::table! {
+    merkle_nodes (eon, layer, chunk) {
+        eon -> Int8,
+        layer -> Int2,
+        chunk -> Int4,
+        hashes -> Bytea,
     }
 }
 
@@ -312,6 +319,7 @@ diesel::joinable!(validator_credits -> rounds (round_number));
 diesel::joinable!(validator_credits -> validators (validator_id));
 diesel::joinable!(root_commitments -> eons (eon));
 diesel::joinable!(merkle_leaves -> eons (eon));
+diesel::joinable!(merkle_nodes -> eons (eon));
 diesel::joinable!(validator_rewards -> eons (eon));
 diesel::joinable!(validator_rewards -> validators (validator_id));
 diesel::joinable!(ethereum_transaction_attempts -> ethereum_transactions (transaction_id));
@@ -335,6 +343,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     eons,
     root_commitments,
     merkle_leaves,
+    merkle_nodes,
     validator_rewards,
     ethereum_transactions,
     ethereum_transaction_attempts,

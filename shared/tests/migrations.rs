@@ -222,3 +222,74 @@ fn a_tick_outside_every_partition_is_refused_not_lost_silently() {
         .unwrap_err();
     assert!(err.to_string().contains("no partition"), "{err}");
 }
+
+#[test]
+fn reverting_the_tree_layers_cuts_every_leaf_its_hash_and_proof() {
+    use diesel::connection::SimpleConnection;
+    use diesel::migration::MigrationSource;
+    use diesel_migrations::MigrationHarness;
+    use overlaps_shared::merkle::{RewardTree, leaf_hash};
+
+    let test_db = TestDatabase::new().unwrap();
+    let mut conn = test_db.connect().unwrap();
+    // A tree over 4,100 leaves: two chunks on layer 0, odd widths further up.
+    let n = 4_100usize;
+    let leaves: Vec<[u8; 32]> = (1..=n as u64)
+        .map(|i| {
+            leaf_hash(
+                overlaps_shared::eth::Address::from_low_u64_be(i),
+                overlaps_shared::eth::U256::from(i),
+            )
+        })
+        .collect();
+    let tree = RewardTree::build(&leaves);
+    conn.batch_execute(&format!(
+        "INSERT INTO eons (number, first_round, last_round) VALUES (1, 1, 1); \
+         INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count) \
+         VALUES (1, decode('{}', 'hex'), 0, {n}, 0); \
+         INSERT INTO merkle_leaves (eon, leaf_index, payout_address, cumulative) \
+         SELECT 1, i - 1, decode(lpad(to_hex(i), 40, '0'), 'hex'), i FROM generate_series(1, {n}) AS i",
+        hex::encode(tree.root())
+    ))
+    .unwrap();
+    for (layer, chunk, hashes) in tree.chunks() {
+        diesel::sql_query(format!(
+            "INSERT INTO merkle_nodes (eon, layer, chunk, hashes) VALUES (1, {layer}, {chunk}, decode('{}', 'hex'))",
+            hex::encode(hashes)
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    // Revert exactly the tree-layers migration (the newest).
+    let newest = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+        .unwrap()
+        .into_iter()
+        .map(|m| m.name().to_string())
+        .max()
+        .unwrap();
+    assert!(newest.ends_with("merkle_nodes"), "{newest}");
+    conn.revert_last_migration(MIGRATIONS).unwrap();
+
+    #[derive(QueryableByName)]
+    struct Leaf {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        leaf_index: i32,
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        leaf_hash: Vec<u8>,
+        #[diesel(sql_type = diesel::sql_types::Bytea)]
+        proof: Vec<u8>,
+    }
+    let stored: Vec<Leaf> = diesel::sql_query(
+        "SELECT leaf_index, leaf_hash, proof FROM merkle_leaves WHERE eon = 1 ORDER BY leaf_index",
+    )
+    .load(&mut conn)
+    .unwrap();
+    assert_eq!(stored.len(), n);
+    for leaf in stored {
+        let i = usize::try_from(leaf.leaf_index).unwrap();
+        assert_eq!(leaf.leaf_hash, leaves[i], "leaf {i}");
+        assert_eq!(leaf.proof, tree.proof(i).concat(), "proof {i}");
+    }
+    // And forward again.
+    db::run_migrations(&mut conn).unwrap();
+}

@@ -1,6 +1,7 @@
 //! Closing an eon: every validator's cumulative reward up to the eon's last round,
-//! attributed to payout addresses, becomes a Merkle tree whose root, total and
-//! proofs are stored in one transaction (a root commitment the verifier sends on-chain).
+//! attributed to payout addresses, becomes a Merkle tree whose root, total, leaves
+//! and node layers are stored in one transaction (a root commitment the verifier
+//! sends on-chain). Proofs are cut from the stored layers when asked for.
 //!
 //! An eon is closed exactly once: the job runs under a Redis mutex, and the eon's
 //! primary key makes a second close in a racing transaction fail without effect.
@@ -13,9 +14,9 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use overlaps_shared::eth::{Address, U256};
 use overlaps_shared::merkle::{self, RewardTree};
-use overlaps_shared::models::{MerkleLeaf, ValidatorReward};
+use overlaps_shared::models::{MerkleLeaf, MerkleNodes, ValidatorReward};
 use overlaps_shared::money::{self, BadAmount};
-use overlaps_shared::schema::{merkle_leaves, validator_rewards};
+use overlaps_shared::schema::{merkle_leaves, merkle_nodes, validator_rewards};
 
 /// When eons close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +47,9 @@ pub enum EonError {
     /// A stored payout address is not 20 bytes.
     #[error("validator {0} has a malformed payout address")]
     BadAddress(i64),
+    /// An eon's stored leaves do not lead to its committed root.
+    #[error("eon {0}: the stored leaves do not lead to the committed root")]
+    RootDiffers(i64),
     /// A query failed.
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
@@ -58,9 +62,7 @@ pub struct EonTimings {
     pub load: Duration,
     /// Hashing the leaves and building the tree.
     pub tree: Duration,
-    /// Computing every leaf's proof.
-    pub proofs: Duration,
-    /// Writing the commitment, leaves, proofs and rewards.
+    /// Writing the commitment, leaves, tree layers and rewards.
     pub store: Duration,
 }
 
@@ -233,12 +235,6 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
         let tree_time = started.elapsed();
 
         let started = Instant::now();
-        let proofs: Vec<Vec<u8>> = (0..leaf_hashes.len())
-            .map(|i| merkle::pack_proof(&tree.proof(i)))
-            .collect();
-        let proofs_time = started.elapsed();
-
-        let started = Instant::now();
         let total = rewards
             .leaves
             .iter()
@@ -261,16 +257,12 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
         let leaf_rows: Vec<MerkleLeaf> = rewards
             .leaves
             .iter()
-            .zip(leaf_hashes)
-            .zip(proofs)
             .enumerate()
-            .map(|(index, (((address, cumulative), leaf), proof))| MerkleLeaf {
+            .map(|(index, (address, cumulative))| MerkleLeaf {
                 eon,
                 leaf_index: i32::try_from(index).unwrap_or(i32::MAX),
                 payout_address: address.as_bytes().to_vec(),
                 cumulative: money::to_numeric(*cumulative),
-                leaf_hash: leaf.to_vec(),
-                proof,
             })
             .collect();
         // COPY in slices keeps the encoded buffer small.
@@ -279,6 +271,7 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
                 .from_insertable(chunk.iter().collect::<Vec<_>>())
                 .execute(conn)?;
         }
+        store_tree(conn, eon, &tree)?;
         for chunk in rewards.validators.chunks(50_000) {
             diesel::copy_from(validator_rewards::table)
                 .from_insertable(chunk.iter().collect::<Vec<_>>())
@@ -296,7 +289,6 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
             timings: EonTimings {
                 load,
                 tree: tree_time,
-                proofs: proofs_time,
                 store,
             },
         }))
@@ -353,6 +345,74 @@ fn attribute(
         leaves: leaves.into_iter().collect(),
         excluded,
     })
+}
+
+/// Writes `tree`'s layers as eon `eon`'s `merkle_nodes`.
+fn store_tree(conn: &mut PgConnection, eon: i64, tree: &RewardTree) -> Result<(), EonError> {
+    let rows: Vec<MerkleNodes> = tree
+        .chunks()
+        .map(|(layer, chunk, hashes)| MerkleNodes {
+            eon,
+            layer: i16::try_from(layer).unwrap_or(i16::MAX),
+            chunk: i32::try_from(chunk).unwrap_or(i32::MAX),
+            hashes,
+        })
+        .collect();
+    // 64 rows of 128 KiB at a time: a bounded COPY buffer.
+    for batch in rows.chunks(64) {
+        diesel::copy_from(merkle_nodes::table)
+            .from_insertable(batch.iter().collect::<Vec<_>>())
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(QueryableByName)]
+struct TreeMissing {
+    #[diesel(sql_type = BigInt)]
+    eon: i64,
+    #[diesel(sql_type = Bytea)]
+    root: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct StoredLeaf {
+    #[diesel(sql_type = Bytea)]
+    payout_address: Vec<u8>,
+    #[diesel(sql_type = Text)]
+    cumulative: String,
+}
+
+/// Stores the tree of every eon closed before trees were stored (their leaves are
+/// kept), rebuilt from its leaves; a rebuilt root that differs from the committed
+/// one is not stored but reported (the audit names it too). Returns the eons rebuilt.
+pub fn store_missing_trees(conn: &mut PgConnection) -> Result<Vec<i64>, EonError> {
+    let missing: Vec<TreeMissing> = diesel::sql_query(
+        "SELECT c.eon, c.root FROM root_commitments c          WHERE c.leaf_count > 0 AND NOT EXISTS (SELECT 1 FROM merkle_nodes n WHERE n.eon = c.eon)          ORDER BY c.eon",
+    )
+    .load(conn)?;
+    let mut rebuilt = Vec::new();
+    for eon in missing {
+        let leaves: Vec<StoredLeaf> = diesel::sql_query(
+            "SELECT payout_address, cumulative::text AS cumulative FROM merkle_leaves              WHERE eon = $1 ORDER BY leaf_index",
+        )
+        .bind::<BigInt, _>(eon.eon)
+        .load(conn)?;
+        let hashes = leaves
+            .iter()
+            .map(|leaf| {
+                let address = address_of(&leaf.payout_address).ok_or(EonError::BadAddress(-1))?;
+                Ok(merkle::leaf_hash(address, money::parse(&leaf.cumulative)?))
+            })
+            .collect::<Result<Vec<_>, EonError>>()?;
+        let tree = RewardTree::build(&hashes);
+        if tree.root()[..] != eon.root[..] {
+            return Err(EonError::RootDiffers(eon.eon));
+        }
+        conn.transaction(|conn| store_tree(conn, eon.eon, &tree))?;
+        rebuilt.push(eon.eon);
+    }
+    Ok(rebuilt)
 }
 
 fn address_of(bytes: &[u8]) -> Option<Address> {

@@ -33,6 +33,7 @@ pub struct Accounting {
 /// stops, re-enqueues due alerts (retries, and any whose job was lost) every 10 s,
 /// and looks for a due eon every 10 s (`EON_SECONDS`, or a lost job).
 pub async fn run(accounting: Arc<Accounting>) {
+    store_missing_trees(&accounting).await;
     tokio::join!(
         jobs::keep_running("close-round", || {
             let queue = jobs::consumer::<CloseRound>(
@@ -123,6 +124,28 @@ async fn enqueue_due_eon(accounting: &Accounting) {
         }
         Ok(None) => {}
         Err(err) => tracing::warn!(error = %err, "eon check failed"),
+    }
+}
+
+/// Stores the trees of eons closed before trees were stored (once, at start). Two
+/// instances racing here collide on the primary key: one stores, the other's
+/// transaction fails without effect.
+async fn store_missing_trees(accounting: &Accounting) {
+    let outcome = accounting
+        .infra
+        .db
+        .run(|conn| match eon::store_missing_trees(conn) {
+            Ok(eons) => Ok(Ok(eons)),
+            Err(EonError::Database(db)) => Err(overlaps_shared::Error::Database(db)),
+            Err(other) => Ok(Err(other)),
+        })
+        .await;
+    match outcome {
+        Ok(Ok(eons)) if eons.is_empty() => {}
+        Ok(Ok(eons)) => tracing::info!(?eons, "trees of earlier eons stored"),
+        // The audit of that eon names the same difference.
+        Ok(Err(err)) => tracing::error!(error = %err, "an earlier eon's tree was not stored"),
+        Err(err) => tracing::warn!(error = %err, "could not store the trees of earlier eons"),
     }
 }
 

@@ -1,13 +1,13 @@
 //! Re-deriving an eon from stored data alone: every tick signature, each round's
 //! majority, results hash and link in the hash chain, the credits, every
-//! validator's cumulative reward, the payout leaves, the Merkle root and proofs,
+//! validator's cumulative reward, the payout leaves, the Merkle root and tree,
 //! and the root the chain holds. Each disagreement is a [`Mismatch`] naming the
 //! exact rows involved.
 
 use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bool, Bytea, Int4, Jsonb, Nullable, Text};
+use diesel::sql_types::{BigInt, Bool, Bytea, Int4, Jsonb, Nullable, SmallInt, Text};
 use overlaps_shared::eth::{Address, U256};
 use overlaps_shared::ledger::{self, RoundAnswer};
 use overlaps_shared::merkle::{self, RewardTree};
@@ -68,8 +68,8 @@ pub struct Checked {
     pub validators: usize,
     /// Payout leaves compared.
     pub leaves: usize,
-    /// Stored proofs verified.
-    pub proofs: usize,
+    /// Stored chunks of tree layers compared (proofs are cut from them).
+    pub tree_chunks: usize,
     /// The on-chain root: `matches`, `differs` or `not_yet_onchain`.
     pub onchain: &'static str,
 }
@@ -166,16 +166,20 @@ struct RewardRow {
 
 #[derive(QueryableByName)]
 struct LeafRow {
-    #[diesel(sql_type = Int4)]
-    leaf_index: i32,
     #[diesel(sql_type = Bytea)]
     payout_address: Vec<u8>,
     #[diesel(sql_type = Text)]
     cumulative: String,
+}
+
+#[derive(QueryableByName)]
+struct NodesRow {
+    #[diesel(sql_type = SmallInt)]
+    layer: i16,
+    #[diesel(sql_type = Int4)]
+    chunk: i32,
     #[diesel(sql_type = Bytea)]
-    leaf_hash: Vec<u8>,
-    #[diesel(sql_type = Bytea)]
-    proof: Vec<u8>,
+    hashes: Vec<u8>,
 }
 
 #[derive(QueryableByName)]
@@ -408,7 +412,7 @@ fn credit_mismatch(
 }
 
 /// Cumulative rewards from every credit ever; the payout leaves, root, total and
-/// proofs from the stored rewards.
+/// tree layers from the stored rewards.
 fn check_rewards(
     conn: &mut PgConnection,
     eon: i64,
@@ -472,7 +476,8 @@ fn check_rewards(
         .iter()
         .map(|(a, c)| merkle::leaf_hash(*a, *c))
         .collect();
-    let root = RewardTree::build(&expected_leaves).root();
+    let tree = RewardTree::build(&expected_leaves);
+    let root = tree.root();
     let total = leaves
         .values()
         .fold(U256::zero(), |s, c| s.saturating_add(*c));
@@ -500,18 +505,8 @@ fn check_rewards(
                 json!({ "payout_address": hex0x(address.as_bytes()), "expected": should.to_string(), "stored": cumulative.to_string() }),
             ));
         }
-        // A stored proof must take the stored leaf to the re-derived root.
-        let proof = merkle::unpack_proof(&leaf.proof).unwrap_or_default();
-        let leaf_hash = merkle::leaf_hash(address, cumulative);
-        if leaf.leaf_hash != leaf_hash || !merkle::verify_proof(root, leaf_hash, &proof) {
-            report.mismatches.push(Mismatch::new(
-                "proof",
-                json!({ "leaf_index": leaf.leaf_index }),
-            ));
-        } else {
-            report.checked.proofs += 1;
-        }
     }
+    check_tree(conn, eon, &tree, report)?;
     for (address, should) in leaves {
         report.mismatches.push(Mismatch::new(
             "leaf",
@@ -532,6 +527,45 @@ fn check_rewards(
     Ok(())
 }
 
+/// Every stored chunk of the eon's tree layers must equal the re-derived tree's:
+/// proofs are cut from them, so one changed node would make proofs fail.
+fn check_tree(
+    conn: &mut PgConnection,
+    eon: i64,
+    tree: &RewardTree,
+    report: &mut AuditReport,
+) -> Result<(), AuditError> {
+    let stored: Vec<NodesRow> = diesel::sql_query(
+        "SELECT layer, chunk, hashes FROM merkle_nodes WHERE eon = $1 ORDER BY layer, chunk",
+    )
+    .bind::<BigInt, _>(eon)
+    .load(conn)?;
+    let mut stored: BTreeMap<(i16, i32), Vec<u8>> = stored
+        .into_iter()
+        .map(|row| ((row.layer, row.chunk), row.hashes))
+        .collect();
+    for (layer, chunk, hashes) in tree.chunks() {
+        let key = (
+            i16::try_from(layer).unwrap_or(i16::MAX),
+            i32::try_from(chunk).unwrap_or(i32::MAX),
+        );
+        match stored.remove(&key) {
+            Some(found) if found == hashes => report.checked.tree_chunks += 1,
+            found => report.mismatches.push(Mismatch::new(
+                "tree",
+                json!({ "layer": layer, "chunk": chunk, "stored": found.is_some() }),
+            )),
+        }
+    }
+    for (layer, chunk) in stored.into_keys() {
+        report.mismatches.push(Mismatch::new(
+            "tree",
+            json!({ "layer": layer, "chunk": chunk, "expected": null }),
+        ));
+    }
+    Ok(())
+}
+
 fn load_rewards(conn: &mut PgConnection, eon: i64) -> Result<Vec<RewardRow>, AuditError> {
     Ok(diesel::sql_query(
         "SELECT validator_id, payout_address, cumulative::text AS cumulative, attributed::text AS attributed \
@@ -543,7 +577,7 @@ fn load_rewards(conn: &mut PgConnection, eon: i64) -> Result<Vec<RewardRow>, Aud
 
 fn load_leaves(conn: &mut PgConnection, eon: i64) -> Result<Vec<LeafRow>, AuditError> {
     Ok(diesel::sql_query(
-        "SELECT leaf_index, payout_address, cumulative::text AS cumulative, leaf_hash, proof \
+        "SELECT leaf_index, payout_address, cumulative::text AS cumulative \
          FROM merkle_leaves WHERE eon = $1 ORDER BY leaf_index",
     )
     .bind::<BigInt, _>(eon)

@@ -1,6 +1,6 @@
 //! The audit: re-derives each closed eon from stored data alone (tick signatures,
 //! round majorities and credits, the hash chain, cumulative rewards, the Merkle
-//! root and proofs, the on-chain root) and reports every mismatch by id.
+//! root and tree layers, the on-chain root) and reports every mismatch by id.
 
 pub mod audit;
 pub mod config;

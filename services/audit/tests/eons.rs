@@ -1,4 +1,4 @@
-//! Closing eons from real stored, signed ticks; proofs checked by an independent
+//! Closing eons from real stored, signed ticks; proofs (cut from the stored tree) checked by an independent
 //! Keccak implementation; the audit finds nothing on honest data and names exactly
 //! what a tamperer changed.
 
@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use overlaps_accounting::close::close_rounds_through;
 use overlaps_accounting::config::ClosePolicy;
-use overlaps_accounting::eon::close_eon;
+use overlaps_accounting::eon::{close_eon, store_missing_trees};
 use overlaps_audit::audit::{AuditReport, audit_eon, store_report};
 use overlaps_audit::config::AuditPolicy;
 use overlaps_shared::eth::U256;
@@ -195,17 +195,41 @@ struct LeafRow {
     payout_address: Vec<u8>,
     #[diesel(sql_type = Text)]
     cumulative: String,
-    #[diesel(sql_type = Bytea)]
-    proof: Vec<u8>,
 }
 
 fn leaves(conn: &mut PgConnection, eon: i64) -> Vec<LeafRow> {
     diesel::sql_query(
-        "SELECT payout_address, cumulative::text AS cumulative, proof FROM merkle_leaves WHERE eon = $1 ORDER BY leaf_index",
+        "SELECT payout_address, cumulative::text AS cumulative FROM merkle_leaves WHERE eon = $1 ORDER BY leaf_index",
     )
     .bind::<BigInt, _>(eon)
     .load(conn)
     .unwrap()
+}
+
+/// Leaf `index`'s proof cut from the stored layers with OpenZeppelin's odd-node rule
+/// written out here: the sibling on each layer below the root, where there is one.
+fn stored_proof(conn: &mut PgConnection, eon: i64, index: usize) -> Vec<u8> {
+    #[derive(QueryableByName)]
+    struct Layer {
+        #[diesel(sql_type = Bytea)]
+        hashes: Vec<u8>,
+    }
+    let layers: Vec<Layer> = diesel::sql_query(
+        "SELECT string_agg(hashes, ''::bytea ORDER BY chunk) AS hashes FROM merkle_nodes \
+         WHERE eon = $1 GROUP BY layer ORDER BY layer",
+    )
+    .bind::<BigInt, _>(eon)
+    .load(conn)
+    .unwrap();
+    let (mut proof, mut node) = (Vec::new(), index);
+    for layer in layers.iter().map(|l| &l.hashes).filter(|h| h.len() > 32) {
+        let sibling = node ^ 1;
+        if let Some(hash) = layer.get(sibling * 32..sibling * 32 + 32) {
+            proof.extend_from_slice(hash);
+        }
+        node /= 2;
+    }
+    proof
 }
 
 fn stored_root(conn: &mut PgConnection, eon: i64) -> (Vec<u8>, String, i32, i32) {
@@ -283,16 +307,18 @@ fn an_eon_closes_from_stored_ticks_and_every_proof_verifies_independently() {
         ]
     );
     assert_eq!(total, (12 * REWARD).to_string());
-    for leaf in &stored {
+    for (index, leaf) in stored.iter().enumerate() {
+        let proof = stored_proof(&mut conn, 1, index);
+        assert_eq!(proof.len(), 32, "one sibling in a tree of two");
         assert_eq!(
-            independent_root(&leaf.payout_address, &leaf.cumulative, &leaf.proof),
+            independent_root(&leaf.payout_address, &leaf.cumulative, &proof),
             root
         );
     }
     // A proof does not carry another amount to the root.
     let inflated = (7 * REWARD + 1).to_string();
     assert_ne!(
-        independent_root(&ADDRESS_A, &inflated, &stored[0].proof),
+        independent_root(&ADDRESS_A, &inflated, &stored_proof(&mut conn, 1, 0)),
         root
     );
 
@@ -308,7 +334,8 @@ fn an_eon_closes_from_stored_ticks_and_every_proof_verifies_independently() {
     assert_eq!(report.checked.rounds, 3);
     assert_eq!(report.checked.signatures, 16);
     assert_eq!(report.checked.leaves, 2);
-    assert_eq!(report.checked.proofs, 2);
+    // Layer 0 (two leaves) and the root's layer.
+    assert_eq!(report.checked.tree_chunks, 2);
     assert_eq!(report.checked.onchain, "not_yet_onchain");
 }
 
@@ -445,6 +472,54 @@ fn a_tampered_root_is_named_and_reported_to_the_operator() {
         .get_result(&mut conn)
         .unwrap();
     assert!(!stored.ok);
+}
+
+#[test]
+fn a_tampered_tree_node_is_named_by_layer_and_chunk() {
+    let w = World::first_eon();
+    // Flip the first byte of the first leaf hash: every proof through it would fail.
+    w.exec(
+        "UPDATE merkle_nodes SET hashes = overlay(hashes PLACING '\\xff'::bytea FROM 1 FOR 1) \
+         WHERE eon = 1 AND layer = 0 AND chunk = 0",
+    );
+    let report = w.audit(1);
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from(["tree"]),
+        "{:?}",
+        report.mismatches
+    );
+    assert_eq!(report.of_kind("tree")[0].details["layer"], json!(0));
+    assert_eq!(report.of_kind("tree")[0].details["chunk"], json!(0));
+}
+
+#[test]
+fn trees_of_eons_closed_before_trees_were_stored_are_rebuilt_from_their_leaves() {
+    let w = World::first_eon();
+    let mut conn = w.db.connect().unwrap();
+    w.exec("DELETE FROM merkle_nodes WHERE eon = 1");
+    assert!(kinds(&w.audit(1)).contains("tree"));
+    assert_eq!(store_missing_trees(&mut conn).unwrap(), vec![1]);
+    let report = w.audit(1);
+    assert!(report.ok, "{:?}", report.mismatches);
+    assert!(store_missing_trees(&mut conn).unwrap().is_empty(), "once");
+
+    // Leaves that do not lead to the committed root are not made into a tree.
+    w.exec("DELETE FROM merkle_nodes WHERE eon = 1");
+    w.exec("UPDATE merkle_leaves SET cumulative = cumulative + 1 WHERE eon = 1 AND leaf_index = 0");
+    assert!(matches!(
+        store_missing_trees(&mut conn),
+        Err(overlaps_accounting::eon::EonError::RootDiffers(1))
+    ));
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let left: Count = diesel::sql_query("SELECT count(*) AS n FROM merkle_nodes WHERE eon = 1")
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(left.n, 0);
 }
 
 #[test]

@@ -779,7 +779,6 @@ async fn validators_rounds_eons_and_merkle_proofs() {
     let leaves: Vec<[u8; 32]> = vec![[1u8; 32], [2u8; 32], [3u8; 32]];
     let tree = RewardTree::build(&leaves);
     let root = tree.root();
-    let proof_a = merkle::pack_proof(&tree.proof(0));
     api.sql(&format!(
         "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count, onchain_root, onchain_block) VALUES \
          (1, decode('{}', 'hex'), 100, 3, 1, NULL, NULL), \
@@ -788,16 +787,22 @@ async fn validators_rounds_eons_and_merkle_proofs() {
         r = hex::encode(root)
     ));
     api.sql(&format!(
-        "INSERT INTO merkle_leaves (eon, leaf_index, payout_address, cumulative, leaf_hash, proof) VALUES \
-         (1, 0, decode('{payout}', 'hex'), 100, decode('{l}', 'hex'), decode('{p}', 'hex')), \
-         (2, 0, decode('{payout}', 'hex'), 123456789012345678901234567900, decode('{l}', 'hex'), decode('{p}', 'hex')); \
+        "INSERT INTO merkle_leaves (eon, leaf_index, payout_address, cumulative) VALUES \
+         (1, 0, decode('{payout}', 'hex'), 100), \
+         (2, 0, decode('{payout}', 'hex'), 123456789012345678901234567900); \
          INSERT INTO validator_rewards (eon, validator_id, payout_address, earned, cumulative, attributed) VALUES \
          (1, {a}, decode('{payout}', 'hex'), 100, 100, 100), \
          (2, {a}, decode('{payout}', 'hex'), 123456789012345678901234567800, 123456789012345678901234567900, 123456789012345678901234567900), \
          (2, {b}, NULL, 5, 5, 0)",
-        l = hex::encode(leaves[0]),
-        p = hex::encode(&proof_a)
     ));
+    // The tree's layers, as accounting stores them: the API cuts proofs from them.
+    for (layer, chunk, hashes) in tree.chunks() {
+        api.sql(&format!(
+            "INSERT INTO merkle_nodes (eon, layer, chunk, hashes) VALUES \
+             (1, {layer}, {chunk}, decode('{h}', 'hex')), (2, {layer}, {chunk}, decode('{h}', 'hex'))",
+            h = hex::encode(&hashes)
+        ));
+    }
     api.sql(&format!(
         "INSERT INTO chain_blocks (number, hash, parent_hash, timestamp) VALUES (77, decode(repeat('77', 32), 'hex'), decode(repeat('76', 32), 'hex'), now()); \
          INSERT INTO contract_events (block_number, block_hash, tx_hash, log_index, kind, eon, account, amount, data) VALUES \
@@ -922,6 +927,8 @@ async fn validators_rounds_eons_and_merkle_proofs() {
         decode(&proof["leaf"]),
         &hashes
     ));
+    assert_eq!(decode(&proof["leaf"]), leaves[0]);
+    assert_eq!(hashes, tree.proof(0));
     let first = api
         .get(&format!("/api/v1/validators/{a}/proof?eon=1"), None)
         .await;

@@ -1,7 +1,7 @@
 //! `eonbench`: the eon part of `./run.sh bench`. It fills a scratch database with
 //! `BENCH_EON_VALIDATORS` validators (each with a payout address and a credit in one
 //! closed round), closes the eon with accounting's real `close_eon`, and prints the
-//! time for loading, the tree, the proofs and the storage, against the machine's own
+//! time for loading, the tree and the storage (leaves, tree layers, rewards), against the machine's own
 //! limits measured in the same run: raw Keccak-256 hashes/s on one core (a tree of
 //! n leaves needs 3n hashes) and raw PostgreSQL COPY bytes/s.
 
@@ -54,7 +54,10 @@ fn main() -> anyhow::Result<()> {
 
     let hashes_per_s = raw_keccak_per_second();
     let hash_bound = Duration::from_secs_f64(3.0 * summary.leaves as f64 / hashes_per_s);
-    let stored_bytes = relation_bytes(&mut conn, &["merkle_leaves", "validator_rewards"])?;
+    let stored_bytes = relation_bytes(
+        &mut conn,
+        &["merkle_leaves", "merkle_nodes", "validator_rewards"],
+    )?;
     let copy_bytes_per_s = raw_copy_bytes_per_second(&mut conn, 200_000)?;
     let copy_bound = Duration::from_secs_f64(stored_bytes as f64 / copy_bytes_per_s);
 
@@ -70,7 +73,6 @@ fn main() -> anyhow::Result<()> {
         t.tree.as_secs_f64(),
         hash_bound.as_secs_f64()
     );
-    println!("  proofs  {:>7.3} s", t.proofs.as_secs_f64());
     println!(
         "  store   {:>7.3} s   ({:.0} MiB written; a raw COPY of as many bytes: {:.3} s)",
         t.store.as_secs_f64(),
@@ -88,7 +90,6 @@ fn main() -> anyhow::Result<()> {
     };
     println!("merkle_{label}_load_s={:.3}", t.load.as_secs_f64());
     println!("merkle_{label}_tree_s={:.3}", t.tree.as_secs_f64());
-    println!("merkle_{label}_proofs_s={:.3}", t.proofs.as_secs_f64());
     println!("merkle_{label}_store_s={:.3}", t.store.as_secs_f64());
     println!("merkle_{label}_eon_s={:.3}", whole.as_secs_f64());
     println!("raw_keccak_per_s={hashes_per_s:.0}");
@@ -144,12 +145,12 @@ diesel::table! {
     bench_raw_copy (id) {
         /// Row number.
         id -> BigInt,
-        /// A leaf-sized payload.
+        /// A payload the size of a leaf row's.
         payload -> Bytea,
     }
 }
 
-/// One leaf-sized row.
+/// One row the size of a leaf row.
 #[derive(Insertable)]
 #[diesel(table_name = bench_raw_copy, treat_none_as_default_value = false)]
 struct RawRow {
@@ -157,7 +158,7 @@ struct RawRow {
     payload: Vec<u8>,
 }
 
-/// Bytes per second through one COPY of `rows` leaf-sized rows into a table with
+/// Bytes per second through one COPY of `rows` leaf-row-sized rows into a table with
 /// no index (dropped afterwards).
 fn raw_copy_bytes_per_second(conn: &mut PgConnection, rows: usize) -> anyhow::Result<f64> {
     diesel::sql_query("DROP TABLE IF EXISTS bench_raw_copy").execute(conn)?;
@@ -165,7 +166,7 @@ fn raw_copy_bytes_per_second(conn: &mut PgConnection, rows: usize) -> anyhow::Re
     let rows: Vec<RawRow> = (0..rows)
         .map(|i| RawRow {
             id: i as i64,
-            payload: vec![0xab; 700],
+            payload: vec![0xab; 64],
         })
         .collect();
     let started = Instant::now();

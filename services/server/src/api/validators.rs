@@ -6,8 +6,8 @@ use std::sync::Arc;
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text};
-use overlaps_shared::merkle::unpack_proof;
+use diesel::sql_types::{Array, BigInt, Bytea, Integer, Nullable, SmallInt, Text};
+use overlaps_shared::merkle::{self, Hash};
 use overlaps_shared::models::{MerkleLeaf, Validator as ValidatorRow};
 use overlaps_shared::schema::{merkle_leaves, root_commitments, validator_rewards, validators};
 use serde::{Deserialize, Serialize};
@@ -271,6 +271,59 @@ pub async fn get_validator(
     }))
 }
 
+#[derive(QueryableByName)]
+struct TreeNode {
+    #[diesel(sql_type = Nullable<Bytea>)]
+    hash: Option<Vec<u8>>,
+}
+
+/// The leaf's hash and its proof, read from the eon's stored tree layers: one
+/// 32-byte slice per layer (`merkle::proof_path`).
+fn cut_proof(
+    conn: &mut PgConnection,
+    leaf: &MerkleLeaf,
+    leaf_count: i32,
+) -> Result<(Hash, Vec<Hash>), ApiError> {
+    let index = usize::try_from(leaf.leaf_index).unwrap_or_default();
+    let count = usize::try_from(leaf_count).unwrap_or_default();
+    let nodes: Vec<(usize, usize)> = std::iter::once((0, index))
+        .chain(merkle::proof_path(index, count))
+        .collect();
+    let int = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let layers: Vec<i16> = nodes
+        .iter()
+        .map(|&(layer, _)| i16::try_from(layer).unwrap_or(i16::MAX))
+        .collect();
+    let chunks: Vec<i32> = nodes
+        .iter()
+        .map(|&(_, node)| int(node / merkle::NODE_CHUNK))
+        .collect();
+    let offsets: Vec<i32> = nodes
+        .iter()
+        .map(|&(_, node)| int(node % merkle::NODE_CHUNK * 32))
+        .collect();
+    let found: Vec<TreeNode> = diesel::sql_query(
+        "SELECT substring(n.hashes FROM w.byte + 1 FOR 32) AS hash \
+         FROM unnest($2::smallint[], $3::int[], $4::int[]) WITH ORDINALITY AS w(layer, chunk, byte, position) \
+         LEFT JOIN merkle_nodes n ON n.eon = $1 AND n.layer = w.layer AND n.chunk = w.chunk \
+         ORDER BY w.position",
+    )
+    .bind::<BigInt, _>(leaf.eon)
+    .bind::<Array<SmallInt>, _>(layers)
+    .bind::<Array<Integer>, _>(chunks)
+    .bind::<Array<Integer>, _>(offsets)
+    .load(conn)?;
+    let hashes: Option<Vec<Hash>> = found
+        .into_iter()
+        .map(|node| node.hash.and_then(|h| Hash::try_from(h.as_slice()).ok()))
+        .collect();
+    let mut hashes = hashes.filter(|h| h.len() == nodes.len()).ok_or_else(|| {
+        ApiError::Inconsistent(format!("eon {}'s tree is not stored in full", leaf.eon))
+    })?;
+    let leaf_hash = hashes.remove(0);
+    Ok((leaf_hash, hashes))
+}
+
 /// The Merkle proof of a validator's cumulative reward, to claim on-chain.
 #[utoipa::path(
     tag = "validators",
@@ -295,7 +348,7 @@ pub async fn proof(
     if eon.is_some_and(|e| e < 1) {
         return Err(ApiError::invalid("eon", "eon must be at least 1"));
     }
-    let (leaf, root, own_cumulative, own_attributed) = db(&hub, move |conn| {
+    let (leaf, leaf_hash, proof, root, own_cumulative, own_attributed) = db(&hub, move |conn| {
         let exists: Option<i64> = validators::table
             .find(id)
             .select(validators::id)
@@ -349,34 +402,29 @@ pub async fn proof(
                     "eon {leaf_eon} has no leaf for validator {id}'s payout address"
                 ))
             })?;
-        let root: Vec<u8> = root_commitments::table
+        let (root, leaf_count): (Vec<u8>, i32) = root_commitments::table
             .find(leaf.eon)
-            .select(root_commitments::root)
+            .select((root_commitments::root, root_commitments::leaf_count))
             .first(conn)
             .optional()?
             .ok_or_else(|| ApiError::Missing {
                 code: "no_root",
                 message: format!("eon {} has no root commitment", leaf.eon),
             })?;
-        Ok((leaf, root, own_cumulative, own_attributed))
+        let (leaf_hash, proof) = cut_proof(conn, &leaf, leaf_count)?;
+        Ok((leaf, leaf_hash, proof, root, own_cumulative, own_attributed))
     })
     .await?;
     let payout = checksummed(&leaf.payout_address).ok_or_else(|| {
         ApiError::Inconsistent(format!("eon {}: a malformed payout address", leaf.eon))
-    })?;
-    let hashes = unpack_proof(&leaf.proof).ok_or_else(|| {
-        ApiError::Inconsistent(format!(
-            "eon {}: a proof that is not whole 32-byte hashes",
-            leaf.eon
-        ))
     })?;
     Ok(web::Json(Proof {
         eon: leaf.eon,
         validator_id: id,
         payout_address: payout,
         cumulative: money(&leaf.cumulative),
-        leaf: hex0x(&leaf.leaf_hash),
-        proof: hashes.iter().map(|h| hex0x(h)).collect(),
+        leaf: hex0x(&leaf_hash),
+        proof: proof.iter().map(|h| hex0x(h)).collect(),
         root: hex0x(&root),
         validator_cumulative: money(&own_cumulative),
         validator_attributed: money(&own_attributed),
