@@ -62,8 +62,14 @@ pub struct EonTimings {
     pub load: Duration,
     /// Hashing the leaves and building the tree.
     pub tree: Duration,
-    /// Writing the commitment, leaves, tree layers and rewards.
+    /// Writing the commitment, leaves, tree layers and rewards, in all.
     pub store: Duration,
+    /// Of which the leaves.
+    pub store_leaves: Duration,
+    /// Of which the tree layers.
+    pub store_tree: Duration,
+    /// Of which the validators' rewards.
+    pub store_rewards: Duration,
 }
 
 /// What closing an eon did.
@@ -271,7 +277,9 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
                 .from_insertable(chunk.iter().collect::<Vec<_>>())
                 .execute(conn)?;
         }
+        let store_leaves = started.elapsed();
         store_tree(conn, eon, &tree)?;
+        let store_tree_done = started.elapsed();
         for chunk in rewards.validators.chunks(50_000) {
             diesel::copy_from(validator_rewards::table)
                 .from_insertable(chunk.iter().collect::<Vec<_>>())
@@ -290,6 +298,9 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
                 load,
                 tree: tree_time,
                 store,
+                store_leaves,
+                store_tree: store_tree_done - store_leaves,
+                store_rewards: store - store_tree_done,
             },
         }))
     })

@@ -79,6 +79,12 @@ fn main() -> anyhow::Result<()> {
         stored_bytes as f64 / 1_048_576.0,
         copy_bound.as_secs_f64()
     );
+    println!(
+        "          of which leaves {:.3} s, tree layers {:.3} s, validators' rewards {:.3} s",
+        t.store_leaves.as_secs_f64(),
+        t.store_tree.as_secs_f64(),
+        t.store_rewards.as_secs_f64()
+    );
     println!("  whole eon {:.3} s", whole.as_secs_f64());
     println!(
         "  raw keccak256 {hashes_per_s:.0}/s on one core; raw COPY {:.0} MiB/s",
