@@ -315,6 +315,29 @@ fn run_node_until(
     Ok((found, process.output().join("\n")))
 }
 
+impl Setup {
+    /// Runs the node paid to the first account against `api` until `wanted` appears.
+    fn run_node_until(
+        &self,
+        key_file: &str,
+        receipts: &std::path::Path,
+        api: &str,
+        wanted: &str,
+    ) -> Result<(bool, String), Box<dyn std::error::Error>> {
+        tokio::task::block_in_place(|| {
+            run_node_until(
+                key_file,
+                receipts,
+                api,
+                &self.chain.rpc_url(),
+                self.contract.address(),
+                self.accounts[0],
+                wanted,
+            )
+        })
+    }
+}
+
 /// Commits `proof`'s root as eon 3 on the setup's contract.
 async fn commit(s: &Setup, proof: &serde_json::Value, total: u64) -> TestResult {
     let root: [u8; 32] = hex::decode(
@@ -341,17 +364,12 @@ async fn a_running_node_warns_loudly_when_its_leaf_is_not_in_the_onchain_root() 
     routes.extend(network_routes(&[]));
     let api = serve(routes).await?;
     let receipts = s.dir.join("left-out.receipts");
-    let (found, output) = tokio::task::block_in_place(|| {
-        run_node_until(
-            &key_file,
-            &receipts,
-            &api,
-            &s.chain.rpc_url(),
-            s.contract.address(),
-            s.accounts[0],
-            "OWN LEAF NOT IN THE ON-CHAIN ROOT",
-        )
-    })?;
+    let (found, output) = s.run_node_until(
+        &key_file,
+        &receipts,
+        &api,
+        "OWN LEAF NOT IN THE ON-CHAIN ROOT",
+    )?;
     assert!(found, "{output}");
     Ok(())
 }
@@ -484,32 +502,40 @@ fn rounds(others: &Others, drop_62: bool) -> Vec<(i64, serde_json::Value)> {
     ]
 }
 
+/// Commits a tree whose leaf for the node holds `leaf`, and serves a stand-in hub
+/// publishing rounds 5 and 6 (see [`rounds`]) and that leaf; writes the node's
+/// receipts. Returns the key file, the API's URL and the receipt file.
+async fn stand_in_hub(
+    s: &Setup,
+    leaf: u64,
+    drop_62: bool,
+    name: &str,
+) -> Result<(String, String, std::path::PathBuf), Box<dyn std::error::Error>> {
+    let committed = proof_json(3, &s.accounts, &[leaf, 1_000, 500], 0);
+    commit(s, &committed, leaf + 1_500).await?;
+    let (key_file, public_key) = keygen(&s.dir)?;
+    let others = Others::new();
+    let mut routes = validator_routes(&public_key, &committed);
+    routes.extend(network_routes(&rounds(&others, drop_62)));
+    routes.extend(others.routes());
+    let api = serve(routes).await?;
+    let receipts = s.dir.join(format!("{name}.receipts"));
+    write_receipts(&receipts, s.accounts[0])?;
+    Ok((key_file, api, receipts))
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_running_node_finds_its_leaf_holding_what_its_acknowledged_results_earn() -> TestResult {
     let s = setup().await?;
     // Two of three acknowledged results agreed: 2 × 1,000 expected.
-    let committed = proof_json(3, &s.accounts, &[2 * REWARD, 1_000, 500], 0);
-    commit(&s, &committed, 2 * REWARD + 1_500).await?;
-    let (key_file, public_key) = keygen(&s.dir)?;
-    let others = Others::new();
-    let mut routes = validator_routes(&public_key, &committed);
-    routes.extend(network_routes(&rounds(&others, false)));
-    routes.extend(others.routes());
-    let api = serve(routes).await?;
-    let receipts = s.dir.join("exact.receipts");
-    write_receipts(&receipts, s.accounts[0])?;
+    let (key_file, api, receipts) = stand_in_hub(&s, 2 * REWARD, false, "exact").await?;
 
-    let (found, output) = tokio::task::block_in_place(|| {
-        run_node_until(
-            &key_file,
-            &receipts,
-            &api,
-            &s.chain.rpc_url(),
-            s.contract.address(),
-            s.accounts[0],
-            "reward as expected from this node's acknowledged results",
-        )
-    })?;
+    let (found, output) = s.run_node_until(
+        &key_file,
+        &receipts,
+        &api,
+        "reward as expected from this node's acknowledged results",
+    )?;
     assert!(found, "{output}");
     assert!(
         output.contains("own leaf is in the on-chain root"),
@@ -533,28 +559,9 @@ async fn a_running_node_finds_its_leaf_holding_what_its_acknowledged_results_ear
 async fn a_running_node_warns_loudly_when_the_hub_drops_a_result_and_underpays() -> TestResult {
     let s = setup().await?;
     // The hub dropped result 62 and credited only result 51.
-    let committed = proof_json(3, &s.accounts, &[REWARD, 1_000, 500], 0);
-    commit(&s, &committed, REWARD + 1_500).await?;
-    let (key_file, public_key) = keygen(&s.dir)?;
-    let others = Others::new();
-    let mut routes = validator_routes(&public_key, &committed);
-    routes.extend(network_routes(&rounds(&others, true)));
-    routes.extend(others.routes());
-    let api = serve(routes).await?;
-    let receipts = s.dir.join("short.receipts");
-    write_receipts(&receipts, s.accounts[0])?;
+    let (key_file, api, receipts) = stand_in_hub(&s, REWARD, true, "short").await?;
 
-    let (found, output) = tokio::task::block_in_place(|| {
-        run_node_until(
-            &key_file,
-            &receipts,
-            &api,
-            &s.chain.rpc_url(),
-            s.contract.address(),
-            s.accounts[0],
-            "LEAF BELOW EXPECTED",
-        )
-    })?;
+    let (found, output) = s.run_node_until(&key_file, &receipts, &api, "LEAF BELOW EXPECTED")?;
     assert!(found, "{output}");
     for loud in [
         "ACKNOWLEDGED RESULT NOT IN THE HUB'S RECORD: round 6: assignment 62 has no result",
