@@ -45,6 +45,12 @@ impl ApiError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ApiError::Status { status: 404, .. })
     }
+
+    /// Worth asking again later: the hub was unreachable or failed (5xx).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ApiError::Unreachable { .. })
+            || matches!(self, ApiError::Status { status, .. } if *status >= 500)
+    }
 }
 
 /// The hub's API at one base URL.

@@ -367,7 +367,9 @@ impl RewardWatch {
         self.receipts.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The reward this node's receipts earn up to eon `eon`'s last round; settles them.
+    /// The reward this node's receipts earn up to eon `eon`'s last round (settled by
+    /// [`Self::check`] once the whole check went through, so nothing it found is lost
+    /// to a retry).
     async fn expectation(
         &self,
         own_id: i64,
@@ -406,7 +408,6 @@ impl RewardWatch {
             agreed: base_agreed + agreed,
             expected: base_expected.saturating_add(reward.saturating_mul(U256::from(agreed))),
         };
-        self.journal().settle(settled.clone())?;
         Ok((settled, problems))
     }
 
@@ -450,16 +451,15 @@ impl RewardWatch {
             ),
             // Nothing earned, nothing committed: as expected.
             Err(err) if err.is_not_found() && check.expected.is_zero() => {}
-            Err(ApiError::Unreachable { url, reason }) => {
-                return Err(ApiError::Unreachable { url, reason }.into());
-            }
-            Err(ApiError::Status { status, url, body }) if status >= 500 => {
-                return Err(ApiError::Status { status, url, body }.into());
-            }
+            Err(err) if err.is_transient() => return Err(err.into()),
             Err(err) => check.problems.push(Problem::LeafNotInRoot(format!(
                 "the hub serves no usable proof for this node (expected {}): {err}",
                 check.expected
             ))),
+        }
+        let newer = self.journal().settled().is_none_or(|s| s.eon < settled.eon);
+        if newer {
+            self.journal().settle(settled)?;
         }
         Ok(Some(check))
     }
