@@ -47,9 +47,6 @@ pub enum EonError {
     /// A stored payout address is not 20 bytes.
     #[error("validator {0} has a malformed payout address")]
     BadAddress(i64),
-    /// An eon's stored leaves do not lead to its committed root.
-    #[error("eon {0}: the stored leaves do not lead to the committed root")]
-    RootDiffers(i64),
     /// A query failed.
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
@@ -394,15 +391,24 @@ struct StoredLeaf {
     cumulative: String,
 }
 
+/// The eons [`store_missing_trees`] rebuilt, and those it refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TreesRebuilt {
+    /// Eons whose tree is now stored.
+    pub stored: Vec<i64>,
+    /// Eons whose stored leaves do not lead to the committed root: no tree is stored
+    /// for them (the audit names the difference).
+    pub refused: Vec<i64>,
+}
+
 /// Stores the tree of every eon closed before trees were stored (their leaves are
-/// kept), rebuilt from its leaves; a rebuilt root that differs from the committed
-/// one is not stored but reported (the audit names it too). Returns the eons rebuilt.
-pub fn store_missing_trees(conn: &mut PgConnection) -> Result<Vec<i64>, EonError> {
+/// kept), rebuilt from its leaves, unless the rebuilt root differs from the committed one.
+pub fn store_missing_trees(conn: &mut PgConnection) -> Result<TreesRebuilt, EonError> {
     let missing: Vec<TreeMissing> = diesel::sql_query(
         "SELECT c.eon, c.root FROM root_commitments c          WHERE c.leaf_count > 0 AND NOT EXISTS (SELECT 1 FROM merkle_nodes n WHERE n.eon = c.eon)          ORDER BY c.eon",
     )
     .load(conn)?;
-    let mut rebuilt = Vec::new();
+    let mut rebuilt = TreesRebuilt::default();
     for eon in missing {
         let leaves: Vec<StoredLeaf> = diesel::sql_query(
             "SELECT payout_address, cumulative::text AS cumulative FROM merkle_leaves              WHERE eon = $1 ORDER BY leaf_index",
@@ -418,10 +424,11 @@ pub fn store_missing_trees(conn: &mut PgConnection) -> Result<Vec<i64>, EonError
             .collect::<Result<Vec<_>, EonError>>()?;
         let tree = RewardTree::build(&hashes);
         if tree.root()[..] != eon.root[..] {
-            return Err(EonError::RootDiffers(eon.eon));
+            rebuilt.refused.push(eon.eon);
+            continue;
         }
         conn.transaction(|conn| store_tree(conn, eon.eon, &tree))?;
-        rebuilt.push(eon.eon);
+        rebuilt.stored.push(eon.eon);
     }
     Ok(rebuilt)
 }

@@ -141,10 +141,19 @@ async fn store_missing_trees(accounting: &Accounting) {
         })
         .await;
     match outcome {
-        Ok(Ok(eons)) if eons.is_empty() => {}
-        Ok(Ok(eons)) => tracing::info!(?eons, "trees of earlier eons stored"),
-        // The audit of that eon names the same difference.
-        Ok(Err(err)) => tracing::error!(error = %err, "an earlier eon's tree was not stored"),
+        Ok(Ok(rebuilt)) => {
+            if !rebuilt.stored.is_empty() {
+                tracing::info!(eons = ?rebuilt.stored, "trees of earlier eons stored");
+            }
+            if !rebuilt.refused.is_empty() {
+                // The audit of each names the difference and alerts the operator.
+                tracing::error!(eons = ?rebuilt.refused,
+                    "earlier eons whose leaves do not lead to their committed root: no tree stored");
+            }
+        }
+        Ok(Err(err)) => {
+            tracing::error!(error = %err, "could not rebuild the trees of earlier eons")
+        }
         Err(err) => tracing::warn!(error = %err, "could not store the trees of earlier eons"),
     }
 }
