@@ -228,11 +228,7 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
         let rewards = attribute(eon, rows, previous_leaves)?;
         let summary_leaves = rewards.leaves.len();
         let started = Instant::now();
-        let leaf_hashes: Vec<merkle::Hash> = rewards
-            .leaves
-            .iter()
-            .map(|(address, cumulative)| merkle::leaf_hash(*address, *cumulative))
-            .collect();
+        let leaf_hashes = merkle::leaf_hashes(&rewards.leaves);
         let tree = RewardTree::build(&leaf_hashes);
         let root = tree.root();
         let tree_time = started.elapsed();

@@ -472,10 +472,8 @@ fn check_rewards(
         ));
     }
 
-    let expected_leaves: Vec<merkle::Hash> = leaves
-        .iter()
-        .map(|(a, c)| merkle::leaf_hash(*a, *c))
-        .collect();
+    let expected_leaves =
+        merkle::leaf_hashes(&leaves.iter().map(|(a, c)| (*a, *c)).collect::<Vec<_>>());
     let tree = RewardTree::build(&expected_leaves);
     let root = tree.root();
     let total = leaves
