@@ -144,7 +144,9 @@ async fn closed_signup_admits_only_operators_and_the_cli_makes_operator_keys() {
         .unwrap();
     assert!(
         out.status.success(),
-        "{}",
+        "{:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
     let printed = String::from_utf8(out.stdout).unwrap();
