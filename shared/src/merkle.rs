@@ -116,6 +116,9 @@ pub fn proof_path(index: usize, leaf_count: usize) -> Vec<(usize, usize)> {
     path
 }
 
+/// Below this many leaves a tree is built on one thread.
+const PARALLEL_MIN: usize = 16_384;
+
 /// A built reward tree: every layer, from the leaves to the root.
 pub struct RewardTree {
     layers: Vec<Vec<Hash>>,
@@ -133,13 +136,56 @@ impl std::fmt::Debug for RewardTree {
 impl RewardTree {
     /// Builds the tree over `leaves`, in that order.
     pub fn build(leaves: &[Hash]) -> Self {
-        // rs_merkle's full tree (the one `MerkleTree` keeps); its top layer may repeat.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 {
+            return Self::build_here(leaves);
+        }
+        Self::build_in_halves(leaves, PARALLEL_MIN)
+    }
+
+    /// rs_merkle's full tree (the one `MerkleTree` keeps), on this thread.
+    fn build_here(leaves: &[Hash]) -> Self {
         let mut layers = PartialTree::<SortedKeccak256>::from_leaves(leaves)
             .map(|tree| tree.layer_nodes())
             .unwrap_or_default();
+        // Its top layer may repeat the root.
         if let Some(top) = layers.iter().position(|layer| layer.len() <= 1) {
             layers.truncate(top + 1);
         }
+        RewardTree { layers }
+    }
+
+    /// The same tree from two halves built at once: the first `p` leaves (the largest
+    /// power of two below their number) make a complete subtree, whose layers pair up
+    /// exactly as in the whole tree; the rest make the other, whose root moves up
+    /// unchanged to the first subtree's height; the root hashes the two roots.
+    fn build_in_halves(leaves: &[Hash], at_least: usize) -> Self {
+        if leaves.len() < at_least.max(2) {
+            return Self::build_here(leaves);
+        }
+        let split = leaves.len().next_power_of_two() / 2;
+        let (left, right) = std::thread::scope(|scope| {
+            let left = scope.spawn(|| Self::build_here(&leaves[..split]));
+            let right = Self::build_here(&leaves[split..]);
+            let left = left
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (left, right)
+        });
+        let (left_root, right_root) = (left.root(), right.root());
+        let mut layers: Vec<Vec<Hash>> = left
+            .layers
+            .into_iter()
+            .enumerate()
+            .map(|(height, mut layer)| {
+                match right.layers.get(height) {
+                    Some(nodes) => layer.extend_from_slice(nodes),
+                    None => layer.push(right_root),
+                }
+                layer
+            })
+            .collect();
+        layers.push(vec![hash_pair(&left_root, &right_root)]);
         RewardTree { layers }
     }
 
@@ -224,6 +270,21 @@ mod tests {
         assert_eq!(
             leaf_hash(Address::from_low_u64_be(1), U256::from(5)),
             expected
+        );
+    }
+
+    #[test]
+    fn a_tree_built_in_halves_is_the_tree_built_at_once() {
+        let sizes = (2..=70).chain([127, 128, 129, 1000, 4097, 10_001, 65_537]);
+        for n in sizes {
+            let leaves = leaves(n);
+            let whole = RewardTree::build_here(&leaves);
+            let halves = RewardTree::build_in_halves(&leaves, 2);
+            assert_eq!(halves.layers, whole.layers, "n={n}");
+        }
+        assert_eq!(
+            RewardTree::build_in_halves(&leaves(1), 2).layers,
+            RewardTree::build_here(&leaves(1)).layers
         );
     }
 
