@@ -29,9 +29,3 @@ impl ShutdownSignal {
         tracing::info!(signal = name, "shutting down");
     }
 }
-
-/// Resolves when the process receives SIGINT or SIGTERM (caught from this call on).
-pub async fn signal_received() -> std::io::Result<()> {
-    ShutdownSignal::listen()?.received().await;
-    Ok(())
-}

@@ -411,14 +411,14 @@ pub fn store_missing_trees(conn: &mut PgConnection) -> Result<TreesRebuilt, EonE
         )
         .bind::<BigInt, _>(eon.eon)
         .load(conn)?;
-        let hashes = leaves
+        let leaves = leaves
             .iter()
             .map(|leaf| {
                 let address = address_of(&leaf.payout_address).ok_or(EonError::BadAddress(-1))?;
-                Ok(merkle::leaf_hash(address, money::parse(&leaf.cumulative)?))
+                Ok((address, money::parse(&leaf.cumulative)?))
             })
             .collect::<Result<Vec<_>, EonError>>()?;
-        let tree = RewardTree::build(&hashes);
+        let tree = RewardTree::build(&merkle::leaf_hashes(&leaves));
         if tree.root()[..] != eon.root[..] {
             rebuilt.refused.push(eon.eon);
             continue;

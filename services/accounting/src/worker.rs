@@ -127,6 +127,15 @@ async fn enqueue_due_eon(accounting: &Accounting) {
     }
 }
 
+/// Sets a database failure apart (the pool's error, worth retrying) from an eon
+/// that cannot be closed or rebuilt as asked (an answer, logged).
+fn database_apart<T>(outcome: Result<T, EonError>) -> overlaps_shared::Result<Result<T, EonError>> {
+    match outcome {
+        Err(EonError::Database(db)) => Err(overlaps_shared::Error::Database(db)),
+        other => Ok(other),
+    }
+}
+
 /// Stores the trees of eons closed before trees were stored (once, at start). Two
 /// instances racing here collide on the primary key: one stores, the other's
 /// transaction fails without effect.
@@ -134,11 +143,7 @@ async fn store_missing_trees(accounting: &Accounting) {
     let outcome = accounting
         .infra
         .db
-        .run(|conn| match eon::store_missing_trees(conn) {
-            Ok(eons) => Ok(Ok(eons)),
-            Err(EonError::Database(db)) => Err(overlaps_shared::Error::Database(db)),
-            Err(other) => Ok(Err(other)),
-        })
+        .run(|conn| database_apart(eon::store_missing_trees(conn)))
         .await;
     match outcome {
         Ok(Ok(rebuilt)) => {
@@ -180,11 +185,7 @@ pub async fn close_eon(
     let closed = accounting
         .infra
         .db
-        .run(move |conn| match eon::close_eon(conn, number) {
-            Ok(summary) => Ok(Ok(summary)),
-            Err(EonError::Database(db)) => Err(overlaps_shared::Error::Database(db)),
-            Err(other) => Ok(Err(other)),
-        })
+        .run(move |conn| database_apart(eon::close_eon(conn, number)))
         .await?;
     if let Err(err) = lease.release().await {
         tracing::warn!(error = %err, "could not release the eon lock");

@@ -15,7 +15,7 @@ use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
 use crate::check::Checker;
-use crate::receipts::{HubIdentity, Receipt, ReceiptJournal};
+use crate::receipts::{self, HubIdentity, Receipt, ReceiptJournal};
 
 /// Why a connection ended.
 #[derive(Debug, thiserror::Error)]
@@ -232,11 +232,7 @@ impl Node {
     /// Keeps acknowledged results for the reward check; a failed write is loud but
     /// does not stop the node (its expectation can only come out lower, never higher).
     fn record_receipts(&self, receipts: impl Iterator<Item = Receipt>) {
-        let written = match self.receipts.lock() {
-            Ok(mut journal) => journal.record(receipts),
-            Err(poisoned) => poisoned.into_inner().record(receipts),
-        };
-        if let Err(err) = written {
+        if let Err(err) = receipts::lock(&self.receipts).record(receipts) {
             tracing::error!(error = %err, "could not record acknowledged results");
         }
     }
@@ -247,11 +243,7 @@ impl Node {
             hub_id: hub_id.to_owned(),
             validator_id,
         };
-        let bound = match self.receipts.lock() {
-            Ok(mut journal) => journal.bind(hub),
-            Err(poisoned) => poisoned.into_inner().bind(hub),
-        };
-        match bound {
+        match receipts::lock(&self.receipts).bind(hub) {
             Ok(None) => {}
             Ok(Some(aside)) => {
                 tracing::warn!(validator_id, hub = %hub_id, kept_at = %aside.display(),

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use overlaps_shared::eth::U256;
 use overlaps_shared::protocol::CheckStatus;
@@ -104,6 +105,13 @@ mod decimal {
         let text = String::deserialize(d)?;
         U256::from_dec_str(&text).map_err(serde::de::Error::custom)
     }
+}
+
+/// The receipt file shared by the connection (which records) and the reward check
+/// (which settles); a panic elsewhere must not lose the record, so a poisoned lock
+/// is taken over.
+pub fn lock(shared: &Mutex<ReceiptJournal>) -> MutexGuard<'_, ReceiptJournal> {
+    shared.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The receipt file, loaded.

@@ -14,7 +14,7 @@ use overlaps_shared::merkle::Hash;
 use overlaps_shared::signing::{self, PublicKey};
 
 use crate::hub_api::{ApiError, HubApi, PublicAssignment};
-use crate::receipts::{Receipt, ReceiptError, ReceiptJournal, Settled};
+use crate::receipts::{self, Receipt, ReceiptError, ReceiptJournal, Settled};
 
 /// Why an eon could not be checked (it is tried again on the next tick).
 #[derive(Debug, thiserror::Error)]
@@ -364,7 +364,7 @@ impl RewardWatch {
     }
 
     fn journal(&self) -> std::sync::MutexGuard<'_, ReceiptJournal> {
-        self.receipts.lock().unwrap_or_else(PoisonError::into_inner)
+        receipts::lock(&self.receipts)
     }
 
     /// The reward this node's receipts earn up to eon `eon`'s last round (settled by
