@@ -19,7 +19,7 @@ MODE=${1:-dev}
 HUB_SERVICES=(server scheduler accounting audit chain verifier)
 # Variables that must be set, and differ from .env.example, in production.
 PROD_REQUIRED=(DATABASE_URL REDIS_URL CHAIN_RPC_URL CONTRACT_ADDRESS OPERATOR_PRIVATE_KEY)
-PROD_NOT_DEFAULT=(DATABASE_URL OPERATOR_PRIVATE_KEY OPERATOR_API_KEY)
+PROD_NOT_DEFAULT=(DATABASE_URL OPERATOR_PRIVATE_KEY OPERATOR_API_KEY CANARY_SECRET)
 # The dev chain (npm @foundry-rs/anvil): its native binary, not the Node wrapper,
 # which would leave the real process orphaned when stopped.
 CONTRACTS_DIR=shared/contracts
@@ -339,6 +339,8 @@ run_services() {
     if [ "$profile" = debug ]; then
         start_dev_sinks
         start_dev_chain "$profile"
+        # Known-answer checks; in prod the operator runs `canary` on hosts of their own.
+        start_child canary "target/$profile/canary"
     fi
     for service in "${HUB_SERVICES[@]}"; do
         # In dev the scheduler starts last, so the first round finds the validators online.
@@ -435,7 +437,7 @@ case "$MODE" in
         done
         for var in "${PROD_NOT_DEFAULT[@]}"; do
             default=$(sed -n "s/^$var=//p" .env.example)
-            [ "${!var}" != "$default" ] || die "$var still has its dev default from .env.example"
+            [ "${!var:-}" != "$default" ] || die "$var still has its dev default from .env.example"
         done
         export LOG_FORMAT=${LOG_FORMAT:-json}
         ensure_toolchain

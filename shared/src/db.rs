@@ -14,6 +14,11 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use crate::config::DatabaseUrl;
 use crate::{Error, Result};
 
+/// PostgreSQL advisory lock taken by a closing eon and by a round close that
+/// takes back credits (a failed canary): an eon never commits credits that a
+/// concurrent close is taking back.
+pub const EON_BOUNDARY_LOCK: i64 = 0x6f76_6c70_656f_6e01;
+
 /// Every migration in `migrations/`, built into the binary.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../migrations");
 

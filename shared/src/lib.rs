@@ -2,10 +2,12 @@
 //! schema, models and pool, the Redis key space and mutex, the job queue types and
 //! the one error type.
 
+pub mod canary;
 pub mod config;
 pub mod db;
 pub mod error;
 pub mod eth;
+pub mod hash_chain;
 pub mod jobs;
 pub mod ledger;
 pub mod merkle;

@@ -39,6 +39,7 @@ diesel::table! {
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
         last_scheduled_at -> Nullable<Timestamptz>,
+        canary -> Bool,
     }
 }
 
@@ -84,6 +85,7 @@ diesel::table! {
         seed_results_round -> Nullable<Int8>,
         candidates -> Jsonb,
         close_enqueued_at -> Nullable<Timestamptz>,
+        canary_key -> Nullable<Bytea>,
     }
 }
 
@@ -303,6 +305,32 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    canary_chains (epoch) {
+        epoch -> Int8,
+        first_round -> Int8,
+        rounds -> Int4,
+        rate_bp -> Int4,
+        tip -> Bytea,
+        anchor -> Bytea,
+        committed_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    canary_assignments (assignment_id) {
+        assignment_id -> Int8,
+        round_number -> Int8,
+        validator_id -> Int8,
+        mode -> Text,
+        keyword -> Nullable<Text>,
+        url -> Text,
+        timeout_ms -> Int4,
+        outcome -> Nullable<Text>,
+        forfeited -> Numeric,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(websites -> users (owner_id));
 diesel::joinable!(alert_channels -> users (owner_id));
@@ -325,6 +353,9 @@ diesel::joinable!(validator_rewards -> validators (validator_id));
 diesel::joinable!(ethereum_transaction_attempts -> ethereum_transactions (transaction_id));
 diesel::joinable!(contract_events -> chain_blocks (block_number));
 diesel::joinable!(audit_reports -> eons (eon));
+diesel::joinable!(canary_assignments -> check_assignments (assignment_id));
+diesel::joinable!(canary_assignments -> rounds (round_number));
+diesel::joinable!(canary_assignments -> validators (validator_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -350,4 +381,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     chain_blocks,
     contract_events,
     audit_reports,
+    canary_chains,
+    canary_assignments,
 );

@@ -304,6 +304,11 @@ impl ServiceProcess {
         let started = Instant::now();
         while started.elapsed() < timeout {
             if let Some(status) = self.child.try_wait()? {
+                // The readers deliver what the process printed last until both
+                // pipes close: collect it, so `output` has every line.
+                while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+                    self.seen.push(line);
+                }
                 return Ok(Some(status));
             }
             std::thread::sleep(Duration::from_millis(20));

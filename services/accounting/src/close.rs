@@ -5,7 +5,7 @@
 //! Everything happens in one transaction, under a row lock on the round, and a
 //! round already closed is left alone: closing twice changes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Timelike, Utc};
@@ -16,6 +16,7 @@ use serde_json::json;
 use overlaps_shared::ledger::{self, RoundAnswer};
 pub use overlaps_shared::ledger::{Verdict, majority};
 
+use crate::canaries;
 use crate::config::ClosePolicy;
 
 /// Why a round cannot be closed (yet).
@@ -52,6 +53,10 @@ pub struct CloseSummary {
     pub alerts: Vec<i64>,
     /// Validators credited.
     pub credited: usize,
+    /// Canaries answered rightly.
+    pub canaries_passed: usize,
+    /// Validators that answered a canary wrongly (and forfeited).
+    pub canaries_failed: usize,
 }
 
 #[derive(QueryableByName)]
@@ -159,8 +164,12 @@ pub fn close_round(
         )
         .bind::<BigInt, _>(round)
         .load(conn)?;
+        // Canaries are judged against their known answers, never by majority, and
+        // never move a site, alert anyone or count in any uptime.
+        let canary_site = canaries::canary_site(conn)?;
+        let canary_tally = canaries::reveal_and_judge(conn, round)?;
         let mut by_site: BTreeMap<i64, Vec<Answer>> = BTreeMap::new();
-        for answer in answers {
+        for answer in answers.into_iter().filter(|a| Some(a.website_id) != canary_site) {
             by_site.entry(answer.website_id).or_default().push(answer);
         }
 
@@ -190,35 +199,60 @@ pub fn close_round(
             update_rollup(conn, site, row.opened_at, verdict, answers)?;
         }
 
-        for (&validator_id, tally) in &outcome.tallies {
-            let ledger::Tally { answered, agreed, missed } = *tally;
-            let amount = &policy.reward_per_check * BigDecimal::from(agreed);
-            if agreed > 0 {
+        let validators: BTreeSet<i64> = outcome
+            .tallies
+            .keys()
+            .chain(canary_tally.by_validator.keys())
+            .copied()
+            .collect();
+        for validator_id in validators {
+            let ledger::Tally { answered, agreed, missed } =
+                outcome.tallies.get(&validator_id).copied().unwrap_or_default();
+            let passed = canary_tally.passed(validator_id);
+            let failed = canary_tally.failed(validator_id);
+            let canaries_missed = canary_tally.missed(validator_id);
+            // A passed canary earns what an agreeing check does.
+            let earned_checks = agreed + passed;
+            let amount = &policy.reward_per_check * BigDecimal::from(earned_checks);
+            if earned_checks > 0 {
                 diesel::sql_query(
                     "INSERT INTO validator_credits (round_number, validator_id, checks, amount) VALUES ($1, $2, $3, $4)",
                 )
                 .bind::<BigInt, _>(round)
                 .bind::<BigInt, _>(validator_id)
-                .bind::<Int4, _>(i32::try_from(agreed).unwrap_or(i32::MAX))
+                .bind::<Int4, _>(i32::try_from(earned_checks).unwrap_or(i32::MAX))
                 .bind::<Numeric, _>(&amount)
                 .execute(conn)?;
                 summary.credited += 1;
             }
             // Agreeing earns reputation; disagreeing or missing costs more.
-            let change = agreed * i64::from(policy.reputation_gain)
-                - (answered - agreed + missed) * i64::from(policy.reputation_loss);
+            let change = earned_checks * i64::from(policy.reputation_gain)
+                - (answered - agreed + missed + canaries_missed) * i64::from(policy.reputation_loss);
             diesel::sql_query(
                 "UPDATE validators SET checks_done = checks_done + $2, checks_agreed = checks_agreed + $3, \
                  checks_missed = checks_missed + $4, credited = credited + $5, \
                  reputation = LEAST(10000, GREATEST(0, reputation + $6)) WHERE id = $1",
             )
             .bind::<BigInt, _>(validator_id)
-            .bind::<BigInt, _>(answered)
-            .bind::<BigInt, _>(agreed)
-            .bind::<BigInt, _>(missed)
+            .bind::<BigInt, _>(answered + passed + failed)
+            .bind::<BigInt, _>(earned_checks)
+            .bind::<BigInt, _>(missed + canaries_missed)
             .bind::<Numeric, _>(&amount)
             .bind::<Int4, _>(i32::try_from(change).unwrap_or(0))
             .execute(conn)?;
+            if failed > 0 {
+                // A wrong known answer: the eon's credits so far and a large share
+                // of the reputation are gone.
+                canaries::forfeit(conn, round, validator_id)?;
+                diesel::sql_query(
+                    "UPDATE validators SET reputation = reputation * (10000 - $2) / 10000 WHERE id = $1",
+                )
+                .bind::<BigInt, _>(validator_id)
+                .bind::<Int4, _>(policy.canary_penalty_bp)
+                .execute(conn)?;
+                summary.canaries_failed += 1;
+            }
+            summary.canaries_passed += usize::try_from(passed).unwrap_or(0);
         }
 
         let results_hash = outcome.results_hash;

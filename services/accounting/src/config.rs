@@ -30,6 +30,9 @@ pub struct ClosePolicy {
     pub reputation_loss: i32,
     /// `TLS_EXPIRY_WARNING_DAYS`: alert when a certificate expires within this.
     pub tls_warning_days: i32,
+    /// `CANARY_REPUTATION_PENALTY_BP`: share of its reputation (basis points) a
+    /// validator loses for a wrong canary answer, besides the eon's credits so far.
+    pub canary_penalty_bp: i32,
 }
 
 impl ClosePolicy {
@@ -43,6 +46,7 @@ impl ClosePolicy {
             reputation_gain: env.ranged("REPUTATION_GAIN", 10, 0..=10_000)?,
             reputation_loss: env.ranged("REPUTATION_LOSS", 50, 0..=10_000)?,
             tls_warning_days: env.ranged("TLS_EXPIRY_WARNING_DAYS", 14, 1..=365)?,
+            canary_penalty_bp: env.ranged("CANARY_REPUTATION_PENALTY_BP", 5_000, 0..=10_000)?,
         })
     }
 }

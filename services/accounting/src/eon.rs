@@ -187,6 +187,10 @@ struct PreviousLeaf {
 pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>, EonError> {
     conn.transaction(|conn| {
         let started = Instant::now();
+        // A round close taking back credits (a failed canary) waits, or is waited for.
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<BigInt, _>(overlaps_shared::db::EON_BOUNDARY_LOCK)
+            .execute(conn)?;
         let next = match next_eon(conn)? {
             Ok(next) => next,
             Err(number) if eon < number => return Ok(None),

@@ -3,6 +3,7 @@
 //! It also closes eons: cumulative rewards, Merkle tree, root commitment.
 
 pub mod alerts;
+pub mod canaries;
 pub mod close;
 pub mod config;
 pub mod eon;

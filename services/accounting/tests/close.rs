@@ -27,6 +27,7 @@ fn policy() -> ClosePolicy {
         reputation_gain: 10,
         reputation_loss: 50,
         tls_warning_days: 14,
+        canary_penalty_bp: 5_000,
     }
 }
 

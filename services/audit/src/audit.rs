@@ -41,14 +41,17 @@ pub enum AuditError {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Mismatch {
     /// What disagrees: `round_missing`, `results_hash`, `chain_hash`, `tick_signature`,
-    /// `credit`, `cumulative`, `leaf`, `root`, `total`, `proof`, `onchain_root`, …
+    /// `credit`, `cumulative`, `leaf`, `root`, `total`, `proof`, `onchain_root`,
+    /// `canary_commitment`, `canary_key`, `canary_schedule`, `canary_verdict`,
+    /// `canary_forfeit`, …
     pub kind: &'static str,
     /// The ids and values involved.
     pub details: Value,
 }
 
 impl Mismatch {
-    fn new(kind: &'static str, details: Value) -> Self {
+    /// A mismatch of `kind` with its details.
+    pub(crate) fn new(kind: &'static str, details: Value) -> Self {
         Mismatch { kind, details }
     }
 }
@@ -64,6 +67,8 @@ pub struct Checked {
     pub signatures: usize,
     /// Credit rows compared.
     pub credits: usize,
+    /// Canary assignments re-derived and judged again.
+    pub canaries: usize,
     /// Validators whose cumulative reward was recomputed.
     pub validators: usize,
     /// Payout leaves compared.
@@ -190,7 +195,7 @@ struct KeyRow {
     public_key: Vec<u8>,
 }
 
-fn hex0x(bytes: &[u8]) -> String {
+pub(crate) fn hex0x(bytes: &[u8]) -> String {
     format!("0x{}", hex::encode(bytes))
 }
 
@@ -244,7 +249,8 @@ fn check_rounds(
     let rounds: BTreeMap<i64, RoundRow> = rounds.into_iter().map(|r| (r.number, r)).collect();
     let answers: Vec<AnswerRow> = diesel::sql_query(
         "SELECT a.id, a.round_number, a.website_id, a.validator_id, t.status \
-         FROM check_assignments a LEFT JOIN ticks t ON t.assignment_id = a.id AND t.validator_id = a.validator_id \
+         FROM check_assignments a JOIN websites w ON w.id = a.website_id AND NOT w.canary \
+         LEFT JOIN ticks t ON t.assignment_id = a.id AND t.validator_id = a.validator_id \
          WHERE a.round_number BETWEEN $1 AND $2",
     )
     .bind::<BigInt, _>(eon.first_round)
@@ -327,6 +333,15 @@ fn check_rounds(
             }
         }
     }
+    // Canaries are judged by their revealed known answers, not by majority.
+    crate::canaries::check_canaries(
+        conn,
+        eon.first_round,
+        eon.last_round,
+        policy.reward_per_check,
+        &mut credits,
+        report,
+    )?;
     check_signatures(conn, eon, policy, report)?;
     Ok(credits)
 }

@@ -3,5 +3,6 @@
 //! root and tree layers, the on-chain root) and reports every mismatch by id.
 
 pub mod audit;
+pub mod canaries;
 pub mod config;
 pub mod worker;

@@ -2,6 +2,7 @@
 //! due sites to validators chosen publicly and re-derivably, enqueues one `dispatch`
 //! job per server instance, and a `close_round` job once each round's deadline passes.
 
+pub mod canaries;
 pub mod config;
 pub mod leader;
 pub mod rounds;

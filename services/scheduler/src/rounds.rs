@@ -18,6 +18,8 @@ use overlaps_shared::operator_alert;
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate};
 
+use crate::canaries::{self, CanaryPolicy};
+
 /// A round just opened.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OpenedRound {
@@ -73,6 +75,10 @@ struct Assigned {
     id: i64,
     #[diesel(sql_type = Text)]
     server_instance: String,
+    #[diesel(sql_type = BigInt)]
+    website_id: i64,
+    #[diesel(sql_type = BigInt)]
+    validator_id: i64,
 }
 
 #[derive(QueryableByName)]
@@ -142,6 +148,7 @@ pub fn open_round(
     round_length: Duration,
     hub_id: &str,
     online: &[OnlineValidator],
+    canary_policy: &CanaryPolicy,
 ) -> overlaps_shared::Result<OpenedRound> {
     conn.transaction(|conn| {
         let (number, seed, seed_results_round) = seed_for(conn, hub_id)?;
@@ -184,6 +191,18 @@ pub fn open_round(
                 due_ats.push(due_at);
             }
         }
+        // Canaries go in beside the real checks, indistinguishable in the messages.
+        let candidate_ids: Vec<i64> = candidates.iter().map(|c| c.validator_id).collect();
+        let planned = canaries::plan(conn, number, now, &candidate_ids, &due_ats, canary_policy)?;
+        let canary_site = if planned.is_empty() { None } else { Some(canaries::canary_site(conn)?) };
+        if let Some(canary_site) = canary_site {
+            for canary in &planned {
+                sites.push(canary_site);
+                validators.push(canary.validator_id);
+                instances.push(instance_of.get(&canary.validator_id).copied().unwrap_or_default().to_owned());
+                due_ats.push(canary.due_at);
+            }
+        }
         let candidates_json = serde_json::Value::from(
             candidates.iter().map(|c| serde_json::json!([c.validator_id, c.weight])).collect::<Vec<_>>(),
         );
@@ -202,7 +221,7 @@ pub fn open_round(
         let assigned: Vec<Assigned> = diesel::sql_query(
             "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at) \
              SELECT $1, s, v, i, d, $2 FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[]) AS t(s, v, i, d) \
-             RETURNING id, server_instance",
+             RETURNING id, server_instance, website_id, validator_id",
         )
         .bind::<BigInt, _>(number)
         .bind::<Timestamptz, _>(deadline_at)
@@ -211,6 +230,12 @@ pub fn open_round(
         .bind::<Array<Text>, _>(&instances)
         .bind::<Array<Timestamptz>, _>(&due_ats)
         .load(conn)?;
+        let canary_rows: Vec<(i64, i64)> = assigned
+            .iter()
+            .filter(|a| Some(a.website_id) == canary_site)
+            .map(|a| (a.id, a.validator_id))
+            .collect();
+        canaries::record(conn, number, &canary_rows, &planned)?;
         let due_ids: Vec<i64> = due.iter().map(|s| s.id).collect();
         diesel::sql_query("UPDATE websites SET last_scheduled_at = $1 WHERE id = ANY($2)")
             .bind::<Timestamptz, _>(now)

@@ -9,6 +9,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz};
+use overlaps_scheduler::canaries::CanaryPolicy;
 use overlaps_scheduler::rounds::{mark_close_enqueued, next_opening, open_round, rounds_to_close};
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate};
@@ -162,7 +163,7 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
     let here = online(&[(v1, "s1"), (v2, "s2"), (v3, "s1")]);
 
     assert_eq!(next_opening(&mut conn, LENGTH).unwrap(), None);
-    let first = open_round(&mut conn, at(0), LENGTH, HUB, &here).unwrap();
+    let first = open_round(&mut conn, at(0), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
     assert_eq!(first.number, 1);
     assert_eq!(first.seed, selection::genesis_seed(HUB));
     assert!(!first.degraded);
@@ -200,7 +201,7 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
 
     // Round 2: no round closed yet, so zeros stand in for the results hash; the
     // 100-second site is not due again yet.
-    let second = open_round(&mut conn, at(30), LENGTH, HUB, &here).unwrap();
+    let second = open_round(&mut conn, at(30), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
     assert_eq!(
         second.seed,
         selection::next_round_seed(&first.seed, &[0; 32])
@@ -215,13 +216,13 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
         .bind::<Bytea, _>(vec![0xab; 32])
         .execute(&mut conn)
         .unwrap();
-    let third = open_round(&mut conn, at(60), LENGTH, HUB, &here).unwrap();
+    let third = open_round(&mut conn, at(60), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
     assert_eq!(
         third.seed,
         selection::next_round_seed(&second.seed, &[0xab; 32])
     );
     assert_eq!(stored_round(&mut conn, 3).seed_results_round, Some(1));
-    let fourth = open_round(&mut conn, at(100), LENGTH, HUB, &here).unwrap();
+    let fourth = open_round(&mut conn, at(100), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
     assert_eq!(fourth.sites, 2, "the 100-second site is due again");
 }
 
@@ -231,13 +232,13 @@ fn fewer_validators_online_than_a_quorum_marks_the_round_degraded() {
     let mut conn = db.connect().unwrap();
     let v1 = validator(&mut conn, 1, 5000);
     website(&mut conn, 30, 3, true);
-    let opened = open_round(&mut conn, at(0), LENGTH, HUB, &online(&[(v1, "s1")])).unwrap();
+    let opened = open_round(&mut conn, at(0), LENGTH, HUB, &online(&[(v1, "s1")]), &CanaryPolicy::none()).unwrap();
     assert!(opened.degraded);
     assert!(stored_round(&mut conn, 1).degraded);
     assert_eq!(opened.dispatches.len(), 1);
     assert_eq!(opened.dispatches[0].assignment_ids.len(), 1);
     // Nobody online at all: still degraded, nothing assigned.
-    let empty = open_round(&mut conn, at(30), LENGTH, HUB, &[]).unwrap();
+    let empty = open_round(&mut conn, at(30), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
     assert!(empty.degraded && empty.dispatches.is_empty());
 }
 
@@ -245,8 +246,8 @@ fn fewer_validators_online_than_a_quorum_marks_the_round_degraded() {
 fn rounds_past_their_deadline_are_handed_to_accounting_once() {
     let db = TestDatabase::new().unwrap();
     let mut conn = db.connect().unwrap();
-    open_round(&mut conn, at(0), LENGTH, HUB, &[]).unwrap();
-    open_round(&mut conn, at(30), LENGTH, HUB, &[]).unwrap();
+    open_round(&mut conn, at(0), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
+    open_round(&mut conn, at(30), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
     assert!(rounds_to_close(&mut conn, at(29)).unwrap().is_empty());
     assert_eq!(rounds_to_close(&mut conn, at(30)).unwrap(), vec![1]);
     mark_close_enqueued(&mut conn, 1).unwrap();
@@ -272,10 +273,10 @@ fn the_operator_is_alerted_when_rounds_degrade_or_nobody_is_online_not_every_rou
             .map(|k| k.dedup_key)
             .collect()
     };
-    open_round(&mut conn, at(0), LENGTH, HUB, &online(&[(v1, "s1")])).unwrap();
-    open_round(&mut conn, at(30), LENGTH, HUB, &online(&[(v1, "s1")])).unwrap();
+    open_round(&mut conn, at(0), LENGTH, HUB, &online(&[(v1, "s1")]), &CanaryPolicy::none()).unwrap();
+    open_round(&mut conn, at(30), LENGTH, HUB, &online(&[(v1, "s1")]), &CanaryPolicy::none()).unwrap();
     assert_eq!(alerts(&mut conn), vec!["degraded:1"], "once when it starts");
-    open_round(&mut conn, at(60), LENGTH, HUB, &[]).unwrap();
-    open_round(&mut conn, at(90), LENGTH, HUB, &[]).unwrap();
+    open_round(&mut conn, at(60), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
+    open_round(&mut conn, at(90), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
     assert_eq!(alerts(&mut conn), vec!["degraded:1", "no_validators:3"]);
 }

@@ -67,8 +67,11 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
         .db
         .run(move |conn| {
             Ok(diesel::sql_query(
-                "SELECT a.id, a.validator_id, a.due_at, a.deadline_at, w.url, w.method, w.timeout_ms, w.keyword \
+                "SELECT a.id, a.validator_id, a.due_at, a.deadline_at, \
+                        COALESCE(c.url, w.url) AS url, w.method, COALESCE(c.timeout_ms, w.timeout_ms) AS timeout_ms, \
+                        CASE WHEN c.assignment_id IS NULL THEN w.keyword ELSE c.keyword END AS keyword \
                  FROM check_assignments a JOIN websites w ON w.id = a.website_id \
+                 LEFT JOIN canary_assignments c ON c.assignment_id = a.id \
                  WHERE a.id = ANY($1) AND a.state = 'pending' AND a.server_instance = $2 \
                  ORDER BY a.due_at",
             )

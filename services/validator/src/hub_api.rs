@@ -2,6 +2,7 @@
 //! the public record of rounds and the network's terms.
 
 use chrono::{DateTime, Utc};
+use overlaps_shared::canary::{self, CanaryMode};
 use overlaps_shared::eth::U256;
 use overlaps_shared::signing::ResultFields;
 use serde::Deserialize;
@@ -83,8 +84,60 @@ pub struct ValidatorRecord {
 /// The part of `GET /api/v1/eons/{n}` the node uses.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EonRecord {
+    /// Its first round.
+    pub first_round: i64,
     /// Its last round: the eon counts every round up to it.
     pub last_round: i64,
+}
+
+/// The part of a round's public record canaries are derived from.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoundRecord {
+    /// Validators online at opening, `[[validator_id, weight], ...]`.
+    pub candidates: Vec<(i64, u32)>,
+}
+
+/// A closed round's revealed canary key and canary assignments.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct RoundCanaries {
+    /// The round's canary key, hex (revealed at the close).
+    pub canary_key: Option<String>,
+    /// The canary rate its chain committed to, basis points.
+    pub canary_rate_bp: Option<u32>,
+    /// Its canary assignments.
+    pub items: Vec<PublicCanary>,
+}
+
+impl RoundCanaries {
+    /// The canary the round's key gives validator `own_id` among `candidates`:
+    /// re-derived here, never taken from the hub's list.
+    pub fn canary_of(&self, own_id: i64, candidates: &[(i64, u32)]) -> Result<Option<CanaryMode>, String> {
+        let (Some(key), Some(rate)) = (&self.canary_key, self.canary_rate_bp) else {
+            return Ok(None);
+        };
+        let key: [u8; 32] = hex::decode(key.trim_start_matches("0x"))
+            .ok()
+            .and_then(|k| k.try_into().ok())
+            .ok_or_else(|| format!("canary key {key:?} is not 32 bytes of hex"))?;
+        let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
+        Ok(canary::plan_round(&key, &ids, rate)
+            .into_iter()
+            .find(|p| p.validator_id == own_id)
+            .map(|p| p.mode))
+    }
+}
+
+/// A canary assignment as published once its round closed.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PublicCanary {
+    /// The assignment.
+    pub assignment_id: i64,
+    /// Who was sent it.
+    pub validator_id: i64,
+    /// Its mode.
+    pub mode: String,
+    /// The right answer.
+    pub expected_status: String,
 }
 
 /// A signed result in a round's public record.
@@ -132,6 +185,9 @@ pub struct PublicAssignment {
     pub validator_id: i64,
     /// Its result, if stored.
     pub result: Option<PublicResult>,
+    /// Set (by the node, from the round's canaries) when the assignment was a canary.
+    #[serde(default, skip)]
+    pub canary: Option<PublicCanary>,
 }
 
 #[derive(Deserialize)]
@@ -209,6 +265,16 @@ impl HubApi {
     /// Eon `number`.
     pub async fn eon(&self, number: u64) -> Result<EonRecord, ApiError> {
         self.get(&format!("/api/v1/eons/{number}")).await
+    }
+
+    /// Round `round`'s public record.
+    pub async fn round(&self, round: i64) -> Result<RoundRecord, ApiError> {
+        self.get(&format!("/api/v1/rounds/{round}")).await
+    }
+
+    /// Round `round`'s canaries (none while it is open).
+    pub async fn round_canaries(&self, round: i64) -> Result<RoundCanaries, ApiError> {
+        self.get(&format!("/api/v1/rounds/{round}/canaries")).await
     }
 
     /// Every assignment of round `round`, all pages.

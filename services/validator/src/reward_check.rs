@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use overlaps_shared::eth::{self, Address, EthError, U256};
+use overlaps_shared::canary::{self, CanaryMode, CanaryOutcome};
 use overlaps_shared::ledger::{self, RoundAnswer};
 use overlaps_shared::merkle::Hash;
 use overlaps_shared::signing::{self, PublicKey};
 
-use crate::hub_api::{ApiError, HubApi, PublicAssignment};
+use crate::hub_api::{ApiError, HubApi, PublicAssignment, PublicCanary};
 use crate::receipts::{self, Receipt, ReceiptError, ReceiptJournal, Settled};
 
 /// Why an eon could not be checked (it is tried again on the next tick).
@@ -101,8 +102,10 @@ pub enum Problem {
 /// What this node's receipts of one round earned, by the round's public record.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RoundSettlement {
-    /// Receipts that agreed with their site's majority.
+    /// Receipts that agreed with their site's majority, or passed a canary.
     pub agreed: u64,
+    /// A receipt answered a canary wrongly: the eon's credits so far are forfeited.
+    pub failed_canary: bool,
     /// Receipts missing from, or altered in, the record.
     pub problems: Vec<Problem>,
 }
@@ -115,14 +118,20 @@ fn same_signature(a: &str, b: &str) -> bool {
 /// Settles validator `own_id`'s receipts of round `round` against the round's public
 /// record. Its results count as the node sent them, whatever the record says, so a
 /// hub that drops or alters one cannot talk the node out of its expectation.
+/// `own_canary` is the canary the round's revealed key gives this node (re-derived
+/// by the node, not taken from the record): a canary counts when answered rightly,
+/// and a wrong answer marks the round as forfeiting the eon so far.
 pub fn settle_receipts(
     own_id: i64,
     round: i64,
     receipts: &[Receipt],
     record: &[PublicAssignment],
+    own_canary: Option<CanaryMode>,
 ) -> RoundSettlement {
+    // Canaries are judged by their known answer, never by majority.
     let mut answers: Vec<RoundAnswer> = record
         .iter()
+        .filter(|a| a.canary.is_none())
         .map(|a| RoundAnswer {
             assignment_id: a.id,
             website_id: a.website_id,
@@ -130,18 +139,22 @@ pub fn settle_receipts(
             status: a.result.as_ref().map(|r| r.status.clone()),
         })
         .collect();
-    let index: HashMap<i64, usize> = record.iter().enumerate().map(|(i, a)| (a.id, i)).collect();
+    let index: HashMap<i64, usize> = answers
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.assignment_id, i))
+        .collect();
+    let by_id: HashMap<i64, &PublicAssignment> = record.iter().map(|a| (a.id, a)).collect();
     let mut settlement = RoundSettlement::default();
     let mut own = Vec::new();
     for receipt in receipts {
         let id = receipt.assignment_id;
-        let Some(&i) = index.get(&id) else {
+        let Some(assignment) = by_id.get(&id) else {
             settlement.problems.push(Problem::RecordDiffers(format!(
                 "round {round} has no assignment {id}"
             )));
             continue;
         };
-        let assignment = &record[i];
         if assignment.validator_id != own_id {
             settlement.problems.push(Problem::RecordDiffers(format!(
                 "round {round}: assignment {id} is recorded as validator {}'s",
@@ -165,11 +178,25 @@ pub fn settle_receipts(
             }
             Some(_) => {}
         }
-        answers[i].status = Some(receipt.status.as_str().to_owned());
+        if assignment.canary.is_some() {
+            match own_canary {
+                Some(mode) => match canary::judge(mode, Some(receipt.status.as_str())) {
+                    CanaryOutcome::Passed => settlement.agreed += 1,
+                    _ => settlement.failed_canary = true,
+                },
+                None => settlement.problems.push(Problem::RecordDiffers(format!(
+                    "round {round}: assignment {id} is published as a canary, but the round's key gives this node none"
+                ))),
+            }
+            continue;
+        }
+        if let Some(&i) = index.get(&id) {
+            answers[i].status = Some(receipt.status.as_str().to_owned());
+        }
         own.push((assignment.website_id, receipt.status.as_str()));
     }
     let outcome = ledger::settle_round(round, &answers);
-    settlement.agreed = own
+    settlement.agreed += own
         .iter()
         .filter(|(site, status)| outcome.verdicts.get(site).map(|v| v.as_str()) == Some(*status))
         .count() as u64;
@@ -386,6 +413,9 @@ impl RewardWatch {
             by_round.entry(receipt.round).or_default().push(receipt);
         }
         let (mut agreed, mut problems) = (0u64, Vec::new());
+        // Agreements per round of this pass, so a failed canary can take back the
+        // eon's so far, as accounting does.
+        let mut earned: BTreeMap<i64, u64> = BTreeMap::new();
         for (round, receipts) in &by_round {
             let mut record = self.api.round_assignments(*round).await?;
             let keys = self.keys_for(&record).await?;
@@ -396,10 +426,36 @@ impl RewardWatch {
                 &terms.hub_id,
                 &keys,
             ));
-            let settled = settle_receipts(own_id, *round, receipts, &record);
-            agreed += settled.agreed;
+            let canaries = self.api.round_canaries(*round).await?;
+            let marked: HashMap<i64, &PublicCanary> =
+                canaries.items.iter().map(|c| (c.assignment_id, c)).collect();
+            for assignment in &mut record {
+                assignment.canary = marked.get(&assignment.id).map(|c| (*c).clone());
+            }
+            let own_canary = if record.iter().any(|a| a.validator_id == own_id && a.canary.is_some()) {
+                let candidates = self.api.round(*round).await?.candidates;
+                canaries.canary_of(own_id, &candidates).map_err(|reason| {
+                    CheckError::Api(ApiError::Malformed { url: format!("/api/v1/rounds/{round}/canaries"), reason })
+                })?
+            } else {
+                None
+            };
+            let settled = settle_receipts(own_id, *round, receipts, &record, own_canary);
+            earned.insert(*round, settled.agreed);
+            if settled.failed_canary {
+                tracing::error!(round, "CANARY FAILED: this node answered a known-answer check wrongly; the eon's reward so far is forfeited");
+                // The forfeit reaches back to the first round of the eon not yet
+                // committed: this eon's when the round is in it, else (an earlier eon
+                // this node had not checked) everything of this pass before it, which
+                // may expect less than is owed, never more.
+                let from = if *round >= range.first_round { range.first_round } else { i64::MIN };
+                for (_, count) in earned.range_mut(from..=*round) {
+                    *count = 0;
+                }
+            }
             problems.extend(settled.problems);
         }
+        agreed += earned.values().sum::<u64>();
         let (base_agreed, base_expected) =
             base.map_or((0, U256::zero()), |b| (b.agreed, b.expected));
         let settled = Settled {
@@ -551,6 +607,7 @@ mod tests {
                 tls_expires_at: None,
                 signature: format!("0x{}", "ab".repeat(64)),
             }),
+            canary: None,
         }
     }
 
@@ -578,7 +635,7 @@ mod tests {
         ];
         // Counted as published, three downs would outvote this node's up.
         assert_eq!(
-            settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &record).agreed,
+            settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &record, None).agreed,
             0
         );
         let problems = discard_unsigned(&mut record, ME, 4, "hub", &keys);
@@ -586,7 +643,7 @@ mod tests {
         assert!(matches!(&problems[0], Problem::Unsigned(m) if m.contains("assignment 3")));
         assert!(record[1].result.is_some(), "a good signature is kept");
         assert!(record[2..].iter().all(|a| a.result.is_none()));
-        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &record);
+        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &record, None);
         assert_eq!(settled.agreed, 1);
     }
 
@@ -616,14 +673,48 @@ mod tests {
             4,
             &[receipt(1, CheckStatus::Up), receipt(4, CheckStatus::Up)],
             &record,
+            None,
         );
         assert_eq!(
             settled,
             RoundSettlement {
                 agreed: 1,
+                failed_canary: false,
                 problems: vec![]
             }
         );
+    }
+
+    #[test]
+    fn canaries_count_by_their_known_answer_never_by_majority() {
+        let canary = |mut a: PublicAssignment| {
+            a.canary = Some(PublicCanary {
+                assignment_id: a.id,
+                validator_id: a.validator_id,
+                mode: "server_error".into(),
+                expected_status: "down".into(),
+            });
+            a
+        };
+        // The node's canary (assignment 3) and another's (4) sit beside a real site.
+        let record = vec![
+            assignment(1, 1, ME, Some("up")),
+            assignment(2, 1, 8, Some("up")),
+            canary(assignment(3, 99, ME, Some("down"))),
+            canary(assignment(4, 99, 8, Some("up"))),
+        ];
+        let receipts = [receipt(1, CheckStatus::Up), receipt(3, CheckStatus::Down)];
+        let settled = settle_receipts(ME, 4, &receipts, &record, Some(CanaryMode::ServerError));
+        assert_eq!((settled.agreed, settled.failed_canary), (2, false));
+        assert!(settled.problems.is_empty(), "{:?}", settled.problems);
+        // Answered wrongly (as the node sent it, whatever the record says): forfeits.
+        let lazy = [receipt(1, CheckStatus::Up), receipt(3, CheckStatus::Up)];
+        let settled = settle_receipts(ME, 4, &lazy, &record, Some(CanaryMode::ServerError));
+        assert_eq!((settled.agreed, settled.failed_canary), (1, true));
+        // A canary the round's key does not give this node is reported, never counted.
+        let settled = settle_receipts(ME, 4, &receipts, &record, None);
+        assert_eq!((settled.agreed, settled.failed_canary), (1, false));
+        assert!(matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("canary")));
     }
 
     #[test]
@@ -634,7 +725,7 @@ mod tests {
             assignment(2, 1, 8, Some("up")),
             assignment(3, 1, 9, Some("down")),
         ];
-        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &dropped);
+        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &dropped, None);
         assert_eq!(settled.agreed, 1, "counted as the node sent it");
         assert!(
             matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("no result"))
@@ -646,17 +737,17 @@ mod tests {
             assignment(2, 1, 8, Some("up")),
             assignment(3, 1, 9, Some("up")),
         ];
-        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &altered);
+        let settled = settle_receipts(ME, 4, &[receipt(1, CheckStatus::Up)], &altered, None);
         assert_eq!(settled.agreed, 1);
         assert_eq!(settled.problems.len(), 1);
 
         // Missing altogether, or given to someone else: reported, not counted.
-        let settled = settle_receipts(ME, 4, &[receipt(9, CheckStatus::Up)], &altered);
+        let settled = settle_receipts(ME, 4, &[receipt(9, CheckStatus::Up)], &altered, None);
         assert_eq!(settled.agreed, 0);
         assert!(
             matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("no assignment 9"))
         );
-        let settled = settle_receipts(ME, 4, &[receipt(2, CheckStatus::Up)], &altered);
+        let settled = settle_receipts(ME, 4, &[receipt(2, CheckStatus::Up)], &altered, None);
         assert!(
             matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("validator 8"))
         );

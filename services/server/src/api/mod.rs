@@ -3,6 +3,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod canaries;
 pub mod channels;
 pub mod eons;
 pub mod errors;
@@ -29,6 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     channels::routes(cfg);
     validators::routes(cfg);
     rounds::routes(cfg);
+    canaries::routes(cfg);
     eons::routes(cfg);
     network::routes(cfg);
 }

@@ -6,7 +6,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, channels, eons, network, rounds, status, validators, websites};
+use super::{accounts, canaries, channels, eons, network, rounds, status, validators, websites};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
@@ -56,6 +56,8 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         rounds::list_rounds,
         rounds::get_round,
         rounds::list_assignments,
+        canaries::round_canaries,
+        canaries::list_chains,
         eons::list_eons,
         eons::get_eon,
         eons::get_audit,
