@@ -375,8 +375,14 @@ mod tests {
     fn answers_are_judged_against_the_mode() {
         assert_eq!(judge(CanaryMode::Ok, Some("up")), CanaryOutcome::Passed);
         assert_eq!(judge(CanaryMode::Ok, Some("down")), CanaryOutcome::Failed);
-        assert_eq!(judge(CanaryMode::Timeout, Some("up")), CanaryOutcome::Failed);
-        assert_eq!(judge(CanaryMode::BadTls, Some("down")), CanaryOutcome::Passed);
+        assert_eq!(
+            judge(CanaryMode::Timeout, Some("up")),
+            CanaryOutcome::Failed
+        );
+        assert_eq!(
+            judge(CanaryMode::BadTls, Some("down")),
+            CanaryOutcome::Passed
+        );
         assert_eq!(judge(CanaryMode::Refused, None), CanaryOutcome::Missed);
         for mode in CanaryMode::ALL {
             assert_eq!(CanaryMode::parse(mode.as_str()), Some(mode));

@@ -69,6 +69,10 @@ mod tests {
         assert_eq!(reveal(DOMAIN, &anchor, 5, 5), None);
         assert!(!follows(DOMAIN, &[8u8; 32], &tip));
         // Another domain is another chain.
-        assert!(!follows(b"other", &reveal(DOMAIN, &anchor, 5, 0).unwrap_or_default(), &tip));
+        assert!(!follows(
+            b"other",
+            &reveal(DOMAIN, &anchor, 5, 0).unwrap_or_default(),
+            &tip
+        ));
     }
 }

@@ -260,15 +260,16 @@ fn reverting_the_tree_layers_cuts_every_leaf_its_hash_and_proof() {
         .execute(&mut conn)
         .unwrap();
     }
-    // Revert exactly the tree-layers migration (the newest).
-    let newest = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+    // Revert back through the tree-layers migration (later ones first).
+    let tree_layers = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .unwrap()
         .into_iter()
-        .map(|m| m.name().to_string())
-        .max()
-        .unwrap();
-    assert!(newest.ends_with("merkle_nodes"), "{newest}");
-    conn.revert_last_migration(MIGRATIONS).unwrap();
+        .find(|m| m.name().to_string().ends_with("merkle_nodes"))
+        .unwrap()
+        .name()
+        .version()
+        .as_owned();
+    while conn.revert_last_migration(MIGRATIONS).unwrap() != tree_layers {}
 
     #[derive(QueryableByName)]
     struct Leaf {

@@ -150,12 +150,10 @@ pub fn forfeit(conn: &mut PgConnection, round: i64, validator: i64) -> Result<St
     .bind::<BigInt, _>(round)
     .get_result::<Amount>(conn)?
     .amount;
-    diesel::sql_query(
-        "UPDATE validators SET credited = credited - $2::numeric WHERE id = $1",
-    )
-    .bind::<BigInt, _>(validator)
-    .bind::<Text, _>(&forfeited)
-    .execute(conn)?;
+    diesel::sql_query("UPDATE validators SET credited = credited - $2::numeric WHERE id = $1")
+        .bind::<BigInt, _>(validator)
+        .bind::<Text, _>(&forfeited)
+        .execute(conn)?;
     diesel::sql_query(
         "UPDATE canary_assignments SET forfeited = $3::numeric \
          WHERE round_number = $1 AND validator_id = $2 AND outcome = 'failed'",

@@ -399,3 +399,193 @@ fn a_certificate_close_to_expiry_is_alerted_once_per_certificate() {
         1
     );
 }
+
+impl World {
+    /// Commits a canary chain over rounds 1..=10 (rate 100 %) and returns its anchor.
+    fn canary_chain(&self) -> [u8; 32] {
+        let anchor = [5u8; 32];
+        let tip = overlaps_shared::hash_chain::tip(
+            overlaps_shared::canary::CANARY_CHAIN_DOMAIN,
+            &anchor,
+            10,
+        );
+        diesel::sql_query(
+            "INSERT INTO canary_chains (epoch, first_round, rounds, rate_bp, tip, anchor) VALUES (1, 1, 10, 10000, $1, $2)",
+        )
+        .bind::<Bytea, _>(tip.to_vec())
+        .bind::<Bytea, _>(anchor.to_vec())
+        .execute(&mut self.db.connect().unwrap())
+        .unwrap();
+        anchor
+    }
+
+    /// A canary of `mode` for validator `i` in round `n`, answered `status` (or missed).
+    fn canary(&self, n: i64, i: usize, mode: &str, status: Option<&str>) {
+        let mut conn = self.db.connect().unwrap();
+        diesel::sql_query(
+            "INSERT INTO websites (owner_id, url, interval_seconds, timeout_ms, quorum, enabled, canary) \
+             SELECT owner_id, 'http://canary.invalid/', 2147483647, 10000, 1, FALSE, TRUE FROM websites WHERE id = $1 \
+             ON CONFLICT (canary) WHERE canary DO NOTHING",
+        )
+        .bind::<BigInt, _>(self.site)
+        .execute(&mut conn)
+        .unwrap();
+        let opened = self.start + Duration::seconds(30 * n);
+        let assignment = diesel::sql_query(
+            "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at, state) \
+             SELECT $1, id, $2, 's1', $3, $4, $5 FROM websites WHERE canary RETURNING id",
+        )
+        .bind::<BigInt, _>(n)
+        .bind::<BigInt, _>(self.validators[i])
+        .bind::<Timestamptz, _>(opened)
+        .bind::<Timestamptz, _>(opened + Duration::seconds(30))
+        .bind::<Text, _>(if status.is_some() { "answered" } else { "pending" })
+        .get_result::<Id>(&mut conn)
+        .unwrap()
+        .id;
+        diesel::sql_query(
+            "INSERT INTO canary_assignments (assignment_id, round_number, validator_id, mode, url, timeout_ms) \
+             VALUES ($1, $2, $3, $4, 'http://127.0.0.1:9/status/00', 1000)",
+        )
+        .bind::<BigInt, _>(assignment)
+        .bind::<BigInt, _>(n)
+        .bind::<BigInt, _>(self.validators[i])
+        .bind::<Text, _>(mode)
+        .execute(&mut conn)
+        .unwrap();
+        if let Some(status) = status {
+            let now = Utc::now();
+            diesel::insert_into(ticks::table)
+                .values(&Tick {
+                    assignment_id: assignment,
+                    round_number: n,
+                    website_id: count(&mut conn, "SELECT id FROM websites WHERE canary"),
+                    validator_id: self.validators[i],
+                    status: status.into(),
+                    http_status: (status == "up").then_some(200),
+                    latency_ms: 30,
+                    failure: (status == "down").then(|| "http_status".to_owned()),
+                    tls_expires_at: None,
+                    checked_at: now,
+                    received_at: now,
+                    signature: vec![1; 64],
+                })
+                .execute(&mut conn)
+                .unwrap();
+        }
+    }
+}
+
+#[test]
+fn canaries_are_judged_by_their_known_answer_and_a_wrong_one_forfeits_the_eon_so_far() {
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    let [v1, v2, v3] = w.validators;
+    let anchor = w.canary_chain();
+    let now = Utc::now();
+    w.round(1, [Some("up"); 3]);
+    close_round(&mut conn, 1, now, &policy()).unwrap().unwrap();
+    // Round 2: every real answer agrees; v1 passes a 503 canary, v2 calls it up
+    // without checking, v3 never answers its canary.
+    w.round(2, [Some("up"); 3]);
+    w.canary(2, 0, "server_error", Some("down"));
+    w.canary(2, 1, "server_error", Some("up"));
+    w.canary(2, 2, "ok", None);
+    let summary = close_round(&mut conn, 2, now, &policy()).unwrap().unwrap();
+    assert_eq!((summary.canaries_passed, summary.canaries_failed), (1, 1));
+
+    // The round's key is revealed, and it is the chain's second value.
+    #[derive(QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Nullable<Bytea>)]
+        canary_key: Option<Vec<u8>>,
+    }
+    let key = diesel::sql_query("SELECT canary_key FROM rounds WHERE number = 2")
+        .get_result::<Key>(&mut conn)
+        .unwrap()
+        .canary_key;
+    assert_eq!(
+        key,
+        overlaps_shared::canary::round_key(&anchor, 10, 1).map(|k| k.to_vec())
+    );
+
+    let credits = |conn: &mut PgConnection, v: i64| {
+        count(
+            conn,
+            &format!(
+                "SELECT COALESCE(sum(amount), 0) / 1000000000000 FROM validator_credits WHERE validator_id = {v}"
+            ),
+        )
+    };
+    // v1: one real check in each round plus the canary.
+    assert_eq!(credits(&mut conn, v1), 3);
+    // v2: both rounds' credits taken back, and recorded on the canary.
+    assert_eq!(credits(&mut conn, v2), 0);
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!(
+                "SELECT forfeited / 1000000000000 FROM canary_assignments WHERE validator_id = {v2}"
+            )
+        ),
+        2
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT credited FROM validators WHERE id = {v2}")
+        ),
+        0
+    );
+    // v3: its real checks earn, the missed canary counts as a miss.
+    assert_eq!(credits(&mut conn, v3), 2);
+    let reputation = |conn: &mut PgConnection, v: i64| {
+        count(
+            conn,
+            &format!("SELECT reputation FROM validators WHERE id = {v}"),
+        )
+    };
+    assert_eq!(reputation(&mut conn, v1), 5000 + 10 + 2 * 10);
+    assert_eq!(
+        reputation(&mut conn, v2),
+        (5000 + 10 + 10) / 2,
+        "half the reputation"
+    );
+    assert_eq!(reputation(&mut conn, v3), 5000 + 10 + 10 - 50);
+    assert_eq!(
+        count(
+            &mut conn,
+            &format!("SELECT checks_missed FROM validators WHERE id = {v3}")
+        ),
+        1
+    );
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM canary_assignments WHERE outcome IS NULL"
+        ),
+        0
+    );
+
+    // The canary site is never a site: no status, rollup, incident or alert.
+    for table in ["website_status", "website_hourly_rollups", "incidents"] {
+        assert_eq!(
+            count(
+                &mut conn,
+                &format!(
+                    "SELECT count(*) FROM {table} t JOIN websites w ON w.id = t.website_id AND w.canary"
+                )
+            ),
+            0,
+            "{table}"
+        );
+    }
+
+    // After the forfeit the validator earns again.
+    w.round(3, [Some("up"); 3]);
+    close_round(&mut conn, 3, now, &policy()).unwrap().unwrap();
+    assert_eq!(credits(&mut conn, v2), 1);
+    // Closing again changes nothing.
+    assert!(close_round(&mut conn, 2, now, &policy()).unwrap().is_none());
+    assert_eq!(credits(&mut conn, v2), 1);
+}

@@ -550,3 +550,192 @@ fn a_differing_onchain_root_is_a_mismatch() {
     w.exec("UPDATE root_commitments SET onchain_root = root WHERE eon = 1");
     assert_eq!(w.audit(1).checked.onchain, "matches");
 }
+
+/// Rounds 1..=3 with a canary for every validator (a chain at rate 100 %, the
+/// modes its keys give), answered rightly except validator 1 in round 2, closed
+/// into eon 1.
+fn canary_eon() -> World {
+    use overlaps_shared::canary::{self, CANARY_CHAIN_DOMAIN};
+    let w = world();
+    let anchor = [9u8; 32];
+    let tip = overlaps_shared::hash_chain::tip(CANARY_CHAIN_DOMAIN, &anchor, 10);
+    let mut conn = w.db.connect().unwrap();
+    diesel::sql_query(
+        "INSERT INTO canary_chains (epoch, first_round, rounds, rate_bp, tip, anchor, committed_at) \
+         VALUES (1, 1, 10, 10000, $1, $2, $3)",
+    )
+    .bind::<Bytea, _>(tip.to_vec())
+    .bind::<Bytea, _>(anchor.to_vec())
+    .bind::<Timestamptz, _>(w.start)
+    .execute(&mut conn)
+    .unwrap();
+    w.exec(
+        "INSERT INTO websites (owner_id, url, interval_seconds, timeout_ms, quorum, enabled, canary) \
+         SELECT owner_id, 'http://canary.invalid/', 2147483647, 10000, 1, FALSE, TRUE FROM websites LIMIT 1",
+    );
+    let candidates = serde_json::Value::from(
+        w.validators
+            .iter()
+            .map(|v| json!([v, 5000]))
+            .collect::<Vec<_>>(),
+    );
+    for n in 1..=3i64 {
+        w.round(n, [Some("up"), Some("up"), Some("up")]);
+        diesel::sql_query("UPDATE rounds SET candidates = $2 WHERE number = $1")
+            .bind::<BigInt, _>(n)
+            .bind::<diesel::sql_types::Jsonb, _>(&candidates)
+            .execute(&mut conn)
+            .unwrap();
+        let key = canary::round_key(&anchor, 10, u32::try_from(n - 1).unwrap()).unwrap();
+        for plan in canary::plan_round(&key, &w.validators, 10_000) {
+            let v = w
+                .validators
+                .iter()
+                .position(|id| *id == plan.validator_id)
+                .unwrap();
+            let mut status = plan.expected_status();
+            if n == 2 && v == 1 {
+                status = if status == "up" { "down" } else { "up" };
+            }
+            let opened = w.start + Duration::seconds(30 * n);
+            let assignment = diesel::sql_query(
+                "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at, state) \
+                 SELECT $1, id, $2, 's1', $3, $4, 'answered' FROM websites WHERE canary RETURNING id",
+            )
+            .bind::<BigInt, _>(n)
+            .bind::<BigInt, _>(plan.validator_id)
+            .bind::<Timestamptz, _>(opened)
+            .bind::<Timestamptz, _>(opened + Duration::seconds(30))
+            .get_result::<Id>(&mut conn)
+            .unwrap()
+            .id;
+            diesel::sql_query(
+                "INSERT INTO canary_assignments (assignment_id, round_number, validator_id, mode, url, timeout_ms) \
+                 VALUES ($1, $2, $3, $4, 'http://127.0.0.1:9/shop/00', 1000)",
+            )
+            .bind::<BigInt, _>(assignment)
+            .bind::<BigInt, _>(n)
+            .bind::<BigInt, _>(plan.validator_id)
+            .bind::<Text, _>(plan.mode.as_str())
+            .execute(&mut conn)
+            .unwrap();
+            let now = Utc::now();
+            let mut tick = Tick {
+                assignment_id: assignment,
+                round_number: n,
+                website_id: count_of(&mut conn, "SELECT id FROM websites WHERE canary"),
+                validator_id: plan.validator_id,
+                status: status.into(),
+                http_status: (status == "up").then_some(200),
+                latency_ms: 25,
+                failure: (status == "down").then(|| "http_status".to_owned()),
+                tls_expires_at: None,
+                checked_at: now,
+                received_at: now,
+                signature: Vec::new(),
+            };
+            tick.signature = w.keys[v]
+                .sign(&signing::result_bytes(HUB, &tick.signed_fields()))
+                .to_vec();
+            diesel::insert_into(ticks::table)
+                .values(&tick)
+                .execute(&mut conn)
+                .unwrap();
+        }
+    }
+    w.close_rounds();
+    close_eon(&mut conn, 1).unwrap().unwrap();
+    w
+}
+
+fn count_of(conn: &mut PgConnection, sql: &str) -> i64 {
+    diesel::sql_query(format!("SELECT ({sql})::bigint AS id"))
+        .get_result::<Id>(conn)
+        .unwrap()
+        .id
+}
+
+#[test]
+fn canaries_are_re_derived_from_the_revealed_keys_and_each_tampering_is_named() {
+    let w = canary_eon();
+    let clean = w.audit(1);
+    assert!(clean.ok, "{:?}", clean.mismatches);
+    assert_eq!(clean.checked.canaries, 12);
+    let mut conn = w.db.connect().unwrap();
+    let failed = count_of(
+        &mut conn,
+        "SELECT count(*) FROM canary_assignments WHERE outcome = 'failed'",
+    );
+    assert_eq!(failed, 1, "the one wrong answer failed");
+    assert!(
+        count_of(
+            &mut conn,
+            "SELECT forfeited FROM canary_assignments WHERE outcome = 'failed'"
+        ) > 0
+    );
+
+    // Each tampering, then undone: the audit names exactly it.
+    let cases = [
+        (
+            "canary_schedule",
+            "UPDATE canary_assignments SET mode = CASE WHEN mode = 'ok' THEN 'timeout' ELSE 'ok' END \
+             WHERE assignment_id = (SELECT min(assignment_id) FROM canary_assignments WHERE round_number = 1)",
+            "UPDATE canary_assignments SET mode = CASE WHEN mode = 'ok' THEN 'timeout' ELSE 'ok' END \
+             WHERE assignment_id = (SELECT min(assignment_id) FROM canary_assignments WHERE round_number = 1)",
+        ),
+        (
+            "canary_verdict",
+            "UPDATE canary_assignments SET outcome = 'passed' WHERE outcome = 'failed'",
+            "UPDATE canary_assignments SET outcome = 'failed' WHERE round_number = 2 AND forfeited > 0",
+        ),
+        (
+            "canary_forfeit",
+            "UPDATE canary_assignments SET forfeited = forfeited - 1 WHERE outcome = 'failed'",
+            "UPDATE canary_assignments SET forfeited = forfeited + 1 WHERE outcome = 'failed'",
+        ),
+        (
+            "canary_key",
+            "UPDATE rounds SET canary_key = decode(repeat('ab', 32), 'hex') WHERE number = 2",
+            "",
+        ),
+        (
+            "canary_commitment",
+            "UPDATE canary_chains SET committed_at = now() WHERE epoch = 1",
+            "",
+        ),
+    ];
+    let key2: Vec<u8> = {
+        #[derive(QueryableByName)]
+        struct Key {
+            #[diesel(sql_type = Bytea)]
+            canary_key: Vec<u8>,
+        }
+        diesel::sql_query("SELECT canary_key FROM rounds WHERE number = 2")
+            .get_result::<Key>(&mut conn)
+            .unwrap()
+            .canary_key
+    };
+    for (kind, tamper, undo) in cases {
+        w.exec(tamper);
+        let report = w.audit(1);
+        assert!(!report.ok, "{kind} went unnoticed");
+        assert!(
+            kinds(&report).contains(kind),
+            "{kind}: {:?}",
+            report.mismatches
+        );
+        if undo.is_empty() {
+            diesel::sql_query("UPDATE rounds SET canary_key = $1 WHERE number = 2")
+                .bind::<Bytea, _>(&key2)
+                .execute(&mut conn)
+                .unwrap();
+            diesel::sql_query("UPDATE canary_chains SET committed_at = $1 WHERE epoch = 1")
+                .bind::<Timestamptz, _>(w.start)
+                .execute(&mut conn)
+                .unwrap();
+        } else {
+            w.exec(undo);
+        }
+        assert!(w.audit(1).ok, "undoing {kind}");
+    }
+}

@@ -31,7 +31,11 @@ async fn each_mode_fails_as_a_real_site_fails() {
         ],
     )
     .unwrap();
-    assert!(canary.wait_ready(Duration::from_secs(30)).is_some(), "{:?}", canary.output());
+    assert!(
+        canary.wait_ready(Duration::from_secs(30)).is_some(),
+        "{:?}",
+        canary.output()
+    );
     let secret: CanarySecret = SECRET.parse().unwrap();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(1))
@@ -48,7 +52,14 @@ async fn each_mode_fails_as_a_real_site_fails() {
     let body = ok.text().await.unwrap();
     assert!(KEYWORDS.iter().all(|k| body.contains(k)), "{body}");
 
-    assert_eq!(get(CanaryMode::ServerError, 2).await.unwrap().status().as_u16(), 503);
+    assert_eq!(
+        get(CanaryMode::ServerError, 2)
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        503
+    );
 
     let missing = get(CanaryMode::KeywordMissing, 3).await.unwrap();
     assert_eq!(missing.status().as_u16(), 200);
@@ -56,7 +67,10 @@ async fn each_mode_fails_as_a_real_site_fails() {
     assert!(KEYWORDS.iter().all(|k| !body.contains(k)), "{body}");
 
     let held = get(CanaryMode::Timeout, 4).await;
-    assert!(held.is_err_and(|e| e.is_timeout()), "a timeout canary answered in time");
+    assert!(
+        held.is_err_and(|e| e.is_timeout()),
+        "a timeout canary answered in time"
+    );
 
     // A path the secret did not seal, or one sealed with another secret: 404.
     let other: CanarySecret = "aa".repeat(32).parse().unwrap();
@@ -65,13 +79,20 @@ async fn each_mode_fails_as_a_real_site_fails() {
         "/status/00112233445566778899aabbccddeeff".to_owned(),
         other.path_for(&[5; 8], CanaryMode::Ok),
     ] {
-        let answer = client.get(format!("http://{http_listen}{path}")).send().await.unwrap();
+        let answer = client
+            .get(format!("http://{http_listen}{path}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(answer.status().as_u16(), 404, "{path}");
     }
 
     // The TLS listener's certificate is one no client trusts.
     let tls = client
-        .get(format!("https://{tls_listen}{}", secret.path_for(&[6; 8], CanaryMode::Ok)))
+        .get(format!(
+            "https://{tls_listen}{}",
+            secret.path_for(&[6; 8], CanaryMode::Ok)
+        ))
         .send()
         .await;
     assert!(tls.is_err(), "an untrusted certificate was accepted");

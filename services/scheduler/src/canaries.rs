@@ -136,11 +136,10 @@ pub fn round_key(
         None => {
             // A new hub (or the first round after upgrading): its first chain starts
             // here, committed with the round itself.
-            let next_epoch = diesel::sql_query(
-                "SELECT COALESCE(max(epoch), 0) + 1 AS id FROM canary_chains",
-            )
-            .get_result::<Id>(conn)?
-            .id;
+            let next_epoch =
+                diesel::sql_query("SELECT COALESCE(max(epoch), 0) + 1 AS id FROM canary_chains")
+                    .get_result::<Id>(conn)?
+                    .id;
             commit_chain(conn, next_epoch, round, policy)?;
             chain_at(conn, round)?.ok_or(diesel::result::Error::NotFound)?
         }
@@ -243,8 +242,14 @@ pub fn record(
     }
     let by_validator: std::collections::HashMap<i64, &PlannedCanary> =
         planned.iter().map(|p| (p.validator_id, p)).collect();
-    let (mut ids, mut validators, mut modes, mut urls, mut keywords, mut timeouts) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut ids, mut validators, mut modes, mut urls, mut keywords, mut timeouts) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     for &(assignment_id, validator_id) in assigned {
         let Some(plan) = by_validator.get(&validator_id) else {
             continue;

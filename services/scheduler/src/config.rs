@@ -93,8 +93,16 @@ fn canary_policy(env: &Env, app_env: AppEnv) -> Result<CanaryPolicy, ConfigError
                 var: "CANARY_SECRET".into(),
             });
         }
-        (Some(_), None, ..) => return Err(ConfigError::Missing { var: "CANARY_HTTP_URL".into() }),
-        (Some(_), _, None, _) => return Err(ConfigError::Missing { var: "CANARY_TLS_URL".into() }),
+        (Some(_), None, ..) => {
+            return Err(ConfigError::Missing {
+                var: "CANARY_HTTP_URL".into(),
+            });
+        }
+        (Some(_), _, None, _) => {
+            return Err(ConfigError::Missing {
+                var: "CANARY_TLS_URL".into(),
+            });
+        }
         (Some(_), _, _, None) => {
             return Err(ConfigError::Missing {
                 var: "CANARY_REFUSED_URL".into(),
@@ -147,7 +155,10 @@ mod tests {
         assert!(read(&[("APP_ENV", "prod"), ("CANARY_RATE_BP", "0")]).is_ok());
         // Half a configuration names what is missing.
         assert_eq!(var_of(read(&endpoints)), "CANARY_SECRET");
-        assert_eq!(var_of(read(&[("CANARY_SECRET", SECRET)])), "CANARY_HTTP_URL");
+        assert_eq!(
+            var_of(read(&[("CANARY_SECRET", SECRET)])),
+            "CANARY_HTTP_URL"
+        );
         let mut no_tls = vec![("CANARY_SECRET", SECRET), endpoints[0], endpoints[2]];
         assert_eq!(var_of(read(&no_tls)), "CANARY_TLS_URL");
         no_tls.push(("CANARY_TLS_URL", "http://not-tls.example"));

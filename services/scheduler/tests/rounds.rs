@@ -222,7 +222,15 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
         selection::next_round_seed(&second.seed, &[0xab; 32])
     );
     assert_eq!(stored_round(&mut conn, 3).seed_results_round, Some(1));
-    let fourth = open_round(&mut conn, at(100), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
+    let fourth = open_round(
+        &mut conn,
+        at(100),
+        LENGTH,
+        HUB,
+        &here,
+        &CanaryPolicy::none(),
+    )
+    .unwrap();
     assert_eq!(fourth.sites, 2, "the 100-second site is due again");
 }
 
@@ -232,7 +240,15 @@ fn fewer_validators_online_than_a_quorum_marks_the_round_degraded() {
     let mut conn = db.connect().unwrap();
     let v1 = validator(&mut conn, 1, 5000);
     website(&mut conn, 30, 3, true);
-    let opened = open_round(&mut conn, at(0), LENGTH, HUB, &online(&[(v1, "s1")]), &CanaryPolicy::none()).unwrap();
+    let opened = open_round(
+        &mut conn,
+        at(0),
+        LENGTH,
+        HUB,
+        &online(&[(v1, "s1")]),
+        &CanaryPolicy::none(),
+    )
+    .unwrap();
     assert!(opened.degraded);
     assert!(stored_round(&mut conn, 1).degraded);
     assert_eq!(opened.dispatches.len(), 1);
@@ -273,8 +289,24 @@ fn the_operator_is_alerted_when_rounds_degrade_or_nobody_is_online_not_every_rou
             .map(|k| k.dedup_key)
             .collect()
     };
-    open_round(&mut conn, at(0), LENGTH, HUB, &online(&[(v1, "s1")]), &CanaryPolicy::none()).unwrap();
-    open_round(&mut conn, at(30), LENGTH, HUB, &online(&[(v1, "s1")]), &CanaryPolicy::none()).unwrap();
+    open_round(
+        &mut conn,
+        at(0),
+        LENGTH,
+        HUB,
+        &online(&[(v1, "s1")]),
+        &CanaryPolicy::none(),
+    )
+    .unwrap();
+    open_round(
+        &mut conn,
+        at(30),
+        LENGTH,
+        HUB,
+        &online(&[(v1, "s1")]),
+        &CanaryPolicy::none(),
+    )
+    .unwrap();
     assert_eq!(alerts(&mut conn), vec!["degraded:1"], "once when it starts");
     open_round(&mut conn, at(60), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
     open_round(&mut conn, at(90), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();

@@ -111,7 +111,11 @@ pub struct RoundCanaries {
 impl RoundCanaries {
     /// The canary the round's key gives validator `own_id` among `candidates`:
     /// re-derived here, never taken from the hub's list.
-    pub fn canary_of(&self, own_id: i64, candidates: &[(i64, u32)]) -> Result<Option<CanaryMode>, String> {
+    pub fn canary_of(
+        &self,
+        own_id: i64,
+        candidates: &[(i64, u32)],
+    ) -> Result<Option<CanaryMode>, String> {
         let (Some(key), Some(rate)) = (&self.canary_key, self.canary_rate_bp) else {
             return Ok(None);
         };

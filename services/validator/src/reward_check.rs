@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use overlaps_shared::eth::{self, Address, EthError, U256};
 use overlaps_shared::canary::{self, CanaryMode, CanaryOutcome};
+use overlaps_shared::eth::{self, Address, EthError, U256};
 use overlaps_shared::ledger::{self, RoundAnswer};
 use overlaps_shared::merkle::Hash;
 use overlaps_shared::signing::{self, PublicKey};
@@ -427,15 +427,24 @@ impl RewardWatch {
                 &keys,
             ));
             let canaries = self.api.round_canaries(*round).await?;
-            let marked: HashMap<i64, &PublicCanary> =
-                canaries.items.iter().map(|c| (c.assignment_id, c)).collect();
+            let marked: HashMap<i64, &PublicCanary> = canaries
+                .items
+                .iter()
+                .map(|c| (c.assignment_id, c))
+                .collect();
             for assignment in &mut record {
                 assignment.canary = marked.get(&assignment.id).map(|c| (*c).clone());
             }
-            let own_canary = if record.iter().any(|a| a.validator_id == own_id && a.canary.is_some()) {
+            let own_canary = if record
+                .iter()
+                .any(|a| a.validator_id == own_id && a.canary.is_some())
+            {
                 let candidates = self.api.round(*round).await?.candidates;
                 canaries.canary_of(own_id, &candidates).map_err(|reason| {
-                    CheckError::Api(ApiError::Malformed { url: format!("/api/v1/rounds/{round}/canaries"), reason })
+                    CheckError::Api(ApiError::Malformed {
+                        url: format!("/api/v1/rounds/{round}/canaries"),
+                        reason,
+                    })
                 })?
             } else {
                 None
@@ -443,12 +452,19 @@ impl RewardWatch {
             let settled = settle_receipts(own_id, *round, receipts, &record, own_canary);
             earned.insert(*round, settled.agreed);
             if settled.failed_canary {
-                tracing::error!(round, "CANARY FAILED: this node answered a known-answer check wrongly; the eon's reward so far is forfeited");
+                tracing::error!(
+                    round,
+                    "CANARY FAILED: this node answered a known-answer check wrongly; the eon's reward so far is forfeited"
+                );
                 // The forfeit reaches back to the first round of the eon not yet
                 // committed: this eon's when the round is in it, else (an earlier eon
                 // this node had not checked) everything of this pass before it, which
                 // may expect less than is owed, never more.
-                let from = if *round >= range.first_round { range.first_round } else { i64::MIN };
+                let from = if *round >= range.first_round {
+                    range.first_round
+                } else {
+                    i64::MIN
+                };
                 for (_, count) in earned.range_mut(from..=*round) {
                     *count = 0;
                 }
@@ -714,7 +730,9 @@ mod tests {
         // A canary the round's key does not give this node is reported, never counted.
         let settled = settle_receipts(ME, 4, &receipts, &record, None);
         assert_eq!((settled.agreed, settled.failed_canary), (1, false));
-        assert!(matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("canary")));
+        assert!(
+            matches!(&settled.problems[..], [Problem::RecordDiffers(m)] if m.contains("canary"))
+        );
     }
 
     #[test]

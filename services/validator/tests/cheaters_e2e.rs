@@ -172,8 +172,7 @@ async fn cheat(
                 hex::decode_to_slice(nonce, &mut nonce_bytes).unwrap();
                 let payout: PayoutAddress = PAYOUT.parse().unwrap();
                 assert_eq!(hub_id, HUB);
-                let signature =
-                    key.sign(&signing::signup_bytes(&hub_id, &nonce_bytes, &payout));
+                let signature = key.sign(&signing::signup_bytes(&hub_id, &nonce_bytes, &payout));
                 out.send(ValidatorMessage::Signup {
                     public_key: key.public_key().to_string(),
                     payout_address: PAYOUT.into(),
@@ -210,8 +209,16 @@ async fn cheat(
                             let mut seen = Vec::new();
                             while Utc::now().timestamp_millis() < request.deadline_ms - 350 {
                                 seen.extend(
-                                    peek(&http, &api, &owner_key, site, request.round, own_id, &peeks)
-                                        .await,
+                                    peek(
+                                        &http,
+                                        &api,
+                                        &owner_key,
+                                        site,
+                                        request.round,
+                                        own_id,
+                                        &peeks,
+                                    )
+                                    .await,
                                 );
                                 tokio::time::sleep(Duration::from_millis(100)).await;
                             }
@@ -274,8 +281,11 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
     let redis = TestRedis::new().unwrap();
     let site = HttpTarget::start(200, "all healthy").await.unwrap();
     let bind = format!("127.0.0.1:{}", free_port().unwrap());
-    let (http_port, tls_port, refused_port) =
-        (free_port().unwrap(), free_port().unwrap(), free_port().unwrap());
+    let (http_port, tls_port, refused_port) = (
+        free_port().unwrap(),
+        free_port().unwrap(),
+        free_port().unwrap(),
+    );
     let secret = hex::encode(rand::random::<[u8; 32]>());
 
     let mut env = service_env(&db, &redis);
@@ -289,7 +299,10 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
         ("CANARY_SECRET", secret),
         ("CANARY_HTTP_URL", format!("http://127.0.0.1:{http_port}")),
         ("CANARY_TLS_URL", format!("https://127.0.0.1:{tls_port}")),
-        ("CANARY_REFUSED_URL", format!("http://127.0.0.1:{refused_port}")),
+        (
+            "CANARY_REFUSED_URL",
+            format!("http://127.0.0.1:{refused_port}"),
+        ),
         ("CANARY_HTTP_LISTEN", format!("127.0.0.1:{http_port}")),
         ("CANARY_TLS_LISTEN", format!("127.0.0.1:{tls_port}")),
         ("CANARY_HOLD_SECONDS", "5".into()),
@@ -379,7 +392,12 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
     wait_until(
         &format!("{rounds} rounds closed"),
         Duration::from_secs(u64::try_from(rounds).unwrap() * 2 + 120),
-        || scalar(&db, "SELECT count(*) FROM rounds WHERE closed_at IS NOT NULL") >= rounds,
+        || {
+            scalar(
+                &db,
+                "SELECT count(*) FROM rounds WHERE closed_at IS NOT NULL",
+            ) >= rounds
+        },
     )
     .await;
 
@@ -394,11 +412,21 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
             .filter(|id| !cheaters.contains(id))
             .collect()
     };
-    let closed = scalar(&db, "SELECT count(*) FROM rounds WHERE closed_at IS NOT NULL");
-    let canaries = scalar(&db, "SELECT count(*) FROM canary_assignments WHERE outcome IS NOT NULL");
+    let closed = scalar(
+        &db,
+        "SELECT count(*) FROM rounds WHERE closed_at IS NOT NULL",
+    );
+    let canaries = scalar(
+        &db,
+        "SELECT count(*) FROM canary_assignments WHERE outcome IS NOT NULL",
+    );
     let per_assignment = |id: i64| {
         let (earned, assignments) = earnings(&db, id);
-        (earned, assignments, earned as f64 / assignments.max(1) as f64)
+        (
+            earned,
+            assignments,
+            earned as f64 / assignments.max(1) as f64,
+        )
     };
     println!(
         "cheaters_e2e: rounds_closed={closed} canaries_judged={canaries} eon_rounds=20 canary_rate_bp=5000 \
@@ -411,7 +439,9 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
         let (earned, assignments, rate) = per_assignment(*id);
         let failed = scalar(
             &db,
-            &format!("SELECT count(*) FROM canary_assignments WHERE validator_id = {id} AND outcome = 'failed'"),
+            &format!(
+                "SELECT count(*) FROM canary_assignments WHERE validator_id = {id} AND outcome = 'failed'"
+            ),
         );
         println!(
             "cheaters_e2e: validator=honest-{} earned_checks={earned} assignments={assignments} \
@@ -426,14 +456,19 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
         let (earned, assignments, rate) = per_assignment(id);
         let failed = scalar(
             &db,
-            &format!("SELECT count(*) FROM canary_assignments WHERE validator_id = {id} AND outcome = 'failed'"),
+            &format!(
+                "SELECT count(*) FROM canary_assignments WHERE validator_id = {id} AND outcome = 'failed'"
+            ),
         );
         println!(
             "cheaters_e2e: validator={strategy:?} earned_checks={earned} assignments={assignments} \
              per_assignment={rate:.3} ratio_to_honest={:.3} canaries_failed={failed}",
             rate / honest_floor
         );
-        assert!(assignments > rounds / 2, "{strategy:?} took part ({assignments})");
+        assert!(
+            assignments > rounds / 2,
+            "{strategy:?} took part ({assignments})"
+        );
         assert!(
             rate < honest_floor,
             "{strategy:?} earns {rate:.3} per assignment, an honest node {honest_floor:.3}"
@@ -455,7 +490,11 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
         &format!(
             "SELECT count(DISTINCT mode) FROM canary_assignments WHERE outcome = 'passed' \
              AND validator_id IN ({})",
-            honest_ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
+            honest_ids
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
         ),
     );
     assert_eq!(modes, 6, "honest nodes passed canaries of all six modes");
