@@ -178,6 +178,9 @@ impl FailureReason {
     }
 }
 
+/// 9999-12-31T23:59:59.999Z: the latest instant a result may name.
+pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
+
 /// A signed check result.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CheckResult {
@@ -222,6 +225,20 @@ impl CheckResult {
             && !(100..=599).contains(&status)
         {
             return Err("http_status must be between 100 and 599");
+        }
+        // Every signed field must fit the store exactly: refused here, never clamped
+        // or left to fail a whole batch later.
+        if i32::try_from(self.latency_ms).is_err() {
+            return Err("latency_ms must be at most 2147483647");
+        }
+        if self
+            .tls_expires_at_ms
+            .is_some_and(|at| !(0..=MAX_TIME_MS).contains(&at))
+        {
+            return Err("tls_expires_at_ms must lie between 1970 and the year 9999");
+        }
+        if !(0..=MAX_TIME_MS).contains(&self.checked_at_ms) {
+            return Err("checked_at_ms must lie between 1970 and the year 9999");
         }
         match (self.status, self.failure) {
             (CheckStatus::Up, Some(_)) => Err("an up result has no failure"),

@@ -31,6 +31,9 @@ pub struct IngestSettings {
     pub batch_wait: Duration,
     /// `INGEST_WRITERS`: transactions in flight at once.
     pub writers: usize,
+    /// `RESULT_CLOCK_SKEW_MS`: how far a validator's `checked_at_ms` may lie before
+    /// its assignment was due or after the hub received it.
+    pub clock_skew: chrono::Duration,
 }
 
 /// Bounds an owner's website settings must lie within.
@@ -221,6 +224,11 @@ impl ServiceConfig for ServerConfig {
                     0..=1000,
                 )?),
                 writers: env.ranged("INGEST_WRITERS", 2, 1..=64)?,
+                clock_skew: chrono::Duration::milliseconds(env.ranged(
+                    "RESULT_CLOCK_SKEW_MS",
+                    2_000,
+                    0..=60_000,
+                )?),
             },
         })
     }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, Text, Timestamptz};
 use overlaps_shared::db::Database;
 use overlaps_shared::models::Tick;
 use overlaps_shared::protocol::{CheckResult, ErrorCode};
@@ -82,6 +82,7 @@ async fn collect_batches(
     mut receiver: mpsc::Receiver<Submission>,
 ) {
     let writers = Arc::new(Semaphore::new(settings.writers));
+    let skew = settings.clock_skew;
     while let Some(first) = receiver.recv().await {
         let mut batch = vec![first];
         let fill_until = tokio::time::Instant::now() + settings.batch_wait;
@@ -100,16 +101,18 @@ async fn collect_batches(
         };
         let db = db.clone();
         tokio::spawn(async move {
-            write_and_reply(&db, batch).await;
+            write_and_reply(&db, batch, skew).await;
             drop(permit);
         });
     }
 }
 
-async fn write_and_reply(db: &Database, batch: Vec<Submission>) {
+async fn write_and_reply(db: &Database, batch: Vec<Submission>, skew: chrono::Duration) {
     let rows: Vec<ResultRow> = batch.iter().map(ResultRow::from).collect();
     let size = rows.len();
-    let outcomes = db.run(move |conn| store_batch(conn, &rows)).await;
+    let outcomes = db
+        .run(move |conn| Ok(store_isolating_failures(conn, &rows, skew, &store_batch)))
+        .await;
     match outcomes {
         Ok(outcomes) => {
             crate::metrics::results_stored(
@@ -128,6 +131,60 @@ async fn write_and_reply(db: &Database, batch: Vec<Submission>) {
                 let _ = submission.reply.send(Outcome::Unavailable);
             }
         }
+    }
+}
+
+/// One way of storing a batch on a `C` (the real one is [`store_batch`] on a connection).
+type StoreFn<'a, C> =
+    dyn Fn(&mut C, &[ResultRow], chrono::Duration) -> overlaps_shared::Result<Vec<Outcome>> + 'a;
+
+/// Stores `rows` with `store`; when a batch fails on its data (not the
+/// connection), its halves are stored apart, down to single rows, so one row the
+/// store refuses costs only its sender: it is refused `invalid_result`, and every
+/// other result of the batch is stored as if it had been alone.
+fn store_isolating_failures<C>(
+    conn: &mut C,
+    rows: &[ResultRow],
+    skew: chrono::Duration,
+    store: &StoreFn<'_, C>,
+) -> Vec<Outcome> {
+    match store(conn, rows, skew) {
+        Ok(outcomes) => outcomes,
+        Err(err) if rows.len() > 1 && is_data_error(&err) => {
+            let (first, second) = rows.split_at(rows.len() / 2);
+            let mut outcomes = store_isolating_failures(conn, first, skew, store);
+            outcomes.extend(store_isolating_failures(conn, second, skew, store));
+            outcomes
+        }
+        Err(err) if is_data_error(&err) => {
+            tracing::warn!(error = %err, validator_id = rows[0].validator_id,
+                assignment_id = rows[0].result.assignment_id, "the store refused one result");
+            vec![Outcome::Refused(
+                ErrorCode::InvalidResult,
+                "the hub cannot store this result".into(),
+            )]
+        }
+        Err(err) => {
+            tracing::error!(error = %err, batch = rows.len(), "storing results failed; validators will resend");
+            vec![Outcome::Unavailable; rows.len()]
+        }
+    }
+}
+
+/// Whether `err` is about the rows (a value or constraint the store refuses)
+/// rather than about reaching the database.
+fn is_data_error(err: &overlaps_shared::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error as Diesel};
+    match err {
+        overlaps_shared::Error::Database(Diesel::DatabaseError(kind, _)) => !matches!(
+            kind,
+            DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::SerializationFailure
+                | DatabaseErrorKind::ReadOnlyTransaction
+        ),
+        overlaps_shared::Error::Database(Diesel::SerializationError(_)) => true,
+        _ => false,
     }
 }
 
@@ -169,6 +226,8 @@ struct AssignmentState {
     state: String,
     #[diesel(sql_type = Bool)]
     past_deadline: bool,
+    #[diesel(sql_type = Timestamptz)]
+    due_at: DateTime<Utc>,
     #[diesel(sql_type = Nullable<Bytea>)]
     signature: Option<Vec<u8>>,
 }
@@ -181,19 +240,26 @@ fn millis(ms: i64) -> Option<DateTime<Utc>> {
 fn store_batch(
     conn: &mut PgConnection,
     rows: &[ResultRow],
+    skew: chrono::Duration,
 ) -> overlaps_shared::Result<Vec<Outcome>> {
     let ids: Vec<i64> = rows.iter().map(|r| r.result.assignment_id).collect();
     let validators: Vec<i64> = rows.iter().map(|r| r.validator_id).collect();
+    // A check cannot start before its assignment was due (sent at that time).
+    let latest_due: Vec<DateTime<Utc>> = rows
+        .iter()
+        .map(|r| millis(r.result.checked_at_ms).unwrap_or_default() + skew)
+        .collect();
     let stored: HashMap<i64, usize> = conn.transaction(|conn| {
         let answered: Vec<Answered> = diesel::sql_query(
             "UPDATE check_assignments a SET state = 'answered', answered_at = now() \
-             FROM unnest($1::bigint[], $2::bigint[]) AS r(id, validator_id) \
+             FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS r(id, validator_id, latest_due) \
              WHERE a.id = r.id AND a.validator_id = r.validator_id \
-               AND a.state = 'pending' AND a.deadline_at > now() \
+               AND a.state = 'pending' AND a.deadline_at > now() AND a.due_at <= r.latest_due \
              RETURNING a.id, a.round_number, a.website_id",
         )
         .bind::<Array<BigInt>, _>(&ids)
         .bind::<Array<BigInt>, _>(&validators)
+        .bind::<Array<Timestamptz>, _>(&latest_due)
         .load(conn)?;
         let received_at = Utc::now();
         let mut stored = HashMap::with_capacity(answered.len());
@@ -240,7 +306,7 @@ fn store_batch(
     } else {
         diesel::sql_query(
             "SELECT a.id, a.validator_id, a.state, a.deadline_at <= now() AS past_deadline, \
-                    t.signature \
+                    a.due_at, t.signature \
              FROM check_assignments a LEFT JOIN ticks t ON t.assignment_id = a.id \
              WHERE a.id = ANY($1)",
         )
@@ -259,13 +325,13 @@ fn store_batch(
             if stored.get(&id) == Some(&i) {
                 return Outcome::Stored;
             }
-            classify(row, states.get(&id))
+            classify(row, states.get(&id), skew)
         })
         .collect())
 }
 
 /// Why a result was not stored by this batch.
-fn classify(row: &ResultRow, state: Option<&AssignmentState>) -> Outcome {
+fn classify(row: &ResultRow, state: Option<&AssignmentState>, skew: chrono::Duration) -> Outcome {
     let id = row.result.assignment_id;
     let Some(state) = state else {
         return Outcome::Refused(ErrorCode::UnknownAssignment, format!("no assignment {id}"));
@@ -290,7 +356,95 @@ fn classify(row: &ResultRow, state: Option<&AssignmentState>) -> Outcome {
             ErrorCode::DeadlinePassed,
             format!("assignment {id} is past its deadline"),
         ),
+        _ if millis(row.result.checked_at_ms).is_none_or(|at| at + skew < state.due_at) => {
+            Outcome::Refused(
+                ErrorCode::InvalidResult,
+                format!("checked_at_ms is before assignment {id} was sent"),
+            )
+        }
         // Pending and in time, yet not updated: a concurrent batch holds it. Retry.
         _ => Outcome::Unavailable,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use diesel::result::{DatabaseErrorKind, Error as Diesel};
+    use overlaps_shared::protocol::{CheckResult, CheckStatus};
+
+    use super::*;
+
+    fn row(id: i64) -> ResultRow {
+        ResultRow {
+            validator_id: id * 10,
+            result: CheckResult {
+                assignment_id: id,
+                status: CheckStatus::Up,
+                http_status: Some(200),
+                latency_ms: 1,
+                failure: None,
+                tls_expires_at_ms: None,
+                checked_at_ms: 0,
+                signature: String::new(),
+            },
+            signature: [0; 64],
+        }
+    }
+
+    fn failure(kind: DatabaseErrorKind) -> overlaps_shared::Error {
+        overlaps_shared::Error::Database(Diesel::DatabaseError(
+            kind,
+            Box::new("refused".to_owned()),
+        ))
+    }
+
+    #[test]
+    fn one_row_the_store_refuses_costs_only_its_sender() {
+        let rows: Vec<ResultRow> = (1..=9).map(row).collect();
+        let calls = Cell::new(0);
+        // A store that refuses any batch holding assignment 5 (as PostgreSQL did for
+        // an unstorable time: the whole COPY failed).
+        let store = |_: &mut (), batch: &[ResultRow], _: chrono::Duration| {
+            calls.set(calls.get() + 1);
+            if batch.iter().any(|r| r.result.assignment_id == 5) {
+                Err(failure(DatabaseErrorKind::CheckViolation))
+            } else {
+                Ok(vec![Outcome::Stored; batch.len()])
+            }
+        };
+        let outcomes = store_isolating_failures(&mut (), &rows, chrono::Duration::zero(), &store);
+        assert_eq!(outcomes.len(), 9);
+        for (row, outcome) in rows.iter().zip(&outcomes) {
+            if row.result.assignment_id == 5 {
+                assert!(
+                    matches!(outcome, Outcome::Refused(ErrorCode::InvalidResult, _)),
+                    "{outcome:?}"
+                );
+            } else {
+                assert_eq!(
+                    outcome,
+                    &Outcome::Stored,
+                    "assignment {}",
+                    row.result.assignment_id
+                );
+            }
+        }
+        // Halving finds it in about 2·log2(9) tries, not one per row.
+        assert!(calls.get() <= 9, "{} tries", calls.get());
+    }
+
+    #[test]
+    fn a_lost_connection_is_not_split_and_everyone_resends() {
+        let rows: Vec<ResultRow> = (1..=4).map(row).collect();
+        let calls = Cell::new(0);
+        let store = |_: &mut (), _: &[ResultRow], _: chrono::Duration| {
+            calls.set(calls.get() + 1);
+            Err(failure(DatabaseErrorKind::ClosedConnection))
+        };
+        let outcomes = store_isolating_failures(&mut (), &rows, chrono::Duration::zero(), &store);
+        assert_eq!(outcomes, vec![Outcome::Unavailable; 4]);
+        assert_eq!(calls.get(), 1);
     }
 }

@@ -50,12 +50,20 @@ pub struct Node {
     pub receipts: Arc<std::sync::Mutex<ReceiptJournal>>,
 }
 
-/// A signed result and the round of its assignment.
+/// A signed result, the round and deadline of its assignment, and how often the
+/// hub answered `unavailable` to it.
 #[derive(Debug, Clone)]
 struct Answer {
     round: i64,
+    deadline_ms: i64,
+    unavailable: u32,
     result: CheckResult,
 }
+
+/// The first wait before resending a result the hub could not store; it doubles
+/// each time, up to [`RESEND_CAP`], while the deadline allows.
+const RESEND_START: Duration = Duration::from_millis(100);
+const RESEND_CAP: Duration = Duration::from_secs(2);
 
 /// Results signed but not yet acknowledged, by assignment id.
 type Unacked = BTreeMap<i64, Answer>;
@@ -204,7 +212,7 @@ impl Node {
                 let receipts = assignment_ids
                     .iter()
                     .filter_map(|id| unacked.remove(id))
-                    .map(|Answer { round, result }| Receipt {
+                    .map(|Answer { round, result, .. }| Receipt {
                         round,
                         assignment_id: result.assignment_id,
                         status: result.status,
@@ -218,11 +226,14 @@ impl Node {
                 assignment_id,
             } => {
                 tracing::warn!(?code, %message, ?assignment_id, "hub refused a message");
-                // Final refusals are not resent; `unavailable` keeps the result for the next connection.
-                if let Some(id) = assignment_id
-                    && code != ErrorCode::Unavailable
-                {
+                let Some(id) = assignment_id else { return };
+                if code != ErrorCode::Unavailable {
+                    // Final refusals are not resent.
                     unacked.remove(&id);
+                } else if let Some(answer) = unacked.get(&id) {
+                    // Not stored by a hub-side failure: resend soon while the deadline
+                    // allows (it also stays for the next connection).
+                    resend_later(answer.clone(), results_tx);
                 }
             }
             other => tracing::debug!(?other, "ignored hub message"),
@@ -286,7 +297,13 @@ impl Node {
                     }
                     .sign(&hub_id, &node.key);
                     tracing::debug!(assignment_id, status = ?result.status, "checked");
-                    let _ = results.send(Answer { round, result }).await;
+                    let answer = Answer {
+                        round,
+                        deadline_ms: request.deadline_ms,
+                        unavailable: 0,
+                        result,
+                    };
+                    let _ = results.send(answer).await;
                 }
                 Err(refused) => {
                     tracing::warn!(assignment_id, url = %request.url, %refused, "check refused")
@@ -294,6 +311,25 @@ impl Node {
             }
         });
     }
+}
+
+/// Sends `answer` through the session's result channel again after a backoff, if
+/// that is still before its deadline.
+fn resend_later(mut answer: Answer, results_tx: &mpsc::Sender<Answer>) {
+    let wait = RESEND_START
+        .saturating_mul(2u32.saturating_pow(answer.unavailable))
+        .min(RESEND_CAP);
+    let due =
+        chrono::Utc::now().timestamp_millis() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+    if due >= answer.deadline_ms {
+        return;
+    }
+    answer.unavailable += 1;
+    let results = results_tx.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        let _ = results.send(answer).await;
+    });
 }
 
 fn text(msg: &ValidatorMessage) -> Message {
@@ -401,11 +437,16 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn unacknowledged_results_are_resent_after_reconnecting_and_acked_ones_are_not() {
+    /// A node connecting to a scripted hub on `listener`, with a fresh receipt file.
+    fn start_node(
+        listener: &TcpListener,
+    ) -> (
+        watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+        Arc<Mutex<ReceiptJournal>>,
+        std::path::PathBuf,
+    ) {
         overlaps_shared::testing::install_tls_provider();
-        let target = HttpTarget::start(200, "ok").await.unwrap();
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = url::Url::parse(&format!(
             "ws://{}/ws/validator",
             listener.local_addr().unwrap()
@@ -431,7 +472,85 @@ mod tests {
             receipts: Arc::clone(&receipts),
         };
         let (stop, stopped) = watch::channel(false);
-        let running = tokio::spawn(node.run(stopped));
+        (
+            stop,
+            tokio::spawn(node.run(stopped)),
+            receipts,
+            receipts_path,
+        )
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_result_is_resent_with_backoff_while_its_deadline_allows() {
+        let target = HttpTarget::start(200, "ok").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, running, _receipts, receipts_path) = start_node(&listener);
+        let mut hub = accept_signup(&listener).await;
+        let unavailable = |id| HubMessage::Error {
+            code: overlaps_shared::protocol::ErrorCode::Unavailable,
+            message: "not stored; resend later".into(),
+            assignment_id: Some(id),
+        };
+        let deadline = chrono::Utc::now().timestamp_millis() + 10_000;
+        let mut request = validate(7, &target.url());
+        if let HubMessage::Validate(v) = &mut request {
+            v.deadline_ms = deadline;
+        }
+        send(&mut hub, &request).await;
+        let ValidatorMessage::Result(original) = recv(&mut hub).await else {
+            panic!("expected a result")
+        };
+        // Twice not stored: resent on the same connection each time, unchanged.
+        for _ in 0..2 {
+            let refused_at = std::time::Instant::now();
+            send(&mut hub, &unavailable(7)).await;
+            let ValidatorMessage::Result(resent) = recv(&mut hub).await else {
+                panic!("expected the resend")
+            };
+            assert_eq!(resent, original);
+            assert!(
+                refused_at.elapsed() >= Duration::from_millis(90),
+                "a backoff before resending"
+            );
+            assert!(
+                refused_at.elapsed() < Duration::from_secs(2),
+                "resent before the deadline"
+            );
+        }
+        send(
+            &mut hub,
+            &HubMessage::Ack {
+                assignment_ids: vec![7],
+            },
+        )
+        .await;
+
+        // Past (or too close to) its deadline, a result is not resent.
+        let mut late = validate(8, &target.url());
+        if let HubMessage::Validate(v) = &mut late {
+            v.deadline_ms = chrono::Utc::now().timestamp_millis() + 50;
+        }
+        send(&mut hub, &late).await;
+        let ValidatorMessage::Result(last) = recv(&mut hub).await else {
+            panic!("expected a result")
+        };
+        assert_eq!(last.assignment_id, 8);
+        send(&mut hub, &unavailable(8)).await;
+        let quiet = tokio::time::timeout(Duration::from_millis(600), hub.next()).await;
+        assert!(quiet.is_err(), "resent past its deadline: {quiet:?}");
+        stop.send(true).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), running)
+            .await
+            .unwrap()
+            .unwrap();
+        let _ = std::fs::remove_file(&receipts_path);
+    }
+
+    #[tokio::test]
+    async fn unacknowledged_results_are_resent_after_reconnecting_and_acked_ones_are_not() {
+        let target = HttpTarget::start(200, "ok").await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (stop, running, receipts, receipts_path) = start_node(&listener);
 
         // First connection: a check is asked for, answered, and the hub vanishes before acking.
         let mut first = accept_signup(&listener).await;

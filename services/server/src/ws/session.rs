@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use actix_ws::{CloseCode, CloseReason, Message, MessageStream, ProtocolError, Session};
+use chrono::Utc;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use governor::{Quota, RateLimiter};
@@ -297,6 +298,18 @@ impl Connection {
         if let Err(reason) = result.validate_shape() {
             self.reply(error(ErrorCode::InvalidResult, reason, assignment_id))
                 .await;
+            return;
+        }
+        // A check cannot end after its result arrived; the other bound (not before
+        // the assignment was due) is checked against the stored assignment.
+        let skew = self.hub.config.ingest.clock_skew;
+        if result.checked_at_ms > (Utc::now() + skew).timestamp_millis() {
+            self.reply(error(
+                ErrorCode::InvalidResult,
+                "checked_at_ms is later than the hub received the result",
+                assignment_id,
+            ))
+            .await;
             return;
         }
         // Identity comes from the key bound to this socket, never from the message.
