@@ -11,15 +11,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 pub fn is_forbidden(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => forbidden_v4(v4),
-            None => forbidden_v6(v6),
-        },
+        // An IPv6 address that carries an IPv4 one reaches that one: judge both.
+        IpAddr::V6(v6) => forbidden_v6(v6) || embedded_v4(v6).into_iter().any(forbidden_v4),
     }
 }
 
 fn forbidden_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     ip.is_loopback()
         || ip.is_private()
         || ip.is_link_local() // includes 169.254.169.254, the cloud metadata service
@@ -29,6 +27,7 @@ fn forbidden_v4(ip: Ipv4Addr) -> bool {
         || ip.is_documentation()
         || a == 0
         || (a == 100 && (64..128).contains(&b)) // carrier-grade NAT, 100.64.0.0/10
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments, 192.0.0.0/24
         || (a == 198 && (b == 18 || b == 19)) // benchmarking, 198.18.0.0/15
         || a >= 240 // reserved
 }
@@ -40,7 +39,39 @@ fn forbidden_v6(ip: Ipv6Addr) -> bool {
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
+        || (first & 0xffc0) == 0xfec0 // site-local (deprecated, still routed inside sites), fec0::/10
         || first == 0x2001 && ip.segments()[1] == 0x0db8 // documentation
+}
+
+/// The IPv4 addresses an IPv6 address leads to: IPv4-mapped `::ffff:a.b.c.d`,
+/// IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::/96` and `64:ff9b:1::/48`, 6to4
+/// `2002:AABB:CCDD::/48`, and Teredo `2001:0:SSSS:SSSS::/32` (server, and the client
+/// address stored inverted in the last 32 bits).
+fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let o = ip.octets();
+    let seg = ip.segments();
+    let at = |i: usize| Ipv4Addr::new(o[i], o[i + 1], o[i + 2], o[i + 3]);
+    let mut found = Vec::new();
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        found.push(v4);
+    }
+    // IPv4-compatible (deprecated): 96 zero bits then the address (:: and ::1 are
+    // judged as IPv6 already).
+    if seg[..6].iter().all(|&s| s == 0) {
+        found.push(at(12));
+    }
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) {
+        found.push(at(12));
+    }
+    if seg[0] == 0x2002 {
+        found.push(at(2));
+    }
+    if seg[0] == 0x2001 && seg[1] == 0 {
+        found.push(at(4));
+        let client = at(12);
+        found.push(Ipv4Addr::from(!u32::from(client)));
+    }
+    found
 }
 
 /// A name resolved only to refused addresses.
@@ -110,6 +141,21 @@ mod tests {
             "::ffff:127.0.0.1",
             "::ffff:10.0.0.1",
             "::",
+            // IPv4 inside IPv6: compatible, NAT64 (both prefixes), 6to4, Teredo.
+            "::127.0.0.1",
+            "::10.0.0.1",
+            "64:ff9b::169.254.169.254",
+            "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:7f00:1::1",
+            // Teredo client 127.0.0.1 stored inverted: 0x80ff_fffe.
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "fec0::1",
+            "feff::1",
+            "192.0.0.8",
+            "192.0.0.170",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip} allowed");
         }
@@ -118,6 +164,9 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
+            "64:ff9b::8.8.8.8",
+            "2002:808:808::1",
+            "192.0.1.1",
         ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip} refused");
         }
