@@ -60,7 +60,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
     if seg[..6].iter().all(|&s| s == 0) {
         found.push(at(12));
     }
-    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1) {
+    if seg[..6] == [0x64, 0xff9b, 0, 0, 0, 0] || (seg[0] == 0x64 && seg[1] == 0xff9b && seg[2] == 1)
+    {
         found.push(at(12));
     }
     if seg[0] == 0x2002 {

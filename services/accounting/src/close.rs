@@ -415,8 +415,9 @@ fn warn_of_tls_expiry(
     policy: &ClosePolicy,
     summary: &mut CloseSummary,
 ) -> Result<(), CloseError> {
-    // The earliest expiry reported by a validator that reached the site.
-    let Some(expires) = answers.iter().filter_map(|a| a.tls_expires_at).min() else {
+    // The expiry a majority of the site's results agree on: one validator alone
+    // can neither raise an alert nor hide one.
+    let Some(expires) = majority_expiry(answers) else {
         return Ok(());
     };
     diesel::sql_query("UPDATE website_status SET tls_expires_at = $2 WHERE website_id = $1")
@@ -443,6 +444,23 @@ fn warn_of_tls_expiry(
     .load(conn)?;
     summary.alerts.extend(ids.into_iter().map(|i| i.id));
     Ok(())
+}
+
+/// The certificate expiry reported by more than half of the results received.
+fn majority_expiry(answers: &[Answer]) -> Option<DateTime<Utc>> {
+    let received = answers.iter().filter(|a| a.status.is_some()).count();
+    let mut counts: BTreeMap<DateTime<Utc>, usize> = BTreeMap::new();
+    for expiry in answers
+        .iter()
+        .filter(|a| a.status.is_some())
+        .filter_map(|a| a.tls_expires_at)
+    {
+        *counts.entry(expiry).or_default() += 1;
+    }
+    counts
+        .into_iter()
+        .find(|&(_, n)| n * 2 > received)
+        .map(|(expiry, _)| expiry)
 }
 
 fn most_common_failure(answers: &[Answer]) -> String {

@@ -589,3 +589,46 @@ fn canaries_are_judged_by_their_known_answer_and_a_wrong_one_forfeits_the_eon_so
     assert!(close_round(&mut conn, 2, now, &policy()).unwrap().is_none());
     assert_eq!(credits(&mut conn, v2), 1);
 }
+
+#[test]
+fn one_validator_alone_can_neither_raise_nor_hide_a_certificate_alert() {
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    let [v1, v2, v3] = w.validators;
+    w.round(1, [Some("up"), Some("up"), Some("up")]);
+    w.round(2, [Some("up"), Some("up"), Some("up")]);
+    let (soon, later) = (
+        Utc::now() + Duration::days(3),
+        Utc::now() + Duration::days(300),
+    );
+    let expiry = |round: i64, validator: i64, at: DateTime<Utc>| {
+        diesel::sql_query(
+            "UPDATE ticks SET tls_expires_at = $3 WHERE round_number = $1 AND validator_id = $2",
+        )
+        .bind::<BigInt, _>(round)
+        .bind::<BigInt, _>(validator)
+        .bind::<Timestamptz, _>(at)
+        .execute(&mut w.db.connect().unwrap())
+        .unwrap();
+    };
+    // Round 1: one validator claims the certificate expires in three days.
+    expiry(1, v1, soon);
+    expiry(1, v2, later);
+    expiry(1, v3, later);
+    let first = close_round(&mut conn, 1, Utc::now(), &policy())
+        .unwrap()
+        .unwrap();
+    assert!(first.alerts.is_empty(), "one validator raised an alert");
+    // Round 2: two of three see it expire soon; the third says otherwise.
+    expiry(2, v1, soon);
+    expiry(2, v2, soon);
+    expiry(2, v3, later);
+    let second = close_round(&mut conn, 2, Utc::now(), &policy())
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        second.alerts.len(),
+        2,
+        "the majority's expiry is alerted, one per channel"
+    );
+}
