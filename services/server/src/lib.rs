@@ -78,12 +78,12 @@ pub async fn ensure_configured_operator_key(hub: &Hub) -> anyhow::Result<()> {
                 &email,
                 "OPERATOR_API_KEY",
                 &key,
-                false,
+                api::auth::Promotion::Never,
             ))
         })
         .await?;
     match result {
-        Ok(user) => {
+        Ok((user, _)) => {
             tracing::info!(operator = user.id, "OPERATOR_API_KEY is an operator key");
             Ok(())
         }
@@ -95,18 +95,21 @@ pub async fn ensure_configured_operator_key(hub: &Hub) -> anyhow::Result<()> {
 }
 
 /// Creates a new operator key for the account `email` (made an operator) and
-/// returns it; it is shown once.
+/// returns it (it is shown once) with the number of owner keys revoked to promote
+/// an existing owner account: one that holds live keys is refused unless
+/// `revoke_owner_keys`.
 pub async fn create_operator_key(
     infra: &overlaps_shared::service::Infrastructure,
     email: &str,
-) -> anyhow::Result<String> {
+    revoke_owner_keys: bool,
+) -> anyhow::Result<(String, usize)> {
     let email = email.trim().to_ascii_lowercase();
     if !email.contains('@') || email.len() < 3 || email.len() > 320 {
         anyhow::bail!("--email {email:?} is not an e-mail address");
     }
     let key = api::auth::generate_key();
     let stored = key.clone();
-    infra
+    let revoked = infra
         .db
         .run(move |conn| {
             Ok(api::auth::ensure_operator_key(
@@ -114,9 +117,13 @@ pub async fn create_operator_key(
                 &email,
                 "create-operator-key",
                 &stored,
-                true,
+                if revoke_owner_keys {
+                    api::auth::Promotion::RevokingOwnerKeys
+                } else {
+                    api::auth::Promotion::WithoutOwnerKeys
+                },
             ))
         })
         .await??;
-    Ok(key)
+    Ok((key, revoked.1))
 }

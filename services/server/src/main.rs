@@ -27,6 +27,10 @@ enum Command {
         /// The operator account's e-mail.
         #[arg(long)]
         email: String,
+        /// Promote an existing owner account even though it holds API keys, by
+        /// revoking every one of them first.
+        #[arg(long)]
+        revoke_owner_keys: bool,
     },
 }
 
@@ -38,8 +42,15 @@ const CLOSE_CONNECTIONS_WITHIN: std::time::Duration = std::time::Duration::from_
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let (config, infra) = service::boot::<ServerConfig>().await?;
-    if let Some(Command::CreateOperatorKey { email }) = cli.command {
-        let key = create_operator_key(&infra, &email).await?;
+    if let Some(Command::CreateOperatorKey {
+        email,
+        revoke_owner_keys,
+    }) = cli.command
+    {
+        let (key, revoked) = create_operator_key(&infra, &email, revoke_owner_keys).await?;
+        if revoked > 0 {
+            eprintln!("revoked {revoked} owner API key(s) of {email} before making it an operator");
+        }
         // The only place the key is ever shown: stdout, for the operator to keep.
         println!("{key}");
         return Ok(());

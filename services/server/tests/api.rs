@@ -126,20 +126,24 @@ async fn closed_signup_admits_only_operators_and_the_cli_makes_operator_keys() {
     )
     .await
     .expect_error(403, "forbidden");
-    api.post(
-        "/api/v1/accounts",
-        Some(OPERATOR_KEY),
-        json!({"email": "eve@example.com"}),
-    )
-    .await
-    .expect(201);
+    let eve_key = api
+        .post(
+            "/api/v1/accounts",
+            Some(OPERATOR_KEY),
+            json!({"email": "eve@example.com"}),
+        )
+        .await
+        .expect(201)["api_key"]["key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // `server create-operator-key` prints a new operator key once.
     let mut env = overlaps_shared::testing::service_env(&api.deployment.db, &api.deployment.redis);
     env.push(("LOG_LEVEL".into(), "warn".into()));
     let out = std::process::Command::new(common::BIN)
         .args(["create-operator-key", "--email", "ops@example.com"])
-        .envs(env)
+        .envs(env.clone())
         .output()
         .unwrap();
     assert!(
@@ -154,6 +158,50 @@ async fn closed_signup_admits_only_operators_and_the_cli_makes_operator_keys() {
     let me = api.get("/api/v1/account", Some(&cli_key)).await;
     assert_eq!(me.expect(200)["role"], "operator");
     assert_eq!(me.json["email"], "ops@example.com");
+
+    // Promoting an owner account that holds keys would make whoever registered it an
+    // operator: refused, saying why, unless its keys are revoked first.
+    let promote = |extra: &[&str]| {
+        let mut args = vec!["create-operator-key", "--email", "eve@example.com"];
+        args.extend_from_slice(extra);
+        std::process::Command::new(common::BIN)
+            .args(args)
+            .envs(env.clone())
+            .output()
+            .unwrap()
+    };
+    let refused = promote(&[]);
+    assert!(!refused.status.success());
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        said.contains("1 live owner API key") && said.contains("--revoke-owner-keys"),
+        "{said}"
+    );
+    let still_owner = api.get("/api/v1/account", Some(&eve_key)).await;
+    assert_eq!(still_owner.expect(200)["role"], "owner");
+    let promoted = promote(&["--revoke-owner-keys"]);
+    assert!(
+        promoted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&promoted.stderr)
+    );
+    assert!(String::from_utf8_lossy(&promoted.stderr).contains("revoked 1 owner API key"));
+    let operator_key = String::from_utf8(promoted.stdout)
+        .unwrap()
+        .lines()
+        .last()
+        .unwrap()
+        .trim()
+        .to_owned();
+    api.get("/api/v1/account", Some(&eve_key))
+        .await
+        .expect_error(401, "unauthorized");
+    assert_eq!(
+        api.get("/api/v1/account", Some(&operator_key))
+            .await
+            .expect(200)["role"],
+        "operator"
+    );
 
     // An owner who signed up with the operator e-mail is not made an operator by
     // OPERATOR_API_KEY: the server refuses to start instead.

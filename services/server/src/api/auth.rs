@@ -97,6 +97,19 @@ pub enum OperatorKeyError {
     /// The account exists as an owner and promotion was not asked for.
     #[error("the account {0} is an owner account; it is not made an operator implicitly")]
     OwnerAccount(String),
+    /// The owner account holds live keys: whoever registered it would become an
+    /// operator through them.
+    #[error(
+        "the account {email} holds {keys} live owner API key(s) made by whoever registered it; \
+         promoting it would make those keys operator keys. Revoke them with \
+         --revoke-owner-keys (or use another e-mail)"
+    )]
+    HasOwnerKeys {
+        /// The account.
+        email: String,
+        /// Its live keys.
+        keys: i64,
+    },
     /// The key's hash is on record as revoked or as another account's key.
     #[error("this key was revoked or belongs to another account; use a new one")]
     Burnt,
@@ -105,30 +118,61 @@ pub enum OperatorKeyError {
     Database(#[from] diesel::result::Error),
 }
 
+/// Whether an existing owner account may be made an operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Promotion {
+    /// Never (`OPERATOR_API_KEY` at start-up: an owner who signed up with that
+    /// e-mail never becomes an operator by it).
+    Never,
+    /// Only if it holds no live key (`server create-operator-key`).
+    WithoutOwnerKeys,
+    /// After revoking every key it holds (`--revoke-owner-keys`).
+    RevokingOwnerKeys,
+}
+
 /// Makes sure an operator account with `email` exists and holds `key`; used for
-/// `OPERATOR_API_KEY` at start-up (`promote` false: an owner who signed up with
-/// that e-mail never becomes an operator by it) and by `server
-/// create-operator-key` (`promote` true: the operator asked for it).
+/// `OPERATOR_API_KEY` at start-up and by `server create-operator-key`. Returns the
+/// account and how many owner keys were revoked to promote it.
 pub fn ensure_operator_key(
     conn: &mut PgConnection,
     email: &str,
     key_name: &str,
     key: &str,
-    promote: bool,
-) -> Result<User, OperatorKeyError> {
+    promotion: Promotion,
+) -> Result<(User, usize), OperatorKeyError> {
     conn.transaction(|conn| {
         let existing_user: Option<User> = users::table
             .filter(users::email.eq(email))
             .select(User::as_select())
             .first(conn)
             .optional()?;
+        let mut revoked = 0;
         let user: User = match existing_user {
             Some(user) if user.role == "operator" => user,
-            Some(user) if !promote => return Err(OperatorKeyError::OwnerAccount(user.email)),
-            Some(user) => diesel::update(users::table.find(user.id))
-                .set(users::role.eq("operator"))
-                .returning(User::as_returning())
-                .get_result(conn)?,
+            Some(user) if promotion == Promotion::Never => {
+                return Err(OperatorKeyError::OwnerAccount(user.email));
+            }
+            Some(user) => {
+                // Whoever registered this e-mail made these keys: they must not
+                // become operator keys.
+                let live = api_keys::table
+                    .filter(api_keys::user_id.eq(user.id))
+                    .filter(api_keys::revoked_at.is_null());
+                let keys: i64 = live.count().get_result(conn)?;
+                if keys > 0 && promotion != Promotion::RevokingOwnerKeys {
+                    return Err(OperatorKeyError::HasOwnerKeys {
+                        email: user.email,
+                        keys,
+                    });
+                }
+                revoked = diesel::update(live)
+                    .set(api_keys::revoked_at.eq(diesel::dsl::now))
+                    .execute(conn)?;
+                diesel::update(users::table.find(user.id))
+                    .set(users::role.eq("operator"))
+                    .returning(User::as_returning())
+                    .get_result(conn)?
+            }
             None => diesel::insert_into(users::table)
                 .values((
                     users::email.eq(email),
@@ -151,7 +195,7 @@ pub fn ensure_operator_key(
                 store_key(conn, user.id, key_name, key)?;
             }
         }
-        Ok(user)
+        Ok((user, revoked))
     })
 }
 
