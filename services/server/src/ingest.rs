@@ -7,7 +7,7 @@
 //! makes a resent result land once. Refused results are classified afterwards so
 //! each gets a precise error, and a resend of a stored result is acknowledged again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -111,13 +111,8 @@ async fn write_and_reply(db: &Database, batch: Vec<Submission>) {
     let size = rows.len();
     let outcomes = db.run(move |conn| store_batch(conn, &rows)).await;
     match outcomes {
-        Ok(outcomes) => {
-            crate::metrics::results_stored(
-                outcomes
-                    .iter()
-                    .filter(|o| matches!(o, Outcome::Stored))
-                    .count(),
-            );
+        Ok((outcomes, per_round)) => {
+            crate::metrics::results_stored(per_round);
             for (submission, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = submission.reply.send(outcome);
             }
@@ -177,13 +172,15 @@ fn millis(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
 
-/// Writes one batch in one transaction and says what became of each result.
+/// Writes one batch in one transaction and says what became of each result, and
+/// how many ticks it wrote per round.
 fn store_batch(
     conn: &mut PgConnection,
     rows: &[ResultRow],
-) -> overlaps_shared::Result<Vec<Outcome>> {
+) -> overlaps_shared::Result<(Vec<Outcome>, BTreeMap<i64, u64>)> {
     let ids: Vec<i64> = rows.iter().map(|r| r.result.assignment_id).collect();
     let validators: Vec<i64> = rows.iter().map(|r| r.validator_id).collect();
+    let mut per_round: BTreeMap<i64, u64> = BTreeMap::new();
     let stored: HashMap<i64, usize> = conn.transaction(|conn| {
         let answered: Vec<Answered> = diesel::sql_query(
             "UPDATE check_assignments a SET state = 'answered', answered_at = now() \
@@ -220,6 +217,7 @@ fn store_batch(
                 signature: row.signature.to_vec(),
             });
             stored.insert(a.id, index);
+            *per_round.entry(a.round_number).or_default() += 1;
         }
         if !ticks_rows.is_empty() {
             diesel::copy_from(ticks::table)
@@ -251,7 +249,7 @@ fn store_batch(
         .collect()
     };
 
-    Ok(rows
+    let outcomes = rows
         .iter()
         .enumerate()
         .map(|(i, row)| {
@@ -261,7 +259,8 @@ fn store_batch(
             }
             classify(row, states.get(&id))
         })
-        .collect())
+        .collect();
+    Ok((outcomes, per_round))
 }
 
 /// Why a result was not stored by this batch.
