@@ -7,7 +7,7 @@
 //! makes a resent result land once. Refused results are classified afterwards so
 //! each gets a precise error, and a resend of a stored result is acknowledged again.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -114,13 +114,8 @@ async fn write_and_reply(db: &Database, batch: Vec<Submission>, skew: chrono::Du
         .run(move |conn| Ok(store_isolating_failures(conn, &rows, skew, &store_batch)))
         .await;
     match outcomes {
-        Ok(outcomes) => {
-            crate::metrics::results_stored(
-                outcomes
-                    .iter()
-                    .filter(|o| matches!(o, Outcome::Stored))
-                    .count(),
-            );
+        Ok((outcomes, per_round)) => {
+            crate::metrics::results_stored(per_round);
             for (submission, outcome) in batch.into_iter().zip(outcomes) {
                 let _ = submission.reply.send(outcome);
             }
@@ -134,9 +129,12 @@ async fn write_and_reply(db: &Database, batch: Vec<Submission>, skew: chrono::Du
     }
 }
 
+/// What became of each result of a batch, and how many ticks it wrote per round.
+type Stored = (Vec<Outcome>, BTreeMap<i64, u64>);
+
 /// One way of storing a batch on a `C` (the real one is [`store_batch`] on a connection).
 type StoreFn<'a, C> =
-    dyn Fn(&mut C, &[ResultRow], chrono::Duration) -> overlaps_shared::Result<Vec<Outcome>> + 'a;
+    dyn Fn(&mut C, &[ResultRow], chrono::Duration) -> overlaps_shared::Result<Stored> + 'a;
 
 /// Stores `rows` with `store`; when a batch fails on its data (not the
 /// connection), its halves are stored apart, down to single rows, so one row the
@@ -147,26 +145,31 @@ fn store_isolating_failures<C>(
     rows: &[ResultRow],
     skew: chrono::Duration,
     store: &StoreFn<'_, C>,
-) -> Vec<Outcome> {
+) -> Stored {
     match store(conn, rows, skew) {
-        Ok(outcomes) => outcomes,
+        Ok(stored) => stored,
         Err(err) if rows.len() > 1 && is_data_error(&err) => {
             let (first, second) = rows.split_at(rows.len() / 2);
-            let mut outcomes = store_isolating_failures(conn, first, skew, store);
-            outcomes.extend(store_isolating_failures(conn, second, skew, store));
-            outcomes
+            let (mut outcomes, mut per_round) = store_isolating_failures(conn, first, skew, store);
+            let (more, rounds) = store_isolating_failures(conn, second, skew, store);
+            outcomes.extend(more);
+            for (round, n) in rounds {
+                *per_round.entry(round).or_default() += n;
+            }
+            (outcomes, per_round)
         }
         Err(err) if is_data_error(&err) => {
             tracing::warn!(error = %err, validator_id = rows[0].validator_id,
                 assignment_id = rows[0].result.assignment_id, "the store refused one result");
-            vec![Outcome::Refused(
+            let refused = Outcome::Refused(
                 ErrorCode::InvalidResult,
                 "the hub cannot store this result".into(),
-            )]
+            );
+            (vec![refused], BTreeMap::new())
         }
         Err(err) => {
             tracing::error!(error = %err, batch = rows.len(), "storing results failed; validators will resend");
-            vec![Outcome::Unavailable; rows.len()]
+            (vec![Outcome::Unavailable; rows.len()], BTreeMap::new())
         }
     }
 }
@@ -236,14 +239,16 @@ fn millis(ms: i64) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms).single()
 }
 
-/// Writes one batch in one transaction and says what became of each result.
+/// Writes one batch in one transaction and says what became of each result, and
+/// how many ticks it wrote per round.
 fn store_batch(
     conn: &mut PgConnection,
     rows: &[ResultRow],
     skew: chrono::Duration,
-) -> overlaps_shared::Result<Vec<Outcome>> {
+) -> overlaps_shared::Result<Stored> {
     let ids: Vec<i64> = rows.iter().map(|r| r.result.assignment_id).collect();
     let validators: Vec<i64> = rows.iter().map(|r| r.validator_id).collect();
+    let mut per_round: BTreeMap<i64, u64> = BTreeMap::new();
     // A check cannot start before its assignment was due (sent at that time).
     let latest_due: Vec<DateTime<Utc>> = rows
         .iter()
@@ -286,6 +291,7 @@ fn store_batch(
                 signature: row.signature.to_vec(),
             });
             stored.insert(a.id, index);
+            *per_round.entry(a.round_number).or_default() += 1;
         }
         if !ticks_rows.is_empty() {
             diesel::copy_from(ticks::table)
@@ -317,7 +323,7 @@ fn store_batch(
         .collect()
     };
 
-    Ok(rows
+    let outcomes = rows
         .iter()
         .enumerate()
         .map(|(i, row)| {
@@ -327,7 +333,8 @@ fn store_batch(
             }
             classify(row, states.get(&id), skew)
         })
-        .collect())
+        .collect();
+    Ok((outcomes, per_round))
 }
 
 /// Why a result was not stored by this batch.
@@ -411,11 +418,20 @@ mod tests {
             if batch.iter().any(|r| r.result.assignment_id == 5) {
                 Err(failure(DatabaseErrorKind::CheckViolation))
             } else {
-                Ok(vec![Outcome::Stored; batch.len()])
+                Ok((
+                    vec![Outcome::Stored; batch.len()],
+                    BTreeMap::from([(1, batch.len() as u64)]),
+                ))
             }
         };
-        let outcomes = store_isolating_failures(&mut (), &rows, chrono::Duration::zero(), &store);
+        let (outcomes, per_round) =
+            store_isolating_failures(&mut (), &rows, chrono::Duration::zero(), &store);
         assert_eq!(outcomes.len(), 9);
+        assert_eq!(
+            per_round,
+            BTreeMap::from([(1, 8)]),
+            "eight ticks written in all"
+        );
         for (row, outcome) in rows.iter().zip(&outcomes) {
             if row.result.assignment_id == 5 {
                 assert!(
@@ -443,7 +459,8 @@ mod tests {
             calls.set(calls.get() + 1);
             Err(failure(DatabaseErrorKind::ClosedConnection))
         };
-        let outcomes = store_isolating_failures(&mut (), &rows, chrono::Duration::zero(), &store);
+        let (outcomes, _) =
+            store_isolating_failures(&mut (), &rows, chrono::Duration::zero(), &store);
         assert_eq!(outcomes, vec![Outcome::Unavailable; 4]);
         assert_eq!(calls.get(), 1);
     }

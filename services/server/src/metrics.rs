@@ -1,11 +1,17 @@
 //! `/metrics` in the Prometheus text format: validator connections, results
 //! stored (rate them for results/s), round lag, job queue depths, alert failures
 //! and API requests. Counters live in process; gauges are read at scrape time.
+//!
+//! Rounds are sealed until closed, and `/metrics` is public: results stored are
+//! counted only once their round has closed. Counted as they arrive, the counter
+//! would tell a scraper when each quorum member of an open round answered (due
+//! times are public), hence roughly how long its check took: a timeout is a down.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use actix_web::{HttpResponse, get, web};
-use diesel::sql_types::{BigInt, Double};
+use diesel::sql_types::{Array, BigInt, Double};
 use diesel::{QueryableByName, RunQueryDsl};
 use overlaps_shared::jobs::{
     self, AuditEon, CloseEon, CloseRound, Dispatch, Job, SendAlert, SubmitRoot,
@@ -24,6 +30,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 struct Metrics {
     registry: Registry,
     results_stored: IntCounter,
+    /// Results stored per round whose round was open at the last look: not counted yet.
+    sealed_results: Mutex<BTreeMap<i64, u64>>,
     requests: IntCounterVec,
     connections: IntGauge,
     round_lag: Gauge,
@@ -37,7 +45,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let registry = Registry::new_custom(Some("overlaps".into()), None)?;
     let results_stored = IntCounter::new(
         "results_stored_total",
-        "Signed validator results stored by this server instance",
+        "Signed validator results stored by this server instance, counted once their round has closed",
     )?;
     let requests = IntCounterVec::new(
         Opts::new(
@@ -75,6 +83,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     Ok(Metrics {
         registry,
         results_stored,
+        sealed_results: Mutex::new(BTreeMap::new()),
         requests,
         connections,
         round_lag,
@@ -99,11 +108,44 @@ fn get_metrics() -> Option<&'static Metrics> {
         .as_ref()
 }
 
-/// Counts results stored by the ingest.
-pub fn results_stored(n: usize) {
+/// Notes results stored by the ingest, per round; they are counted once their
+/// round has closed (see the module's documentation).
+pub fn results_stored(per_round: BTreeMap<i64, u64>) {
     if let Some(m) = get_metrics() {
-        m.results_stored.inc_by(u64::try_from(n).unwrap_or(0));
+        let mut sealed = m
+            .sealed_results
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (round, n) in per_round {
+            *sealed.entry(round).or_default() += n;
+        }
+        // Unsealed at scrape time; with no scraper, keep the map bounded by
+        // counting the oldest rounds, closed long ago unless accounting is stalled.
+        while sealed.len() > MAX_SEALED_ROUNDS {
+            let Some((_, n)) = sealed.pop_first() else {
+                break;
+            };
+            m.results_stored.inc_by(n);
+        }
     }
+}
+
+/// Rounds whose results wait in memory for their close before some are counted anyway.
+const MAX_SEALED_ROUNDS: usize = 1024;
+
+/// Counts the results of every round that is no longer open.
+fn unseal_results(m: &Metrics, open_rounds: &[i64]) {
+    let mut sealed = m
+        .sealed_results
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    sealed.retain(|round, n| {
+        if open_rounds.contains(round) {
+            return true;
+        }
+        m.results_stored.inc_by(*n);
+        false
+    });
 }
 
 /// Counts one answered HTTP request by status class (`2xx`, `4xx`, ...).
@@ -126,6 +168,8 @@ struct DbGauges {
     lag: f64,
     #[diesel(sql_type = BigInt)]
     open_rounds: i64,
+    #[diesel(sql_type = Array<BigInt>)]
+    open_numbers: Vec<i64>,
     #[diesel(sql_type = BigInt)]
     failed: i64,
     #[diesel(sql_type = BigInt)]
@@ -144,6 +188,7 @@ async fn refresh(hub: &Hub, m: &Metrics) {
                    COALESCE((SELECT EXTRACT(EPOCH FROM now() - min(deadline_at)) FROM rounds \
                              WHERE closed_at IS NULL AND deadline_at < now()), 0)::float8 AS lag, \
                    (SELECT count(*) FROM rounds WHERE closed_at IS NULL) AS open_rounds, \
+                   ARRAY(SELECT number FROM rounds WHERE closed_at IS NULL) AS open_numbers, \
                    (SELECT count(*) FROM alert_outbox WHERE state = 'failed') AS failed, \
                    (SELECT count(*) FROM alert_outbox WHERE state = 'pending') AS pending",
             )
@@ -152,6 +197,7 @@ async fn refresh(hub: &Hub, m: &Metrics) {
         .await;
     match gauges {
         Ok(g) => {
+            unseal_results(m, &g.open_numbers);
             m.round_lag.set(g.lag);
             m.open_rounds.set(g.open_rounds);
             m.alerts_failed.set(g.failed);

@@ -592,6 +592,8 @@ async fn status_uptime_latency_incidents_and_ticks() {
             n % 2 // two pairs share a receive time: the id breaks the tie
         ));
     }
+    // Ticks are listed once their round is closed (sealed.rs: not before).
+    api.sql("UPDATE rounds SET closed_at = now() WHERE number <= 5");
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
     loop {
@@ -1044,13 +1046,15 @@ async fn validators_rounds_eons_and_merkle_proofs() {
     let answered = api
         .deployment
         .assign(3, site, a, "api-1", chrono::Utc::now());
-    let _missed = api
+    let missed = api
         .deployment
         .assign(3, site, c, "api-1", chrono::Utc::now());
     api.sql(&format!(
         "UPDATE check_assignments SET state = 'answered' WHERE id = {answered}; \
          INSERT INTO ticks (assignment_id, round_number, website_id, validator_id, status, http_status, latency_ms, checked_at, tls_expires_at, signature) \
-         VALUES ({answered}, 3, {site}, {a}, 'up', 200, 12, now(), '2027-01-02T03:04:05.678Z', decode(repeat('cd', 64), 'hex'))"
+         VALUES ({answered}, 3, {site}, {a}, 'up', 200, 12, now(), '2027-01-02T03:04:05.678Z', decode(repeat('cd', 64), 'hex')); \
+         UPDATE check_assignments SET state = 'missed' WHERE id = {missed}; \
+         UPDATE rounds SET closed_at = now() WHERE number <= 3"
     ));
     let rounds = api.get("/api/v1/rounds?limit=3", None).await;
     let rounds = rounds.expect(200).clone();
@@ -1080,6 +1084,7 @@ async fn validators_rounds_eons_and_merkle_proofs() {
         .await;
     let next = next.expect(200).clone();
     assert_eq!(next["items"][0]["result"], Value::Null);
+    assert_eq!(next["items"][0]["state"], "missed");
     assert_eq!(next["next_cursor"], Value::Null);
     api.get("/api/v1/rounds/99", None)
         .await

@@ -1,5 +1,9 @@
 //! Rounds (public, read-only): seed, candidates, assignments and results, so a
 //! third party can re-derive who was chosen and check what they answered.
+//!
+//! A round is sealed until accounting closes it: while `closed_at` is null its
+//! assignments show neither results nor which were answered, so no validator can
+//! read the others' answers (or learn who answered) and copy the majority.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -40,7 +44,7 @@ pub struct Round {
     pub opened_at: DateTime<Utc>,
     /// Results are due by then.
     pub deadline_at: DateTime<Utc>,
-    /// When accounting closed it.
+    /// When accounting closed it (null: open, its results sealed).
     pub closed_at: Option<DateTime<Utc>>,
     /// Fewer validators online than some site's quorum.
     pub degraded: bool,
@@ -108,9 +112,12 @@ pub struct Assignment {
     pub due_at: DateTime<Utc>,
     /// Answer deadline.
     pub deadline_at: DateTime<Utc>,
-    /// `pending`, `answered` or `missed`.
+    /// `answered` or `missed` once the round is closed; `sealed` for every
+    /// assignment of an open round (answered or not: that is not shown until the close).
+    #[schema(example = "answered")]
     pub state: String,
-    /// The stored result (null unless answered, or its day's ticks were dropped).
+    /// The stored result: null while the round is open (sealed), and in a closed
+    /// round unless answered (or its day's ticks were dropped).
     pub result: Option<AssignmentResult>,
 }
 
@@ -189,7 +196,11 @@ pub async fn get_round(
     Ok(web::Json(row.into()))
 }
 
-/// A round's assignments with their signed results, a page at a time.
+/// The `state` of every assignment of a round that is not closed yet.
+pub const SEALED: &str = "sealed";
+
+/// A round's assignments with their signed results, a page at a time; while the
+/// round is open every assignment is `sealed`, with no result.
 #[utoipa::path(
     tag = "rounds",
     params(("number" = i64, Path, description = "Round number"), PageParams),
@@ -210,13 +221,13 @@ pub async fn list_assignments(
     let number = number.into_inner();
     let limit = page.limit()?;
     let cursor = page.id_cursor()?;
-    let (rows, results) = db(&hub, move |conn| {
-        let exists: Option<i64> = rounds::table
+    let (rows, results, sealed) = db(&hub, move |conn| {
+        let closed_at: Option<Option<DateTime<Utc>>> = rounds::table
             .find(number)
-            .select(rounds::number)
+            .select(rounds::closed_at)
             .first(conn)
             .optional()?;
-        exists.ok_or(ApiError::NotFound("round"))?;
+        let sealed = closed_at.ok_or(ApiError::NotFound("round"))?.is_none();
         let mut query = check_assignments::table
             .filter(check_assignments::round_number.eq(number))
             .select(CheckAssignment::as_select())
@@ -227,13 +238,17 @@ pub async fn list_assignments(
             query = query.filter(check_assignments::id.gt(cursor));
         }
         let rows: Vec<CheckAssignment> = query.load(conn)?;
+        if sealed {
+            // Not even read: nothing of an open round's results leaves the database.
+            return Ok((rows, Vec::new(), true));
+        }
         let ids: Vec<i64> = rows.iter().map(|a| a.id).collect();
         let results: Vec<Tick> = ticks::table
             .filter(ticks::round_number.eq(number))
             .filter(ticks::assignment_id.eq_any(ids))
             .select(Tick::as_select())
             .load(conn)?;
-        Ok((rows, results))
+        Ok((rows, results, false))
     })
     .await?;
     let mut by_assignment: HashMap<i64, Tick> =
@@ -257,7 +272,8 @@ pub async fn list_assignments(
                 validator_id: a.validator_id,
                 due_at: a.due_at,
                 deadline_at: a.deadline_at,
-                state: a.state,
+                // Pending, answered and missed all look alike until the close.
+                state: if sealed { SEALED.to_owned() } else { a.state },
             })
             .collect(),
         next_cursor,

@@ -1,5 +1,10 @@
 //! A website's status and history: current state, uptime, hourly latency
 //! (all from `website_hourly_rollups`, never raw ticks), incidents and ticks.
+//!
+//! Nothing here shows a result of a round that is not closed yet (rounds are
+//! sealed until closed): `website_status`, `incidents` and the hourly rollups are
+//! written only by accounting, in the same transaction that sets the round's
+//! `closed_at`; raw ticks are listed only for closed rounds.
 
 use std::sync::Arc;
 
@@ -8,7 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable};
 use overlaps_shared::models::{Incident as IncidentRow, Tick as TickRow, WebsiteStatus};
-use overlaps_shared::schema::{incidents, ticks, website_hourly_rollups, website_status};
+use overlaps_shared::schema::{incidents, rounds, ticks, website_hourly_rollups, website_status};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use utoipa::{IntoParams, ToSchema};
@@ -138,7 +143,7 @@ pub struct IncidentPage {
     pub next_cursor: Option<String>,
 }
 
-/// One signed result of one validator.
+/// One signed result of one validator, in a closed round.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Tick {
     /// The assignment it answers.
@@ -398,7 +403,8 @@ fn tick_cursor(raw: Option<&str>) -> Result<Option<(DateTime<Utc>, i64)>, ApiErr
     Ok(Some((at, id)))
 }
 
-/// A website's raw signed results, newest first, a page at a time.
+/// A website's raw signed results, newest first, a page at a time; only those of
+/// closed rounds (an open round's results are sealed until it closes).
 #[utoipa::path(
     tag = "status",
     params(("id" = i64, Path, description = "Website id"), PageParams),
@@ -423,8 +429,15 @@ pub async fn list_ticks(
     let cursor = tick_cursor(page.cursor.as_deref())?;
     let rows = db(&hub, move |conn| {
         accessible(conn, &caller, id)?;
+        // Sealed rounds: skip ticks of rounds not closed yet. The open rounds are
+        // few (a partial index holds them), so this anti-join costs a probe per
+        // tick and does not depend on rounds closing in order.
+        let open_round = rounds::table
+            .filter(rounds::number.eq(ticks::round_number))
+            .filter(rounds::closed_at.is_null());
         let mut query = ticks::table
             .filter(ticks::website_id.eq(id))
+            .filter(diesel::dsl::not(diesel::dsl::exists(open_round)))
             .order((ticks::received_at.desc(), ticks::assignment_id.desc()))
             .limit(limit + 1)
             .select(TickRow::as_select())

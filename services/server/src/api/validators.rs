@@ -1,4 +1,8 @@
 //! Validators (public): list, detail with earnings, and Merkle proofs of rewards.
+//!
+//! Nothing here moves while a round is open (rounds are sealed until closed):
+//! reputation, the `checks_*` counters and credits are written only by accounting,
+//! in the transaction that closes the round; `last_seen_at` changes at signup only.
 
 use std::collections::HashSet;
 use std::sync::Arc;
