@@ -1,7 +1,12 @@
 //! The SSRF guard: which addresses the network must never be made to reach
 //! (loopback, private, link-local, cloud metadata, reserved). The validator applies
-//! it to every connection it makes; the server applies it to the websites owners
-//! register in production. One copy, so both always refuse the same addresses.
+//! it to every connection it makes; accounting to every alert it delivers to an
+//! owner's Slack or webhook URL (prod); the server to the websites owners register
+//! (prod). One copy, so all refuse the same addresses.
+//!
+//! It is enforced twice: on IP literals in the URL (which no resolver sees), and
+//! in the resolver the HTTP client uses for every connection (redirects included),
+//! so DNS rebinding cannot slip through.
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -98,6 +103,46 @@ impl fmt::Display for DnsFailure {
 }
 
 impl StdError for DnsFailure {}
+
+/// Whether `url` names a refused address literally (an IP host, which no resolver
+/// sees).
+pub fn literal_forbidden(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => is_forbidden(ip.into()),
+        Some(url::Host::Ipv6(ip)) => is_forbidden(ip.into()),
+        _ => false,
+    }
+}
+
+/// Whether `err` (or any error it wraps) is the guard refusing a target.
+pub fn is_refusal(err: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(err);
+    while let Some(e) = current {
+        if e.is::<ForbiddenTarget>() {
+            return true;
+        }
+        current = e.source();
+    }
+    false
+}
+
+/// An HTTP client's resolver that applies the guard to every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct GuardedResolver {
+    /// Dev networks reach local targets.
+    pub allow_private: bool,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let allow_private = self.allow_private;
+        Box::pin(async move {
+            let addrs = resolve(name.as_str(), allow_private).await?;
+            let addrs: reqwest::dns::Addrs = Box::new(addrs.into_iter());
+            Ok(addrs)
+        })
+    }
+}
 
 /// Resolves `host`, keeping only the addresses the guard allows.
 pub async fn resolve(

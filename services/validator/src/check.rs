@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use overlaps_shared::protocol::{CheckStatus, FailureReason, ValidateRequest};
 
-use crate::guard::{self, DnsFailure, ForbiddenTarget, GuardedResolver};
+use overlaps_shared::ssrf::{self as guard, DnsFailure, ForbiddenTarget, GuardedResolver};
 
 /// What a check found (unsigned).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,12 +83,7 @@ impl Checker {
                 return attempt.error(TooManyRedirects);
             }
             // IP literals bypass the resolver: guard them here.
-            let literal = attempt.url().host().and_then(|host| match host {
-                url::Host::Ipv4(ip) => Some(std::net::IpAddr::V4(ip)),
-                url::Host::Ipv6(ip) => Some(std::net::IpAddr::V6(ip)),
-                url::Host::Domain(_) => None,
-            });
-            if !allow_private && literal.is_some_and(guard::is_forbidden) {
+            if !allow_private && guard::literal_forbidden(attempt.url()) {
                 let target = attempt.url().to_string();
                 return attempt.error(ForbiddenTarget(target));
             }
@@ -164,19 +159,13 @@ impl Checker {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(bad("only http and https are checked"));
         }
-        match url.host() {
-            None => return Err(bad("no host")),
-            Some(url::Host::Ipv4(ip)) if !self.allow_private && guard::is_forbidden(ip.into()) => {
-                return Err(Refused::Forbidden(format!(
-                    "{ip} is a private or reserved address"
-                )));
-            }
-            Some(url::Host::Ipv6(ip)) if !self.allow_private && guard::is_forbidden(ip.into()) => {
-                return Err(Refused::Forbidden(format!(
-                    "{ip} is a private or reserved address"
-                )));
-            }
-            _ => {}
+        let Some(host) = url.host_str() else {
+            return Err(bad("no host"));
+        };
+        if !self.allow_private && guard::literal_forbidden(&url) {
+            return Err(Refused::Forbidden(format!(
+                "{host} is a private or reserved address"
+            )));
         }
         Ok(url)
     }

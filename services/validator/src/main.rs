@@ -5,7 +5,6 @@ mod check;
 mod claim;
 mod client;
 mod config;
-mod guard;
 mod hub_api;
 mod keys;
 mod receipts;
