@@ -64,6 +64,7 @@ fn sender(smtp: Option<&str>) -> Sender {
         smtp,
         "Overlaps <alerts@overlaps.test>",
         "http://127.0.0.1:8080",
+        true,
     )
     .unwrap()
 }
@@ -120,13 +121,34 @@ async fn a_webhook_body_is_signed_with_the_channel_secret() {
     );
     let request = &sink.received()[0];
     let signature = request.header("x-overlaps-signature").unwrap();
+    // `t=<unix seconds>,v1=<hex HMAC-SHA256("<t>." || body)>`, checked with an HMAC
+    // computed here, not by the code under test.
+    let (t, v1) = signature
+        .strip_prefix("t=")
+        .and_then(|rest| rest.split_once(",v1="))
+        .unwrap();
+    let t: i64 = t.parse().unwrap();
+    assert!(
+        (chrono::Utc::now().timestamp() - t).abs() < 60,
+        "a fresh timestamp"
+    );
+    let mut mac = <hmac::Hmac<sha2::Sha256> as hmac::KeyInit>::new_from_slice(b"s3cret").unwrap();
+    hmac::Mac::update(&mut mac, format!("{t}.").as_bytes());
+    hmac::Mac::update(&mut mac, &request.body);
+    assert_eq!(v1, hex::encode(hmac::Mac::finalize(mac).into_bytes()));
     assert_eq!(
         Some(signature.to_owned()),
-        webhook_signature("s3cret", &request.body)
+        webhook_signature("s3cret", t, &request.body)
+    );
+    // Another secret, or the same body at another time, signs differently: a
+    // captured delivery cannot be passed off as a new one.
+    assert_ne!(
+        Some(signature.to_owned()),
+        webhook_signature("other", t, &request.body)
     );
     assert_ne!(
         Some(signature.to_owned()),
-        webhook_signature("other", &request.body)
+        webhook_signature("s3cret", t + 600, &request.body)
     );
     let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
     assert_eq!(
@@ -212,4 +234,39 @@ async fn temporary_failures_back_off_and_permanent_ones_are_recorded_and_reporte
     );
     let last = sink.received().pop().unwrap();
     assert!(String::from_utf8_lossy(&last.body).contains("could not be delivered"));
+}
+
+#[tokio::test]
+async fn in_production_an_owner_target_on_a_private_address_is_never_contacted() {
+    install_tls_provider();
+    let db = TestDatabase::new().unwrap();
+    let pool = db.pool(2).await.unwrap();
+    let sink = HttpSink::start().await.unwrap();
+    let guarded = Sender::new(
+        None,
+        "Overlaps <alerts@overlaps.test>",
+        "http://127.0.0.1:8080",
+        false,
+    )
+    .unwrap();
+    // The sink listens on 127.0.0.1: by IP literal, and by a name resolving there.
+    let by_name = sink.url().replace("127.0.0.1", "localhost");
+    for (kind, target) in [
+        ("webhook", sink.url()),
+        ("slack", sink.url()),
+        ("webhook", by_name),
+    ] {
+        let id = queued(&db, kind, &target, Some("s3cret"));
+        let outcome = deliver(&pool, &guarded, &OperatorChannels::default(), id).await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+        assert_eq!(
+            row(&db, id).0,
+            "failed",
+            "{kind} {target}: a permanent failure, not retried"
+        );
+    }
+    assert!(
+        sink.received().is_empty(),
+        "the guard let a request through"
+    );
 }

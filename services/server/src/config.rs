@@ -60,6 +60,9 @@ pub struct ApiSettings {
     pub rate_limit_per_key: u32,
     /// `API_RATE_LIMIT_PER_IP`: requests per second per client address (bursts to 2×).
     pub rate_limit_per_ip: u32,
+    /// `API_TEST_ALERT_SECONDS`: one test alert per channel this often, across all
+    /// server instances.
+    pub test_alert_interval: Duration,
     /// `CORS_ALLOWED_ORIGINS`: origins allowed to call the API from a browser
     /// (`*` for any; empty for none).
     pub cors_allowed_origins: Vec<String>,
@@ -164,6 +167,11 @@ fn api_settings(env: &Env, app_env: AppEnv) -> Result<ApiSettings, ConfigError> 
         )?,
         rate_limit_per_key: env.ranged("API_RATE_LIMIT_PER_KEY", 50, 1..=1_000_000)?,
         rate_limit_per_ip: env.ranged("API_RATE_LIMIT_PER_IP", 100, 1..=1_000_000)?,
+        test_alert_interval: Duration::from_secs(env.ranged(
+            "API_TEST_ALERT_SECONDS",
+            10,
+            1..=86_400,
+        )?),
         cors_allowed_origins,
         websites: WebsiteBounds {
             interval_seconds: bounds(

@@ -785,6 +785,29 @@ async fn alert_channels_and_test_alerts() {
     );
     assert!(metrics.contains("overlaps_alerts_pending 1"), "{metrics}");
 
+    // A second test through the same channel at once is refused (one per
+    // API_TEST_ALERT_SECONDS), queues nothing, and spares the other channels.
+    api.post(
+        &format!("/api/v1/channels/{hook_id}/test"),
+        Some(&alice),
+        json!({}),
+    )
+    .await
+    .expect_error(429, "rate_limited");
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM alert_outbox WHERE channel_id = {hook_id}"
+        )),
+        1
+    );
+    api.post(
+        &format!("/api/v1/channels/{slack_id}/test"),
+        Some(&alice),
+        json!({}),
+    )
+    .await
+    .expect(202);
+
     api.delete(&format!("/api/v1/channels/{slack_id}"), Some(&alice))
         .await
         .expect(204);

@@ -7,6 +7,7 @@ use std::time::Duration;
 use hmac::{KeyInit, Mac};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use overlaps_shared::ssrf;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -104,6 +105,7 @@ pub struct Sender {
     smtp: Option<AsyncSmtpTransport<Tokio1Executor>>,
     from: Mailbox,
     api_base: String,
+    allow_private: bool,
 }
 
 impl std::fmt::Debug for Sender {
@@ -116,13 +118,17 @@ impl std::fmt::Debug for Sender {
 
 type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
-/// The `X-Overlaps-Signature` value of a webhook body: `sha256=<hex HMAC>`.
-pub fn webhook_signature(secret: &str, body: &[u8]) -> Option<String> {
+/// The `X-Overlaps-Signature` value of a webhook body sent at Unix second
+/// `timestamp`: `t=<timestamp>,v1=<hex HMAC-SHA256 of "<timestamp>." || body>`. The
+/// time is inside what is signed, so a receiver that refuses old timestamps cannot
+/// be sent a captured delivery again.
+pub fn webhook_signature(secret: &str, timestamp: i64, body: &[u8]) -> Option<String> {
     // HMAC takes keys of any length; `None` cannot happen in practice.
     let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret.as_bytes()).ok()?;
+    mac.update(format!("{timestamp}.").as_bytes());
     mac.update(body);
     Some(format!(
-        "sha256={}",
+        "t={timestamp},v1={}",
         hex::encode(mac.finalize().into_bytes())
     ))
 }
@@ -130,7 +136,14 @@ pub fn webhook_signature(secret: &str, body: &[u8]) -> Option<String> {
 impl Sender {
     /// A sender; `smtp_url` like `smtp://host:1025` (plain, dev),
     /// `smtp://host:587?tls=required` (STARTTLS) or `smtps://host:465` (TLS).
-    pub fn new(smtp_url: Option<&str>, from: &str, api_base: &str) -> Result<Self, DeliveryError> {
+    /// Without `allow_private` (prod), Slack and webhook deliveries never reach a
+    /// loopback, private, link-local or reserved address (the SSRF guard).
+    pub fn new(
+        smtp_url: Option<&str>,
+        from: &str,
+        api_base: &str,
+        allow_private: bool,
+    ) -> Result<Self, DeliveryError> {
         let smtp = smtp_url
             .map(|url| AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map(|b| b.build()))
             .transpose()
@@ -141,6 +154,7 @@ impl Sender {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(ssrf::GuardedResolver { allow_private })
             .build()
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         Ok(Sender {
@@ -148,6 +162,7 @@ impl Sender {
             smtp,
             from,
             api_base: api_base.trim_end_matches('/').to_owned(),
+            allow_private,
         })
     }
 
@@ -164,7 +179,8 @@ impl Sender {
             "webhook" => {
                 let body = serde_json::to_vec(alert)
                     .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-                let signature = webhook_signature(secret.unwrap_or_default(), &body)
+                let now = chrono::Utc::now().timestamp();
+                let signature = webhook_signature(secret.unwrap_or_default(), now, &body)
                     .ok_or_else(|| DeliveryError::Permanent("cannot sign the body".into()))?;
                 self.post_bytes(target, body, Some(signature)).await
             }
@@ -208,9 +224,17 @@ impl Sender {
         body: Vec<u8>,
         signature: Option<String>,
     ) -> Result<(), DeliveryError> {
+        // IP literals never reach the resolver: the guard looks at them here.
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| DeliveryError::Permanent(format!("bad URL: {e}")))?;
+        if !self.allow_private && ssrf::literal_forbidden(&parsed) {
+            return Err(DeliveryError::Permanent(
+                "the target is a private or reserved address".into(),
+            ));
+        }
         let mut request = self
             .http
-            .post(url)
+            .post(parsed)
             .header("content-type", "application/json")
             .body(body);
         if let Some(signature) = signature {
@@ -219,6 +243,10 @@ impl Sender {
         let response = request.send().await.map_err(|e| {
             if e.is_builder() {
                 DeliveryError::Permanent(format!("bad URL: {e}"))
+            } else if ssrf::is_refusal(&e) {
+                DeliveryError::Permanent(
+                    "the target resolves to a private or reserved address".into(),
+                )
             } else {
                 DeliveryError::Transient(e.to_string())
             }

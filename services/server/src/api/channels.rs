@@ -377,6 +377,7 @@ pub async fn delete_channel(
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
         (status = 404, description = "No such channel of the caller", body = ErrorBody),
+        (status = 429, description = "A test alert went out through this channel less than `API_TEST_ALERT_SECONDS` ago", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -387,6 +388,25 @@ pub async fn test_channel(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
+    // The caller must own the channel before it may spend its test allowance.
+    let check_caller = caller.clone();
+    db(&hub, move |conn| load(conn, &check_caller, id).map(drop)).await?;
+    // One test per channel per interval, across every server instance: a test
+    // alert is a request to someone else's endpoint, never a flood.
+    let window = u64::try_from(hub.config.api.test_alert_interval.as_millis()).unwrap_or(u64::MAX);
+    let mut redis = hub.infra.redis.clone();
+    let first: Option<String> = redis::cmd("SET")
+        .arg(hub.infra.keys.key(&format!("test-alert:{id}")))
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(window)
+        .query_async(&mut redis)
+        .await
+        .map_err(|e| ApiError::Internal(overlaps_shared::Error::Redis(e)))?;
+    if first.is_none() {
+        return Err(ApiError::RateLimited);
+    }
     let outbox_id = db(&hub, move |conn| {
         let channel = load(conn, &caller, id)?;
         let payload = serde_json::json!({
