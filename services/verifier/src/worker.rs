@@ -13,7 +13,7 @@ use overlaps_shared::jobs::{self, SubmitRoot};
 use overlaps_shared::models::RootCommitment;
 use overlaps_shared::money::from_numeric;
 use overlaps_shared::operator_alert;
-use overlaps_shared::schema::{ethereum_transactions as txs, root_commitments};
+use overlaps_shared::schema::{audit_reports, ethereum_transactions as txs, root_commitments};
 use overlaps_shared::service::Infrastructure;
 
 use crate::config::TxPolicy;
@@ -166,6 +166,9 @@ impl Verifier {
             tracing::warn!("no root commitment for this eon yet");
             return Ok(None);
         };
+        if !self.audited_clean(eon).await? {
+            return Ok(None);
+        }
         let total = from_numeric(&commitment.total).map_err(|_| TxError::Corrupt("total"))?;
         let root: [u8; 32] = commitment
             .root
@@ -194,6 +197,43 @@ impl Verifier {
             .await?;
         tracing::info!(tx_id = tx.id, %total, "root commitment queued");
         self.sender.advance(tx.id).await.map(Some)
+    }
+
+    /// Whether eon `eon`'s audit found nothing wrong: a root goes on-chain only
+    /// then. No report yet: wait (the sweep asks again). A report with mismatches:
+    /// the root is held and the operator told, once.
+    async fn audited_clean(&self, eon: i64) -> Result<bool, TxError> {
+        let report: Option<bool> = self
+            .infra
+            .db
+            .run(move |conn| {
+                Ok(audit_reports::table
+                    .find(eon)
+                    .select(audit_reports::ok)
+                    .first(conn)
+                    .optional()?)
+            })
+            .await?;
+        match report {
+            Some(true) => Ok(true),
+            None => {
+                tracing::info!("waiting for the eon's audit before committing its root");
+                Ok(false)
+            }
+            Some(false) => {
+                let cause = format!(
+                    "eon {eon}'s audit found mismatches: its root is held, not committed on-chain \
+                     (see GET /api/v1/eons/{eon}/audit)"
+                );
+                let key = format!("root_held:{eon}");
+                self.infra
+                    .db
+                    .run(move |conn| operator_alert::raise(conn, &key, &cause))
+                    .await?;
+                tracing::error!("the eon's audit found mismatches: root held");
+                Ok(false)
+            }
+        }
     }
 
     /// What the contract could pay in all: its balance plus what it already paid.

@@ -74,8 +74,32 @@ impl World {
         Ok(())
     }
 
-    /// Inserts eon `eon` and its root commitment (what accounting would write).
+    /// Inserts eon `eon`, its root commitment (what accounting would write) and a
+    /// clean audit report (what the audit would).
     fn insert_root(&self, eon: i64, total: u64) -> Result<[u8; 32], Box<dyn std::error::Error>> {
+        let root = self.insert_unaudited_root(eon, total)?;
+        self.audit(eon, true)?;
+        Ok(root)
+    }
+
+    /// Stores eon `eon`'s audit report.
+    fn audit(&self, eon: i64, ok: bool) -> Result<(), Box<dyn std::error::Error>> {
+        diesel::sql_query(
+            "INSERT INTO audit_reports (eon, ok, checked) VALUES ($1, $2, '{}') \
+             ON CONFLICT (eon) DO UPDATE SET ok = EXCLUDED.ok",
+        )
+        .bind::<BigInt, _>(eon)
+        .bind::<diesel::sql_types::Bool, _>(ok)
+        .execute(&mut self.db.connect()?)?;
+        Ok(())
+    }
+
+    /// Inserts eon `eon` and its root commitment, not audited yet.
+    fn insert_unaudited_root(
+        &self,
+        eon: i64,
+        total: u64,
+    ) -> Result<[u8; 32], Box<dyn std::error::Error>> {
         let leaves: Vec<_> = (1..=3)
             .map(|i| leaf_hash(Address::from_low_u64_be(i), U256::from(total / 3)))
             .collect();
@@ -148,6 +172,38 @@ fn policy(resend_blocks: u64) -> TxPolicy {
         resend_blocks,
         ..TxPolicy::default()
     }
+}
+
+#[tokio::test]
+async fn a_root_waits_for_a_clean_audit_and_one_with_mismatches_is_held() -> TestResult {
+    let world = World::new(1_000_000, true).await?;
+    world.insert_unaudited_root(1, 900)?;
+    let verifier = world.verifier(policy(10), 1).await?;
+    // Not audited yet: nothing is sent.
+    assert_eq!(verifier.submit_root(1).await?, None);
+    // Audited with mismatches: held, the operator told once, nothing sent.
+    world.audit(1, false)?;
+    assert_eq!(verifier.submit_root(1).await?, None);
+    assert_eq!(verifier.submit_root(1).await?, None);
+    assert!(world.tx_rows()?.is_empty());
+    assert_eq!(world.onchain_eon().await?, 0);
+    let alerts: i64 = {
+        #[derive(QueryableByName)]
+        struct N {
+            #[diesel(sql_type = BigInt)]
+            n: i64,
+        }
+        diesel::sql_query(
+            "SELECT count(*) AS n FROM alert_outbox WHERE dedup_key LIKE 'root_held:1%'",
+        )
+        .get_result::<N>(&mut world.db.connect()?)?
+        .n
+    };
+    assert!(alerts >= 1, "the operator is alerted");
+    // Clean (e.g. after the operator fixed the data and re-audited): committed.
+    world.audit(1, true)?;
+    assert_eq!(verifier.submit_root(1).await?, Some(TxState::Pending));
+    Ok(())
 }
 
 #[tokio::test]
