@@ -394,6 +394,12 @@ fn network_routes(rounds: &[(i64, serde_json::Value)]) -> HashMap<String, serde_
             format!("/api/v1/rounds/{round}/assignments?limit=200"),
             serde_json::json!({"items": items, "next_cursor": null}),
         );
+        // Closed rounds without canaries.
+        routes.insert(
+            format!("/api/v1/rounds/{round}/canaries"),
+            serde_json::json!({"round": round, "revealed": true, "canary_key": null, "epoch": null,
+                               "canary_rate_bp": null, "items": []}),
+        );
     }
     routes
 }
