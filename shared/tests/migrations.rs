@@ -260,15 +260,26 @@ fn reverting_the_tree_layers_cuts_every_leaf_its_hash_and_proof() {
         .execute(&mut conn)
         .unwrap();
     }
-    // Revert exactly the tree-layers migration (the newest).
-    let newest = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
+    // Revert down to and including the tree-layers migration: the later ones
+    // (seed chains, …) do not touch the tree, so they go first.
+    let tree_layers = MigrationSource::<diesel::pg::Pg>::migrations(&MIGRATIONS)
         .unwrap()
         .into_iter()
-        .map(|m| m.name().to_string())
-        .max()
-        .unwrap();
-    assert!(newest.ends_with("merkle_nodes"), "{newest}");
-    conn.revert_last_migration(MIGRATIONS).unwrap();
+        .find(|m| m.name().to_string().ends_with("merkle_nodes"))
+        .unwrap()
+        .name()
+        .version()
+        .to_string();
+    loop {
+        let reverted = conn.revert_last_migration(MIGRATIONS).unwrap().to_string();
+        if reverted == tree_layers {
+            break;
+        }
+        assert!(
+            reverted > tree_layers,
+            "reverted {reverted} before the tree layers"
+        );
+    }
 
     #[derive(QueryableByName)]
     struct Leaf {

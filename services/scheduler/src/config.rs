@@ -16,6 +16,8 @@ pub struct SchedulerConfig {
     pub round_length: Duration,
     /// `SCHEDULER_LOCK_TTL_SECONDS`: a dead leader is replaced within this.
     pub leader_ttl: Duration,
+    /// `SEED_CHAIN_ROUNDS`: rounds per seed epoch (links of each committed chain).
+    pub seed_chain_rounds: u32,
 }
 
 impl ServiceConfig for SchedulerConfig {
@@ -29,6 +31,9 @@ impl ServiceConfig for SchedulerConfig {
                 10,
                 2..=300,
             )?),
+            // Opening a round hashes up to this many times; 100,000 is still a few
+            // milliseconds, and an epoch is how far ahead each chain is committed.
+            seed_chain_rounds: env.ranged("SEED_CHAIN_ROUNDS", 1024, 1..=100_000)?,
         })
     }
 

@@ -78,9 +78,10 @@ async fn step(
     if next.is_none_or(|at| at <= now) {
         let online = presence.online().await?;
         let hub_id = config.hub_id.clone();
+        let chain_rounds = config.seed_chain_rounds;
         let opened = infra
             .db
-            .run(move |conn| rounds::open_round(conn, now, length, &hub_id, &online))
+            .run(move |conn| rounds::open_round(conn, now, length, &hub_id, chain_rounds, &online))
             .await?;
         let span = tracing::info_span!("round", round = opened.number);
         async {

@@ -56,6 +56,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         rounds::list_rounds,
         rounds::get_round,
         rounds::list_assignments,
+        rounds::list_seed_chains,
         eons::list_eons,
         eons::get_eon,
         eons::get_audit,
