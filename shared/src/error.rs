@@ -26,6 +26,10 @@ pub enum Error {
     /// A blocking task panicked or was cancelled.
     #[error("background task: {0}")]
     Task(#[from] tokio::task::JoinError),
+    /// The hub's seed chains cannot give the round to open its reveal (a gap or
+    /// overlap in `seed_chains`, or no randomness from the operating system).
+    #[error("seed chain: {0}")]
+    SeedChain(String),
     /// An operating-system call failed.
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),

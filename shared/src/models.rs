@@ -190,6 +190,27 @@ pub struct Round {
     pub candidates: Json,
     /// When the `close_round` job was enqueued.
     pub close_enqueued_at: Option<DateTime<Utc>>,
+    /// The seed-chain link this round revealed (None: opened under the old rule).
+    pub seed_reveal: Option<Vec<u8>>,
+}
+
+/// The public part of a seed chain: its commitment, never its anchor.
+///
+/// The anchor (the hub's secret) is deliberately not a field, so nothing that loads
+/// this model can serve or log it.
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = seed_chains, primary_key(epoch), check_for_backend(diesel::pg::Pg))]
+pub struct SeedChain {
+    /// Epoch number, from 1.
+    pub epoch: i64,
+    /// The round that reveals the chain's first link.
+    pub first_round: i64,
+    /// Rounds in the epoch (links revealed).
+    pub rounds: i32,
+    /// The commitment: every reveal of the epoch hashes forward to it.
+    pub tip: Vec<u8>,
+    /// When the hub committed it.
+    pub committed_at: DateTime<Utc>,
 }
 
 /// One validator asked to check one website in one round.

@@ -85,7 +85,19 @@ diesel::table! {
         seed_results_round -> Nullable<Int8>,
         candidates -> Jsonb,
         close_enqueued_at -> Nullable<Timestamptz>,
+        seed_reveal -> Nullable<Bytea>,
         canary_key -> Nullable<Bytea>,
+    }
+}
+
+diesel::table! {
+    seed_chains (epoch) {
+        epoch -> Int8,
+        first_round -> Int8,
+        rounds -> Int4,
+        tip -> Bytea,
+        anchor -> Bytea,
+        committed_at -> Timestamptz,
     }
 }
 
@@ -364,6 +376,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     alert_channels,
     validators,
     rounds,
+    seed_chains,
     check_assignments,
     ticks,
     website_status,

@@ -1,10 +1,22 @@
 //! Public, re-derivable choices: each round's seed and the validators assigned to
-//! each site. Anyone holding the stored public data (previous seed, the previous
-//! round's results hash, the online validators with their reputations) derives the
-//! same seed and the same assignments.
+//! each site. Anyone holding the stored public data (previous seed, the round's
+//! revealed seed-chain link, the chain's published tip, the online validators with
+//! their reputations) derives the same seed and the same assignments.
 //!
-//! - The round seed is `keccak256("overlaps/v1/round-seed" || previous seed ||
-//!   previous round's results hash)`.
+//! - Seeds come from a hash chain of the hub's secrets, one chain per epoch of
+//!   rounds: `anchor` (32 random bytes, secret), `h_0 = anchor`,
+//!   `h_k = keccak256("overlaps/v1/seed-chain" || h_(k-1))`, `tip = h_L` for an
+//!   epoch of `L` rounds. The tip is published a whole epoch before the epoch's
+//!   first round; the `i`-th round of the epoch reveals `h_(L-1-i)`, which hashes
+//!   once to the previous round's reveal (the tip for `i = 0`). Validators cannot
+//!   compute a reveal before it is published (it is a Keccak preimage), and the hub
+//!   cannot choose one after committing the tip.
+//! - The round seed is `keccak256("overlaps/v2/round-seed" || previous seed ||
+//!   reveal)`; round 1's previous seed is [`genesis_seed`]. Closed results no
+//!   longer enter it, so a validator choosing its answers cannot steer it.
+//! - Rounds opened before seed chains existed used [`legacy_round_seed`]
+//!   (previous seed and the latest closed round's results hash); it stays only so
+//!   those rounds can still be verified.
 //! - For a site, a ChaCha20 generator is seeded with `keccak256(round seed ||
 //!   website id)` and draws validators by Walker's alias method (`rand_distr`'s
 //!   `WeightedAliasIndex`), weighted by reputation, until `quorum` distinct ones.
@@ -15,17 +27,101 @@ use rand_chacha::ChaCha20Rng;
 use rand_distr::weighted::WeightedAliasIndex;
 use sha3::{Digest, Keccak256};
 
-/// Domain tag of round seeds.
-pub const ROUND_SEED_DOMAIN: &[u8] = b"overlaps/v1/round-seed";
+/// Domain tag of round seeds (seed-chain rule).
+pub const ROUND_SEED_DOMAIN: &[u8] = b"overlaps/v2/round-seed";
 
-/// The seed of the round after one with `previous_seed` whose closed results hash
-/// to `previous_results_hash`.
-pub fn next_round_seed(previous_seed: &[u8; 32], previous_results_hash: &[u8; 32]) -> [u8; 32] {
+/// Domain tag of round seeds under the old rule, before seed chains.
+pub const LEGACY_ROUND_SEED_DOMAIN: &[u8] = b"overlaps/v1/round-seed";
+
+/// Domain tag of each step of a seed chain.
+pub const SEED_CHAIN_DOMAIN: &[u8] = b"overlaps/v1/seed-chain";
+
+/// The seed of a round whose previous round had `previous_seed` and which
+/// reveals `reveal` (its seed-chain link).
+pub fn round_seed(previous_seed: &[u8; 32], reveal: &[u8; 32]) -> [u8; 32] {
     let mut hasher = Keccak256::new();
     hasher.update(ROUND_SEED_DOMAIN);
     hasher.update(previous_seed);
-    hasher.update(previous_results_hash);
+    hasher.update(reveal);
     hasher.finalize().into()
+}
+
+/// The seed of a round opened under the old rule, from the previous seed and the
+/// results hash of the latest closed round (zeros when none was closed). Only for
+/// verifying rounds opened before seed chains: results chosen by validators must
+/// not steer new seeds.
+pub fn legacy_round_seed(previous_seed: &[u8; 32], results_hash: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Keccak256::new();
+    hasher.update(LEGACY_ROUND_SEED_DOMAIN);
+    hasher.update(previous_seed);
+    hasher.update(results_hash);
+    hasher.finalize().into()
+}
+
+/// One step of a seed chain: `keccak256("overlaps/v1/seed-chain" || link)`.
+pub fn seed_chain_step(link: &[u8; 32]) -> [u8; 32] {
+    let mut hasher = Keccak256::new();
+    hasher.update(SEED_CHAIN_DOMAIN);
+    hasher.update(link);
+    hasher.finalize().into()
+}
+
+/// `link` hashed forward `steps` times.
+pub fn seed_chain_forward(link: &[u8; 32], steps: u32) -> [u8; 32] {
+    let mut out = *link;
+    for _ in 0..steps {
+        out = seed_chain_step(&out);
+    }
+    out
+}
+
+/// The tip of the chain of `rounds` links from `anchor`: `h_rounds`.
+pub fn seed_chain_tip(anchor: &[u8; 32], rounds: u32) -> [u8; 32] {
+    seed_chain_forward(anchor, rounds)
+}
+
+/// What the `index`-th round (0-based) of an epoch of `rounds` rounds reveals:
+/// `h_(rounds-1-index)`; None past the epoch's end.
+pub fn seed_chain_reveal(anchor: &[u8; 32], rounds: u32, index: u32) -> Option<[u8; 32]> {
+    let steps = rounds.checked_sub(index)?.checked_sub(1)?;
+    Some(seed_chain_forward(anchor, steps))
+}
+
+/// Why a round's seed does not follow from its public inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SeedMismatch {
+    /// The reveal does not hash to the previous round's reveal (or the chain's tip).
+    #[error("the reveal does not hash to the previous reveal or the chain's tip")]
+    Reveal,
+    /// The seed is not `round_seed(previous seed, reveal)`.
+    #[error("the seed does not follow from the previous seed and the reveal")]
+    Seed,
+}
+
+/// Checks that `reveal` is the link before `previous_link` (the previous round's
+/// reveal, or the chain's tip at the epoch's first round).
+pub fn verify_reveal(reveal: &[u8; 32], previous_link: &[u8; 32]) -> Result<(), SeedMismatch> {
+    if seed_chain_step(reveal) == *previous_link {
+        Ok(())
+    } else {
+        Err(SeedMismatch::Reveal)
+    }
+}
+
+/// Verifies a round's `seed` from public inputs only: the previous round's seed
+/// (the genesis seed for round 1), the round's `reveal`, and `previous_link` — the
+/// previous round's reveal, or the chain's tip at the epoch's first round.
+pub fn verify_round_seed(
+    previous_seed: &[u8; 32],
+    reveal: &[u8; 32],
+    previous_link: &[u8; 32],
+    seed: &[u8; 32],
+) -> Result<(), SeedMismatch> {
+    verify_reveal(reveal, previous_link)?;
+    if round_seed(previous_seed, reveal) != *seed {
+        return Err(SeedMismatch::Seed);
+    }
+    Ok(())
 }
 
 /// A validator that can be chosen, with its selection weight (reputation).
@@ -132,7 +228,7 @@ mod tests {
     }
 
     fn seed(n: u8) -> [u8; 32] {
-        next_round_seed(&[n; 32], &[0; 32])
+        round_seed(&[n; 32], &[0; 32])
     }
 
     #[test]
@@ -188,11 +284,89 @@ mod tests {
         assert!(counts[2..].iter().all(|&c| c < 400), "{counts:?}");
     }
 
+    fn hex32(text: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).unwrap();
+        out
+    }
+
+    /// Fixed vectors computed outside this code base, with Python's pycryptodome
+    /// (`Crypto.Hash.keccak`, 256 bits; checked against Keccak-256("") =
+    /// c5d2…a470): anchor = 0x11 × 32, an epoch of 4 rounds, hub id `vector-hub`.
+    ///
+    /// ```python
+    /// from Crypto.Hash import keccak
+    /// def k(*parts):
+    ///     h = keccak.new(digest_bits=256)
+    ///     for p in parts: h.update(p)
+    ///     return h.digest()
+    /// h = [b"\x11" * 32]
+    /// for _ in range(4): h.append(k(b"overlaps/v1/seed-chain", h[-1]))
+    /// genesis = k(b"overlaps/v1/genesis", b"vector-hub")
+    /// s1 = k(b"overlaps/v2/round-seed", genesis, h[3]); s2 = k(b"overlaps/v2/round-seed", s1, h[2])
+    /// ```
+    ///
+    /// Any change to a domain tag, the order of the inputs or the chain's
+    /// direction fails here.
     #[test]
-    fn each_seed_depends_on_the_previous_seed_and_results() {
-        let base = next_round_seed(&[1; 32], &[2; 32]);
-        assert_ne!(base, next_round_seed(&[1; 32], &[3; 32]));
-        assert_ne!(base, next_round_seed(&[0; 32], &[2; 32]));
-        assert_eq!(base, next_round_seed(&[1; 32], &[2; 32]));
+    fn seeds_and_chains_match_independently_computed_vectors() {
+        let anchor = [0x11; 32];
+        let tip = hex32("377293e960e79c5f9f2a6d75a7fe1cd6af8f8891f140d92e9765ad3bba16ff27");
+        let h3 = hex32("619ba890b1e3f257a02ee37f2aeec412d44045f9990cf2444e2ac02f5dc6aabf");
+        let h2 = hex32("7adcdea2d148ed03c45f6ae31e630f0ac47145647777a0471b08925724a980d9");
+        let h1 = hex32("c4af71342cd676812538d27e195dc20125fa551dfcb7320d67e66fc2d257affe");
+        let genesis = hex32("6a3784af4ec59ffe3bb769d3f7adde6f794102704aeeeecb13b2da83529f03e0");
+        let seed1 = hex32("5244255e19605a9600ac84eae80b27936a372294696f7cc9041fcc74595755bc");
+        let seed2 = hex32("a6440368a691c6c961a61a03a175777888f677cb3a81408bd9ae856dfe25999d");
+
+        assert_eq!(seed_chain_tip(&anchor, 4), tip);
+        assert_eq!(seed_chain_reveal(&anchor, 4, 0), Some(h3));
+        assert_eq!(seed_chain_reveal(&anchor, 4, 1), Some(h2));
+        assert_eq!(seed_chain_reveal(&anchor, 4, 2), Some(h1));
+        assert_eq!(
+            seed_chain_reveal(&anchor, 4, 3),
+            Some(anchor),
+            "the last round reveals the anchor"
+        );
+        assert_eq!(seed_chain_reveal(&anchor, 4, 4), None);
+        assert_eq!(genesis_seed("vector-hub"), genesis);
+        assert_eq!(round_seed(&genesis, &h3), seed1);
+        assert_eq!(round_seed(&seed1, &h2), seed2);
+
+        // Verified from public inputs alone: round 1 against the tip, round 2
+        // against round 1's reveal.
+        assert_eq!(verify_round_seed(&genesis, &h3, &tip, &seed1), Ok(()));
+        assert_eq!(verify_round_seed(&seed1, &h2, &h3, &seed2), Ok(()));
+        assert_eq!(
+            verify_round_seed(&seed1, &h1, &h3, &seed2),
+            Err(SeedMismatch::Reveal)
+        );
+        assert_eq!(
+            verify_round_seed(&seed1, &h2, &h3, &seed1),
+            Err(SeedMismatch::Seed)
+        );
+        assert_eq!(
+            verify_round_seed(&genesis, &h2, &h3, &seed2),
+            Err(SeedMismatch::Seed)
+        );
+
+        // The old rule, kept for rounds opened before seed chains.
+        assert_eq!(
+            legacy_round_seed(&[1; 32], &[2; 32]),
+            hex32("f94607e75e01f469c2ef873506f23f48c059eee1e3fd40880c6b55f0fff37cab")
+        );
+    }
+
+    #[test]
+    fn each_seed_depends_on_the_previous_seed_and_the_reveal() {
+        let base = round_seed(&[1; 32], &[2; 32]);
+        assert_ne!(base, round_seed(&[1; 32], &[3; 32]));
+        assert_ne!(base, round_seed(&[0; 32], &[2; 32]));
+        assert_eq!(base, round_seed(&[1; 32], &[2; 32]));
+        assert_ne!(
+            base,
+            legacy_round_seed(&[1; 32], &[2; 32]),
+            "the rules are domain-separated"
+        );
     }
 }

@@ -71,6 +71,7 @@ fn every_table_in_schema_rs_matches_the_database() {
         alert_channels,
         validators,
         rounds,
+        seed_chains,
         check_assignments,
         ticks,
         website_status,
@@ -87,5 +88,5 @@ fn every_table_in_schema_rs_matches_the_database() {
         contract_events,
         audit_reports,
     );
-    assert_eq!(checked, 21);
+    assert_eq!(checked, 22);
 }

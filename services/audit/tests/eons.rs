@@ -18,6 +18,7 @@ use overlaps_audit::config::AuditPolicy;
 use overlaps_shared::eth::U256;
 use overlaps_shared::models::Tick;
 use overlaps_shared::schema::ticks;
+use overlaps_shared::selection;
 use overlaps_shared::signing::{self, Keypair};
 use overlaps_shared::testing::TestDatabase;
 use serde_json::json;
@@ -58,12 +59,43 @@ struct World {
     keys: Vec<Keypair>,
     validators: Vec<i64>,
     start: DateTime<Utc>,
+    /// Rounds `1..=legacy_rounds` were opened under the old seed rule.
+    legacy_rounds: i64,
+}
+
+/// Rounds per seed epoch in these tests: eon 1 (rounds 1..=3) spans two epochs.
+const CHAIN_ROUNDS: u32 = 2;
+
+/// The (test-known) anchor of seed epoch `epoch`.
+fn anchor(epoch: i64) -> [u8; 32] {
+    [0x40 + epoch as u8; 32]
+}
+
+#[derive(QueryableByName)]
+struct SeedOf {
+    #[diesel(sql_type = Bytea)]
+    seed: Vec<u8>,
+}
+
+#[derive(QueryableByName)]
+struct Closed {
+    #[diesel(sql_type = BigInt)]
+    number: i64,
+    #[diesel(sql_type = Bytea)]
+    results_hash: Vec<u8>,
 }
 
 const ADDRESS_A: [u8; 20] = [0xaa; 20];
 const ADDRESS_B: [u8; 20] = [0xbb; 20];
 
 fn world() -> World {
+    world_with(0)
+}
+
+/// A world whose first `legacy_rounds` rounds predate seed chains; the chains
+/// (three epochs of [`CHAIN_ROUNDS`]) start right after them, all committed before
+/// the first round opens, as the scheduler does.
+fn world_with(legacy_rounds: i64) -> World {
     let db = TestDatabase::new().unwrap();
     let mut conn = db.connect().unwrap();
     let owner = diesel::sql_query("INSERT INTO users (email) VALUES ('o@x.io') RETURNING id")
@@ -96,12 +128,28 @@ fn world() -> World {
             .id
         })
         .collect();
+    let start = Utc::now() - Duration::hours(1);
+    for epoch in 1..=3i64 {
+        diesel::sql_query(
+            "INSERT INTO seed_chains (epoch, first_round, rounds, tip, anchor, committed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind::<BigInt, _>(epoch)
+        .bind::<BigInt, _>(legacy_rounds + 1 + (epoch - 1) * i64::from(CHAIN_ROUNDS))
+        .bind::<diesel::sql_types::Int4, _>(CHAIN_ROUNDS as i32)
+        .bind::<Bytea, _>(selection::seed_chain_tip(&anchor(epoch), CHAIN_ROUNDS).to_vec())
+        .bind::<Bytea, _>(anchor(epoch).to_vec())
+        .bind::<Timestamptz, _>(start)
+        .execute(&mut conn)
+        .unwrap();
+    }
     World {
         db,
         sites,
         keys,
         validators,
-        start: Utc::now() - Duration::hours(1),
+        start,
+        legacy_rounds,
     }
 }
 
@@ -111,11 +159,56 @@ impl World {
     fn round(&self, n: i64, statuses: [Option<&str>; 3]) {
         let mut conn = self.db.connect().unwrap();
         let opened = self.start + Duration::seconds(30 * n);
+        let genesis = selection::genesis_seed(HUB);
+        let previous: [u8; 32] = if n == 1 {
+            genesis
+        } else {
+            diesel::sql_query("SELECT seed FROM rounds WHERE number = $1")
+                .bind::<BigInt, _>(n - 1)
+                .get_result::<SeedOf>(&mut conn)
+                .unwrap()
+                .seed
+                .try_into()
+                .unwrap()
+        };
+        // The seed as the scheduler of the time made it.
+        let (seed, reveal, results_round) = if n <= self.legacy_rounds {
+            let closed = diesel::sql_query(
+                "SELECT number, results_hash FROM rounds WHERE closed_at IS NOT NULL \
+                 AND results_hash IS NOT NULL ORDER BY number DESC LIMIT 1",
+            )
+            .get_result::<Closed>(&mut conn)
+            .optional()
+            .unwrap();
+            let results: [u8; 32] = closed
+                .as_ref()
+                .map_or([0; 32], |c| c.results_hash.clone().try_into().unwrap());
+            let seed = if n == 1 {
+                genesis
+            } else {
+                selection::legacy_round_seed(&previous, &results)
+            };
+            (seed, None, closed.map(|c| c.number))
+        } else {
+            let i = (n - self.legacy_rounds - 1) as u32;
+            let epoch = i64::from(i / CHAIN_ROUNDS) + 1;
+            let reveal =
+                selection::seed_chain_reveal(&anchor(epoch), CHAIN_ROUNDS, i % CHAIN_ROUNDS)
+                    .unwrap();
+            (
+                selection::round_seed(&previous, &reveal),
+                Some(reveal),
+                None,
+            )
+        };
         diesel::sql_query(
-            "INSERT INTO rounds (number, seed, opened_at, deadline_at) VALUES ($1, $2, $3, $4)",
+            "INSERT INTO rounds (number, seed, seed_reveal, seed_results_round, opened_at, deadline_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
         )
         .bind::<BigInt, _>(n)
-        .bind::<Bytea, _>(vec![n as u8; 32])
+        .bind::<Bytea, _>(seed.to_vec())
+        .bind::<Nullable<Bytea>, _>(reveal.map(|r| r.to_vec()))
+        .bind::<Nullable<BigInt>, _>(results_round)
         .bind::<Timestamptz, _>(opened)
         .bind::<Timestamptz, _>(opened + Duration::seconds(30))
         .execute(&mut conn)
@@ -333,6 +426,7 @@ fn an_eon_closes_from_stored_ticks_and_every_proof_verifies_independently() {
     let report = w.audit(1);
     assert!(report.ok, "{:?}", report.mismatches);
     assert_eq!(report.checked.rounds, 3);
+    assert_eq!(report.checked.seeds, 3);
     assert_eq!(report.checked.signatures, 16);
     assert_eq!(report.checked.leaves, 2);
     // Layer 0 (two leaves) and the root's layer.
@@ -738,4 +832,150 @@ fn canaries_are_re_derived_from_the_revealed_keys_and_each_tampering_is_named() 
         }
         assert!(w.audit(1).ok, "undoing {kind}");
     }
+}
+
+fn rounds_named(report: &AuditReport, kind: &str) -> Vec<serde_json::Value> {
+    report
+        .of_kind(kind)
+        .iter()
+        .map(|m| m.details["round"].clone())
+        .collect()
+}
+
+#[test]
+fn a_tampered_seed_reveal_is_named_by_its_round() {
+    // Eon 1: round 1 reveals epoch 1's h1, round 2 its anchor, round 3 epoch 2's h1.
+    let w = World::first_eon();
+    w.exec("UPDATE rounds SET seed_reveal = decode(repeat('00', 32), 'hex') WHERE number = 2");
+    let report = w.audit(1);
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from(["seed_reveal", "seed"]),
+        "{:?}",
+        report.mismatches
+    );
+    // The reveal no longer hashes to round 1's, and the stored seed no longer
+    // follows from it; round 3 starts epoch 2 and is checked against its tip.
+    assert_eq!(rounds_named(&report, "seed_reveal"), vec![json!(2)]);
+    assert_eq!(
+        report.of_kind("seed_reveal")[0].details["against"],
+        "previous_reveal"
+    );
+    assert_eq!(rounds_named(&report, "seed"), vec![json!(2)]);
+
+    // A round inside an epoch that reveals nothing (back to the old rule) is named too.
+    let w = World::first_eon();
+    w.exec("UPDATE rounds SET seed_reveal = NULL WHERE number = 3");
+    let report = w.audit(1);
+    assert_eq!(kinds(&report), BTreeSet::from(["seed_reveal"]));
+    assert_eq!(
+        report.of_kind("seed_reveal")[0].details,
+        json!({ "round": 3, "epoch": 2, "stored": null })
+    );
+}
+
+#[test]
+fn a_tampered_seed_is_named_with_the_round_that_builds_on_it() {
+    let w = World::first_eon();
+    w.exec("UPDATE rounds SET seed = decode(repeat('ee', 32), 'hex') WHERE number = 2");
+    let report = w.audit(1);
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from(["seed"]),
+        "{:?}",
+        report.mismatches
+    );
+    // Round 2's seed does not follow from round 1's and its reveal; round 3's is
+    // derived from the stored (changed) one, so it no longer follows either.
+    assert_eq!(rounds_named(&report, "seed"), vec![json!(2), json!(3)]);
+    let ours = format!("0x{}", "ee".repeat(32));
+    assert_eq!(report.of_kind("seed")[0].details["stored"], json!(ours));
+}
+
+#[test]
+fn a_tampered_tip_or_a_late_commitment_is_named_by_its_epoch() {
+    let w = World::first_eon();
+    w.exec("UPDATE seed_chains SET tip = decode(repeat('11', 32), 'hex') WHERE epoch = 2");
+    let report = w.audit(1);
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from(["seed_reveal"]),
+        "{:?}",
+        report.mismatches
+    );
+    let details = &report.of_kind("seed_reveal")[0].details;
+    assert_eq!(
+        (
+            details["round"].clone(),
+            details["epoch"].clone(),
+            details["against"].clone()
+        ),
+        (json!(3), json!(2), json!("tip"))
+    );
+
+    // Epoch 2 committed after epoch 1's first round opened, though still before
+    // its own: not a whole epoch ahead.
+    let w = World::first_eon();
+    w.exec(
+        "UPDATE seed_chains SET committed_at = (SELECT opened_at + interval '1 second' FROM rounds WHERE number = 1) WHERE epoch = 2",
+    );
+    let report = w.audit(1);
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from(["seed_commitment"]),
+        "{:?}",
+        report.mismatches
+    );
+    let late = report.of_kind("seed_commitment");
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].details["epoch"], 2);
+    assert_eq!(late[0].details["due_by"], "previous_epoch_first_round");
+    // After its own first round opened: named for both.
+    w.exec(
+        "UPDATE seed_chains SET committed_at = (SELECT opened_at + interval '1 second' FROM rounds WHERE number = 3) WHERE epoch = 2",
+    );
+    let due: BTreeSet<String> = w
+        .audit(1)
+        .of_kind("seed_commitment")
+        .iter()
+        .map(|m| m.details["due_by"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        due,
+        BTreeSet::from([
+            "own_first_round".to_owned(),
+            "previous_epoch_first_round".to_owned()
+        ])
+    );
+}
+
+#[test]
+fn rounds_before_seed_chains_are_audited_by_the_old_rule_and_later_ones_by_the_new() {
+    // Rounds 1 and 2 by the old scheduler; round 2 closed before round 3 opened,
+    // so round 3's old-rule seed took its results hash; seed chains start at round 4.
+    let w = world_with(3);
+    w.round(1, [Some("up"), Some("up"), Some("up")]);
+    w.round(2, [Some("up"), Some("down"), Some("up")]);
+    w.close_rounds();
+    w.round(3, [Some("down"), Some("down"), None]);
+    w.round(4, [Some("up"), Some("up"), Some("up")]);
+    w.round(5, [Some("up"), Some("up"), Some("up")]);
+    w.close_rounds();
+    let mut conn = w.db.connect().unwrap();
+    close_eon(&mut conn, 1).unwrap().unwrap();
+    let report = w.audit(1);
+    assert!(report.ok, "{:?}", report.mismatches);
+    assert_eq!(report.checked.seeds, 5);
+
+    // An old-rule seed that does not follow from the closed round it names.
+    w.exec("UPDATE rounds SET seed_results_round = 1 WHERE number = 3");
+    let report = w.audit(1);
+    assert_eq!(
+        kinds(&report),
+        BTreeSet::from(["seed"]),
+        "{:?}",
+        report.mismatches
+    );
+    assert_eq!(rounds_named(&report, "seed"), vec![json!(3)]);
+    assert_eq!(report.of_kind("seed")[0].details["rule"], "legacy");
 }

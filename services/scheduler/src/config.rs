@@ -21,6 +21,8 @@ pub struct SchedulerConfig {
     pub leader_ttl: Duration,
     /// `CANARY_*`: the known-answer checks mixed into rounds.
     pub canaries: CanaryPolicy,
+    /// `SEED_CHAIN_ROUNDS`: rounds per seed epoch (links of each committed chain).
+    pub seed_chain_rounds: u32,
 }
 
 impl ServiceConfig for SchedulerConfig {
@@ -37,6 +39,9 @@ impl ServiceConfig for SchedulerConfig {
                 10,
                 2..=300,
             )?),
+            // Opening a round hashes up to this many times; 100,000 is still a few
+            // milliseconds, and an epoch is how far ahead each chain is committed.
+            seed_chain_rounds: env.ranged("SEED_CHAIN_ROUNDS", 1024, 1..=100_000)?,
         })
     }
 

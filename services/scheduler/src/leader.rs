@@ -79,9 +79,12 @@ async fn step(
         let online = presence.online().await?;
         let hub_id = config.hub_id.clone();
         let canaries = config.canaries.clone();
+        let chain_rounds = config.seed_chain_rounds;
         let opened = infra
             .db
-            .run(move |conn| rounds::open_round(conn, now, length, &hub_id, &online, &canaries))
+            .run(move |conn| {
+                rounds::open_round(conn, now, length, &hub_id, chain_rounds, &online, &canaries)
+            })
             .await?;
         let span = tracing::info_span!("round", round = opened.number);
         async {

@@ -1,9 +1,12 @@
 //! Opening rounds and handing closed ones over to accounting.
 //!
-//! A round's seed is `next_round_seed(previous seed, results hash of the latest
-//! closed round)` (zeros while none is closed; round 1 uses the genesis seed), and
-//! the round stores which closed round it used and the candidates it drew from, so
-//! anyone can re-derive every assignment from the `rounds` table alone.
+//! A round's seed is `round_seed(previous seed, reveal)` (round 1's previous seed
+//! is the genesis seed), where the reveal is the round's link of its epoch's seed
+//! chain (`shared::selection`). Whenever a round of epoch `e` opens, chain `e + 1`
+//! is made sure of in the same transaction, so every chain's tip is public a whole
+//! epoch before its first round. The round stores its reveal and the candidates it
+//! drew from, so anyone can check the seed against the published tips and
+//! re-derive every assignment from public data alone.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,6 +20,8 @@ use overlaps_shared::jobs::Dispatch;
 use overlaps_shared::operator_alert;
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
 
 use crate::canaries::{self, CanaryPolicy};
 
@@ -27,6 +32,8 @@ pub struct OpenedRound {
     pub number: i64,
     /// Its public seed.
     pub seed: [u8; 32],
+    /// The seed-chain link it revealed (public from now on).
+    pub seed_reveal: [u8; 32],
     /// Results after this are late.
     pub deadline_at: DateTime<Utc>,
     /// Some due site got fewer validators than its quorum.
@@ -45,12 +52,18 @@ struct LastRound {
     seed: Vec<u8>,
 }
 
+/// A seed chain with its secret anchor: deliberately not `Debug`, so it cannot
+/// end up in a log line.
 #[derive(QueryableByName)]
-struct ClosedRound {
+struct ChainRow {
     #[diesel(sql_type = BigInt)]
-    number: i64,
+    epoch: i64,
+    #[diesel(sql_type = BigInt)]
+    first_round: i64,
+    #[diesel(sql_type = Int4)]
+    rounds: i32,
     #[diesel(sql_type = Bytea)]
-    results_hash: Vec<u8>,
+    anchor: Vec<u8>,
 }
 
 #[derive(QueryableByName)]
@@ -112,46 +125,138 @@ pub fn next_opening(
     Ok(last.opened_at.map(|at| at + length))
 }
 
-/// The seed of the round after `last` (genesis when there is none) and the closed
-/// round whose results went into it.
+/// The number of the round to open, its seed and its reveal; makes sure the seed
+/// chain of the next epoch is committed.
 fn seed_for(
     conn: &mut PgConnection,
     hub_id: &str,
-) -> overlaps_shared::Result<(i64, [u8; 32], Option<i64>)> {
+    chain_rounds: u32,
+    now: DateTime<Utc>,
+) -> overlaps_shared::Result<(i64, [u8; 32], [u8; 32])> {
     let last = diesel::sql_query("SELECT number, seed FROM rounds ORDER BY number DESC LIMIT 1")
         .get_result::<LastRound>(conn)
         .optional()?;
-    let Some(last) = last else {
-        return Ok((1, selection::genesis_seed(hub_id), None));
+    let (number, previous_seed) = match last {
+        Some(last) => (last.number + 1, seed32(&last.seed)?),
+        None => (1, selection::genesis_seed(hub_id)),
     };
-    let closed = diesel::sql_query(
-        "SELECT number, results_hash FROM rounds \
-         WHERE closed_at IS NOT NULL AND results_hash IS NOT NULL ORDER BY number DESC LIMIT 1",
-    )
-    .get_result::<ClosedRound>(conn)
-    .optional()?;
-    let (results_hash, used) = match closed {
-        Some(closed) => (seed32(&closed.results_hash)?, Some(closed.number)),
-        None => ([0u8; 32], None),
-    };
+    let reveal = seed_reveal(conn, number, chain_rounds, now)?;
     Ok((
-        last.number + 1,
-        selection::next_round_seed(&seed32(&last.seed)?, &results_hash),
-        used,
+        number,
+        selection::round_seed(&previous_seed, &reveal),
+        reveal,
     ))
 }
 
-/// Opens the next round at `now`: due sites, chosen validators, assignments.
+/// The reveal of round `number` from the chain of its epoch. The first round ever
+/// (or the first after seed chains were introduced) commits epochs 1 and 2; every
+/// round of epoch `e` makes sure epoch `e + 1` is committed, so a chain is never
+/// made for a round about to open (the hub could then pick its seed).
+fn seed_reveal(
+    conn: &mut PgConnection,
+    number: i64,
+    chain_rounds: u32,
+    now: DateTime<Utc>,
+) -> overlaps_shared::Result<[u8; 32]> {
+    let chain = diesel::sql_query(
+        "SELECT epoch, first_round, rounds, anchor FROM seed_chains \
+         WHERE first_round <= $1 ORDER BY first_round DESC LIMIT 1",
+    )
+    .bind::<BigInt, _>(number)
+    .get_result::<ChainRow>(conn)
+    .optional()?;
+    let chain = match chain {
+        Some(chain) => chain,
+        None => {
+            let any: Option<i64> =
+                diesel::sql_query("SELECT epoch AS number FROM seed_chains LIMIT 1")
+                    .get_result::<Number>(conn)
+                    .optional()?
+                    .map(|n| n.number);
+            if any.is_some() {
+                return Err(chain_error(format!("no seed chain covers round {number}")));
+            }
+            let first = commit_chain(conn, 1, number, chain_rounds, now)?;
+            commit_chain(conn, 2, number + i64::from(chain_rounds), chain_rounds, now)?;
+            first
+        }
+    };
+    let index = number - chain.first_round;
+    if index >= i64::from(chain.rounds) {
+        return Err(chain_error(format!(
+            "round {number} is past the end of seed epoch {}",
+            chain.epoch
+        )));
+    }
+    let next_first = chain.first_round + i64::from(chain.rounds);
+    let next = diesel::sql_query("SELECT epoch AS number FROM seed_chains WHERE epoch = $1")
+        .bind::<BigInt, _>(chain.epoch + 1)
+        .get_result::<Number>(conn)
+        .optional()?;
+    if next.is_none() {
+        commit_chain(conn, chain.epoch + 1, next_first, chain_rounds, now)?;
+    }
+    let anchor = seed32(&chain.anchor)?;
+    let rounds =
+        u32::try_from(chain.rounds).map_err(|_| chain_error("negative epoch length".into()))?;
+    let index = u32::try_from(index).map_err(|_| chain_error("round before its epoch".into()))?;
+    selection::seed_chain_reveal(&anchor, rounds, index)
+        .ok_or_else(|| chain_error(format!("round {number} is past the end of its seed epoch")))
+}
+
+/// Draws a fresh anchor from the operating system and stores the chain of
+/// `rounds` links from it, its tip public from `now` on.
+fn commit_chain(
+    conn: &mut PgConnection,
+    epoch: i64,
+    first_round: i64,
+    rounds: u32,
+    now: DateTime<Utc>,
+) -> overlaps_shared::Result<ChainRow> {
+    let mut anchor = [0u8; 32];
+    OsRng
+        .try_fill_bytes(&mut anchor)
+        .map_err(|e| chain_error(format!("no randomness from the operating system: {e}")))?;
+    let tip = selection::seed_chain_tip(&anchor, rounds);
+    let length = i32::try_from(rounds).map_err(|_| chain_error("epoch too long".into()))?;
+    // committed_at comes from the same clock as the rounds' opened_at, so the audit
+    // compares like with like.
+    diesel::sql_query(
+        "INSERT INTO seed_chains (epoch, first_round, rounds, tip, anchor, committed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind::<BigInt, _>(epoch)
+    .bind::<BigInt, _>(first_round)
+    .bind::<Int4, _>(length)
+    .bind::<Bytea, _>(tip.to_vec())
+    .bind::<Bytea, _>(anchor.to_vec())
+    .bind::<Timestamptz, _>(now)
+    .execute(conn)?;
+    Ok(ChainRow {
+        epoch,
+        first_round,
+        rounds: length,
+        anchor: anchor.to_vec(),
+    })
+}
+
+fn chain_error(message: String) -> overlaps_shared::Error {
+    overlaps_shared::Error::SeedChain(message)
+}
+
+/// Opens the next round at `now`: its seed (committing the next epoch's seed chain
+/// of `chain_rounds` rounds when due), due sites, chosen validators, assignments.
 pub fn open_round(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     round_length: Duration,
     hub_id: &str,
+    chain_rounds: u32,
     online: &[OnlineValidator],
     canary_policy: &CanaryPolicy,
 ) -> overlaps_shared::Result<OpenedRound> {
     conn.transaction(|conn| {
-        let (number, seed, seed_results_round) = seed_for(conn, hub_id)?;
+        let (number, seed, reveal) = seed_for(conn, hub_id, chain_rounds, now)?;
         let online_ids: Vec<i64> = online.iter().map(|v| v.validator_id).collect();
         let mut candidates: Vec<Candidate> = diesel::sql_query(
             "SELECT id, reputation FROM validators WHERE id = ANY($1) ORDER BY id",
@@ -207,15 +312,15 @@ pub fn open_round(
             candidates.iter().map(|c| serde_json::json!([c.validator_id, c.weight])).collect::<Vec<_>>(),
         );
         diesel::sql_query(
-            "INSERT INTO rounds (number, seed, opened_at, deadline_at, degraded, seed_results_round, candidates) \
+            "INSERT INTO rounds (number, seed, seed_reveal, opened_at, deadline_at, degraded, candidates) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind::<BigInt, _>(number)
         .bind::<Bytea, _>(seed.to_vec())
+        .bind::<Bytea, _>(reveal.to_vec())
         .bind::<Timestamptz, _>(now)
         .bind::<Timestamptz, _>(deadline_at)
         .bind::<Bool, _>(degraded)
-        .bind::<Nullable<BigInt>, _>(seed_results_round)
         .bind::<Jsonb, _>(candidates_json)
         .execute(conn)?;
         let assigned: Vec<Assigned> = diesel::sql_query(
@@ -253,7 +358,7 @@ pub fn open_round(
             .map(|(server_instance, assignment_ids)| Dispatch { round: number, server_instance, assignment_ids })
             .collect();
         dispatches.sort_by(|a, b| a.server_instance.cmp(&b.server_instance));
-        Ok(OpenedRound { number, seed, deadline_at, degraded, sites: due.len(), dispatches })
+        Ok(OpenedRound { number, seed, seed_reveal: reveal, deadline_at, degraded, sites: due.len(), dispatches })
     })
 }
 

@@ -1,5 +1,5 @@
-//! Opening rounds against a real PostgreSQL: the seed chain, due sites, and
-//! assignments a third party re-derives from the stored public data alone.
+//! Opening rounds against a real PostgreSQL: seeds from committed seed chains, due
+//! sites, and assignments a third party re-derives from the stored public data alone.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
@@ -10,13 +10,27 @@ use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz};
 use overlaps_scheduler::canaries::CanaryPolicy;
-use overlaps_scheduler::rounds::{mark_close_enqueued, next_opening, open_round, rounds_to_close};
+use overlaps_scheduler::rounds::{self, mark_close_enqueued, next_opening, rounds_to_close};
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate};
 use overlaps_shared::testing::TestDatabase;
 
+/// Opens a round without canaries (they have tests of their own).
+fn open_round(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    length: std::time::Duration,
+    hub: &str,
+    chain_rounds: u32,
+    online: &[OnlineValidator],
+) -> overlaps_shared::Result<rounds::OpenedRound> {
+    rounds::open_round(conn, now, length, hub, chain_rounds, online, &CanaryPolicy::none())
+}
+
 const HUB: &str = "sched-test";
 const LENGTH: Duration = Duration::from_secs(30);
+/// Short epochs, so a few rounds cross several of them.
+const CHAIN: u32 = 4;
 
 #[derive(QueryableByName)]
 struct Id {
@@ -59,6 +73,8 @@ fn website(conn: &mut PgConnection, interval: i32, quorum: i16, enabled: bool) -
 struct StoredRound {
     #[diesel(sql_type = Bytea)]
     seed: Vec<u8>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    seed_reveal: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<BigInt>)]
     seed_results_round: Option<i64>,
     #[diesel(sql_type = Jsonb)]
@@ -82,7 +98,7 @@ struct StoredAssignment {
 }
 
 fn stored_round(conn: &mut PgConnection, number: i64) -> StoredRound {
-    diesel::sql_query("SELECT seed, seed_results_round, candidates, opened_at, degraded FROM rounds WHERE number = $1")
+    diesel::sql_query("SELECT seed, seed_reveal, seed_results_round, candidates, opened_at, degraded FROM rounds WHERE number = $1")
         .bind::<BigInt, _>(number)
         .get_result(conn)
         .unwrap()
@@ -137,6 +153,56 @@ fn rederive(
         .collect()
 }
 
+/// A seed chain as anyone sees it: every public column, never the anchor.
+#[derive(QueryableByName, Debug, Clone, PartialEq)]
+struct PublicChain {
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+    #[diesel(sql_type = BigInt)]
+    first_round: i64,
+    #[diesel(sql_type = Int4)]
+    rounds: i32,
+    #[diesel(sql_type = Bytea)]
+    tip: Vec<u8>,
+    #[diesel(sql_type = Timestamptz)]
+    committed_at: DateTime<Utc>,
+}
+
+impl PublicChain {
+    fn tip(&self) -> [u8; 32] {
+        self.tip.as_slice().try_into().unwrap()
+    }
+
+    fn covers(&self, round: i64) -> bool {
+        self.first_round <= round && round < self.first_round + i64::from(self.rounds)
+    }
+}
+
+fn public_chains(conn: &mut PgConnection) -> Vec<PublicChain> {
+    diesel::sql_query(
+        "SELECT epoch, first_round, rounds, tip, committed_at FROM seed_chains ORDER BY epoch",
+    )
+    .load::<PublicChain>(conn)
+    .unwrap()
+}
+
+fn reveal(conn: &mut PgConnection, number: i64) -> [u8; 32] {
+    stored_round(conn, number)
+        .seed_reveal
+        .unwrap()
+        .as_slice()
+        .try_into()
+        .unwrap()
+}
+
+fn seed_of(conn: &mut PgConnection, number: i64) -> [u8; 32] {
+    stored_round(conn, number)
+        .seed
+        .as_slice()
+        .try_into()
+        .unwrap()
+}
+
 fn online(ids: &[(i64, &str)]) -> Vec<OnlineValidator> {
     ids.iter()
         .map(|&(validator_id, i)| OnlineValidator {
@@ -163,9 +229,24 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
     let here = online(&[(v1, "s1"), (v2, "s2"), (v3, "s1")]);
 
     assert_eq!(next_opening(&mut conn, LENGTH).unwrap(), None);
-    let first = open_round(&mut conn, at(0), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
+    let first = open_round(&mut conn, at(0), LENGTH, HUB, CHAIN, &here).unwrap();
     assert_eq!(first.number, 1);
-    assert_eq!(first.seed, selection::genesis_seed(HUB));
+    // Round 1 reveals the link below epoch 1's tip; its previous seed is the genesis seed.
+    let chains = public_chains(&mut conn);
+    assert_eq!(
+        chains.len(),
+        2,
+        "epochs 1 and 2 committed with the first round"
+    );
+    assert_eq!(
+        selection::seed_chain_step(&first.seed_reveal),
+        chains[0].tip()
+    );
+    assert_eq!(
+        first.seed,
+        selection::round_seed(&selection::genesis_seed(HUB), &first.seed_reveal)
+    );
+    assert_eq!(reveal(&mut conn, 1), first.seed_reveal);
     assert!(!first.degraded);
     assert_eq!(first.sites, 2);
     assert_eq!(first.deadline_at, at(30));
@@ -199,38 +280,33 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
     assert_eq!(per_instance.iter().map(|(_, n)| n).sum::<usize>(), 4);
     assert!(per_instance.iter().all(|(i, _)| *i == "s1" || *i == "s2"));
 
-    // Round 2: no round closed yet, so zeros stand in for the results hash; the
-    // 100-second site is not due again yet.
-    let second = open_round(&mut conn, at(30), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
+    // Round 2 reveals the link below round 1's; the 100-second site is not due again yet.
+    let second = open_round(&mut conn, at(30), LENGTH, HUB, CHAIN, &here).unwrap();
+    assert_eq!(
+        selection::seed_chain_step(&second.seed_reveal),
+        first.seed_reveal
+    );
     assert_eq!(
         second.seed,
-        selection::next_round_seed(&first.seed, &[0; 32])
+        selection::round_seed(&first.seed, &second.seed_reveal)
     );
     assert_eq!(stored_round(&mut conn, 2).seed_results_round, None);
     assert_eq!(second.sites, 1);
     assert!(stored_assignments(&mut conn, 2).contains_key(&every_round));
 
-    // Accounting closes round 1: round 3's seed takes its results hash.
+    // Accounting closes round 1: its results do not enter round 3's seed.
     diesel::sql_query("UPDATE rounds SET closed_at = $1, results_hash = $2 WHERE number = 1")
         .bind::<Timestamptz, _>(at(31))
         .bind::<Bytea, _>(vec![0xab; 32])
         .execute(&mut conn)
         .unwrap();
-    let third = open_round(&mut conn, at(60), LENGTH, HUB, &here, &CanaryPolicy::none()).unwrap();
+    let third = open_round(&mut conn, at(60), LENGTH, HUB, CHAIN, &here).unwrap();
     assert_eq!(
         third.seed,
-        selection::next_round_seed(&second.seed, &[0xab; 32])
+        selection::round_seed(&second.seed, &third.seed_reveal)
     );
-    assert_eq!(stored_round(&mut conn, 3).seed_results_round, Some(1));
-    let fourth = open_round(
-        &mut conn,
-        at(100),
-        LENGTH,
-        HUB,
-        &here,
-        &CanaryPolicy::none(),
-    )
-    .unwrap();
+    assert_eq!(stored_round(&mut conn, 3).seed_results_round, None);
+    let fourth = open_round(&mut conn, at(100), LENGTH, HUB, CHAIN, &here).unwrap();
     assert_eq!(fourth.sites, 2, "the 100-second site is due again");
 }
 
@@ -240,21 +316,13 @@ fn fewer_validators_online_than_a_quorum_marks_the_round_degraded() {
     let mut conn = db.connect().unwrap();
     let v1 = validator(&mut conn, 1, 5000);
     website(&mut conn, 30, 3, true);
-    let opened = open_round(
-        &mut conn,
-        at(0),
-        LENGTH,
-        HUB,
-        &online(&[(v1, "s1")]),
-        &CanaryPolicy::none(),
-    )
-    .unwrap();
+    let opened = open_round(&mut conn, at(0), LENGTH, HUB, CHAIN, &online(&[(v1, "s1")])).unwrap();
     assert!(opened.degraded);
     assert!(stored_round(&mut conn, 1).degraded);
     assert_eq!(opened.dispatches.len(), 1);
     assert_eq!(opened.dispatches[0].assignment_ids.len(), 1);
     // Nobody online at all: still degraded, nothing assigned.
-    let empty = open_round(&mut conn, at(30), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
+    let empty = open_round(&mut conn, at(30), LENGTH, HUB, CHAIN, &[]).unwrap();
     assert!(empty.degraded && empty.dispatches.is_empty());
 }
 
@@ -262,8 +330,8 @@ fn fewer_validators_online_than_a_quorum_marks_the_round_degraded() {
 fn rounds_past_their_deadline_are_handed_to_accounting_once() {
     let db = TestDatabase::new().unwrap();
     let mut conn = db.connect().unwrap();
-    open_round(&mut conn, at(0), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
-    open_round(&mut conn, at(30), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
+    open_round(&mut conn, at(0), LENGTH, HUB, CHAIN, &[]).unwrap();
+    open_round(&mut conn, at(30), LENGTH, HUB, CHAIN, &[]).unwrap();
     assert!(rounds_to_close(&mut conn, at(29)).unwrap().is_empty());
     assert_eq!(rounds_to_close(&mut conn, at(30)).unwrap(), vec![1]);
     mark_close_enqueued(&mut conn, 1).unwrap();
@@ -289,26 +357,250 @@ fn the_operator_is_alerted_when_rounds_degrade_or_nobody_is_online_not_every_rou
             .map(|k| k.dedup_key)
             .collect()
     };
-    open_round(
-        &mut conn,
-        at(0),
-        LENGTH,
-        HUB,
-        &online(&[(v1, "s1")]),
-        &CanaryPolicy::none(),
-    )
-    .unwrap();
+    open_round(&mut conn, at(0), LENGTH, HUB, CHAIN, &online(&[(v1, "s1")])).unwrap();
     open_round(
         &mut conn,
         at(30),
         LENGTH,
         HUB,
+        CHAIN,
         &online(&[(v1, "s1")]),
-        &CanaryPolicy::none(),
     )
     .unwrap();
     assert_eq!(alerts(&mut conn), vec!["degraded:1"], "once when it starts");
-    open_round(&mut conn, at(60), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
-    open_round(&mut conn, at(90), LENGTH, HUB, &[], &CanaryPolicy::none()).unwrap();
+    open_round(&mut conn, at(60), LENGTH, HUB, CHAIN, &[]).unwrap();
+    open_round(&mut conn, at(90), LENGTH, HUB, CHAIN, &[]).unwrap();
     assert_eq!(alerts(&mut conn), vec!["degraded:1", "no_validators:3"]);
+}
+
+/// Opens `n` rounds 30 s apart, starting at `at(start)`, with nobody online.
+fn open_rounds(conn: &mut PgConnection, start: i64, n: i64) {
+    for i in 0..n {
+        open_round(conn, at(start + 30 * i), LENGTH, HUB, CHAIN, &[]).unwrap();
+    }
+}
+
+#[test]
+fn every_seed_rederives_from_public_data_only() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    open_rounds(&mut conn, 0, 10);
+    // Epochs of 4 rounds: 1..=4, 5..=8, 9..=12; opening round 9 committed epoch 4.
+    let chains = public_chains(&mut conn);
+    let layout: Vec<(i64, i64, i32)> = chains
+        .iter()
+        .map(|c| (c.epoch, c.first_round, c.rounds))
+        .collect();
+    assert_eq!(layout, vec![(1, 1, 4), (2, 5, 4), (3, 9, 4), (4, 13, 4)]);
+    // What a third party does with the tips, the reveals and the hub id alone.
+    let mut previous_seed = selection::genesis_seed(HUB);
+    let mut previous_reveal = [0u8; 32];
+    for number in 1..=10 {
+        let chain = chains.iter().find(|c| c.covers(number)).unwrap();
+        let reveal = reveal(&mut conn, number);
+        let link = if number == chain.first_round {
+            chain.tip()
+        } else {
+            previous_reveal
+        };
+        let seed = seed_of(&mut conn, number);
+        assert_eq!(
+            selection::verify_round_seed(&previous_seed, &reveal, &link, &seed),
+            Ok(()),
+            "round {number}"
+        );
+        // A reveal from elsewhere does not pass.
+        assert!(
+            selection::verify_round_seed(&previous_seed, &previous_reveal, &link, &seed).is_err()
+        );
+        previous_seed = seed;
+        previous_reveal = reveal;
+    }
+}
+
+#[test]
+fn the_next_epochs_chain_is_committed_a_whole_epoch_before_its_first_round() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    let mut tips_seen: BTreeMap<i64, Vec<u8>> = BTreeMap::new();
+    for i in 0..13 {
+        let number = i + 1;
+        let before = public_chains(&mut conn);
+        open_round(&mut conn, at(30 * i), LENGTH, HUB, CHAIN, &[]).unwrap();
+        let after = public_chains(&mut conn);
+        let epoch = after.iter().find(|c| c.covers(number)).unwrap().epoch;
+        if number > 1 {
+            // The chain this round reveals from was public before it opened.
+            assert!(
+                before.iter().any(|c| c.covers(number)),
+                "round {number}: chain committed only now"
+            );
+        }
+        // Once it exists, the next epoch's chain too.
+        assert!(after.iter().any(|c| c.epoch == epoch + 1), "round {number}");
+        // A published tip never changes.
+        for c in &after {
+            let tip = tips_seen.entry(c.epoch).or_insert_with(|| c.tip.clone());
+            assert_eq!(*tip, c.tip, "epoch {} tip changed", c.epoch);
+        }
+    }
+    // Each chain from epoch 2 on was committed no later than the first round of
+    // the epoch before it opened: a whole epoch ahead.
+    let chains = public_chains(&mut conn);
+    for pair in chains.windows(2) {
+        let previous_first = stored_round(&mut conn, pair[0].first_round).opened_at;
+        assert!(
+            pair[1].committed_at <= previous_first,
+            "epoch {} committed at {} after round {} opened",
+            pair[1].epoch,
+            pair[1].committed_at,
+            pair[0].first_round
+        );
+        if pair[1].first_round <= 13 {
+            let own_first = stored_round(&mut conn, pair[1].first_round).opened_at;
+            assert!(pair[1].committed_at < own_first);
+        }
+    }
+    assert_eq!(
+        chains.len(),
+        5,
+        "rounds 1..=13 reach epoch 4; epoch 5 is committed"
+    );
+}
+
+/// The seeds of rounds 3 and 4 when opened after `results` were stored for rounds
+/// 1 and 2, rolled back afterwards so the same rounds can be opened again.
+fn seeds_after_results(conn: &mut PgConnection, results: [Option<u8>; 2]) -> [[u8; 32]; 2] {
+    let mut seeds = [[0u8; 32]; 2];
+    let rolled_back = conn.transaction::<(), diesel::result::Error, _>(|conn| {
+        for (round, hash) in [1i64, 2].into_iter().zip(results) {
+            diesel::sql_query(
+                "UPDATE rounds SET closed_at = CASE WHEN $2::bytea IS NULL THEN NULL ELSE $3 END, \
+                 results_hash = $2 WHERE number = $1",
+            )
+            .bind::<BigInt, _>(round)
+            .bind::<Nullable<Bytea>, _>(hash.map(|h| vec![h; 32]))
+            .bind::<Timestamptz, _>(at(59))
+            .execute(conn)?;
+        }
+        seeds[0] = open_round(conn, at(60), LENGTH, HUB, CHAIN, &[])
+            .unwrap()
+            .seed;
+        seeds[1] = open_round(conn, at(90), LENGTH, HUB, CHAIN, &[])
+            .unwrap()
+            .seed;
+        Err(diesel::result::Error::RollbackTransaction)
+    });
+    assert!(rolled_back.is_err());
+    seeds
+}
+
+#[test]
+fn changing_a_closed_rounds_results_does_not_change_any_later_seed() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    open_rounds(&mut conn, 0, 2);
+    let second = seed_of(&mut conn, 2);
+    // The last validator to answer tries every answer it could give (here: every
+    // results hash of rounds 1 and 2, or leaving them open): the seeds of rounds
+    // 3 and 4 stay the same.
+    let honest = seeds_after_results(&mut conn, [Some(0xab), Some(0xcd)]);
+    for results in [
+        [Some(0xab), Some(0xce)],
+        [Some(0x01), Some(0xcd)],
+        [None, None],
+        [Some(0xff), None],
+    ] {
+        assert_eq!(
+            seeds_after_results(&mut conn, results),
+            honest,
+            "{results:?}"
+        );
+    }
+    // Under the old rule the same choice steered the seed: that was the attack.
+    assert_ne!(
+        selection::legacy_round_seed(&second, &[0xab; 32]),
+        selection::legacy_round_seed(&second, &[0x01; 32])
+    );
+    // Nothing was left behind by the trials: round 3 opens with that same seed.
+    let third = open_round(&mut conn, at(60), LENGTH, HUB, CHAIN, &[]).unwrap();
+    assert_eq!(third.seed, honest[0]);
+}
+
+#[test]
+fn a_validator_cannot_compute_the_next_reveal_from_anything_public() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    open_rounds(&mut conn, 0, 2);
+    // Round 3 inside epoch 1; round 5 the first of epoch 2 (its tip public since round 1).
+    for (next, already_open) in [(3i64, 2i64), (5, 4)] {
+        if next == 5 {
+            open_round(&mut conn, at(90), LENGTH, HUB, CHAIN, &[]).unwrap(); // round 4
+        }
+        // Everything public before round `next` opens: every seed and reveal, every
+        // committed tip, the genesis seed.
+        let mut public: Vec<[u8; 32]> = vec![selection::genesis_seed(HUB)];
+        for number in 1..=already_open {
+            public.push(seed_of(&mut conn, number));
+            public.push(reveal(&mut conn, number));
+        }
+        public.extend(public_chains(&mut conn).iter().map(PublicChain::tip));
+        let previous_seed = seed_of(&mut conn, already_open);
+
+        let opened = open_round(&mut conn, at(30 * already_open), LENGTH, HUB, CHAIN, &[]).unwrap();
+        assert_eq!(opened.number, next);
+        // The reveal is a preimage of a published value: one step forward from it
+        // gives round `next - 1`'s reveal (or the tip) ...
+        let link = selection::seed_chain_step(&opened.seed_reveal);
+        assert!(public.contains(&link), "round {next}");
+        // ... while hashing any published value forward, any number of steps
+        // (further than every chain's length), never reaches it.
+        for value in &public {
+            let mut hashed = *value;
+            for steps in 0..=4 * CHAIN {
+                assert_ne!(hashed, opened.seed_reveal, "round {next}: {steps} steps");
+                hashed = selection::seed_chain_step(&hashed);
+            }
+        }
+        // Nor is the seed what any published value would give as the reveal.
+        for value in &public {
+            assert_ne!(selection::round_seed(&previous_seed, value), opened.seed);
+        }
+    }
+}
+
+#[test]
+fn the_first_round_after_upgrading_starts_the_chain_and_old_rounds_keep_the_old_rule() {
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    // Two rounds opened by the old scheduler: round 1 took the genesis seed, round 2
+    // the old rule with zeros (nothing closed yet).
+    let genesis = selection::genesis_seed(HUB);
+    let legacy_two = selection::legacy_round_seed(&genesis, &[0; 32]);
+    for (number, seed) in [(1i64, genesis), (2, legacy_two)] {
+        diesel::sql_query(
+            "INSERT INTO rounds (number, seed, opened_at, deadline_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind::<BigInt, _>(number)
+        .bind::<Bytea, _>(seed.to_vec())
+        .bind::<Timestamptz, _>(at(30 * (number - 1)))
+        .bind::<Timestamptz, _>(at(30 * number))
+        .execute(&mut conn)
+        .unwrap();
+    }
+    let third = open_round(&mut conn, at(60), LENGTH, HUB, CHAIN, &[]).unwrap();
+    assert_eq!(third.number, 3);
+    let chains = public_chains(&mut conn);
+    let layout: Vec<(i64, i64)> = chains.iter().map(|c| (c.epoch, c.first_round)).collect();
+    assert_eq!(layout, vec![(1, 3), (2, 7)], "the chain starts at round 3");
+    assert_eq!(
+        selection::verify_round_seed(
+            &legacy_two,
+            &third.seed_reveal,
+            &chains[0].tip(),
+            &third.seed
+        ),
+        Ok(())
+    );
+    assert_eq!(stored_round(&mut conn, 2).seed_reveal, None);
 }

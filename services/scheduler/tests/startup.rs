@@ -6,9 +6,27 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::BigInt;
-use overlaps_shared::testing::{ServiceProcess, TestDatabase, TestRedis, service_env};
+use overlaps_shared::testing::{
+    ServiceProcess, TestDatabase, TestRedis, assert_refuses_config, service_env,
+};
 
 overlaps_shared::service_startup_tests!("scheduler");
+
+#[test]
+fn refuses_an_empty_or_huge_seed_epoch() {
+    for bad in ["0", "100001", "many"] {
+        assert_refuses_config(
+            env!("CARGO_BIN_EXE_scheduler"),
+            &[],
+            &[
+                ("DATABASE_URL", "postgres://u:p@127.0.0.1:5432/db"),
+                ("REDIS_URL", "redis://127.0.0.1:6379"),
+                ("SEED_CHAIN_ROUNDS", bad),
+            ],
+            "SEED_CHAIN_ROUNDS",
+        );
+    }
+}
 
 #[derive(QueryableByName)]
 struct Count {

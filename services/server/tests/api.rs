@@ -1256,3 +1256,98 @@ async fn errors_are_json_rate_limits_cors_and_metrics() {
     // Health and metrics are never rate limited.
     per_ip.get("/healthz", None).await.expect(200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn seed_chains_and_reveals_are_public_and_anchors_never_are() {
+    let api = Api::start(&[]);
+    // Round 1 predates seed chains; epochs of 2 rounds start at round 2.
+    for round in 1..=4 {
+        api.deployment
+            .round(round, chrono::Utc::now() + chrono::Duration::seconds(30));
+    }
+    let anchors = ["a1", "a2", "a3"].map(|b| b.repeat(32));
+    for (i, anchor) in anchors.iter().enumerate() {
+        let epoch = i as i64 + 1;
+        api.sql(&format!(
+            "INSERT INTO seed_chains (epoch, first_round, rounds, tip, anchor, committed_at) VALUES \
+             ({epoch}, {first}, 2, decode(repeat('{t:02x}', 32), 'hex'), decode('{anchor}', 'hex'), '2026-11-27T00:00:0{epoch}Z')",
+            first = 2 * epoch,
+            t = 0xf0 + epoch,
+        ));
+    }
+    api.sql(
+        "UPDATE rounds SET seed_reveal = decode(repeat(lpad(to_hex(number), 2, '0'), 32), 'hex') WHERE number >= 2",
+    );
+
+    let page = api.get("/api/v1/seed-chains?limit=2", None).await;
+    let page = page.expect(200).clone();
+    assert!(
+        anchors
+            .iter()
+            .all(|a| !page.to_string().contains(a.as_str())),
+        "an anchor was served: {page}"
+    );
+    let epochs: Vec<&Value> = page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| &c["epoch"])
+        .collect();
+    assert_eq!(epochs, [&json!(3), &json!(2)], "newest first");
+    let mut keys: Vec<&str> = page["items"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        ["committed_at", "epoch", "first_round", "rounds", "tip"]
+    );
+    assert_eq!(
+        page["items"][0],
+        json!({
+            "epoch": 3, "first_round": 6, "rounds": 2,
+            "tip": format!("0x{}", "f3".repeat(32)),
+            "committed_at": "2026-11-27T00:00:03Z",
+        })
+    );
+    let rest = api
+        .get(
+            &format!(
+                "/api/v1/seed-chains?limit=2&cursor={}",
+                page["next_cursor"].as_str().unwrap()
+            ),
+            None,
+        )
+        .await;
+    let rest = rest.expect(200).clone();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["items"][0]["epoch"], 1);
+    assert_eq!(rest["next_cursor"], Value::Null);
+    api.get("/api/v1/seed-chains?cursor=x", None)
+        .await
+        .expect_error(422, "validation_failed");
+
+    // Each round shows its reveal and epoch; a round before seed chains has neither.
+    let three = api.get("/api/v1/rounds/3", None).await;
+    let three = three.expect(200).clone();
+    assert_eq!(three["seed_reveal"], format!("0x{}", "03".repeat(32)));
+    assert_eq!(three["seed_epoch"], 1);
+    let rounds = api.get("/api/v1/rounds?limit=4", None).await;
+    let rounds = rounds.expect(200).clone();
+    let epochs: Vec<Value> = rounds["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["seed_epoch"].clone())
+        .collect();
+    assert_eq!(epochs, vec![json!(2), json!(1), json!(1), Value::Null]);
+    assert_eq!(rounds["items"][3]["seed_reveal"], Value::Null);
+    assert!(
+        anchors
+            .iter()
+            .all(|a| !rounds.to_string().contains(a.as_str()))
+    );
+}

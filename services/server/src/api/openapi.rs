@@ -58,6 +58,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         rounds::list_assignments,
         canaries::round_canaries,
         canaries::list_chains,
+        rounds::list_seed_chains,
         eons::list_eons,
         eons::get_eon,
         eons::get_audit,

@@ -1,5 +1,6 @@
-//! Rounds (public, read-only): seed, candidates, assignments and results, so a
-//! third party can re-derive who was chosen and check what they answered.
+//! Rounds (public, read-only): seed, seed-chain reveal, candidates, assignments and
+//! results, so a third party can check each seed, re-derive who was chosen and
+//! check what they answered; and the committed seed chains (tips, never anchors).
 //!
 //! A round is sealed until accounting closes it: while `closed_at` is null its
 //! assignments show neither results nor which were answered, so no validator can
@@ -11,8 +12,10 @@ use std::sync::Arc;
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use overlaps_shared::models::{CheckAssignment, Round as RoundRow, Tick};
-use overlaps_shared::schema::{check_assignments, rounds, ticks};
+use overlaps_shared::models::{
+    CheckAssignment, Round as RoundRow, SeedChain as SeedChainRow, Tick,
+};
+use overlaps_shared::schema::{check_assignments, rounds, seed_chains, ticks};
 use serde::Serialize;
 use serde_json::Value as Json;
 use utoipa::ToSchema;
@@ -25,7 +28,8 @@ use crate::hub::Hub;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(list_rounds)
         .service(get_round)
-        .service(list_assignments);
+        .service(list_assignments)
+        .service(list_seed_chains);
 }
 
 /// A check round.
@@ -33,9 +37,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 pub struct Round {
     /// Round number.
     pub number: i64,
-    /// Public seed, hex: `keccak256("overlaps/v1/round-seed" || previous seed || results hash)`.
+    /// Public seed, hex: `keccak256("overlaps/v2/round-seed" || previous seed ||
+    /// seed_reveal)` (round 1's previous seed: `keccak256("overlaps/v1/genesis" ||
+    /// hub id)`). Rounds without a `seed_reveal` were opened under the old rule:
+    /// `keccak256("overlaps/v1/round-seed" || previous seed || results hash of
+    /// seed_results_round)`.
     pub seed: String,
-    /// The closed round whose results hash went into the seed (null: zeros).
+    /// The link of its epoch's seed chain this round revealed, hex:
+    /// `keccak256("overlaps/v1/seed-chain" || seed_reveal)` is the previous round's
+    /// reveal, or the epoch's `tip` at its first round (null: old rule).
+    pub seed_reveal: Option<String>,
+    /// The seed epoch (`/api/v1/seed-chains`) whose chain it revealed from (null: old rule).
+    pub seed_epoch: Option<i64>,
+    /// Old rule only: the closed round whose results hash went into the seed (null: zeros).
     pub seed_results_round: Option<i64>,
     /// Validators online at opening with their weight, `[[validator_id, weight], ...]`.
     #[schema(value_type = Object)]
@@ -54,11 +68,22 @@ pub struct Round {
     pub chain_hash: Option<String>,
 }
 
-impl From<RoundRow> for Round {
-    fn from(r: RoundRow) -> Self {
+impl Round {
+    /// The round as published, its epoch found among `chains`.
+    fn new(r: RoundRow, chains: &[SeedChainRow]) -> Self {
+        let seed_epoch = r.seed_reveal.as_ref().and_then(|_| {
+            chains
+                .iter()
+                .find(|c| {
+                    c.first_round <= r.number && r.number < c.first_round + i64::from(c.rounds)
+                })
+                .map(|c| c.epoch)
+        });
         Round {
             number: r.number,
             seed: hex0x(&r.seed),
+            seed_reveal: r.seed_reveal.as_deref().map(hex0x),
+            seed_epoch,
             seed_results_round: r.seed_results_round,
             candidates: r.candidates,
             opened_at: r.opened_at,
@@ -69,6 +94,25 @@ impl From<RoundRow> for Round {
             chain_hash: r.chain_hash.as_deref().map(hex0x),
         }
     }
+}
+
+/// The seed chains that may hold rounds `lowest..=highest`.
+fn chains_for(
+    conn: &mut PgConnection,
+    lowest: i64,
+    highest: i64,
+) -> QueryResult<Vec<SeedChainRow>> {
+    // Epochs are long (SEED_CHAIN_ROUNDS), so a page of rounds touches one or two.
+    seed_chains::table
+        .filter(seed_chains::first_round.le(highest))
+        .filter(
+            diesel::dsl::sql::<diesel::sql_types::Bool>(
+                "seed_chains.first_round + seed_chains.rounds > ",
+            )
+            .bind::<diesel::sql_types::BigInt, _>(lowest),
+        )
+        .select(SeedChainRow::as_select())
+        .load(conn)
 }
 
 /// One page of rounds.
@@ -148,7 +192,7 @@ pub async fn list_rounds(
 ) -> Result<web::Json<RoundPage>, ApiError> {
     let limit = page.limit()?;
     let cursor = page.id_cursor()?;
-    let rows = db(&hub, move |conn| {
+    let (rows, chains) = db(&hub, move |conn| {
         let mut query = rounds::table
             .select(RoundRow::as_select())
             .order(rounds::number.desc())
@@ -157,12 +201,17 @@ pub async fn list_rounds(
         if let Some(cursor) = cursor {
             query = query.filter(rounds::number.lt(cursor));
         }
-        Ok(query.load(conn)?)
+        let rows: Vec<RoundRow> = query.load(conn)?;
+        let chains = match (rows.last(), rows.first()) {
+            (Some(low), Some(high)) => chains_for(conn, low.number, high.number)?,
+            _ => Vec::new(),
+        };
+        Ok((rows, chains))
     })
     .await?;
     let (rows, next_cursor) = paginate(rows, limit, |r| r.number.to_string());
     Ok(web::Json(RoundPage {
-        items: rows.into_iter().map(Round::from).collect(),
+        items: rows.into_iter().map(|r| Round::new(r, &chains)).collect(),
         next_cursor,
     }))
 }
@@ -184,16 +233,18 @@ pub async fn get_round(
     number: web::Path<i64>,
 ) -> Result<web::Json<Round>, ApiError> {
     let number = number.into_inner();
-    let row = db(&hub, move |conn| {
-        rounds::table
+    let (row, chains) = db(&hub, move |conn| {
+        let row = rounds::table
             .find(number)
             .select(RoundRow::as_select())
             .first(conn)
             .optional()?
-            .ok_or(ApiError::NotFound("round"))
+            .ok_or(ApiError::NotFound("round"))?;
+        let chains = chains_for(conn, number, number)?;
+        Ok((row, chains))
     })
     .await?;
-    Ok(web::Json(row.into()))
+    Ok(web::Json(Round::new(row, &chains)))
 }
 
 /// The `state` of every assignment of a round that is not closed yet.
@@ -274,6 +325,80 @@ pub async fn list_assignments(
                 deadline_at: a.deadline_at,
                 // Pending, answered and missed all look alike until the close.
                 state: if sealed { SEALED.to_owned() } else { a.state },
+            })
+            .collect(),
+        next_cursor,
+    }))
+}
+
+/// A committed seed chain: its tip, published before its epoch's first round.
+/// The anchor (the hub's secret) is never served.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeedChain {
+    /// Epoch number, from 1.
+    pub epoch: i64,
+    /// The round that reveals the link just below the tip.
+    pub first_round: i64,
+    /// Rounds in the epoch: round `first_round + i` reveals `h_(rounds-1-i)`.
+    pub rounds: i32,
+    /// The commitment `h_rounds`, hex: the first round's reveal hashes to it.
+    pub tip: String,
+    /// When the hub committed it (a whole epoch before `first_round`, except for
+    /// the first epoch, committed with its own first round).
+    pub committed_at: DateTime<Utc>,
+}
+
+/// One page of seed chains.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeedChainPage {
+    /// Seed chains, newest epoch first.
+    pub items: Vec<SeedChain>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Committed seed chains, newest epoch first: each round's `seed_reveal` is checked
+/// against them.
+#[utoipa::path(
+    tag = "rounds",
+    params(PageParams),
+    responses(
+        (status = 200, description = "One page", body = SeedChainPage),
+        (status = 400, description = "Malformed query", body = ErrorBody),
+        (status = 422, description = "Invalid limit or cursor", body = ErrorBody),
+    ),
+    security(())
+)]
+#[get("/api/v1/seed-chains")]
+pub async fn list_seed_chains(
+    hub: web::Data<Arc<Hub>>,
+    page: web::Query<PageParams>,
+) -> Result<web::Json<SeedChainPage>, ApiError> {
+    let limit = page.limit()?;
+    let cursor = page.id_cursor()?;
+    let rows = db(&hub, move |conn| {
+        // Only the public columns are selected (the model has no anchor field).
+        let mut query = seed_chains::table
+            .select(SeedChainRow::as_select())
+            .order(seed_chains::epoch.desc())
+            .limit(limit + 1)
+            .into_boxed();
+        if let Some(cursor) = cursor {
+            query = query.filter(seed_chains::epoch.lt(cursor));
+        }
+        Ok(query.load(conn)?)
+    })
+    .await?;
+    let (rows, next_cursor) = paginate(rows, limit, |c: &SeedChainRow| c.epoch.to_string());
+    Ok(web::Json(SeedChainPage {
+        items: rows
+            .into_iter()
+            .map(|c| SeedChain {
+                epoch: c.epoch,
+                first_round: c.first_round,
+                rounds: c.rounds,
+                tip: hex0x(&c.tip),
+                committed_at: c.committed_at,
             })
             .collect(),
         next_cursor,

@@ -1,0 +1,2 @@
+ALTER TABLE rounds DROP COLUMN seed_reveal;
+DROP TABLE seed_chains;
