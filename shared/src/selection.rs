@@ -27,6 +27,8 @@ use rand_chacha::ChaCha20Rng;
 use rand_distr::weighted::WeightedAliasIndex;
 use sha3::{Digest, Keccak256};
 
+use crate::hash_chain;
+
 /// Domain tag of round seeds (seed-chain rule).
 pub const ROUND_SEED_DOMAIN: &[u8] = b"overlaps/v2/round-seed";
 
@@ -58,33 +60,21 @@ pub fn legacy_round_seed(previous_seed: &[u8; 32], results_hash: &[u8; 32]) -> [
     hasher.finalize().into()
 }
 
-/// One step of a seed chain: `keccak256("overlaps/v1/seed-chain" || link)`.
+/// One step of a seed chain: `keccak256("overlaps/v1/seed-chain" || link)`
+/// (a [`crate::hash_chain`] in the seed domain).
 pub fn seed_chain_step(link: &[u8; 32]) -> [u8; 32] {
-    let mut hasher = Keccak256::new();
-    hasher.update(SEED_CHAIN_DOMAIN);
-    hasher.update(link);
-    hasher.finalize().into()
-}
-
-/// `link` hashed forward `steps` times.
-pub fn seed_chain_forward(link: &[u8; 32], steps: u32) -> [u8; 32] {
-    let mut out = *link;
-    for _ in 0..steps {
-        out = seed_chain_step(&out);
-    }
-    out
+    hash_chain::step(SEED_CHAIN_DOMAIN, link)
 }
 
 /// The tip of the chain of `rounds` links from `anchor`: `h_rounds`.
 pub fn seed_chain_tip(anchor: &[u8; 32], rounds: u32) -> [u8; 32] {
-    seed_chain_forward(anchor, rounds)
+    hash_chain::tip(SEED_CHAIN_DOMAIN, anchor, rounds)
 }
 
 /// What the `index`-th round (0-based) of an epoch of `rounds` rounds reveals:
 /// `h_(rounds-1-index)`; None past the epoch's end.
 pub fn seed_chain_reveal(anchor: &[u8; 32], rounds: u32, index: u32) -> Option<[u8; 32]> {
-    let steps = rounds.checked_sub(index)?.checked_sub(1)?;
-    Some(seed_chain_forward(anchor, steps))
+    hash_chain::reveal(SEED_CHAIN_DOMAIN, anchor, rounds, index)
 }
 
 /// Why a round's seed does not follow from its public inputs.
@@ -101,7 +91,7 @@ pub enum SeedMismatch {
 /// Checks that `reveal` is the link before `previous_link` (the previous round's
 /// reveal, or the chain's tip at the epoch's first round).
 pub fn verify_reveal(reveal: &[u8; 32], previous_link: &[u8; 32]) -> Result<(), SeedMismatch> {
-    if seed_chain_step(reveal) == *previous_link {
+    if hash_chain::follows(SEED_CHAIN_DOMAIN, reveal, previous_link) {
         Ok(())
     } else {
         Err(SeedMismatch::Reveal)

@@ -24,7 +24,15 @@ fn open_round(
     chain_rounds: u32,
     online: &[OnlineValidator],
 ) -> overlaps_shared::Result<rounds::OpenedRound> {
-    rounds::open_round(conn, now, length, hub, chain_rounds, online, &CanaryPolicy::none())
+    rounds::open_round(
+        conn,
+        now,
+        length,
+        hub,
+        chain_rounds,
+        online,
+        &CanaryPolicy::none(),
+    )
 }
 
 const HUB: &str = "sched-test";
