@@ -154,7 +154,7 @@ pub fn plan_round(round_key: &[u8; 32], candidates: &[i64], rate_bp: u32) -> Vec
             };
             let keyword_draw = draw_u64(round_key, b"keyword", validator_id);
             // A missing keyword needs one asked for; otherwise half the canaries ask.
-            let keyword = (mode == CanaryMode::KeywordMissing || keyword_draw % 2 == 0)
+            let keyword = (mode == CanaryMode::KeywordMissing || keyword_draw.is_multiple_of(2))
                 .then(|| KEYWORDS[((keyword_draw >> 1) % KEYWORDS.len() as u64) as usize]);
             let mut nonce = [0u8; 8];
             nonce.copy_from_slice(&draw(round_key, b"nonce", validator_id)[..8]);
