@@ -164,7 +164,8 @@ where
 pub fn invalid(var: &str, value: impl Display, reason: impl Display) -> ConfigError {
     ConfigError::Invalid {
         var: var.into(),
-        value: value.to_string(),
+        // A URL's credentials, path and query may be secrets: never echo them.
+        value: crate::redact::strip_urls(&value.to_string()),
         reason: reason.to_string(),
     }
 }
@@ -250,8 +251,15 @@ impl FromStr for DatabaseUrl {
 }
 
 /// A Redis connection URL.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisUrl(String);
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the password.
+        f.write_str(&crate::redact::redact_url(&self.0))
+    }
+}
 
 impl RedisUrl {
     /// The URL as a string.
@@ -325,8 +333,11 @@ impl CommonConfig {
                 "use letters, digits and _ - . : only",
             ));
         }
+        let app_env = env.optional("APP_ENV", AppEnv::Dev)?;
+        // Every hub binary refuses the public dev values of the hub's shared settings.
+        crate::dev_values::refuse_in_prod(env, app_env, &crate::dev_values::DevValue::HUB)?;
         Ok(CommonConfig {
-            app_env: env.optional("APP_ENV", AppEnv::Dev)?,
+            app_env,
             log: LogConfig::from_env(env)?,
             database_url: env.required("DATABASE_URL")?,
             database_pool_size: env.ranged("DATABASE_POOL_SIZE", 10, 1..=500)?,
@@ -403,5 +414,43 @@ mod tests {
         let shown = format!("{url:?}");
         assert!(!shown.contains("secret"), "{shown}");
         Ok(())
+    }
+
+    #[test]
+    fn every_hub_binary_refuses_each_dev_value_in_prod() {
+        use crate::dev_values::{
+            ANVIL_PRIVATE_KEYS, DEV_CANARY_SECRET, DEV_HUB_ID, DEV_OPERATOR_API_KEY,
+        };
+        for (var, value) in [
+            ("OPERATOR_API_KEY", DEV_OPERATOR_API_KEY),
+            ("OPERATOR_PRIVATE_KEY", ANVIL_PRIVATE_KEYS[0]),
+            ("OPERATOR_PRIVATE_KEY", ANVIL_PRIVATE_KEYS[7]),
+            ("HUB_ID", DEV_HUB_ID),
+            ("CANARY_SECRET", DEV_CANARY_SECRET),
+        ] {
+            let mut pairs = base();
+            pairs.push((var, value));
+            assert!(CommonConfig::from_env(&Env::from_pairs(pairs.clone())).is_ok());
+            pairs.push(("APP_ENV", "prod"));
+            let err = CommonConfig::from_env(&Env::from_pairs(pairs)).expect_err(var);
+            assert_eq!(err.var(), var);
+            if var != "HUB_ID" {
+                assert!(!err.to_string().contains(&value[4..]), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn redis_url_debug_and_url_errors_hide_credentials() {
+        let url: RedisUrl = "redis://:secret-pass@127.0.0.1:6379/2"
+            .parse()
+            .expect("a URL");
+        let shown = format!("{url:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        let mut pairs = base();
+        pairs[0] = ("DATABASE_URL", "mysql://u:secret-pass@127.0.0.1/overlaps");
+        let err = CommonConfig::from_env(&Env::from_pairs(pairs)).expect_err("refused");
+        assert_eq!(err.var(), "DATABASE_URL");
+        assert!(!err.to_string().contains("secret"), "{err}");
     }
 }

@@ -5,6 +5,7 @@
 pub mod canary;
 pub mod config;
 pub mod db;
+pub mod dev_values;
 pub mod error;
 pub mod eth;
 pub mod hash_chain;
@@ -17,6 +18,7 @@ pub mod mutex;
 pub mod operator_alert;
 pub mod presence;
 pub mod protocol;
+pub mod redact;
 pub mod redis_keys;
 pub mod schema;
 pub mod selection;

@@ -3,6 +3,7 @@
 use crate::eon::EonPolicy;
 use bigdecimal::BigDecimal;
 use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
+use overlaps_shared::redact::redact_url;
 use overlaps_shared::service::ServiceConfig;
 
 /// How the tick partitions are kept.
@@ -52,7 +53,7 @@ impl ClosePolicy {
 }
 
 /// Where alerts go out from.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AlertSettings {
     /// `SMTP_URL`: `smtp://host:port` (plain, dev), `smtp://host:587?tls=required`
     /// (STARTTLS) or `smtps://host:465` (TLS); unset: e-mail channels fail.
@@ -65,6 +66,23 @@ pub struct AlertSettings {
     pub notification_hook_url: Option<String>,
     /// `OPERATOR_EMAIL`: where operator alerts are mailed.
     pub operator_email: Option<String>,
+}
+
+impl std::fmt::Debug for AlertSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The SMTP URL may hold a password and a Slack hook URL is itself a secret.
+        let hidden = |url: &Option<String>| url.as_deref().map(redact_url);
+        f.debug_struct("AlertSettings")
+            .field("smtp_url", &hidden(&self.smtp_url))
+            .field("smtp_from", &self.smtp_from)
+            .field("public_url", &self.public_url)
+            .field(
+                "notification_hook_url",
+                &hidden(&self.notification_hook_url),
+            )
+            .field("operator_email", &self.operator_email)
+            .finish()
+    }
 }
 
 impl AlertSettings {

@@ -41,6 +41,13 @@ impl CanaryConfig {
             // Parsed by hand: an error must not print the secret.
             .parse::<CanarySecret>()
             .map_err(|reason| invalid("CANARY_SECRET", "(hidden)", reason))?;
+        // The dev secret is public: a prod canary would let anyone read its modes.
+        let app_env = env.optional("APP_ENV", overlaps_shared::config::AppEnv::Dev)?;
+        overlaps_shared::dev_values::refuse_in_prod(
+            env,
+            app_env,
+            &[overlaps_shared::dev_values::DevValue::CanarySecret],
+        )?;
         Ok(CanaryConfig {
             log: LogConfig::from_env(env)?,
             secret,

@@ -4,6 +4,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use overlaps_shared::config::{AppEnv, CommonConfig, ConfigError, Env, invalid};
+use overlaps_shared::redact::Secret;
 use overlaps_shared::service::ServiceConfig;
 
 /// Limits and timings of the validator WebSocket.
@@ -17,6 +18,10 @@ pub struct SocketLimits {
     pub max_connections_per_ip: usize,
     /// `WS_HEARTBEAT_SECONDS`: ping period; three silent periods close the socket.
     pub heartbeat: Duration,
+    /// `WS_SIGNUP_DEADLINE_SECONDS`: a connection not signed up by then is closed.
+    pub signup_deadline: Duration,
+    /// `WS_MAX_FAILED_SIGNUPS_PER_MINUTE`: per client address, on this instance.
+    pub max_failed_signups_per_minute: u32,
     /// `PRESENCE_TTL_SECONDS`: how long presence and the session lock outlive a
     /// server that stopped refreshing them.
     pub presence_ttl: Duration,
@@ -53,7 +58,7 @@ pub struct ApiSettings {
     /// `API_SIGNUP_OPEN`: anyone may create an owner account (else only operators).
     pub signup_open: bool,
     /// `OPERATOR_API_KEY`: an operator key ensured at start-up, if set.
-    pub operator_api_key: Option<String>,
+    pub operator_api_key: Option<Secret>,
     /// `OPERATOR_ACCOUNT_EMAIL`: the account `OPERATOR_API_KEY` belongs to.
     pub operator_account_email: String,
     /// `API_RATE_LIMIT_PER_KEY`: requests per second per API key (bursts to 2×).
@@ -160,7 +165,7 @@ fn api_settings(env: &Env, app_env: AppEnv) -> Result<ApiSettings, ConfigError> 
     let (min_quorum, max_quorum) = (1, env.ranged("WEBSITE_MAX_QUORUM", 15, 1..=100)?);
     Ok(ApiSettings {
         signup_open: env.optional("API_SIGNUP_OPEN", true)?,
-        operator_api_key,
+        operator_api_key: operator_api_key.map(Secret::new),
         operator_account_email: env.optional(
             "OPERATOR_ACCOUNT_EMAIL",
             "operator@overlaps.local".to_owned(),
@@ -198,6 +203,12 @@ impl ServiceConfig for ServerConfig {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(env)?;
         let api = api_settings(env, common.app_env)?;
+        // The default HUB_ID is the dev hub's (CommonConfig refuses it when set).
+        if common.app_env == AppEnv::Prod && env.raw("HUB_ID").is_none() {
+            return Err(ConfigError::Missing {
+                var: "HUB_ID".into(),
+            });
+        }
         Ok(ServerConfig {
             common,
             api,
@@ -218,6 +229,16 @@ impl ServiceConfig for ServerConfig {
                     1..=1_000_000,
                 )?,
                 heartbeat: Duration::from_secs(env.ranged("WS_HEARTBEAT_SECONDS", 10, 1..=300)?),
+                signup_deadline: Duration::from_secs(env.ranged(
+                    "WS_SIGNUP_DEADLINE_SECONDS",
+                    10,
+                    1..=600,
+                )?),
+                max_failed_signups_per_minute: env.ranged(
+                    "WS_MAX_FAILED_SIGNUPS_PER_MINUTE",
+                    10,
+                    1..=100_000,
+                )?,
                 presence_ttl: Duration::from_secs(env.ranged(
                     "PRESENCE_TTL_SECONDS",
                     30,

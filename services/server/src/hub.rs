@@ -2,8 +2,12 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use overlaps_shared::presence::Presence;
 use overlaps_shared::protocol::HubMessage;
@@ -26,6 +30,8 @@ pub struct Hub {
     pub sessions: Sessions,
     /// Open connections per client address.
     pub connections: ConnectionsPerIp,
+    /// Failed signups per client address.
+    pub failed_signups: FailedSignups,
     /// Batched result storage.
     pub ingest: Ingest,
     /// Who is online where (shared by all instances).
@@ -40,11 +46,13 @@ impl Hub {
         let ingest = Ingest::start(infra.db.clone(), config.ingest);
         let presence = Presence::new(infra.redis.clone(), &infra.keys);
         let connections = ConnectionsPerIp::new(config.limits.max_connections_per_ip);
+        let failed_signups = FailedSignups::new(config.limits.max_failed_signups_per_minute);
         Arc::new(Hub {
             config,
             infra,
             sessions: Sessions::default(),
             connections,
+            failed_signups,
             ingest,
             presence,
             open: OpenConnections::default(),
@@ -203,5 +211,52 @@ impl Drop for ConnectionSlot {
                 open.remove(&self.ip);
             }
         }
+    }
+}
+
+/// Failed signups per client address: each costs the hub an Ed25519 verification,
+/// so an address past its budget is refused before the next one is verified.
+#[derive(Debug)]
+pub struct FailedSignups {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    /// Addresses that exhausted their budget, and until when they stay refused.
+    blocked: Mutex<HashMap<IpAddr, Instant>>,
+}
+
+/// Addresses remembered by the limiter before idle ones are forgotten.
+const FAILED_SIGNUP_KEYS_BEFORE_PRUNE: usize = 10_000;
+
+impl FailedSignups {
+    /// At most `per_minute` failed signups per address (all at once, then one every
+    /// `60 / per_minute` seconds).
+    pub fn new(per_minute: u32) -> Self {
+        let per_minute = NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN);
+        FailedSignups {
+            limiter: RateLimiter::keyed(Quota::per_minute(per_minute)),
+            blocked: Mutex::default(),
+        }
+    }
+
+    /// How long `ip` stays refused, if it is over its budget now.
+    pub fn blocked_for(&self, ip: IpAddr) -> Option<Duration> {
+        let blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        let until = blocked.get(&ip)?;
+        until.checked_duration_since(Instant::now())
+    }
+
+    /// Counts one failed signup of `ip`; `Err` with the wait when it was over budget.
+    pub fn record_failure(&self, ip: IpAddr) -> Result<(), Duration> {
+        if self.limiter.len() > FAILED_SIGNUP_KEYS_BEFORE_PRUNE {
+            self.limiter.retain_recent();
+        }
+        let Err(not_until) = self.limiter.check_key(&ip) else {
+            return Ok(());
+        };
+        let wait = not_until.wait_time_from(DefaultClock::default().now());
+        let now = Instant::now();
+        let mut blocked = self.blocked.lock().unwrap_or_else(PoisonError::into_inner);
+        blocked.retain(|_, until| *until > now);
+        blocked.insert(ip, now + wait);
+        Err(wait)
     }
 }

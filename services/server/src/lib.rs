@@ -77,7 +77,7 @@ pub async fn ensure_configured_operator_key(hub: &Hub) -> anyhow::Result<()> {
                 conn,
                 &email,
                 "OPERATOR_API_KEY",
-                &key,
+                key.expose(),
                 api::auth::Promotion::Never,
             ))
         })

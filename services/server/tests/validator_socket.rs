@@ -4,6 +4,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
+#[path = "validator_socket/abuse.rs"]
+mod abuse;
 mod common;
 
 use std::time::Duration;

@@ -10,6 +10,7 @@ mod keys;
 mod receipts;
 mod reward_check;
 
+use overlaps_shared::dev_values::{DevValue, refuse_in_prod};
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
@@ -27,6 +28,19 @@ async fn main() -> anyhow::Result<()> {
     let env = Env::from_process();
     let cli = Cli::parse();
     telemetry::init(&LogConfig::from_env(&env)?);
+    // In production a node refuses the example payout address and anvil's keys.
+    let app_env = env.optional("APP_ENV", overlaps_shared::config::AppEnv::Dev)?;
+    refuse_in_prod(
+        &env,
+        app_env,
+        &[DevValue::PayoutAddress, DevValue::PayoutPrivateKey],
+    )?;
+    if let Command::Run(args) = &cli.command {
+        // --payout-address may bypass the environment.
+        let address = args.payout_address.to_string();
+        let pairs = Env::from_pairs([(DevValue::PayoutAddress.var(), address.as_str())]);
+        refuse_in_prod(&pairs, app_env, &[DevValue::PayoutAddress])?;
+    }
     // One process-wide TLS provider (ring) for HTTPS checks and wss:// hubs.
     let _ = rustls::crypto::ring::default_provider().install_default();
 

@@ -5,12 +5,25 @@ use overlaps_shared::eth::settings::DEV_RPC_URL;
 use overlaps_shared::eth::{self, Address, EthError, PrivateKey, U256};
 
 /// What deploying needs: no database, no contract address yet.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeployConfig {
     /// `CHAIN_RPC_URL`.
     pub rpc_url: String,
     /// `OPERATOR_PRIVATE_KEY`: deploys, and becomes the contract's operator.
     pub operator_key: PrivateKey,
+}
+
+impl std::fmt::Debug for DeployConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The RPC URL may carry an API key; the key's Debug shows only its address.
+        f.debug_struct("DeployConfig")
+            .field(
+                "rpc_url",
+                &overlaps_shared::redact::redact_url(&self.rpc_url),
+            )
+            .field("operator_key", &self.operator_key)
+            .finish()
+    }
 }
 
 impl DeployConfig {

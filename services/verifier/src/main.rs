@@ -44,7 +44,12 @@ async fn main() -> anyhow::Result<()> {
             let (config, infra) = service::boot::<VerifierConfig>().await?;
             let client = eth::signer_client(&config.chain.rpc_url, &config.operator_key)
                 .await
-                .map_err(|e| anyhow::anyhow!("CHAIN_RPC_URL={}: {e}", config.chain.rpc_url))?;
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "CHAIN_RPC_URL={}: {e}",
+                        overlaps_shared::redact::redact_url(&config.chain.rpc_url)
+                    )
+                })?;
             worker::check_operator(&client, config.chain.contract).await?;
             let verifier = Arc::new(Verifier::new(
                 infra,

@@ -19,6 +19,7 @@ use overlaps_shared::models::{EthereumTransaction, EthereumTransactionAttempt};
 use overlaps_shared::money::{from_numeric, to_numeric};
 use overlaps_shared::mutex::RedisMutex;
 use overlaps_shared::operator_alert;
+use overlaps_shared::redact::strip_urls;
 use overlaps_shared::schema::{
     ethereum_transaction_attempts as attempts, ethereum_transactions as txs,
 };
@@ -327,9 +328,11 @@ impl Sender {
             Ok(gas) => Ok(Ok(
                 i64::try_from((gas + gas / 5).as_u64()).map_err(|_| TxError::Corrupt("gas"))?
             )),
-            Err(err) if err.to_string().contains("revert") => {
-                Ok(Err(format!("transaction {} would revert: {err}", tx.tag)))
-            }
+            Err(err) if err.to_string().contains("revert") => Ok(Err(format!(
+                "transaction {} would revert: {}",
+                tx.tag,
+                strip_urls(&err.to_string())
+            ))),
             Err(err) => Err(EthError::from(err).into()),
         }
     }
@@ -493,12 +496,12 @@ impl Sender {
                     text.contains("already known") || text.contains("nonce too low")
                 } =>
             {
-                tracing::info!(error = %err, "broadcast: already known");
+                tracing::info!(error = %strip_urls(&err.to_string()), "broadcast: already known");
             }
             Err(err) => {
                 // Never sent: forget the attempt so it is not mistaken for one in flight.
-                let message: String = err
-                    .to_string()
+                // The provider's error quotes the RPC URL, which may carry an API key.
+                let message: String = strip_urls(&err.to_string())
                     .chars()
                     .filter(|c| !c.is_control())
                     .collect();

@@ -9,6 +9,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::redact::strip_urls;
+
 pub use bindings::{
     ClaimedFilter, FundedFilter, OVERLAPSREWARDS_ABI, OVERLAPSREWARDS_BYTECODE, OverlapsRewards,
     OverlapsRewardsErrors, OverlapsRewardsEvents, RootCommittedFilter,
@@ -31,12 +33,7 @@ pub type SignerClient = ethers::middleware::SignerMiddleware<Provider<Http>, Loc
 
 /// The private keys anvil derives from its default mnemonic (public knowledge:
 /// dev chains only). The first is the dev operator.
-pub const DEV_PRIVATE_KEYS: [&str; 4] = [
-    "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80",
-    "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d",
-    "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a",
-    "0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6",
-];
+pub const DEV_PRIVATE_KEYS: [&str; 10] = crate::dev_values::ANVIL_PRIVATE_KEYS;
 
 /// What can go wrong talking to the chain.
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +62,7 @@ pub enum EthError {
 
 impl From<ProviderError> for EthError {
     fn from(err: ProviderError) -> Self {
-        EthError::Rpc(err.to_string())
+        EthError::Rpc(strip_urls(&err.to_string()))
     }
 }
 
@@ -75,9 +72,9 @@ impl<M: Middleware> From<ethers::contract::ContractError<M>> for EthError {
             return EthError::Reverted(format!("{decoded:?}"));
         }
         if err.is_revert() {
-            return EthError::Reverted(err.to_string());
+            return EthError::Reverted(strip_urls(&err.to_string()));
         }
-        EthError::Rpc(err.to_string())
+        EthError::Rpc(strip_urls(&err.to_string()))
     }
 }
 
@@ -128,7 +125,7 @@ pub fn parse_address(s: &str) -> Result<Address, EthError> {
 pub fn read_client(rpc_url: &str) -> Result<ReadClient, EthError> {
     let provider = Provider::<Http>::try_from(rpc_url).map_err(|err| EthError::Invalid {
         what: "RPC URL",
-        reason: err.to_string(),
+        reason: strip_urls(&err.to_string()),
     })?;
     Ok(provider.interval(Duration::from_millis(100)))
 }
@@ -165,7 +162,7 @@ pub async fn fund(
     let pending = client
         .send_transaction(tx, None)
         .await
-        .map_err(|err| EthError::Rpc(err.to_string()))?;
+        .map_err(|err| EthError::Rpc(strip_urls(&err.to_string())))?;
     let hash = pending.tx_hash();
     let receipt = pending.await?.ok_or(EthError::Dropped)?;
     if receipt.status != Some(U64::from(1)) {
@@ -296,5 +293,42 @@ pub async fn balance<M: Middleware>(client: &M, account: Address) -> Result<U256
     client
         .get_balance(account, None)
         .await
-        .map_err(|err| EthError::Rpc(err.to_string()))
+        .map_err(|err| EthError::Rpc(strip_urls(&err.to_string())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_rpc_url_with_a_key_leaves_no_secret_in_the_error() {
+        let client = read_client("http://user:secret-key@127.0.0.1:1/secret-path?key=secret")
+            .expect("a client");
+        let err = match client.get_block_number().await {
+            Ok(_) => panic!("nothing listens on port 1"),
+            Err(err) => EthError::from(err),
+        };
+        let shown = format!("{err} / {err:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("chain RPC"), "{shown}");
+    }
+
+    #[test]
+    fn chain_settings_debug_hides_the_rpc_key() {
+        let env = crate::config::Env::from_pairs([
+            (
+                "CHAIN_RPC_URL",
+                "https://user:secret-key@rpc.example/v3/secret-path",
+            ),
+            (
+                "CONTRACT_ADDRESS",
+                "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed",
+            ),
+        ]);
+        let settings = settings::ChainSettings::from_env(&env, crate::config::AppEnv::Dev)
+            .expect("valid settings");
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(shown.contains("rpc.example"), "{shown}");
+    }
 }

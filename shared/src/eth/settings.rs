@@ -3,12 +3,13 @@
 use crate::config::{AppEnv, ConfigError, Env, invalid};
 
 use super::{Address, parse_address};
+use crate::redact::redact_url;
 
 /// The dev chain's RPC URL (anvil, started by `./run.sh`).
 pub const DEV_RPC_URL: &str = "http://127.0.0.1:8545";
 
 /// Where the chain and the contract are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ChainSettings {
     /// `CHAIN_RPC_URL`: the JSON-RPC endpoint.
     pub rpc_url: String,
@@ -27,8 +28,15 @@ impl ChainSettings {
         };
         match url::Url::parse(&rpc_url) {
             Ok(url) if matches!(url.scheme(), "http" | "https") => {}
-            Ok(_) => return Err(invalid("CHAIN_RPC_URL", &rpc_url, "expected http(s)://")),
-            Err(err) => return Err(invalid("CHAIN_RPC_URL", &rpc_url, err)),
+            Ok(_) => {
+                return Err(invalid(
+                    "CHAIN_RPC_URL",
+                    redact_url(&rpc_url),
+                    "expected http(s)://",
+                ));
+            }
+            // Not a URL: nothing of it is shown, it may hold an API key.
+            Err(err) => return Err(invalid("CHAIN_RPC_URL", "(hidden)", err)),
         }
         let contract: String = env.required("CONTRACT_ADDRESS")?;
         let contract =
@@ -41,6 +49,17 @@ impl ChainSettings {
             contract,
             confirmations: env.ranged("CONFIRMATIONS", 2, 1..=1000)?,
         })
+    }
+}
+
+impl std::fmt::Debug for ChainSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // RPC URLs often carry an API key in their path or query.
+        f.debug_struct("ChainSettings")
+            .field("rpc_url", &redact_url(&self.rpc_url))
+            .field("contract", &self.contract)
+            .field("confirmations", &self.confirmations)
+            .finish()
     }
 }
 

@@ -8,6 +8,7 @@ use hmac::{KeyInit, Mac};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use overlaps_shared::ssrf;
+use overlaps_shared::redact::strip_urls;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -147,7 +148,9 @@ impl Sender {
         let smtp = smtp_url
             .map(|url| AsyncSmtpTransport::<Tokio1Executor>::from_url(url).map(|b| b.build()))
             .transpose()
-            .map_err(|e| DeliveryError::Permanent(format!("SMTP_URL: {e}")))?;
+            .map_err(|e| {
+                DeliveryError::Permanent(format!("SMTP_URL: {}", strip_urls(&e.to_string())))
+            })?;
         let from: Mailbox = from
             .parse()
             .map_err(|e| DeliveryError::Permanent(format!("SMTP_FROM: {e}")))?;
@@ -240,15 +243,19 @@ impl Sender {
         if let Some(signature) = signature {
             request = request.header("x-overlaps-signature", signature);
         }
+        // The owner's webhook URL is a secret: never in a stored or logged error.
         let response = request.send().await.map_err(|e| {
-            if e.is_builder() {
-                DeliveryError::Permanent(format!("bad URL: {e}"))
-            } else if ssrf::is_refusal(&e) {
+            let refused = ssrf::is_refusal(&e);
+            let builder = e.is_builder();
+            let message = strip_urls(&e.without_url().to_string());
+            if builder {
+                DeliveryError::Permanent(format!("bad URL: {message}"))
+            } else if refused {
                 DeliveryError::Permanent(
                     "the target resolves to a private or reserved address".into(),
                 )
             } else {
-                DeliveryError::Transient(e.to_string())
+                DeliveryError::Transient(message)
             }
         })?;
         let status = response.status();
@@ -294,10 +301,11 @@ impl Sender {
             .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
         smtp.send(message).await.map(|_| ()).map_err(|e| {
+            let message = strip_urls(&e.to_string());
             if e.is_permanent() {
-                DeliveryError::Permanent(e.to_string())
+                DeliveryError::Permanent(message)
             } else {
-                DeliveryError::Transient(e.to_string())
+                DeliveryError::Transient(message)
             }
         })
     }
@@ -309,4 +317,35 @@ fn escape(s: &str) -> String {
         .replace('<', "&lt;")
         .replace('>', "&gt;")
         .replace('"', "&quot;")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_failing_webhook_leaves_no_part_of_its_url_in_the_error() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let sender =
+            Sender::new(None, "Overlaps <a@b.example>", "http://127.0.0.1:8080").expect("a sender");
+        let url = "http://user:secret-pass@127.0.0.1:1/hooks/secret-path?token=secret";
+        let Err(err) = sender.post_bytes(url, b"{}".to_vec(), None).await else {
+            panic!("nothing listens on port 1");
+        };
+        let shown = format!("{err} / {err:?}");
+        assert!(!shown.contains("secret"), "{shown}");
+        assert!(matches!(err, DeliveryError::Transient(_)), "{shown}");
+    }
+
+    #[test]
+    fn an_smtp_url_error_does_not_echo_the_password() {
+        let Err(err) = Sender::new(
+            Some("smtp://alerts:secret-pass@mail.example:587?tls=bogus"),
+            "Overlaps <a@b.example>",
+            "http://127.0.0.1:8080",
+        ) else {
+            return; // Accepted: nothing to leak.
+        };
+        assert!(!err.to_string().contains("secret"), "{err}");
+    }
 }

@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade", body = crate::api::errors::ErrorBody),
-        (status = 429, description = "Too many connections from this address", body = crate::api::errors::ErrorBody),
+        (status = 429, description = "Too many connections, or failed signups, from this address", body = crate::api::errors::ErrorBody),
     ),
     security(())
 )]
@@ -38,6 +38,21 @@ pub async fn validator_socket(
             "message": "the client address is unknown",
         })));
     };
+    // Refused before the upgrade, so a blocked address costs no signup verification.
+    if let Some(wait) = hub.failed_signups.blocked_for(peer.ip()) {
+        tracing::warn!(ip = %peer.ip(), "connection refused: too many failed signups from this address");
+        return Ok(HttpResponse::TooManyRequests()
+            .insert_header(("Retry-After", wait.as_secs().max(1).to_string()))
+            .json(json!({
+                "code": "rate_limited",
+                "message": format!(
+                    "more than {} failed signups per minute from this address; retry in {} s",
+                    hub.config.limits.max_failed_signups_per_minute,
+                    wait.as_secs().max(1)
+                ),
+                "details": null,
+            })));
+    }
     let Some(slot) = hub.connections.try_acquire(peer.ip()) else {
         tracing::warn!(ip = %peer.ip(), "connection refused: too many from this address");
         return Ok(HttpResponse::TooManyRequests().json(json!({

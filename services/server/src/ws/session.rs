@@ -1,5 +1,6 @@
 //! One validator connection, from `hello` to close.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -61,6 +62,7 @@ pub async fn run(hub: Arc<Hub>, mut socket: Session, stream: MessageStream, slot
             hub: Arc::clone(&hub),
             socket,
             state: State::AwaitingSignup { nonce },
+            ip: slot.ip(),
             connection_id,
             in_flight: JoinSet::new(),
             outbox: mpsc::channel(OUTBOX_CAPACITY),
@@ -77,6 +79,8 @@ struct Connection {
     hub: Arc<Hub>,
     socket: Session,
     state: State,
+    /// The client address, to count its failed signups.
+    ip: IpAddr,
     connection_id: u64,
     /// Results submitted to the ingest whose outcome is not sent yet.
     in_flight: JoinSet<()>,
@@ -109,8 +113,12 @@ impl Connection {
         heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
         let stopping = self.hub.open.stopping();
+        // A socket that never signs up would otherwise live as long as it answers pings.
+        let signup_deadline = tokio::time::sleep(limits.signup_deadline);
+        tokio::pin!(signup_deadline);
 
         loop {
+            let awaiting_signup = matches!(self.state, State::AwaitingSignup { .. });
             let lease_lost = async {
                 match &mut self.state {
                     State::SignedUp(signed) => signed.lease.lost().await,
@@ -131,8 +139,8 @@ impl Connection {
                         }
                         Err(err) => return Ending::Close(CloseCode::Protocol, err.to_string()),
                     };
-                    let counted = matches!(frame, Message::Text(_) | Message::Binary(_) | Message::Continuation(_));
-                    if counted && limiter.check().is_err() {
+                    // Every frame counts, pings and pongs included: each costs the hub work.
+                    if limiter.check().is_err() {
                         let _ = send(&mut self.socket, &error(
                             ErrorCode::RateLimited,
                             format!("more than {} messages per second", limits.max_messages_per_second),
@@ -182,6 +190,12 @@ impl Connection {
                 }
                 () = lease_lost => {
                     return Ending::Close(CloseCode::Policy, "session lock lost; reconnect".into());
+                }
+                () = &mut signup_deadline, if awaiting_signup => {
+                    return Ending::Close(
+                        CloseCode::Policy,
+                        format!("no signup within {} s", limits.signup_deadline.as_secs()),
+                    );
                 }
                 () = stopping.cancelled() => {
                     return Ending::Close(CloseCode::Restart, "hub stopping; reconnect".into());
@@ -247,6 +261,9 @@ impl Connection {
             return None;
         };
         let nonce = *nonce;
+        if self.hub.failed_signups.blocked_for(self.ip).is_some() {
+            return Some(self.refuse_failed_signups().await);
+        }
         match sign_up(&self.hub, &nonce, public_key, payout, signature).await {
             Ok(signed) => {
                 let validator_id = signed.validator_id;
@@ -277,11 +294,36 @@ impl Connection {
             }
             Err((code, message)) => {
                 tracing::info!(?code, %message, "signup refused");
+                // A refused proof (bad key, address or signature) counts against the
+                // address; a taken key or a hub-side failure does not.
+                let failed = matches!(
+                    code,
+                    ErrorCode::BadKey | ErrorCode::BadPayoutAddress | ErrorCode::BadSignature
+                );
+                if failed && self.hub.failed_signups.record_failure(self.ip).is_err() {
+                    return Some(self.refuse_failed_signups().await);
+                }
                 self.reply(error(code, message.clone(), None)).await;
                 // A second live session for a key is closed, not kept waiting.
                 (code == ErrorCode::KeyInUse).then_some(Ending::Close(CloseCode::Policy, message))
             }
         }
+    }
+
+    /// Tells the validator its address is over the failed-signup budget; closes.
+    async fn refuse_failed_signups(&mut self) -> Ending {
+        let max = self.hub.config.limits.max_failed_signups_per_minute;
+        tracing::warn!(ip = %self.ip, "signup refused: too many failed signups from this address");
+        self.reply(error(
+            ErrorCode::RateLimited,
+            format!("more than {max} failed signups per minute from this address"),
+            None,
+        ))
+        .await;
+        Ending::Close(
+            CloseCode::Policy,
+            "rate_limited: too many failed signups from this address".into(),
+        )
     }
 
     async fn on_result(&mut self, result: overlaps_shared::protocol::CheckResult) {

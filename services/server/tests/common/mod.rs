@@ -196,6 +196,34 @@ impl Client {
     /// Connects and reads `hello`.
     pub async fn connect(url: &str) -> Self {
         let (socket, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        Self::greeted(socket).await
+    }
+
+    /// Opens the WebSocket from the local address `local` (e.g. 127.0.0.2, another
+    /// client address on loopback); the hub's refusal as it comes.
+    pub async fn connect_from(
+        url: &str,
+        local: std::net::IpAddr,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        let authority = url
+            .trim_start_matches("ws://")
+            .split('/')
+            .next()
+            .unwrap()
+            .to_owned();
+        let server: std::net::SocketAddr = authority.parse().unwrap();
+        let tcp = tokio::net::TcpSocket::new_v4().unwrap();
+        tcp.bind(std::net::SocketAddr::new(local, 0))
+            .unwrap_or_else(|e| panic!("cannot bind the client to {local}: {e}"));
+        let stream = tcp.connect(server).await.unwrap();
+        let (socket, _) =
+            tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
+                .await?;
+        Ok(Self::greeted(socket).await)
+    }
+
+    /// Reads `hello` on a fresh socket.
+    async fn greeted(socket: Socket) -> Self {
         let mut client = Client {
             socket,
             hub_id: String::new(),
