@@ -7,8 +7,8 @@ use std::time::Duration;
 use hmac::{KeyInit, Mac};
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use overlaps_shared::ssrf;
 use overlaps_shared::redact::strip_urls;
+use overlaps_shared::ssrf;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -326,8 +326,13 @@ mod tests {
     #[tokio::test]
     async fn a_failing_webhook_leaves_no_part_of_its_url_in_the_error() {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let sender =
-            Sender::new(None, "Overlaps <a@b.example>", "http://127.0.0.1:8080").expect("a sender");
+        let sender = Sender::new(
+            None,
+            "Overlaps <a@b.example>",
+            "http://127.0.0.1:8080",
+            true,
+        )
+        .expect("a sender");
         let url = "http://user:secret-pass@127.0.0.1:1/hooks/secret-path?token=secret";
         let Err(err) = sender.post_bytes(url, b"{}".to_vec(), None).await else {
             panic!("nothing listens on port 1");
@@ -343,6 +348,7 @@ mod tests {
             Some("smtp://alerts:secret-pass@mail.example:587?tls=bogus"),
             "Overlaps <a@b.example>",
             "http://127.0.0.1:8080",
+            true,
         ) else {
             return; // Accepted: nothing to leak.
         };
