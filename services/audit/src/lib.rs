@@ -5,4 +5,5 @@
 pub mod audit;
 pub mod canaries;
 pub mod config;
+pub mod seeds;
 pub mod worker;
