@@ -96,11 +96,7 @@ pub fn check_canaries(
         // A chain is committed when the previous epoch opened, so before any
         // of its own rounds; the very first chain comes with its first round.
         let deadline = chain.previous_first_opened_at.or(chain.first_opened_at);
-        let late = match deadline {
-            Some(at) if chain.previous_first_opened_at.is_some() => chain.committed_at > at,
-            Some(at) => chain.committed_at > at + chrono::Duration::seconds(5),
-            None => false,
-        };
+        let late = deadline.is_some_and(|at| chain.committed_at > at);
         if late {
             report.mismatches.push(Mismatch::new(
                 "canary_commitment",

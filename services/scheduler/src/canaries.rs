@@ -9,7 +9,7 @@
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Int4, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bytea, Int4, Nullable, Text, Timestamptz};
 use overlaps_shared::canary::{self, CanaryEndpoints, CanaryMode, CanarySecret};
 use overlaps_shared::hash_chain;
 
@@ -107,12 +107,13 @@ fn commit_chain(
     epoch: i64,
     first_round: i64,
     policy: &CanaryPolicy,
+    now: DateTime<Utc>,
 ) -> QueryResult<()> {
     let anchor = hash_chain::new_anchor();
     let rounds = policy.chain_rounds.max(1);
     diesel::sql_query(
-        "INSERT INTO canary_chains (epoch, first_round, rounds, rate_bp, tip, anchor) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (epoch) DO NOTHING",
+        "INSERT INTO canary_chains (epoch, first_round, rounds, rate_bp, tip, anchor, committed_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (epoch) DO NOTHING",
     )
     .bind::<BigInt, _>(epoch)
     .bind::<BigInt, _>(first_round)
@@ -120,6 +121,8 @@ fn commit_chain(
     .bind::<Int4, _>(i32::try_from(policy.committed_rate()).unwrap_or(0))
     .bind::<Bytea, _>(hash_chain::tip(canary::CANARY_CHAIN_DOMAIN, &anchor, rounds).to_vec())
     .bind::<Bytea, _>(anchor.to_vec())
+    // The rounds' clock, so the audit compares the commitment with their openings.
+    .bind::<Timestamptz, _>(now)
     .execute(conn)?;
     Ok(())
 }
@@ -130,6 +133,7 @@ pub fn round_key(
     conn: &mut PgConnection,
     round: i64,
     policy: &CanaryPolicy,
+    now: DateTime<Utc>,
 ) -> QueryResult<([u8; 32], u32)> {
     let chain = match chain_at(conn, round)? {
         Some(chain) => chain,
@@ -140,7 +144,7 @@ pub fn round_key(
                 diesel::sql_query("SELECT COALESCE(max(epoch), 0) + 1 AS id FROM canary_chains")
                     .get_result::<Id>(conn)?
                     .id;
-            commit_chain(conn, next_epoch, round, policy)?;
+            commit_chain(conn, next_epoch, round, policy, now)?;
             chain_at(conn, round)?.ok_or(diesel::result::Error::NotFound)?
         }
     };
@@ -154,6 +158,7 @@ pub fn round_key(
             chain.epoch + 1,
             chain.first_round + i64::from(chain.rounds),
             policy,
+            now,
         )?;
     }
     let anchor: [u8; 32] = chain.anchor.as_slice().try_into().map_err(|_| {
@@ -178,7 +183,7 @@ pub fn plan(
     real_due: &[DateTime<Utc>],
     policy: &CanaryPolicy,
 ) -> QueryResult<Vec<PlannedCanary>> {
-    let (key, rate_bp) = round_key(conn, round, policy)?;
+    let (key, rate_bp) = round_key(conn, round, policy, opened_at)?;
     let Some(serving) = &policy.serving else {
         return Ok(Vec::new());
     };

@@ -612,3 +612,136 @@ fn the_first_round_after_upgrading_starts_the_chain_and_old_rounds_keep_the_old_
     );
     assert_eq!(stored_round(&mut conn, 2).seed_reveal, None);
 }
+
+#[derive(QueryableByName, Debug)]
+struct CanaryChainRow {
+    #[diesel(sql_type = BigInt)]
+    epoch: i64,
+    #[diesel(sql_type = BigInt)]
+    first_round: i64,
+    #[diesel(sql_type = Int4)]
+    rounds: i32,
+    #[diesel(sql_type = Bytea)]
+    tip: Vec<u8>,
+    #[diesel(sql_type = Bytea)]
+    anchor: Vec<u8>,
+    #[diesel(sql_type = Timestamptz)]
+    committed_at: DateTime<Utc>,
+}
+
+#[derive(QueryableByName, Debug)]
+struct CanaryRow {
+    #[diesel(sql_type = BigInt)]
+    validator_id: i64,
+    #[diesel(sql_type = Text)]
+    mode: String,
+    #[diesel(sql_type = Text)]
+    url: String,
+    #[diesel(sql_type = Timestamptz)]
+    due_at: DateTime<Utc>,
+}
+
+#[test]
+fn canaries_come_from_key_chains_committed_an_epoch_ahead_beside_real_checks() {
+    use overlaps_scheduler::canaries::CanaryServing;
+    use overlaps_shared::canary::{
+        self, CANARY_CHAIN_DOMAIN, CanaryEndpoints, CanaryMode, CanarySecret,
+    };
+
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    let ids: Vec<i64> = (1..=4).map(|n| validator(&mut conn, n, 5000)).collect();
+    website(&mut conn, 30, 2, true);
+    let here = online(&ids.iter().map(|&v| (v, "s1")).collect::<Vec<_>>());
+    let secret: CanarySecret = "ab".repeat(32).parse().unwrap();
+    let policy = CanaryPolicy {
+        rate_bp: 10_000,
+        chain_rounds: 3,
+        serving: Some(CanaryServing {
+            secret: secret.clone(),
+            endpoints: CanaryEndpoints {
+                http: "http://canary.example".parse().unwrap(),
+                tls: "https://canary.example:8443".parse().unwrap(),
+                refused: "http://canary.example:81".parse().unwrap(),
+            },
+            timeout_ms: 1000,
+        }),
+    };
+    for i in 0..7 {
+        rounds::open_round(&mut conn, at(30 * i), LENGTH, HUB, CHAIN, &here, &policy).unwrap();
+    }
+    let chains: Vec<CanaryChainRow> = diesel::sql_query(
+        "SELECT epoch, first_round, rounds, tip, anchor, committed_at FROM canary_chains ORDER BY epoch",
+    )
+    .load(&mut conn)
+    .unwrap();
+    // Epochs of 3 rounds: 1-3, 4-6, 7-9, and 10-12 committed when round 7 opened.
+    assert_eq!(
+        chains
+            .iter()
+            .map(|c| (c.epoch, c.first_round))
+            .collect::<Vec<_>>(),
+        vec![(1, 1), (2, 4), (3, 7), (4, 10)]
+    );
+    for chain in &chains[1..] {
+        // Committed when the previous epoch's first round opened: an epoch ahead.
+        let previous_first = stored_round(&mut conn, chain.first_round - 3).opened_at;
+        assert_eq!(chain.committed_at, previous_first, "epoch {}", chain.epoch);
+    }
+    for number in 1..=7i64 {
+        let chain = chains
+            .iter()
+            .find(|c| c.first_round <= number && number < c.first_round + i64::from(c.rounds))
+            .unwrap();
+        let anchor: [u8; 32] = chain.anchor.as_slice().try_into().unwrap();
+        let index = u32::try_from(number - chain.first_round).unwrap();
+        let key = canary::round_key(&anchor, 3, index).unwrap();
+        // The key hashes to the one before it, the first to the committed tip.
+        let previous = if index == 0 {
+            chain.tip.clone()
+        } else {
+            canary::round_key(&anchor, 3, index - 1).unwrap().to_vec()
+        };
+        assert_eq!(
+            overlaps_shared::hash_chain::step(CANARY_CHAIN_DOMAIN, &key).to_vec(),
+            previous
+        );
+        // Every validator has exactly the canary the key gives it, with the mode
+        // sealed in its URL, sent at the due time of one of the round's real checks.
+        let stored: Vec<CanaryRow> = diesel::sql_query(
+            "SELECT c.validator_id, c.mode, c.url, a.due_at FROM canary_assignments c \
+             JOIN check_assignments a ON a.id = c.assignment_id WHERE c.round_number = $1 ORDER BY c.validator_id",
+        )
+        .bind::<BigInt, _>(number)
+        .load(&mut conn)
+        .unwrap();
+        let plan = canary::plan_round(&key, &ids, 10_000);
+        assert_eq!(stored.len(), plan.len());
+        assert_eq!(plan.len(), ids.len(), "rate 100 %: one each");
+        let canary_site = diesel::sql_query("SELECT id FROM websites WHERE canary")
+            .get_result::<Id>(&mut conn)
+            .unwrap()
+            .id;
+        let real_due: Vec<DateTime<Utc>> = stored_assignments(&mut conn, number)
+            .into_iter()
+            .filter(|(site, _)| *site != canary_site)
+            .flat_map(|(_, assigned)| assigned)
+            .map(|a| a.due_at)
+            .collect();
+        assert!(!real_due.is_empty());
+        for (row, planned) in stored.iter().zip(&plan) {
+            assert_eq!(row.validator_id, planned.validator_id);
+            assert_eq!(row.mode, planned.mode.as_str());
+            let path = url::Url::parse(&row.url).unwrap().path().to_owned();
+            let sealed = secret.mode_of_path(&path);
+            assert_eq!(sealed, Some(planned.mode), "{}", row.url);
+            if !matches!(planned.mode, CanaryMode::Refused | CanaryMode::BadTls) {
+                assert!(row.url.starts_with("http://canary.example/"), "{}", row.url);
+            }
+            assert!(
+                real_due.contains(&row.due_at),
+                "round {number}: a canary at its own time"
+            );
+        }
+    }
+}
