@@ -162,7 +162,17 @@ fn api_settings(env: &Env, app_env: AppEnv) -> Result<ApiSettings, ConfigError> 
             ));
         }
     }
-    let (min_quorum, max_quorum) = (1, env.ranged("WEBSITE_MAX_QUORUM", 15, 1..=100)?);
+    let max_quorum = env.ranged("WEBSITE_MAX_QUORUM", 15, 1..=100)?;
+    // One or two validators would decide a site alone (or tie): three at least,
+    // unless a private network or a test says otherwise.
+    let min_quorum = env.ranged("WEBSITE_MIN_QUORUM", 3, 1..=100)?;
+    if min_quorum > max_quorum {
+        return Err(invalid(
+            "WEBSITE_MIN_QUORUM",
+            min_quorum,
+            format!("must not exceed WEBSITE_MAX_QUORUM ({max_quorum})"),
+        ));
+    }
     Ok(ApiSettings {
         signup_open: env.optional("API_SIGNUP_OPEN", true)?,
         operator_api_key: operator_api_key.map(Secret::new),

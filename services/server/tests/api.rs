@@ -280,6 +280,8 @@ async fn websites_crud_validation_pagination_and_owner_isolation() {
             "timeout_ms",
         ),
         (json!({"url": "https://example.com", "quorum": 0}), "quorum"),
+        // Below WEBSITE_MIN_QUORUM (3): one or two validators would decide alone.
+        (json!({"url": "https://example.com", "quorum": 2}), "quorum"),
         (
             json!({"url": "https://example.com", "quorum": 16}),
             "quorum",
