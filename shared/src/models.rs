@@ -24,6 +24,10 @@ pub struct User {
     pub role: String,
     /// When the account was created.
     pub created_at: DateTime<Utc>,
+    /// Sites it may have; `None`: the hub's default.
+    pub max_sites: Option<i32>,
+    /// Checks a day its enabled sites may ask for; `None`: the hub's default.
+    pub max_checks_per_day: Option<i64>,
 }
 
 /// A new account.
@@ -134,6 +138,12 @@ pub struct AlertChannel {
     pub enabled: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// When its address agreed to receive alerts; `None`: not yet (e-mail only).
+    pub confirmed_at: Option<DateTime<Utc>>,
+    /// SHA-256 of the pending confirmation token.
+    pub confirmation_hash: Option<Vec<u8>>,
+    /// When the pending confirmation token stops working.
+    pub confirmation_expires_at: Option<DateTime<Utc>>,
 }
 
 /// A validator, identified by its Ed25519 public key.

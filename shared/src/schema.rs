@@ -8,6 +8,8 @@ diesel::table! {
         name -> Text,
         role -> Text,
         created_at -> Timestamptz,
+        max_sites -> Nullable<Int4>,
+        max_checks_per_day -> Nullable<Int8>,
     }
 }
 
@@ -53,6 +55,9 @@ diesel::table! {
         secret -> Nullable<Text>,
         enabled -> Bool,
         created_at -> Timestamptz,
+        confirmed_at -> Nullable<Timestamptz>,
+        confirmation_hash -> Nullable<Bytea>,
+        confirmation_expires_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -318,6 +323,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    target_host_checks (host, round_number) {
+        host -> Text,
+        round_number -> Int8,
+        opened_at -> Timestamptz,
+        checks -> Int4,
+    }
+}
+
+diesel::table! {
     canary_chains (epoch) {
         epoch -> Int8,
         first_round -> Int8,
@@ -396,4 +410,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_reports,
     canary_chains,
     canary_assignments,
+    target_host_checks,
 );

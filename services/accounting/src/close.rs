@@ -435,7 +435,8 @@ fn warn_of_tls_expiry(
                                    'cause', 'certificate expires ' || $2::text || ' (' || $3::text || ' days)', \
                                    'at', $2::timestamptz) \
          FROM websites w JOIN alert_channels c ON c.owner_id = w.owner_id \
-         WHERE w.id = $1 AND c.enabled AND (c.website_id IS NULL OR c.website_id = w.id) \
+         WHERE w.id = $1 AND c.enabled AND c.confirmed_at IS NOT NULL \
+           AND (c.website_id IS NULL OR c.website_id = w.id) \
          ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
     )
     .bind::<BigInt, _>(site)
@@ -491,7 +492,8 @@ fn queue_alerts(
                 jsonb_build_object('website_id', w.id, 'url', w.url, 'name', w.name, 'state', $4::text, \
                                    'cause', $5::text, 'at', $6::timestamptz, 'incident_id', $2) \
          FROM websites w JOIN alert_channels c ON c.owner_id = w.owner_id \
-         WHERE w.id = $1 AND c.enabled AND (c.website_id IS NULL OR c.website_id = w.id) \
+         WHERE w.id = $1 AND c.enabled AND c.confirmed_at IS NOT NULL \
+           AND (c.website_id IS NULL OR c.website_id = w.id) \
          ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
     )
     .bind::<BigInt, _>(site)

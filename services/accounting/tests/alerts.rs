@@ -270,3 +270,117 @@ async fn in_production_an_owner_target_on_a_private_address_is_never_contacted()
         "the guard let a request through"
     );
 }
+
+/// Waits for at least `n` messages in the sink.
+async fn mails(smtp: &SmtpSink, n: usize) -> Vec<String> {
+    let mut messages = smtp.messages();
+    for _ in 0..100 {
+        if messages.len() >= n {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        messages = smtp.messages();
+    }
+    messages
+}
+
+#[tokio::test]
+async fn an_unconfirmed_address_gets_its_confirmation_link_and_nothing_else() {
+    let db = TestDatabase::new().unwrap();
+    let pool = db.pool(2).await.unwrap();
+    let smtp = SmtpSink::start().unwrap();
+    let sender = sender(Some(&smtp.url()));
+    // An incident alert for an e-mail channel whose address has not confirmed (as
+    // the API leaves it), and the confirmation request beside it.
+    let alert = queued(&db, "email", "stranger@victim.example", None);
+    let mut conn = db.connect().unwrap();
+    let channel = diesel::sql_query(
+        "UPDATE alert_channels SET confirmed_at = NULL, confirmation_hash = sha256('t'::bytea), \
+         confirmation_expires_at = now() + interval '1 day' \
+         WHERE id = (SELECT channel_id FROM alert_outbox WHERE id = $1) RETURNING id",
+    )
+    .bind::<BigInt, _>(alert)
+    .get_result::<Id>(&mut conn)
+    .unwrap()
+    .id;
+    let token = "ab".repeat(32);
+    let confirm = diesel::sql_query(
+        "INSERT INTO alert_outbox (channel_id, kind, dedup_key, payload) VALUES \
+         ($1, 'channel_confirmation', 'c' || $1, jsonb_build_object('kind', 'channel_confirmation', 'confirmation_token', $2::text)) \
+         RETURNING id",
+    )
+    .bind::<BigInt, _>(channel)
+    .bind::<Text, _>(&token)
+    .get_result::<Id>(&mut conn)
+    .unwrap()
+    .id;
+
+    let refused = deliver(&pool, &sender, &OperatorChannels::default(), alert)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&refused, Delivered::Failed(why) if why.contains("not confirmed")),
+        "{refused:?}"
+    );
+    assert_eq!(
+        deliver(&pool, &sender, &OperatorChannels::default(), confirm)
+            .await
+            .unwrap(),
+        Delivered::Sent
+    );
+    let messages = mails(&smtp, 1).await;
+    assert_eq!(messages.len(), 1, "only the confirmation request went out");
+    let mail = &messages[0];
+    assert!(
+        mail.contains("Subject: Confirm Overlaps alerts to this address"),
+        "{mail}"
+    );
+    // The link as the mail carries it (quoted-printable may fold long lines).
+    let unfolded = mail.replace("=\r\n", "").replace("=\n", "");
+    assert!(
+        unfolded.contains(&format!(
+            "http://127.0.0.1:8080/api/v1/channel-confirmations/{token}"
+        )),
+        "{mail}"
+    );
+    // Once sent, the token is no longer kept in the outbox.
+    assert_eq!(
+        diesel::sql_query(
+            "SELECT count(*)::bigint AS id FROM alert_outbox WHERE payload ? 'confirmation_token'"
+        )
+        .get_result::<Id>(&mut conn)
+        .unwrap()
+        .id,
+        0
+    );
+    // A confirmation request for an address that already agreed is not sent.
+    diesel::sql_query("UPDATE alert_channels SET confirmed_at = now() WHERE id = $1")
+        .bind::<BigInt, _>(channel)
+        .execute(&mut conn)
+        .unwrap();
+    let again = diesel::sql_query(
+        "INSERT INTO alert_outbox (channel_id, kind, dedup_key, payload) VALUES \
+         ($1, 'channel_confirmation', 'c2' || $1, '{\"kind\": \"channel_confirmation\"}') RETURNING id",
+    )
+    .bind::<BigInt, _>(channel)
+    .get_result::<Id>(&mut conn)
+    .unwrap()
+    .id;
+    assert!(matches!(
+        deliver(&pool, &sender, &OperatorChannels::default(), again)
+            .await
+            .unwrap(),
+        Delivered::Failed(_)
+    ));
+    assert_eq!(smtp.messages().len(), 1);
+    // Withheld on purpose: nothing for the operator to act on.
+    assert_eq!(
+        diesel::sql_query(
+            "SELECT count(*)::bigint AS id FROM alert_outbox WHERE kind = 'operator'"
+        )
+        .get_result::<Id>(&mut conn)
+        .unwrap()
+        .id,
+        0
+    );
+}

@@ -72,6 +72,14 @@ fn world() -> World {
         .execute(&mut conn)
         .unwrap();
     }
+    // An e-mail address that never confirmed its channel: it gets no alert.
+    diesel::sql_query(
+        "INSERT INTO alert_channels (owner_id, kind, target, confirmed_at) \
+         VALUES ($1, 'email', 'stranger@example.org', NULL)",
+    )
+    .bind::<BigInt, _>(owner)
+    .execute(&mut conn)
+    .unwrap();
     let validators = [1u8, 2, 3].map(|n| {
         diesel::sql_query(
             "INSERT INTO validators (public_key, reputation) VALUES ($1, 5000) RETURNING id",
@@ -182,7 +190,7 @@ fn a_confirmed_outage_opens_an_incident_with_alerts_and_recovery_resolves_it() {
 
     let second = close_round(&mut conn, 2, now, &policy()).unwrap().unwrap();
     assert_eq!(second.incidents_opened.len(), 1);
-    assert_eq!(second.alerts.len(), 2, "one alert per channel");
+    assert_eq!(second.alerts.len(), 2, "one alert per confirmed channel");
     assert_eq!(w.state(), ("down".into(), None, 0));
     assert_eq!(
         count(

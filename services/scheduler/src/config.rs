@@ -7,41 +7,46 @@ use overlaps_shared::config::{AppEnv, CommonConfig, ConfigError, Env, invalid};
 use overlaps_shared::service::ServiceConfig;
 
 use crate::canaries::{CanaryPolicy, CanaryServing};
+use crate::rounds::RoundRules;
 
 /// Everything `scheduler` reads from the environment.
 #[derive(Debug, Clone)]
 pub struct SchedulerConfig {
     /// Database, Redis, logging.
     pub common: CommonConfig,
-    /// `HUB_ID`: names the hub in the first round's seed (same as the server's).
-    pub hub_id: String,
-    /// `ROUND_SECONDS`: a round opens this often; its results are due by its end.
-    pub round_length: Duration,
+    /// `HUB_ID`, `ROUND_SECONDS` (a round opens this often; its results are due
+    /// by its end), `SEED_CHAIN_ROUNDS`, `CANARY_*` and
+    /// `TARGET_HOST_MAX_CHECKS_PER_MINUTE`.
+    pub rules: RoundRules,
     /// `SCHEDULER_LOCK_TTL_SECONDS`: a dead leader is replaced within this.
     pub leader_ttl: Duration,
-    /// `CANARY_*`: the known-answer checks mixed into rounds.
-    pub canaries: CanaryPolicy,
-    /// `SEED_CHAIN_ROUNDS`: rounds per seed epoch (links of each committed chain).
-    pub seed_chain_rounds: u32,
 }
 
 impl ServiceConfig for SchedulerConfig {
     fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let common = CommonConfig::from_env(env)?;
         let canaries = canary_policy(env, common.app_env)?;
+        let rules = RoundRules {
+            length: Duration::from_secs(env.ranged("ROUND_SECONDS", 30, 2..=3600)?),
+            hub_id: env.optional("HUB_ID", "overlaps-dev".to_owned())?,
+            // Opening a round hashes up to this many times; 100,000 is still a few
+            // milliseconds, and an epoch is how far ahead each chain is committed.
+            seed_chain_rounds: env.ranged("SEED_CHAIN_ROUNDS", 1024, 1..=100_000)?,
+            canaries,
+            host_checks_per_minute: env.ranged(
+                "TARGET_HOST_MAX_CHECKS_PER_MINUTE",
+                600,
+                1..=10_000_000,
+            )?,
+        };
         Ok(SchedulerConfig {
             common,
-            canaries,
-            hub_id: env.optional("HUB_ID", "overlaps-dev".to_owned())?,
-            round_length: Duration::from_secs(env.ranged("ROUND_SECONDS", 30, 2..=3600)?),
+            rules,
             leader_ttl: Duration::from_secs(env.ranged(
                 "SCHEDULER_LOCK_TTL_SECONDS",
                 10,
                 2..=300,
             )?),
-            // Opening a round hashes up to this many times; 100,000 is still a few
-            // milliseconds, and an epoch is how far ahead each chain is committed.
-            seed_chain_rounds: env.ranged("SEED_CHAIN_ROUNDS", 1024, 1..=100_000)?,
         })
     }
 
@@ -153,9 +158,13 @@ mod tests {
         let mut full = vec![("CANARY_SECRET", SECRET)];
         full.extend_from_slice(&endpoints);
         let config = read(&full).map_err(|e| e.to_string());
-        assert!(config.is_ok_and(|c| c.canaries.serving.is_some() && c.canaries.rate_bp == 1_000));
+        assert!(
+            config.is_ok_and(
+                |c| c.rules.canaries.serving.is_some() && c.rules.canaries.rate_bp == 1_000
+            )
+        );
         // Dev may run without; prod only when it says so with a zero rate.
-        assert!(read(&[]).is_ok_and(|c| c.canaries.serving.is_none()));
+        assert!(read(&[]).is_ok_and(|c| c.rules.canaries.serving.is_none()));
         assert_eq!(var_of(read(&[("APP_ENV", "prod")])), "CANARY_SECRET");
         assert!(read(&[("APP_ENV", "prod"), ("CANARY_RATE_BP", "0")]).is_ok());
         // Half a configuration names what is missing.

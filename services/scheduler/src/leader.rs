@@ -69,7 +69,7 @@ async fn step(
     infra: &Infrastructure,
     presence: &Presence,
 ) -> overlaps_shared::Result<()> {
-    let length = config.round_length;
+    let length = config.rules.length;
     let next = infra
         .db
         .run(move |conn| rounds::next_opening(conn, length))
@@ -77,14 +77,10 @@ async fn step(
     let now = chrono::Utc::now();
     if next.is_none_or(|at| at <= now) {
         let online = presence.online().await?;
-        let hub_id = config.hub_id.clone();
-        let canaries = config.canaries.clone();
-        let chain_rounds = config.seed_chain_rounds;
+        let rules = config.rules.clone();
         let opened = infra
             .db
-            .run(move |conn| {
-                rounds::open_round(conn, now, length, &hub_id, chain_rounds, &online, &canaries)
-            })
+            .run(move |conn| rounds::open_round(conn, now, &rules, &online))
             .await?;
         let span = tracing::info_span!("round", round = opened.number);
         async {
@@ -112,6 +108,12 @@ async fn step(
                 );
             } else {
                 tracing::info!(sites = opened.sites, assignments, "round opened");
+            }
+            if opened.deferred > 0 {
+                tracing::warn!(
+                    deferred = opened.deferred,
+                    "due sites put off to a later round: their host reached TARGET_HOST_MAX_CHECKS_PER_MINUTE"
+                );
             }
             Ok::<_, overlaps_shared::Error>(())
         }

@@ -4,6 +4,7 @@
 
 pub mod canaries;
 pub mod config;
+pub mod host_cap;
 pub mod leader;
 pub mod rounds;
 

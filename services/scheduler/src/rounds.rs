@@ -24,6 +24,23 @@ use rand::TryRngCore;
 use rand::rngs::OsRng;
 
 use crate::canaries::{self, CanaryPolicy};
+use crate::host_cap::{self, DueCheck};
+
+/// What every round is opened with.
+#[derive(Debug, Clone)]
+pub struct RoundRules {
+    /// `ROUND_SECONDS`: results are due by the round's end.
+    pub length: Duration,
+    /// `HUB_ID`: names the hub in the first round's seed.
+    pub hub_id: String,
+    /// `SEED_CHAIN_ROUNDS`: rounds per seed epoch.
+    pub seed_chain_rounds: u32,
+    /// The known-answer checks mixed in.
+    pub canaries: CanaryPolicy,
+    /// `TARGET_HOST_MAX_CHECKS_PER_MINUTE`: checks one target host receives per
+    /// minute across every account.
+    pub host_checks_per_minute: u32,
+}
 
 /// A round just opened.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,6 +57,8 @@ pub struct OpenedRound {
     pub degraded: bool,
     /// Sites assigned.
     pub sites: usize,
+    /// Due sites put off to a later round by the per-host cap.
+    pub deferred: usize,
     /// One job per server instance holding chosen validators.
     pub dispatches: Vec<Dispatch>,
 }
@@ -72,6 +91,8 @@ struct DueSite {
     id: i64,
     #[diesel(sql_type = Int2)]
     quorum: i16,
+    #[diesel(sql_type = Text)]
+    url: String,
 }
 
 #[derive(QueryableByName)]
@@ -244,19 +265,50 @@ fn chain_error(message: String) -> overlaps_shared::Error {
     overlaps_shared::Error::SeedChain(message)
 }
 
+/// The sites due at `now`, longest-waiting first, split by the per-host cap into
+/// those checked this round and those put off.
+fn due_sites(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+    cap_per_minute: u32,
+) -> overlaps_shared::Result<(Vec<DueCheck>, Vec<DueCheck>)> {
+    let due: Vec<DueSite> = diesel::sql_query(
+        "SELECT id, quorum, url FROM websites WHERE enabled \
+         AND (last_scheduled_at IS NULL OR last_scheduled_at + make_interval(secs => interval_seconds) <= $1) \
+         ORDER BY last_scheduled_at NULLS FIRST, id",
+    )
+    .bind::<Timestamptz, _>(now)
+    .load(conn)?;
+    let due: Vec<DueCheck> = due
+        .into_iter()
+        .map(|site| DueCheck {
+            website_id: site.id,
+            // The API stores only URLs with a host; one without counts as its own.
+            host: host_cap::target_host(&site.url).unwrap_or(site.url),
+            checks: i64::from(site.quorum),
+        })
+        .collect();
+    let mut hosts: Vec<String> = due.iter().map(|d| d.host.clone()).collect();
+    hosts.sort();
+    hosts.dedup();
+    let used = host_cap::used_in_window(conn, now, &hosts)?;
+    let (mut admitted, deferred) = host_cap::admit(due, &used, cap_per_minute);
+    admitted.sort_by_key(|d| d.website_id);
+    Ok((admitted, deferred))
+}
+
 /// Opens the next round at `now`: its seed (committing the next epoch's seed chain
-/// of `chain_rounds` rounds when due), due sites, chosen validators, assignments.
+/// when due), due sites within the per-host cap, chosen validators, assignments.
 pub fn open_round(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
-    round_length: Duration,
-    hub_id: &str,
-    chain_rounds: u32,
+    rules: &RoundRules,
     online: &[OnlineValidator],
-    canary_policy: &CanaryPolicy,
 ) -> overlaps_shared::Result<OpenedRound> {
+    let round_length = rules.length;
+    let canary_policy = &rules.canaries;
     conn.transaction(|conn| {
-        let (number, seed, reveal) = seed_for(conn, hub_id, chain_rounds, now)?;
+        let (number, seed, reveal) = seed_for(conn, &rules.hub_id, rules.seed_chain_rounds, now)?;
         let online_ids: Vec<i64> = online.iter().map(|v| v.validator_id).collect();
         let mut candidates: Vec<Candidate> = diesel::sql_query(
             "SELECT id, reputation FROM validators WHERE id = ANY($1) ORDER BY id",
@@ -269,13 +321,7 @@ pub fn open_round(
         candidates.sort_by_key(|c| c.validator_id);
         let instance_of: HashMap<i64, &str> =
             online.iter().map(|v| (v.validator_id, v.server_instance.as_str())).collect();
-        let due: Vec<DueSite> = diesel::sql_query(
-            "SELECT id, quorum FROM websites WHERE enabled \
-             AND (last_scheduled_at IS NULL OR last_scheduled_at + make_interval(secs => interval_seconds) <= $1) \
-             ORDER BY id",
-        )
-        .bind::<Timestamptz, _>(now)
-        .load(conn)?;
+        let (due, deferred) = due_sites(conn, now, rules.host_checks_per_minute)?;
 
         let length = chrono::Duration::from_std(round_length).unwrap_or(chrono::Duration::MAX);
         let deadline_at = now + length;
@@ -284,13 +330,13 @@ pub fn open_round(
         let mut degraded = false;
         let (mut sites, mut validators, mut instances, mut due_ats) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for site in &due {
-            let quorum = usize::try_from(site.quorum).unwrap_or(1);
-            let chosen = selection::choose_validators(&seed, site.id, &candidates, quorum);
+            let quorum = usize::try_from(site.checks).unwrap_or(1);
+            let chosen = selection::choose_validators(&seed, site.website_id, &candidates, quorum);
             degraded |= chosen.len() < quorum;
-            let offset = selection::due_offset(&seed, site.id, spread);
+            let offset = selection::due_offset(&seed, site.website_id, spread);
             let due_at = now + chrono::Duration::from_std(offset).unwrap_or_default();
             for validator_id in chosen {
-                sites.push(site.id);
+                sites.push(site.website_id);
                 validators.push(validator_id);
                 instances.push(instance_of.get(&validator_id).copied().unwrap_or_default().to_owned());
                 due_ats.push(due_at);
@@ -341,7 +387,8 @@ pub fn open_round(
             .map(|a| (a.id, a.validator_id))
             .collect();
         canaries::record(conn, number, &canary_rows, &planned)?;
-        let due_ids: Vec<i64> = due.iter().map(|s| s.id).collect();
+        host_cap::record(conn, number, now, &due)?;
+        let due_ids: Vec<i64> = due.iter().map(|s| s.website_id).collect();
         diesel::sql_query("UPDATE websites SET last_scheduled_at = $1 WHERE id = ANY($2)")
             .bind::<Timestamptz, _>(now)
             .bind::<Array<BigInt>, _>(&due_ids)
@@ -358,7 +405,16 @@ pub fn open_round(
             .map(|(server_instance, assignment_ids)| Dispatch { round: number, server_instance, assignment_ids })
             .collect();
         dispatches.sort_by(|a, b| a.server_instance.cmp(&b.server_instance));
-        Ok(OpenedRound { number, seed, seed_reveal: reveal, deadline_at, degraded, sites: due.len(), dispatches })
+        Ok(OpenedRound {
+            number,
+            seed,
+            seed_reveal: reveal,
+            deadline_at,
+            degraded,
+            sites: due.len(),
+            deferred: deferred.len(),
+            dispatches,
+        })
     })
 }
 

@@ -10,7 +10,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz};
 use overlaps_scheduler::canaries::CanaryPolicy;
-use overlaps_scheduler::rounds::{self, mark_close_enqueued, next_opening, rounds_to_close};
+use overlaps_scheduler::rounds::{
+    self, RoundRules, mark_close_enqueued, next_opening, rounds_to_close,
+};
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate};
 use overlaps_shared::testing::TestDatabase;
@@ -27,12 +29,20 @@ fn open_round(
     rounds::open_round(
         conn,
         now,
-        length,
-        hub,
-        chain_rounds,
+        &rules(length, hub, chain_rounds, CanaryPolicy::none()),
         online,
-        &CanaryPolicy::none(),
     )
+}
+
+/// The rules of the test hub: no host cap to speak of.
+fn rules(length: Duration, hub: &str, chain_rounds: u32, canaries: CanaryPolicy) -> RoundRules {
+    RoundRules {
+        length,
+        hub_id: hub.to_owned(),
+        seed_chain_rounds: chain_rounds,
+        canaries,
+        host_checks_per_minute: 1_000_000,
+    }
 }
 
 const HUB: &str = "sched-test";
@@ -668,7 +678,8 @@ fn canaries_come_from_key_chains_committed_an_epoch_ahead_beside_real_checks() {
         }),
     };
     for i in 0..7 {
-        rounds::open_round(&mut conn, at(30 * i), LENGTH, HUB, CHAIN, &here, &policy).unwrap();
+        let rules = rules(LENGTH, HUB, CHAIN, policy.clone());
+        rounds::open_round(&mut conn, at(30 * i), &rules, &here).unwrap();
     }
     let chains: Vec<CanaryChainRow> = diesel::sql_query(
         "SELECT epoch, first_round, rounds, tip, anchor, committed_at FROM canary_chains ORDER BY epoch",

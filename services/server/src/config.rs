@@ -52,6 +52,29 @@ pub struct WebsiteBounds {
     pub quorum: (i16, i16),
 }
 
+/// What an owner account may ask of the network unless the operator set its own
+/// limits (operators have none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountQuota {
+    /// `ACCOUNT_MAX_SITES`: websites, enabled or not.
+    pub max_sites: i32,
+    /// `ACCOUNT_MAX_CHECKS_PER_DAY`: checks a day its enabled websites ask for
+    /// (quorum × checks a day at the interval).
+    pub max_checks_per_day: i64,
+}
+
+/// Settings of e-mail channel confirmation.
+#[derive(Debug, Clone, Copy)]
+pub struct EmailConfirmation {
+    /// `EMAIL_CONFIRMATION_HOURS`: how long a confirmation link works.
+    pub valid_for: Duration,
+    /// `EMAIL_CONFIRMATION_MAX_PENDING`: unconfirmed e-mail channels per account.
+    pub max_pending: i64,
+    /// `EMAIL_CONFIRMATIONS_PER_HOUR`: confirmation messages one account may have
+    /// sent per hour (adding, readdressing and resending all send one).
+    pub per_hour: u32,
+}
+
 /// Settings of the REST API.
 #[derive(Debug, Clone)]
 pub struct ApiSettings {
@@ -75,6 +98,10 @@ pub struct ApiSettings {
     pub websites: WebsiteBounds,
     /// Refuse websites whose host resolves to a private address (`APP_ENV=prod`).
     pub refuse_private_targets: bool,
+    /// The default per-account quota.
+    pub quota: AccountQuota,
+    /// E-mail channels must be confirmed by their address.
+    pub email_confirmation: EmailConfirmation,
 }
 
 /// Everything `server` reads from the environment.
@@ -206,6 +233,21 @@ fn api_settings(env: &Env, app_env: AppEnv) -> Result<ApiSettings, ConfigError> 
             quorum: (min_quorum, max_quorum),
         },
         refuse_private_targets: app_env == AppEnv::Prod,
+        quota: AccountQuota {
+            max_sites: env.ranged("ACCOUNT_MAX_SITES", 50, 0..=1_000_000)?,
+            max_checks_per_day: env.ranged(
+                "ACCOUNT_MAX_CHECKS_PER_DAY",
+                250_000,
+                0..=1_000_000_000_000,
+            )?,
+        },
+        email_confirmation: EmailConfirmation {
+            valid_for: Duration::from_secs(
+                3600 * env.ranged("EMAIL_CONFIRMATION_HOURS", 72u64, 1..=720)?,
+            ),
+            max_pending: env.ranged("EMAIL_CONFIRMATION_MAX_PENDING", 5, 1..=1_000)?,
+            per_hour: env.ranged("EMAIL_CONFIRMATIONS_PER_HOUR", 10, 1..=100_000)?,
+        },
     })
 }
 

@@ -778,14 +778,16 @@ async fn alert_channels_and_test_alerts() {
         .query_async(&mut redis)
         .await
         .unwrap();
-    assert_eq!(active + scheduled, 1);
+    // The test alert, and the confirmation request the e-mail channel's address
+    // was sent when it was added.
+    assert_eq!(active + scheduled, 2);
     let metrics = api.http.get(api.url("/metrics")).send().await.unwrap();
     let metrics = metrics.text().await.unwrap();
     assert!(
-        metrics.contains("overlaps_queue_depth{queue=\"send_alert\"} 1"),
+        metrics.contains("overlaps_queue_depth{queue=\"send_alert\"} 2"),
         "{metrics}"
     );
-    assert!(metrics.contains("overlaps_alerts_pending 1"), "{metrics}");
+    assert!(metrics.contains("overlaps_alerts_pending 2"), "{metrics}");
 
     // A second test through the same channel at once is refused (one per
     // API_TEST_ALERT_SECONDS), queues nothing, and spares the other channels.

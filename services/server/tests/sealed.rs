@@ -108,6 +108,9 @@ fn concrete_paths(template: &str, operation: &Value, ids: &Ids) -> Vec<String> {
                 match (resource, name) {
                     ("websites", "id") => vec![ids.website.to_string()],
                     ("channels", "id") => vec![ids.channel.to_string()],
+                    ("accounts", "id") => vec![ids.owner.to_string()],
+                    // A link nobody was sent: the page answers, with nothing of a round.
+                    ("channel-confirmations", "token") => vec!["00".repeat(32)],
                     ("validators", "id") => ids.validators.iter().map(i64::to_string).collect(),
                     ("rounds", "number") => vec![ids.round.to_string()],
                     // No eon can cover an open round; its routes are walked all the same.

@@ -39,6 +39,10 @@ pub struct Alert {
     /// The incident.
     #[serde(default)]
     pub incident_id: Option<i64>,
+    /// `channel_confirmation`: the token of the confirmation link (never sent
+    /// to webhooks: only e-mail channels are confirmed).
+    #[serde(default, skip_serializing)]
+    pub confirmation_token: Option<String>,
 }
 
 impl Alert {
@@ -58,6 +62,7 @@ impl Alert {
             "incident_resolved" => format!("RECOVERED: {site} is up again"),
             "tls_expiring" => format!("TLS certificate of {site} expires soon"),
             "test" => "Overlaps test alert: this channel works".to_owned(),
+            "channel_confirmation" => "Confirm Overlaps alerts to this address".to_owned(),
             _ => format!(
                 "Overlaps operator alert: {}",
                 self.cause.as_deref().unwrap_or("see the hub's logs")
@@ -67,6 +72,19 @@ impl Alert {
 
     fn details(&self, api_base: &str) -> Vec<(String, String)> {
         let mut rows = Vec::new();
+        if let Some(token) = &self.confirmation_token {
+            rows.push((
+                "Why".to_owned(),
+                "An Overlaps account asked to send website alerts to this address. \
+                 Nothing more is sent unless you confirm; if you did not expect this, \
+                 ignore it."
+                    .to_owned(),
+            ));
+            rows.push((
+                "Confirm".to_owned(),
+                format!("{api_base}/api/v1/channel-confirmations/{token}"),
+            ));
+        }
         if let Some(url) = &self.url {
             rows.push(("Site".to_owned(), url.clone()));
         }

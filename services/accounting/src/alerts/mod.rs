@@ -13,6 +13,9 @@ use self::channels::{Alert, DeliveryError, Sender};
 /// Delivery attempts before an alert is given up.
 pub const MAX_ATTEMPTS: i32 = 6;
 
+/// The outbox kind of the message asking an e-mail address to confirm a channel.
+pub const CONFIRMATION: &str = "channel_confirmation";
+
 /// What became of one outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Delivered {
@@ -40,6 +43,8 @@ struct Claimed {
     alert_kind: String,
     #[diesel(sql_type = Int4)]
     attempts: i32,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    confirmed_at: Option<DateTime<Utc>>,
 }
 
 /// Where operator alerts (outbox rows without a channel) go.
@@ -62,7 +67,8 @@ fn claim(
            UPDATE alert_outbox SET next_attempt_at = $2 + interval '5 minutes' \
            WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2 \
            RETURNING channel_id, payload, kind, attempts) \
-         SELECT c.kind, c.target, c.secret, claimed.payload, claimed.kind AS alert_kind, claimed.attempts \
+         SELECT c.kind, c.target, c.secret, claimed.payload, claimed.kind AS alert_kind, claimed.attempts, \
+                c.confirmed_at \
          FROM claimed LEFT JOIN alert_channels c ON c.id = claimed.channel_id",
     )
     .bind::<BigInt, _>(id)
@@ -91,9 +97,20 @@ pub async fn deliver(
         cause: Some(claimed.payload.to_string()),
         at: None,
         incident_id: None,
+        confirmation_token: None,
     });
     alert.kind = claimed.alert_kind.clone();
+    let confirming = claimed.alert_kind == CONFIRMATION;
+    // An address that has not agreed receives its confirmation request and
+    // nothing else; a request for an address that has agreed is moot. Neither is a
+    // delivery failure the operator needs to hear of.
+    let withheld = claimed.kind.is_some() && claimed.confirmed_at.is_none() != confirming;
     let result = match (claimed.kind.as_deref(), claimed.target.as_deref()) {
+        (Some(_), Some(_)) if withheld => Err(DeliveryError::Permanent(if confirming {
+            "the channel is confirmed already".into()
+        } else {
+            "the channel's address has not confirmed it yet".into()
+        })),
         (Some(kind), Some(target)) => {
             sender
                 .send(kind, target, claimed.secret.as_deref(), &alert)
@@ -114,8 +131,8 @@ pub async fn deliver(
         Err(err) => Delivered::Failed(err.to_string()),
     };
     let record = outcome.clone();
-    let is_operator = claimed.kind.is_none();
-    db.run(move |conn| record_outcome(conn, id, attempts, &record, is_operator))
+    let report = claimed.kind.is_some() && !withheld;
+    db.run(move |conn| record_outcome(conn, id, attempts, &record, report))
         .await?;
     if let Delivered::Failed(err) = &outcome {
         tracing::error!(outbox_id = id, attempts, error = %err, "alert delivery failed for good");
@@ -147,8 +164,16 @@ fn record_outcome(
     id: i64,
     attempts: i32,
     outcome: &Delivered,
-    is_operator: bool,
+    report: bool,
 ) -> overlaps_shared::Result<()> {
+    if matches!(outcome, Delivered::Sent | Delivered::Failed(_)) {
+        // A confirmation token is needed only until its message is out.
+        diesel::sql_query(
+            "UPDATE alert_outbox SET payload = payload - 'confirmation_token' WHERE id = $1",
+        )
+        .bind::<BigInt, _>(id)
+        .execute(conn)?;
+    }
     match outcome {
         Delivered::Sent => {
             diesel::sql_query("UPDATE alert_outbox SET state = 'sent', sent_at = now(), attempts = $2, last_error = NULL WHERE id = $1")
@@ -172,8 +197,9 @@ fn record_outcome(
                     .bind::<Int4, _>(attempts)
                     .bind::<Text, _>(err)
                     .execute(conn)?;
-                // Tell the operator, unless this was itself an operator alert.
-                if !is_operator {
+                // Tell the operator, unless this was itself an operator alert or
+                // was withheld on purpose.
+                if report {
                     overlaps_shared::operator_alert::raise(
                         conn,
                         &format!("alert_failed:{id}"),

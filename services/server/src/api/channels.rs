@@ -3,10 +3,8 @@
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
-use apalis::prelude::TaskSink;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use overlaps_shared::jobs::{self, SendAlert};
 use overlaps_shared::models::AlertChannel;
 use overlaps_shared::schema::{alert_channels, alert_outbox};
 use rand::RngCore;
@@ -14,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::confirmations::{self, queue_delivery};
 use super::errors::{ApiError, ErrorBody};
 use super::websites::accessible;
 use super::{PageParams, db, paginate};
@@ -26,7 +25,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(get_channel)
         .service(update_channel)
         .service(delete_channel)
-        .service(test_channel);
+        .service(test_channel)
+        .service(resend_confirmation);
 }
 
 /// Where alerts go.
@@ -48,6 +48,9 @@ pub struct Channel {
     pub has_secret: bool,
     /// Disabled channels receive nothing.
     pub enabled: bool,
+    /// When its address confirmed it; null: an e-mail channel awaiting
+    /// confirmation, which receives nothing but the confirmation request.
+    pub confirmed_at: Option<DateTime<Utc>>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
 }
@@ -62,12 +65,14 @@ impl From<AlertChannel> for Channel {
             target: c.target,
             has_secret: c.secret.is_some(),
             enabled: c.enabled,
+            confirmed_at: c.confirmed_at,
             created_at: c.created_at,
         }
     }
 }
 
-/// A channel just created; a webhook's signing secret is shown this once.
+/// A channel just created; a webhook's signing secret is shown this once. An
+/// e-mail channel's address is sent a confirmation link first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedChannel {
     /// The channel.
@@ -173,11 +178,13 @@ fn load(conn: &mut PgConnection, caller: &Caller, id: i64) -> Result<AlertChanne
     tag = "channels",
     request_body(content = NewChannel, example = json!({"kind": "slack", "target": "https://hooks.slack.com/services/T000/B000/XXXX"})),
     responses(
-        (status = 201, description = "Created (a webhook's secret shown once)", body = CreatedChannel),
+        (status = 201, description = "Created (a webhook's secret shown once; an e-mail address is asked to confirm)", body = CreatedChannel),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "Too many e-mail channels await confirmation (`quota_exceeded`)", body = ErrorBody),
         (status = 404, description = "website_id is not one of the caller's", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
+        (status = 429, description = "The account sent `EMAIL_CONFIRMATIONS_PER_HOUR` confirmation messages this hour", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -211,26 +218,47 @@ pub async fn create_channel(
     };
     let kind = body.kind;
     let website_id = body.website_id;
-    let created = db(&hub, move |conn| {
-        if let Some(site) = website_id {
-            accessible(conn, &caller, site)?;
-        }
-        let row = diesel::insert_into(alert_channels::table)
-            .values((
-                alert_channels::owner_id.eq(caller.user_id),
-                alert_channels::website_id.eq(website_id),
-                alert_channels::kind.eq(&kind),
-                alert_channels::target.eq(&target),
-                alert_channels::secret.eq(secret.as_deref()),
+    if kind == "email" {
+        confirmations::spend_allowance(&hub, caller.user_id).await?;
+    }
+    let confirmation = hub.config.api.email_confirmation;
+    let (created, outbox) = db(&hub, move |conn| {
+        conn.transaction(|conn| {
+            if let Some(site) = website_id {
+                accessible(conn, &caller, site)?;
+            }
+            let mut row = diesel::insert_into(alert_channels::table)
+                .values((
+                    alert_channels::owner_id.eq(caller.user_id),
+                    alert_channels::website_id.eq(website_id),
+                    alert_channels::kind.eq(&kind),
+                    alert_channels::target.eq(&target),
+                    alert_channels::secret.eq(secret.as_deref()),
+                ))
+                .returning(AlertChannel::as_returning())
+                .get_result(conn)?;
+            let outbox = if row.kind == "email" {
+                let now = Utc::now();
+                let outbox =
+                    confirmations::request(conn, &confirmation, caller.user_id, row.id, now)?;
+                row.confirmed_at = None;
+                Some(outbox)
+            } else {
+                None
+            };
+            Ok((
+                CreatedChannel {
+                    channel: row.into(),
+                    secret,
+                },
+                outbox,
             ))
-            .returning(AlertChannel::as_returning())
-            .get_result(conn)?;
-        Ok(CreatedChannel {
-            channel: row.into(),
-            secret,
         })
     })
     .await?;
+    if let Some(outbox) = outbox {
+        queue_delivery(&hub, outbox).await;
+    }
     Ok(HttpResponse::Created().json(created))
 }
 
@@ -299,7 +327,8 @@ pub async fn get_channel(
     Ok(web::Json(row.into()))
 }
 
-/// Change a channel's target or switch it on or off.
+/// Change a channel's target or switch it on or off; a new e-mail address is
+/// asked to confirm before it receives alerts.
 #[utoipa::path(
     tag = "channels",
     params(("id" = i64, Path, description = "Channel id")),
@@ -308,8 +337,10 @@ pub async fn get_channel(
         (status = 200, description = "The updated channel", body = Channel),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "Too many e-mail channels await confirmation (`quota_exceeded`)", body = ErrorBody),
         (status = 404, description = "No such channel of the caller", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
+        (status = 429, description = "The account sent `EMAIL_CONFIRMATIONS_PER_HOUR` confirmation messages this hour", body = ErrorBody),
     ),
     security(("api_key" = []))
 )]
@@ -322,21 +353,49 @@ pub async fn update_channel(
 ) -> Result<web::Json<Channel>, ApiError> {
     let id = id.into_inner();
     let body = body.into_inner();
-    let row = db(&hub, move |conn| {
-        let current = load(conn, &caller, id)?;
-        let target = match &body.target {
-            Some(t) => validate_target(&current.kind, t)?,
-            None => current.target,
-        };
-        Ok(diesel::update(alert_channels::table.find(id))
-            .set((
-                alert_channels::target.eq(target),
-                alert_channels::enabled.eq(body.enabled.unwrap_or(current.enabled)),
-            ))
-            .returning(AlertChannel::as_returning())
-            .get_result(conn)?)
+    let confirmation = hub.config.api.email_confirmation;
+    // A new e-mail address is sent a confirmation message: that spends the
+    // owner's allowance before anything changes.
+    let check_caller = caller.clone();
+    let before = db(&hub, move |conn| load(conn, &check_caller, id)).await?;
+    if before.kind == "email"
+        && body
+            .target
+            .as_ref()
+            .is_some_and(|t| t.trim() != before.target)
+    {
+        confirmations::spend_allowance(&hub, before.owner_id).await?;
+    }
+    let (row, outbox) = db(&hub, move |conn| {
+        conn.transaction(|conn| {
+            let current = load(conn, &caller, id)?;
+            let target = match &body.target {
+                Some(t) => validate_target(&current.kind, t)?,
+                None => current.target.clone(),
+            };
+            let readdressed = current.kind == "email" && target != current.target;
+            let mut row: AlertChannel = diesel::update(alert_channels::table.find(id))
+                .set((
+                    alert_channels::target.eq(target),
+                    alert_channels::enabled.eq(body.enabled.unwrap_or(current.enabled)),
+                ))
+                .returning(AlertChannel::as_returning())
+                .get_result(conn)?;
+            let outbox = if readdressed {
+                let outbox =
+                    confirmations::request(conn, &confirmation, row.owner_id, id, Utc::now())?;
+                row.confirmed_at = None;
+                Some(outbox)
+            } else {
+                None
+            };
+            Ok((row, outbox))
+        })
     })
     .await?;
+    if let Some(outbox) = outbox {
+        queue_delivery(&hub, outbox).await;
+    }
     Ok(web::Json(row.into()))
 }
 
@@ -377,6 +436,7 @@ pub async fn delete_channel(
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
         (status = 404, description = "No such channel of the caller", body = ErrorBody),
+        (status = 409, description = "The e-mail address has not confirmed the channel yet (`channel_unconfirmed`)", body = ErrorBody),
         (status = 429, description = "A test alert went out through this channel less than `API_TEST_ALERT_SECONDS` ago", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -390,23 +450,16 @@ pub async fn test_channel(
     let id = id.into_inner();
     // The caller must own the channel before it may spend its test allowance.
     let check_caller = caller.clone();
-    db(&hub, move |conn| load(conn, &check_caller, id).map(drop)).await?;
-    // One test per channel per interval, across every server instance: a test
-    // alert is a request to someone else's endpoint, never a flood.
-    let window = u64::try_from(hub.config.api.test_alert_interval.as_millis()).unwrap_or(u64::MAX);
-    let mut redis = hub.infra.redis.clone();
-    let first: Option<String> = redis::cmd("SET")
-        .arg(hub.infra.keys.key(&format!("test-alert:{id}")))
-        .arg(1)
-        .arg("NX")
-        .arg("PX")
-        .arg(window)
-        .query_async(&mut redis)
-        .await
-        .map_err(|e| ApiError::Internal(overlaps_shared::Error::Redis(e)))?;
-    if first.is_none() {
-        return Err(ApiError::RateLimited);
+    let channel = db(&hub, move |conn| load(conn, &check_caller, id)).await?;
+    if channel.confirmed_at.is_none() {
+        return Err(ApiError::Conflict {
+            code: "channel_unconfirmed",
+            message: "the e-mail address has not confirmed this channel yet; it receives \
+                      nothing but the confirmation request"
+                .into(),
+        });
     }
+    once_per_interval(&hub, &format!("test-alert:{id}")).await?;
     let outbox_id = db(&hub, move |conn| {
         let channel = load(conn, &caller, id)?;
         let payload = serde_json::json!({
@@ -427,10 +480,68 @@ pub async fn test_channel(
             .get_result::<i64>(conn)?)
     })
     .await?;
-    let mut queue = jobs::storage::<SendAlert>(hub.infra.redis.clone(), &hub.infra.keys);
-    if let Err(err) = queue.push(SendAlert { outbox_id }).await {
-        // The row is stored; accounting's sweep delivers pending rows even without the job.
-        tracing::warn!(outbox_id, error = %err, "send_alert job not queued; the sweep will deliver it");
+    queue_delivery(&hub, outbox_id).await;
+    Ok(HttpResponse::Accepted().json(TestAlertQueued { outbox_id }))
+}
+
+/// Succeeds once per `API_TEST_ALERT_SECONDS` for `what`, across every server
+/// instance: a message the API sends goes to someone else's endpoint or inbox,
+/// never as a flood.
+async fn once_per_interval(hub: &Hub, what: &str) -> Result<(), ApiError> {
+    let window = u64::try_from(hub.config.api.test_alert_interval.as_millis()).unwrap_or(u64::MAX);
+    let mut redis = hub.infra.redis.clone();
+    let first: Option<String> = redis::cmd("SET")
+        .arg(hub.infra.keys.key(what))
+        .arg(1)
+        .arg("NX")
+        .arg("PX")
+        .arg(window)
+        .query_async(&mut redis)
+        .await
+        .map_err(|e| ApiError::Internal(overlaps_shared::Error::Redis(e)))?;
+    first.map(drop).ok_or(ApiError::RateLimited)
+}
+
+/// Send an e-mail channel's confirmation link again (a new link; the old one
+/// stops working).
+#[utoipa::path(
+    tag = "channels",
+    params(("id" = i64, Path, description = "Channel id")),
+    responses(
+        (status = 202, description = "Queued for delivery", body = TestAlertQueued),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 404, description = "No such channel of the caller", body = ErrorBody),
+        (status = 409, description = "Not an e-mail channel, or confirmed already (`already_confirmed`)", body = ErrorBody),
+        (status = 429, description = "A link went to this channel less than `API_TEST_ALERT_SECONDS` ago, or the account sent `EMAIL_CONFIRMATIONS_PER_HOUR` this hour", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[post("/api/v1/channels/{id}/confirmation")]
+pub async fn resend_confirmation(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let check_caller = caller.clone();
+    let channel = db(&hub, move |conn| load(conn, &check_caller, id)).await?;
+    if channel.kind != "email" || channel.confirmed_at.is_some() {
+        return Err(ApiError::Conflict {
+            code: "already_confirmed",
+            message: "only an e-mail channel awaiting confirmation is sent a link".into(),
+        });
     }
+    once_per_interval(&hub, &format!("confirmation:{id}")).await?;
+    confirmations::spend_allowance(&hub, channel.owner_id).await?;
+    let confirmation = hub.config.api.email_confirmation;
+    let outbox_id = db(&hub, move |conn| {
+        conn.transaction(|conn| {
+            let channel = load(conn, &caller, id)?;
+            confirmations::request(conn, &confirmation, channel.owner_id, id, Utc::now())
+        })
+    })
+    .await?;
+    queue_delivery(&hub, outbox_id).await;
     Ok(HttpResponse::Accepted().json(TestAlertQueued { outbox_id }))
 }

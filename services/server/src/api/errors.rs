@@ -69,6 +69,9 @@ pub enum ApiError {
     /// Too many requests for this key or address.
     #[error("rate limit exceeded; retry later")]
     RateLimited,
+    /// The account's quota does not allow this.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// Stored data contradicts itself (logged; never the caller's fault).
     #[error("internal error")]
     Inconsistent(String),
@@ -103,6 +106,7 @@ impl ApiError {
             | ApiError::BadRequest { code, .. }
             | ApiError::Missing { code, .. } => code,
             ApiError::RateLimited => "rate_limited",
+            ApiError::QuotaExceeded(_) => "quota_exceeded",
             ApiError::Internal(_) | ApiError::Inconsistent(_) => "internal",
         }
     }
@@ -119,7 +123,7 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::QuotaExceeded(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) | ApiError::Missing { .. } => StatusCode::NOT_FOUND,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,

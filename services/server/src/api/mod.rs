@@ -5,10 +5,12 @@ pub mod accounts;
 pub mod auth;
 pub mod canaries;
 pub mod channels;
+pub mod confirmations;
 pub mod eons;
 pub mod errors;
 pub mod network;
 pub mod openapi;
+pub mod quotas;
 pub mod rounds;
 pub mod status;
 pub mod validators;
@@ -33,6 +35,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     canaries::routes(cfg);
     eons::routes(cfg);
     network::routes(cfg);
+    quotas::routes(cfg);
+    confirmations::routes(cfg);
 }
 
 /// Runs `work` on a pooled connection off the async threads.

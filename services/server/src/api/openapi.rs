@@ -6,7 +6,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
-use super::{accounts, canaries, channels, eons, network, rounds, status, validators, websites};
+use super::{
+    accounts, canaries, channels, confirmations, eons, network, quotas, rounds, status, validators,
+    websites,
+};
 
 /// Where the document is served.
 pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
@@ -33,6 +36,8 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         accounts::create_key,
         accounts::list_keys,
         accounts::revoke_key,
+        quotas::get_quota,
+        quotas::set_quota,
         websites::create_website,
         websites::list_websites,
         websites::get_website,
@@ -50,6 +55,9 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         channels::update_channel,
         channels::delete_channel,
         channels::test_channel,
+        channels::resend_confirmation,
+        confirmations::confirmation_page,
+        confirmations::confirm,
         validators::list_validators,
         validators::get_validator,
         validators::proof,

@@ -14,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::errors::{ApiError, ErrorBody};
+use super::quotas::{self, SiteLoad};
 use super::{PageParams, db, paginate};
 use crate::config::{ApiSettings, WebsiteBounds};
 use crate::hub::Hub;
@@ -297,6 +298,7 @@ pub fn accessible(
         (status = 201, description = "Created", body = Website),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
         (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "The account's quota (`quota_exceeded`)", body = ErrorBody),
         (status = 422, description = "Invalid field (URL, bounds, private target in prod)", body = ErrorBody),
     ),
     security(("api_key" = []))
@@ -319,23 +321,50 @@ pub async fn create_website(
     }
     .validate(&hub.config.api.websites)?;
     guard_target(&hub.config.api, &parsed).await?;
+    let quota = hub.config.api.quota;
+    let load = SiteLoad {
+        quorum: settings.quorum,
+        interval_seconds: settings.interval_seconds,
+        enabled: true,
+    };
     let row = db(&hub, move |conn| {
-        Ok(diesel::insert_into(websites::table)
-            .values((
-                websites::owner_id.eq(caller.user_id),
-                websites::name.eq(&settings.name),
-                websites::url.eq(&settings.url),
-                websites::method.eq(&settings.method),
-                websites::interval_seconds.eq(settings.interval_seconds),
-                websites::timeout_ms.eq(settings.timeout_ms),
-                websites::quorum.eq(settings.quorum),
-                websites::keyword.eq(settings.keyword.as_deref()),
-            ))
-            .returning(WebsiteRow::as_returning())
-            .get_result(conn)?)
+        conn.transaction(|conn| {
+            quotas::ensure_within(conn, &quota, caller.user_id, None, load)?;
+            insert(conn, caller.user_id, &settings)
+        })
     })
     .await?;
     Ok(HttpResponse::Created().json(Website::from(row)))
+}
+
+/// Stores a new website of `owner`.
+fn insert(
+    conn: &mut PgConnection,
+    owner: i64,
+    settings: &Settings,
+) -> Result<WebsiteRow, ApiError> {
+    Ok(diesel::insert_into(websites::table)
+        .values((
+            websites::owner_id.eq(owner),
+            websites::name.eq(&settings.name),
+            websites::url.eq(&settings.url),
+            websites::method.eq(&settings.method),
+            websites::interval_seconds.eq(settings.interval_seconds),
+            websites::timeout_ms.eq(settings.timeout_ms),
+            websites::quorum.eq(settings.quorum),
+            websites::keyword.eq(settings.keyword.as_deref()),
+        ))
+        .returning(WebsiteRow::as_returning())
+        .get_result(conn)?)
+}
+
+/// What `site` asks of the quota.
+fn load_of(site: &WebsiteRow) -> SiteLoad {
+    SiteLoad {
+        quorum: site.quorum,
+        interval_seconds: site.interval_seconds,
+        enabled: site.enabled,
+    }
 }
 
 /// The caller's websites (operators: everyone's), newest first.
@@ -418,6 +447,7 @@ pub async fn get_website(
         (status = 200, description = "The updated website", body = Website),
         (status = 400, description = "Malformed JSON or id", body = ErrorBody),
         (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "The account's quota (`quota_exceeded`)", body = ErrorBody),
         (status = 404, description = "No such website of the caller", body = ErrorBody),
         (status = 422, description = "Invalid field", body = ErrorBody),
     ),
@@ -454,23 +484,40 @@ pub async fn update_website(
         guard_target(&hub.config.api, &parsed).await?;
     }
     let enabled = body.enabled.unwrap_or(current.enabled);
+    let quota = hub.config.api.quota;
+    let after = SiteLoad {
+        quorum: settings.quorum,
+        interval_seconds: settings.interval_seconds,
+        enabled,
+    };
     let row = db(&hub, move |conn| {
-        let updated: Option<WebsiteRow> = diesel::update(websites::table.find(id))
-            .set((
-                websites::name.eq(&settings.name),
-                websites::url.eq(&settings.url),
-                websites::method.eq(&settings.method),
-                websites::interval_seconds.eq(settings.interval_seconds),
-                websites::timeout_ms.eq(settings.timeout_ms),
-                websites::quorum.eq(settings.quorum),
-                websites::keyword.eq(settings.keyword.as_deref()),
-                websites::enabled.eq(enabled),
-                websites::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(WebsiteRow::as_returning())
-            .get_result(conn)
-            .optional()?;
-        updated.ok_or(ApiError::NotFound("website"))
+        conn.transaction(|conn| {
+            // Re-read under the account lock: what the quota compares with is current.
+            let locked = load(conn, &caller, id)?;
+            quotas::ensure_within(
+                conn,
+                &quota,
+                locked.owner_id,
+                Some((id, load_of(&locked))),
+                after,
+            )?;
+            let updated: Option<WebsiteRow> = diesel::update(websites::table.find(id))
+                .set((
+                    websites::name.eq(&settings.name),
+                    websites::url.eq(&settings.url),
+                    websites::method.eq(&settings.method),
+                    websites::interval_seconds.eq(settings.interval_seconds),
+                    websites::timeout_ms.eq(settings.timeout_ms),
+                    websites::quorum.eq(settings.quorum),
+                    websites::keyword.eq(settings.keyword.as_deref()),
+                    websites::enabled.eq(enabled),
+                    websites::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(WebsiteRow::as_returning())
+                .get_result(conn)
+                .optional()?;
+            updated.ok_or(ApiError::NotFound("website"))
+        })
     })
     .await?;
     Ok(web::Json(row.into()))
@@ -482,15 +529,29 @@ async fn set_enabled(
     id: i64,
     enabled: bool,
 ) -> Result<web::Json<Website>, ApiError> {
+    let quota = hub.config.api.quota;
     let row = db(hub, move |conn| {
-        load(conn, &caller, id)?;
-        Ok(diesel::update(websites::table.find(id))
-            .set((
-                websites::enabled.eq(enabled),
-                websites::updated_at.eq(diesel::dsl::now),
-            ))
-            .returning(WebsiteRow::as_returning())
-            .get_result(conn)?)
+        conn.transaction(|conn| {
+            let current = load(conn, &caller, id)?;
+            let after = SiteLoad {
+                enabled,
+                ..load_of(&current)
+            };
+            quotas::ensure_within(
+                conn,
+                &quota,
+                current.owner_id,
+                Some((id, load_of(&current))),
+                after,
+            )?;
+            Ok(diesel::update(websites::table.find(id))
+                .set((
+                    websites::enabled.eq(enabled),
+                    websites::updated_at.eq(diesel::dsl::now),
+                ))
+                .returning(WebsiteRow::as_returning())
+                .get_result(conn)?)
+        })
     })
     .await?;
     Ok(web::Json(row.into()))
@@ -525,6 +586,7 @@ pub async fn disable_website(
         (status = 200, description = "The enabled website", body = Website),
         (status = 400, description = "Malformed id", body = ErrorBody),
         (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 403, description = "The account's quota (`quota_exceeded`)", body = ErrorBody),
         (status = 404, description = "No such website of the caller", body = ErrorBody),
     ),
     security(("api_key" = []))
