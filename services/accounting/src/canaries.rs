@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Int4, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bytea, Int4, Nullable, Text};
 use overlaps_shared::canary::{self, CanaryMode, CanaryOutcome};
 
 use crate::close::CloseError;
@@ -109,6 +109,10 @@ pub fn reveal_and_judge(conn: &mut PgConnection, round: i64) -> Result<CanaryTal
     .bind::<BigInt, _>(round)
     .load(conn)?;
     let mut tally = CanaryTally::default();
+    let (mut ids, mut outcomes) = (
+        Vec::with_capacity(answers.len()),
+        Vec::with_capacity(answers.len()),
+    );
     for answer in answers {
         let mode = CanaryMode::parse(&answer.mode).ok_or_else(|| {
             diesel::result::Error::DeserializationError("an unknown canary mode".into())
@@ -120,11 +124,17 @@ pub fn reveal_and_judge(conn: &mut PgConnection, round: i64) -> Result<CanaryTal
             CanaryOutcome::Failed => counts.1 += 1,
             CanaryOutcome::Missed => counts.2 += 1,
         }
-        diesel::sql_query("UPDATE canary_assignments SET outcome = $2 WHERE assignment_id = $1")
-            .bind::<BigInt, _>(answer.assignment_id)
-            .bind::<Text, _>(outcome.as_str())
-            .execute(conn)?;
+        ids.push(answer.assignment_id);
+        outcomes.push(outcome.as_str());
     }
+    // One statement for the round's canaries, however many there are.
+    diesel::sql_query(
+        "UPDATE canary_assignments c SET outcome = v.outcome \
+         FROM unnest($1::bigint[], $2::text[]) AS v(id, outcome) WHERE c.assignment_id = v.id",
+    )
+    .bind::<Array<BigInt>, _>(&ids)
+    .bind::<Array<Text>, _>(&outcomes)
+    .execute(conn)?;
     Ok(tally)
 }
 
