@@ -159,9 +159,10 @@ fn unknown_or_expired() -> HttpResponse {
     )
 }
 
-/// Whether `token` looks like one the hub makes (64 hex digits).
-fn well_formed(token: &str) -> bool {
-    token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())
+/// The stored hash to look `token` up by, if it looks like one the hub makes
+/// (64 hex digits); anything else is answered without a query.
+fn lookup_hash(token: &str) -> Option<Vec<u8>> {
+    (token.len() == 64 && token.bytes().all(|b| b.is_ascii_hexdigit())).then(|| token_hash(token))
 }
 
 /// The page a confirmation link opens: what is asked, and a Confirm button.
@@ -179,11 +180,9 @@ pub async fn confirmation_page(
     hub: web::Data<Arc<Hub>>,
     token: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = token.into_inner();
-    if !well_formed(&token) {
+    let Some(hash) = lookup_hash(&token.into_inner()) else {
         return Ok(unknown_or_expired());
-    }
-    let hash = token_hash(&token);
+    };
     let target: Option<String> = db(&hub, move |conn| {
         Ok(alert_channels::table
             .filter(alert_channels::confirmation_hash.eq(hash))
@@ -223,11 +222,9 @@ pub async fn confirm(
     hub: web::Data<Arc<Hub>>,
     token: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let token = token.into_inner();
-    if !well_formed(&token) {
+    let Some(hash) = lookup_hash(&token.into_inner()) else {
         return Ok(unknown_or_expired());
-    }
-    let hash = token_hash(&token);
+    };
     let confirmed: Option<(i64, String)> = db(&hub, move |conn| {
         let now = Utc::now();
         Ok(diesel::update(
@@ -265,10 +262,13 @@ mod tests {
 
     #[test]
     fn only_tokens_the_hub_makes_are_looked_up() {
-        assert!(well_formed(&"ab".repeat(32)));
-        assert!(!well_formed(&"ab".repeat(31)));
-        assert!(!well_formed(&format!("{}zz", "ab".repeat(31))));
-        assert!(!well_formed(""));
+        assert_eq!(
+            lookup_hash(&"ab".repeat(32)),
+            Some(token_hash(&"ab".repeat(32)))
+        );
+        assert_eq!(lookup_hash(&"ab".repeat(31)), None);
+        assert_eq!(lookup_hash(&format!("{}zz", "ab".repeat(31))), None);
+        assert_eq!(lookup_hash(""), None);
     }
 
     #[test]
