@@ -50,7 +50,7 @@ async fn a_root_pays_only_after_its_window_and_until_then_the_old_root_pays() ->
     assert_eq!(s.contract.committed_total().call().await?, first.total());
     assert_eq!(pending(&s).await?, (0, [0; 32], U256::zero(), 0));
     claim(&s, &first, 0).await?;
-    assert_eq!(eth::balance(&*s.operator, accounts[0]).await?, 100.into());
+    assert_eq!(eth::balance(&*s.operator, accounts[0]).await?, U256::from(100u64));
 
     // Eon 2 is pending: claims still pay against eon 1, never against eon 2.
     let second = Tree::new(&accounts, &[150, 300]);
@@ -61,8 +61,8 @@ async fn a_root_pays_only_after_its_window_and_until_then_the_old_root_pays() ->
         events,
         vec![RewardsEvent::Claimed {
             account: accounts[1],
-            amount: 200.into(),
-            cumulative: 200.into(),
+            amount: U256::from(200u64),
+            cumulative: U256::from(200u64),
         }]
     );
     assert_eq!(s.contract.eon().call().await?, 1);
@@ -70,8 +70,8 @@ async fn a_root_pays_only_after_its_window_and_until_then_the_old_root_pays() ->
     assert_eq!(s.contract.eon().call().await?, 2);
     claim(&s, &second, 0).await?;
     claim(&s, &second, 1).await?;
-    assert_eq!(eth::balance(&*s.operator, accounts[0]).await?, 150.into());
-    assert_eq!(eth::balance(&*s.operator, accounts[1]).await?, 300.into());
+    assert_eq!(eth::balance(&*s.operator, accounts[0]).await?, U256::from(150u64));
+    assert_eq!(eth::balance(&*s.operator, accounts[1]).await?, U256::from(300u64));
     // The old root no longer proves anything.
     reverted_with(claim(&s, &first, 0).await, "InvalidProof");
     Ok(())
@@ -115,7 +115,7 @@ async fn a_cancelled_root_never_pays_and_the_operator_commits_the_eon_again() ->
     reverted_with(claim(&s, &bad, 0).await, "InvalidProof");
     claim(&s, &good, 0).await?;
     claim(&s, &good, 1).await?;
-    assert_eq!(s.contract.total_claimed().call().await?, 1_000.into());
+    assert_eq!(s.contract.total_claimed().call().await?, U256::from(1_000u64));
     Ok(())
 }
 
@@ -167,7 +167,7 @@ async fn a_newer_commit_replaces_a_pending_root_and_restarts_the_window() -> Tes
     s.chain.mine(second_claimable_at - s.block().await?).await?;
     assert_eq!(s.contract.eon().call().await?, 2);
     claim(&s, &second, 1).await?;
-    assert_eq!(eth::balance(&*s.operator, accounts[1]).await?, 400.into());
+    assert_eq!(eth::balance(&*s.operator, accounts[1]).await?, U256::from(400u64));
     Ok(())
 }
 

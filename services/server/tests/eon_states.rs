@@ -48,7 +48,7 @@ async fn each_eon_shows_its_onchain_state_as_the_chain_decides_it() {
         0,
         100,
     );
-    let head = || async { rpc.get_block_number().await.unwrap().as_i64() };
+    let head = || async { rpc.get_block_number().await.unwrap().as_u64() as i64 };
     let eon = |n: i64| {
         let api = &api;
         async move { api.get(&format!("/api/v1/eons/{n}"), None).await.expect(200).clone() }
