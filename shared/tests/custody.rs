@@ -50,7 +50,10 @@ async fn a_root_pays_only_after_its_window_and_until_then_the_old_root_pays() ->
     assert_eq!(s.contract.committed_total().call().await?, first.total());
     assert_eq!(pending(&s).await?, (0, [0; 32], U256::zero(), 0));
     claim(&s, &first, 0).await?;
-    assert_eq!(eth::balance(&*s.operator, accounts[0]).await?, U256::from(100u64));
+    assert_eq!(
+        eth::balance(&*s.operator, accounts[0]).await?,
+        U256::from(100u64)
+    );
 
     // Eon 2 is pending: claims still pay against eon 1, never against eon 2.
     let second = Tree::new(&accounts, &[150, 300]);
@@ -70,8 +73,14 @@ async fn a_root_pays_only_after_its_window_and_until_then_the_old_root_pays() ->
     assert_eq!(s.contract.eon().call().await?, 2);
     claim(&s, &second, 0).await?;
     claim(&s, &second, 1).await?;
-    assert_eq!(eth::balance(&*s.operator, accounts[0]).await?, U256::from(150u64));
-    assert_eq!(eth::balance(&*s.operator, accounts[1]).await?, U256::from(300u64));
+    assert_eq!(
+        eth::balance(&*s.operator, accounts[0]).await?,
+        U256::from(150u64)
+    );
+    assert_eq!(
+        eth::balance(&*s.operator, accounts[1]).await?,
+        U256::from(300u64)
+    );
     // The old root no longer proves anything.
     reverted_with(claim(&s, &first, 0).await, "InvalidProof");
     Ok(())
@@ -115,7 +124,10 @@ async fn a_cancelled_root_never_pays_and_the_operator_commits_the_eon_again() ->
     reverted_with(claim(&s, &bad, 0).await, "InvalidProof");
     claim(&s, &good, 0).await?;
     claim(&s, &good, 1).await?;
-    assert_eq!(s.contract.total_claimed().call().await?, U256::from(1_000u64));
+    assert_eq!(
+        s.contract.total_claimed().call().await?,
+        U256::from(1_000u64)
+    );
     Ok(())
 }
 
@@ -167,7 +179,10 @@ async fn a_newer_commit_replaces_a_pending_root_and_restarts_the_window() -> Tes
     s.chain.mine(second_claimable_at - s.block().await?).await?;
     assert_eq!(s.contract.eon().call().await?, 2);
     claim(&s, &second, 1).await?;
-    assert_eq!(eth::balance(&*s.operator, accounts[1]).await?, U256::from(400u64));
+    assert_eq!(
+        eth::balance(&*s.operator, accounts[1]).await?,
+        U256::from(400u64)
+    );
     Ok(())
 }
 
@@ -179,10 +194,7 @@ async fn only_the_guardian_cancels_and_rotates() -> TestResult {
     let newcomer = s.stranger.address();
     for who in [&s.operator, &s.stranger] {
         let contract = s.as_client(who);
-        reverted_with(
-            eth::send_call(contract.cancel_root(1)).await,
-            "NotGuardian",
-        );
+        reverted_with(eth::send_call(contract.cancel_root(1)).await, "NotGuardian");
         reverted_with(
             eth::send_call(contract.set_operator(newcomer)).await,
             "NotGuardian",
@@ -221,7 +233,11 @@ async fn a_rotated_operator_commits_and_the_old_one_is_refused() -> TestResult {
         }]
     );
     reverted_with(commit(&s, 1, &tree).await, "NotOperator");
-    eth::send_call(s.as_client(&successor).commit_root(1, tree.root(), tree.total())).await?;
+    eth::send_call(
+        s.as_client(&successor)
+            .commit_root(1, tree.root(), tree.total()),
+    )
+    .await?;
     assert_eq!(pending(&s).await?.0, 1);
 
     // The guardian hands over its role: the old one can no longer cancel.

@@ -399,11 +399,7 @@ const ZERO_ADDRESS: &str = "0x0000000000000000000000000000000000000000";
 /// (re-derived when a root event became final), each validator's claimed amount
 /// (its account's latest cumulative claim), and an operator alert for each act of
 /// the guardian.
-fn apply_effects(
-    conn: &mut PgConnection,
-    low: i64,
-    high: i64,
-) -> overlaps_shared::Result<()> {
+fn apply_effects(conn: &mut PgConnection, low: i64, high: i64) -> overlaps_shared::Result<()> {
     let acts: Vec<GuardianAct> = diesel::sql_query(
         "SELECT block_number, kind, \
                 CASE kind WHEN 'root_cancelled' THEN COALESCE(eon::text, '') \

@@ -333,11 +333,26 @@ async fn a_cancel_a_replacement_and_a_rotation_are_recorded_and_alerted() -> Tes
         eth::signer_client(&world.chain.rpc_url(), &world.chain.guardian()).await?,
     );
     // Block 3: eon 1 committed; block 4: the guardian cancels it.
-    eth::send_call(world.contract.commit_root(1, tree.root(), U256::from(1_000))).await?;
+    eth::send_call(
+        world
+            .contract
+            .commit_root(1, tree.root(), U256::from(1_000)),
+    )
+    .await?;
     eth::send_call(guardian.cancel_root(1)).await?;
     // Block 5: eon 2 (claimable at 10); block 6: eon 3 replaces it (claimable at 11).
-    eth::send_call(world.contract.commit_root(2, tree.root(), U256::from(1_000))).await?;
-    eth::send_call(world.contract.commit_root(3, tree.root(), U256::from(1_000))).await?;
+    eth::send_call(
+        world
+            .contract
+            .commit_root(2, tree.root(), U256::from(1_000)),
+    )
+    .await?;
+    eth::send_call(
+        world
+            .contract
+            .commit_root(3, tree.root(), U256::from(1_000)),
+    )
+    .await?;
     // Block 7: the guardian rotates the operator.
     eth::send_call(guardian.set_operator(world.chain.key(2).address())).await?;
     let follower = world.follower(1).await?;
@@ -361,7 +376,10 @@ async fn a_cancel_a_replacement_and_a_rotation_are_recorded_and_alerted() -> Tes
     assert_eq!(world.onchain_state(3)?, (Some(11), None, None));
     assert_eq!(
         world.alerts()?,
-        vec!["root_cancelled:1:4".to_owned(), "operator_changed:7".to_owned()]
+        vec![
+            "root_cancelled:1:4".to_owned(),
+            "operator_changed:7".to_owned()
+        ]
     );
     // Re-applying (a restarted follower, more blocks) changes nothing.
     world.mine(5).await?;

@@ -51,7 +51,12 @@ async fn each_eon_shows_its_onchain_state_as_the_chain_decides_it() {
     let head = || async { rpc.get_block_number().await.unwrap().as_u64() as i64 };
     let eon = |n: i64| {
         let api = &api;
-        async move { api.get(&format!("/api/v1/eons/{n}"), None).await.expect(200).clone() }
+        async move {
+            api.get(&format!("/api/v1/eons/{n}"), None)
+                .await
+                .expect(200)
+                .clone()
+        }
     };
 
     // Not on-chain yet.

@@ -193,7 +193,11 @@ pub async fn claim(
     let pending = if pending_eon == 0 {
         None
     } else {
-        let block = client.inner().get_block_number().await.map_err(EthError::from)?;
+        let block = client
+            .inner()
+            .get_block_number()
+            .await
+            .map_err(EthError::from)?;
         Some(PendingRoot {
             eon: pending_eon,
             claimable_at,

@@ -543,7 +543,9 @@ impl RewardWatch {
             match self.onchain_root().await {
                 // A newer eon, or the same eon re-committed after the guardian
                 // cancelled its first root.
-                Ok(Some((eon, root))) if eon > seen_eon || (eon == seen_eon && root != seen_root) => {
+                Ok(Some((eon, root)))
+                    if eon > seen_eon || (eon == seen_eon && root != seen_root) =>
+                {
                     let span = tracing::info_span!("reward_check", eon);
                     match tracing::Instrument::instrument(self.check(eon, root, last_leaf), span)
                         .await

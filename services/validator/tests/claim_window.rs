@@ -38,7 +38,11 @@ async fn a_claim_uses_only_the_claimable_root_and_says_when_the_newest_pays() ->
     };
 
     // Eon 3 lands: nothing is claimable yet, and the node says until when.
-    eth::send_call(s.contract.commit_root(3, root_of(&eon3)?, U256::from(5_700))).await?;
+    eth::send_call(
+        s.contract
+            .commit_root(3, root_of(&eon3)?, U256::from(5_700)),
+    )
+    .await?;
     let landed = eth::read_client(&rpc)?.get_block_number().await?.as_u64();
     let before = nonce().await?;
     let (ok, output) = tokio::task::block_in_place(|| run_claim(&key_file, &api, &rpc, address))?;
@@ -58,11 +62,18 @@ async fn a_claim_uses_only_the_claimable_root_and_says_when_the_newest_pays() ->
 
     // Eon 4 lands: the claim still proves against eon 3 (nothing new there) and
     // names the block from which eon 4 pays.
-    eth::send_call(s.contract.commit_root(4, root_of(&eon4)?, U256::from(7_500))).await?;
+    eth::send_call(
+        s.contract
+            .commit_root(4, root_of(&eon4)?, U256::from(7_500)),
+    )
+    .await?;
     let landed = eth::read_client(&rpc)?.get_block_number().await?.as_u64();
     let (ok, output) = tokio::task::block_in_place(|| run_claim(&key_file, &api, &rpc, address))?;
     assert!(ok, "{output}");
-    assert!(output.contains("nothing to claim: 4200 wei already claimed (eon 3)"), "{output}");
+    assert!(
+        output.contains("nothing to claim: 4200 wei already claimed (eon 3)"),
+        "{output}"
+    );
     assert!(
         output.contains(&format!(
             "eon 4's root is still in its challenge window until block {}",

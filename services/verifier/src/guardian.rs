@@ -101,7 +101,12 @@ impl Guardian {
 
     /// Reads the custody state.
     pub async fn status(&self) -> Result<Status, GuardianError> {
-        let (eon, root, _total, at) = self.contract.pending().call().await.map_err(EthError::from)?;
+        let (eon, root, _total, at) = self
+            .contract
+            .pending()
+            .call()
+            .await
+            .map_err(EthError::from)?;
         Ok(Status {
             block: self
                 .client
@@ -110,8 +115,18 @@ impl Guardian {
                 .await
                 .map_err(EthError::from)?
                 .as_u64(),
-            operator: self.contract.operator().call().await.map_err(EthError::from)?,
-            guardian: self.contract.guardian().call().await.map_err(EthError::from)?,
+            operator: self
+                .contract
+                .operator()
+                .call()
+                .await
+                .map_err(EthError::from)?,
+            guardian: self
+                .contract
+                .guardian()
+                .call()
+                .await
+                .map_err(EthError::from)?,
             challenge_blocks: self
                 .contract
                 .challenge_blocks()
@@ -125,7 +140,12 @@ impl Guardian {
 
     /// Refuses early, with both addresses, when the key is not the guardian.
     async fn ensure_guardian(&self) -> Result<(), GuardianError> {
-        let guardian = self.contract.guardian().call().await.map_err(EthError::from)?;
+        let guardian = self
+            .contract
+            .guardian()
+            .call()
+            .await
+            .map_err(EthError::from)?;
         if guardian != self.client.address() {
             return Err(GuardianError::NotGuardian {
                 key: self.client.address(),

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use diesel::prelude::*;
+use overlaps_shared::eth::settings::{EonClock, WindowTooLong};
 use overlaps_shared::eth::{
     self, Address, EthError, Middleware, OverlapsRewards, SignerClient, U256,
 };
@@ -13,7 +14,6 @@ use overlaps_shared::jobs::{self, SubmitRoot};
 use overlaps_shared::models::RootCommitment;
 use overlaps_shared::money::from_numeric;
 use overlaps_shared::operator_alert;
-use overlaps_shared::eth::settings::{EonClock, WindowTooLong};
 use overlaps_shared::schema::{audit_reports, ethereum_transactions as txs, root_commitments};
 use overlaps_shared::service::Infrastructure;
 

@@ -50,7 +50,8 @@ async fn the_guardian_cancels_a_pending_root_and_rotates_the_operator() -> TestR
     eth::send_call(operator.commit_root(1, [7u8; 32], U256::from(10))).await?;
     let guardian_key = DEV_PRIVATE_KEYS[GUARDIAN_KEY];
 
-    let (ok, output) = tokio::task::block_in_place(|| guardian(&chain, &contract, guardian_key, &["status"]));
+    let (ok, output) =
+        tokio::task::block_in_place(|| guardian(&chain, &contract, guardian_key, &["status"]));
     assert!(ok, "{output}");
     assert!(output.contains("pending:          eon 1"), "{output}");
     assert!(output.contains("cancel-root --eon 1"), "{output}");
@@ -63,27 +64,50 @@ async fn the_guardian_cancels_a_pending_root_and_rotates_the_operator() -> TestR
     };
     let before = nonce(0).await?;
     let (ok, output) = tokio::task::block_in_place(|| {
-        guardian(&chain, &contract, DEV_PRIVATE_KEYS[0], &["cancel-root", "--eon", "1"])
+        guardian(
+            &chain,
+            &contract,
+            DEV_PRIVATE_KEYS[0],
+            &["cancel-root", "--eon", "1"],
+        )
     });
     assert!(!ok, "{output}");
     assert!(output.contains("the contract's guardian is"), "{output}");
     assert_eq!(nonce(0).await?, before);
 
     let (ok, output) = tokio::task::block_in_place(|| {
-        guardian(&chain, &contract, guardian_key, &["cancel-root", "--eon", "1"])
+        guardian(
+            &chain,
+            &contract,
+            guardian_key,
+            &["cancel-root", "--eon", "1"],
+        )
     });
     assert!(ok, "{output}");
-    assert!(output.contains("cancelled the pending root of eon 1"), "{output}");
+    assert!(
+        output.contains("cancelled the pending root of eon 1"),
+        "{output}"
+    );
     assert_eq!(operator.pending().call().await?.0, 0);
     // Again: nothing is pending; the contract's reason comes back.
     let (ok, output) = tokio::task::block_in_place(|| {
-        guardian(&chain, &contract, guardian_key, &["cancel-root", "--eon", "1"])
+        guardian(
+            &chain,
+            &contract,
+            guardian_key,
+            &["cancel-root", "--eon", "1"],
+        )
     });
     assert!(!ok && output.contains("NoPendingRoot"), "{output}");
 
     let successor = chain.key(2).address();
     let (ok, output) = tokio::task::block_in_place(|| {
-        guardian(&chain, &contract, guardian_key, &["set-operator", "--address", &format!("{successor:?}")])
+        guardian(
+            &chain,
+            &contract,
+            guardian_key,
+            &["set-operator", "--address", &format!("{successor:?}")],
+        )
     });
     assert!(ok, "{output}");
     let reader = eth::rewards(address, Arc::new(eth::read_client(&chain.rpc_url())?));

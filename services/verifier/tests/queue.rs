@@ -58,7 +58,12 @@ async fn a_submit_root_job_is_sent_to_the_contract() -> Result<(), Box<dyn std::
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let (eon, root, _, _) = rewards.pending().call().await?;
-    assert_eq!((eon, root), (1, [9u8; 32]), "{}", verifier.output().join("\n"));
+    assert_eq!(
+        (eon, root),
+        (1, [9u8; 32]),
+        "{}",
+        verifier.output().join("\n")
+    );
     assert_eq!(attempts::table.count().get_result::<i64>(&mut conn)?, 1);
     let _ = verifier.terminate(Duration::from_secs(5));
     Ok(())

@@ -288,7 +288,10 @@ mod tests {
         // Dev accepts anvil's accounts (the dev guardian is one).
         let dev = CustodySettings::from_env(
             &Env::from_pairs([
-                ("GUARDIAN_ADDRESS", "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720"),
+                (
+                    "GUARDIAN_ADDRESS",
+                    "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
+                ),
                 ("CHALLENGE_BLOCKS", "20"),
             ]),
             AppEnv::Dev,
@@ -312,8 +315,15 @@ mod tests {
         )?;
         assert_eq!(dev.shortest_eon_seconds(), 60);
         assert!(dev.check(20).is_ok());
-        let shown = dev.check(60).err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(shown.contains("nothing would ever become claimable"), "{shown}");
+        let shown = dev
+            .check(60)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            shown.contains("nothing would ever become claimable"),
+            "{shown}"
+        );
         Ok(())
     }
 

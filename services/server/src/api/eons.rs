@@ -259,9 +259,7 @@ pub async fn get_eon(
             .map(hex0x),
         onchain_block: commitment.as_ref().and_then(|c| c.onchain_block),
         onchain_state: state.map(|s| s.name().to_owned()),
-        claimable_from_block: commitment
-            .as_ref()
-            .and_then(|c| c.onchain_claimable_block),
+        claimable_from_block: commitment.as_ref().and_then(|c| c.onchain_claimable_block),
         cancelled_block: match state {
             Some(OnchainRootState::Cancelled { block }) => Some(block),
             _ => None,

@@ -188,4 +188,3 @@ pub fn rand_suffix() -> u128 {
         .map(|d| d.as_nanos())
         .unwrap_or_default()
 }
-
