@@ -38,6 +38,21 @@ fn committed_artifact_matches_the_source() -> TestResult {
     Ok(())
 }
 
+#[test]
+fn npm_run_check_compares_the_artifact_without_writing_it() -> TestResult {
+    let artifact = contracts_dir().join("artifacts/OverlapsRewards.json");
+    let before = std::fs::metadata(&artifact)?.modified()?;
+    let out = Command::new("node")
+        .args(["compile.js", "--check"])
+        .current_dir(contracts_dir())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("matches the source"), "{stderr}");
+    assert_eq!(std::fs::metadata(&artifact)?.modified()?, before, "written");
+    Ok(())
+}
+
 #[tokio::test]
 async fn rust_built_proofs_claim_exactly_once_per_cumulative_amount() -> TestResult {
     let s = setup(1_000_000).await?;

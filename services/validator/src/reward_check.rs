@@ -571,9 +571,8 @@ impl RewardWatch {
         }
     }
 
-    /// The newest root on-chain: the one in its challenge window when there is
-    /// one (so a wrong leaf is reported while the guardian can still cancel the
-    /// root), else the claimable one.
+    /// The newest root on-chain: the pending one if any (a wrong leaf is reported
+    /// while the guardian can still cancel it), else the claimable one.
     async fn onchain_root(&self) -> Result<Option<(u64, Hash)>, EthError> {
         let rewards = eth::rewards(self.contract, Arc::new(eth::read_client(&self.rpc_url)?));
         let (pending_eon, pending_root, _, claimable_at) =

@@ -6,9 +6,8 @@ use std::sync::Arc;
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use overlaps_shared::models::{
-    AuditReport, Eon as EonRow, EthereumTransaction, OnchainRootState, RootCommitment,
-};
+use overlaps_shared::models::{AuditReport, Eon as EonRow, EthereumTransaction, RootCommitment};
+use overlaps_shared::root_state::OnchainRootState;
 use overlaps_shared::schema::{
     audit_reports, chain_blocks, eons, ethereum_transaction_attempts, ethereum_transactions,
     root_commitments,
