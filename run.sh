@@ -188,6 +188,10 @@ start_dev_chain() {
     # An .env from before the chain settings existed still runs: anvil's first
     # well-known dev key is the dev operator.
     export OPERATOR_PRIVATE_KEY=${OPERATOR_PRIVATE_KEY:-0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80}
+    # Likewise the guardian (anvil's last account) and a challenge window of 20
+    # one-second blocks, which matures well within the dev eon.
+    export GUARDIAN_ADDRESS=${GUARDIAN_ADDRESS:-0xa0Ee7A142d267C1f36714E4a8F75612F20a79720}
+    export CHALLENGE_BLOCKS=${CHALLENGE_BLOCKS:-20}
     start_child anvil "$ANVIL_BIN" --host "$host" --port "$port" --block-time 1 --silent
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && break; sleep 0.1; done
     (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null || die "anvil did not start on port $port"
@@ -198,6 +202,7 @@ start_dev_chain() {
     printf '%s\nCHAIN_RPC_URL=%s\n' "$line" "$url" > .run/chain.env
     export "$line" CHAIN_RPC_URL="$url"
     say "dev chain:  $url, OverlapsRewards at ${line#CONTRACT_ADDRESS=} (.run/chain.env)"
+    say "custody:    roots claimable $CHALLENGE_BLOCKS blocks after their commit; guardian $GUARDIAN_ADDRESS (verifier guardian status)"
     psql "$DATABASE_URL" -qAtX >/dev/null 2>&1 <<'SQL' || true
 DO $$ BEGIN
   IF to_regclass('ethereum_transactions') IS NOT NULL THEN

@@ -2,7 +2,9 @@
 // Compiles src/OverlapsRewards.sol with solc-js (offline) into
 // artifacts/OverlapsRewards.json: ABI, creation and runtime bytecode, and the exact
 // compiler settings. `node compile.js --print` writes the artifact to stdout instead
-// (the Rust drift test compares it with the committed file).
+// (the Rust drift test compares it with the committed file); `node compile.js
+// --check` (`npm run check`) exits 1 when the committed artifact differs from the
+// source, writing nothing. `npm run build` is `node compile.js`.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -44,10 +46,18 @@ const artifact = {
   deployedBytecode: '0x' + contract.evm.deployedBytecode.object,
 };
 const text = JSON.stringify(artifact, null, 2) + '\n';
+const target = path.join(__dirname, 'artifacts', `${NAME}.json`);
 if (process.argv.includes('--print')) {
   process.stdout.write(text);
+} else if (process.argv.includes('--check')) {
+  const committed = fs.existsSync(target) ? fs.readFileSync(target, 'utf8') : '';
+  if (committed !== text) {
+    process.stderr.write(`artifacts/${NAME}.json is stale: run \`npm run build\` and commit it\n`);
+    process.exit(1);
+  }
+  process.stderr.write(`artifacts/${NAME}.json matches the source\n`);
 } else {
   fs.mkdirSync(path.join(__dirname, 'artifacts'), { recursive: true });
-  fs.writeFileSync(path.join(__dirname, 'artifacts', `${NAME}.json`), text);
+  fs.writeFileSync(target, text);
   process.stderr.write(`wrote artifacts/${NAME}.json\n`);
 }

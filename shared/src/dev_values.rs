@@ -31,6 +31,20 @@ pub const ANVIL_PRIVATE_KEYS: [&str; 10] = [
     "0x2a871d0798f97d79848a013d4936a73bf4cc922c825d33c1cf7073dff6d409c6",
 ];
 
+/// The addresses of [`ANVIL_PRIVATE_KEYS`], in order (lowercase hex).
+pub const ANVIL_ADDRESSES: [&str; 10] = [
+    "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
+    "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
+    "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
+    "0x90f79bf6eb2c4f870365e785982e1f101e93b906",
+    "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65",
+    "0x9965507d1a55bcc2695c58ba16fb37d819b0a4dc",
+    "0x976ea74026e726554db657fa54763abd0c3a0aa9",
+    "0x14dc79964da2c08b23698b3d3cc7ca32193d9955",
+    "0x23618e81e3f5cdf7f54c3d65f7fbc0abf5b21e8f",
+    "0xa0ee7a142d267c1f36714e4a8f75612f20a79720",
+];
+
 /// A setting that must not hold a dev value in production.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DevValue {
@@ -46,15 +60,22 @@ pub enum DevValue {
     PayoutAddress,
     /// `CANARY_SECRET` (secret).
     CanarySecret,
+    /// `GUARDIAN_ADDRESS`: any anvil account (its key is public, so anyone could
+    /// cancel roots and take over the operator role).
+    GuardianAddress,
+    /// `GUARDIAN_PRIVATE_KEY` (secret): any anvil key.
+    GuardianPrivateKey,
 }
 
 impl DevValue {
     /// The settings the hub's services share (every hub binary checks them).
-    pub const HUB: [DevValue; 4] = [
+    pub const HUB: [DevValue; 6] = [
         DevValue::OperatorApiKey,
         DevValue::OperatorPrivateKey,
         DevValue::HubId,
         DevValue::CanarySecret,
+        DevValue::GuardianAddress,
+        DevValue::GuardianPrivateKey,
     ];
 
     /// The variable's name.
@@ -66,11 +87,16 @@ impl DevValue {
             DevValue::HubId => "HUB_ID",
             DevValue::PayoutAddress => "PAYOUT_ADDRESS",
             DevValue::CanarySecret => "CANARY_SECRET",
+            DevValue::GuardianAddress => "GUARDIAN_ADDRESS",
+            DevValue::GuardianPrivateKey => "GUARDIAN_PRIVATE_KEY",
         }
     }
 
     fn is_secret(self) -> bool {
-        !matches!(self, DevValue::HubId | DevValue::PayoutAddress)
+        !matches!(
+            self,
+            DevValue::HubId | DevValue::PayoutAddress | DevValue::GuardianAddress
+        )
     }
 
     /// Whether `value` is this setting's public dev value.
@@ -78,7 +104,10 @@ impl DevValue {
         let value = value.trim();
         match self {
             DevValue::OperatorApiKey => value == DEV_OPERATOR_API_KEY,
-            DevValue::OperatorPrivateKey | DevValue::PayoutPrivateKey => is_anvil_key(value),
+            DevValue::OperatorPrivateKey
+            | DevValue::PayoutPrivateKey
+            | DevValue::GuardianPrivateKey => is_anvil_key(value),
+            DevValue::GuardianAddress => is_anvil_address(value),
             DevValue::HubId => value == DEV_HUB_ID,
             DevValue::PayoutAddress => value.eq_ignore_ascii_case(EXAMPLE_PAYOUT_ADDRESS),
             DevValue::CanarySecret => value.eq_ignore_ascii_case(DEV_CANARY_SECRET),
@@ -92,6 +121,14 @@ pub fn is_anvil_key(key: &str) -> bool {
     ANVIL_PRIVATE_KEYS
         .iter()
         .any(|dev| dev.trim_start_matches("0x").eq_ignore_ascii_case(hex))
+}
+
+/// Whether `address` (hex, any case) is one of anvil's default accounts.
+pub fn is_anvil_address(address: &str) -> bool {
+    let address = address.trim();
+    ANVIL_ADDRESSES
+        .iter()
+        .any(|dev| dev.eq_ignore_ascii_case(address))
 }
 
 /// With `APP_ENV=prod`, refuses any of `checks` set to its dev value, naming the
@@ -146,6 +183,12 @@ mod tests {
                 "0x5aaeb6053f3e94c9b9a09f33669435e7ef1beaed",
             ),
             (DevValue::CanarySecret, DEV_CANARY_SECRET),
+            (DevValue::GuardianPrivateKey, ANVIL_PRIVATE_KEYS[9]),
+            (
+                DevValue::GuardianAddress,
+                "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
+            ),
+            (DevValue::GuardianAddress, ANVIL_ADDRESSES[0]),
         ];
         for (check, value) in cases {
             let err = refused(&[(check.var(), value)], &[check]).expect("refused");
@@ -177,6 +220,14 @@ mod tests {
                 "PAYOUT_ADDRESS",
                 "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
             ),
+            (
+                "GUARDIAN_ADDRESS",
+                "0xfB6916095ca1df60bB79Ce92cE3Ea74c37c5d359",
+            ),
+            (
+                "GUARDIAN_PRIVATE_KEY",
+                "0x2222222222222222222222222222222222222222222222222222222222222222",
+            ),
         ];
         let all = [
             DevValue::OperatorApiKey,
@@ -185,6 +236,8 @@ mod tests {
             DevValue::HubId,
             DevValue::PayoutAddress,
             DevValue::CanarySecret,
+            DevValue::GuardianAddress,
+            DevValue::GuardianPrivateKey,
         ];
         assert!(refused(&pairs, &all).is_none());
         assert!(refused(&[], &all).is_none());
@@ -193,19 +246,7 @@ mod tests {
     #[test]
     fn the_anvil_keys_are_the_ten_default_accounts() {
         // Their well-known addresses: a typo in a key would change its address.
-        let addresses = [
-            "0xf39fd6e51aad88f6f4ce6ab8827279cfffb92266",
-            "0x70997970c51812dc3a010c7d01b50e0d17dc79c8",
-            "0x3c44cdddb6a900fa2b585dd299e03d12fa4293bc",
-            "0x90f79bf6eb2c4f870365e785982e1f101e93b906",
-            "0x15d34aaf54267db7d7c367839aaf71a00a2c6a65",
-            "0x9965507d1a55bcc2695c58ba16fb37d819b0a4dc",
-            "0x976ea74026e726554db657fa54763abd0c3a0aa9",
-            "0x14dc79964da2c08b23698b3d3cc7ca32193d9955",
-            "0x23618e81e3f5cdf7f54c3d65f7fbc0abf5b21e8f",
-            "0xa0ee7a142d267c1f36714e4a8f75612f20a79720",
-        ];
-        for (key, address) in ANVIL_PRIVATE_KEYS.iter().zip(addresses) {
+        for (key, address) in ANVIL_PRIVATE_KEYS.iter().zip(ANVIL_ADDRESSES) {
             let key: crate::eth::PrivateKey = key.parse().expect("a key");
             assert_eq!(format!("{:?}", key.address()), address);
         }

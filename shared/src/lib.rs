@@ -20,6 +20,7 @@ pub mod presence;
 pub mod protocol;
 pub mod redact;
 pub mod redis_keys;
+pub mod root_state;
 pub mod schema;
 pub mod selection;
 pub mod service;

@@ -428,10 +428,17 @@ pub struct RootCommitment {
     pub excluded_count: i32,
     /// When it was computed.
     pub created_at: DateTime<Utc>,
-    /// The root the contract holds for this eon, once final.
+    /// The root committed on-chain for this eon, once final (also when it was
+    /// later cancelled or replaced: see the fields below).
     pub onchain_root: Option<Vec<u8>>,
     /// The block that committed it.
     pub onchain_block: Option<i64>,
+    /// The first block where claims may use it (its challenge window ends).
+    pub onchain_claimable_block: Option<i64>,
+    /// The block where the guardian cancelled it, if it did.
+    pub onchain_cancelled_block: Option<i64>,
+    /// The eon whose commit replaced it while it was still pending, if any.
+    pub onchain_replaced_by: Option<i64>,
 }
 
 /// One payout address's leaf in an eon's tree.

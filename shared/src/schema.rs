@@ -222,6 +222,9 @@ diesel::table! {
         created_at -> Timestamptz,
         onchain_root -> Nullable<Bytea>,
         onchain_block -> Nullable<Int8>,
+        onchain_claimable_block -> Nullable<Int8>,
+        onchain_cancelled_block -> Nullable<Int8>,
+        onchain_replaced_by -> Nullable<Int8>,
     }
 }
 

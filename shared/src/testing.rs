@@ -873,22 +873,75 @@ impl TestChain {
         }
     }
 
-    /// Deploys the rewards contract with dev key 0 as operator, funds it with
-    /// `funding`, and returns its address.
+    /// The guardian of contracts deployed by [`TestChain::deploy_funded`] (dev key 9,
+    /// as in `.env.example`).
+    pub fn guardian(&self) -> crate::eth::PrivateKey {
+        self.key(GUARDIAN_KEY)
+    }
+
+    /// Deploys the rewards contract with dev key 0 as operator, dev key 9 as
+    /// guardian and [`TEST_CHALLENGE_BLOCKS`], funds it with `funding`, and returns
+    /// its address.
     pub async fn deploy_funded(&self, funding: crate::eth::U256) -> Result<crate::eth::Address> {
+        self.deploy_custody(
+            funding,
+            crate::eth::Custody {
+                operator: self.key(0).address(),
+                guardian: self.guardian().address(),
+                challenge_blocks: TEST_CHALLENGE_BLOCKS,
+            },
+        )
+        .await
+    }
+
+    /// Deploys the rewards contract (sent by dev key 0) with `custody`, funds it
+    /// with `funding`, and returns its address.
+    pub async fn deploy_custody(
+        &self,
+        funding: crate::eth::U256,
+        custody: crate::eth::Custody,
+    ) -> Result<crate::eth::Address> {
         let client = crate::eth::signer_client(&self.rpc_url(), &self.key(0))
             .await
-            .map_err(|err| Error::Io(std::io::Error::other(err.to_string())))?;
-        let address = crate::eth::deploy(client.clone(), self.key(0).address())
+            .map_err(chain_error)?;
+        let address = crate::eth::deploy(client.clone(), custody)
             .await
-            .map_err(|err| Error::Io(std::io::Error::other(err.to_string())))?;
+            .map_err(chain_error)?;
         if !funding.is_zero() {
             crate::eth::fund(&client, address, funding)
                 .await
-                .map_err(|err| Error::Io(std::io::Error::other(err.to_string())))?;
+                .map_err(chain_error)?;
         }
         Ok(address)
     }
+
+    /// Mines `blocks` empty blocks at once (`anvil_mine`): an auto-mining chain
+    /// otherwise only moves with transactions, and a root waits blocks to mature.
+    pub async fn mine(&self, blocks: u64) -> Result<()> {
+        let client = crate::eth::read_client(&self.rpc_url()).map_err(chain_error)?;
+        let _: serde_json::Value =
+            crate::eth::raw_request(&client, "anvil_mine", [format!("0x{blocks:x}")])
+                .await
+                .map_err(chain_error)?;
+        Ok(())
+    }
+
+    /// Mines past the challenge window of every root committed so far on a
+    /// contract deployed by [`TestChain::deploy_funded`].
+    pub async fn mature(&self) -> Result<()> {
+        self.mine(TEST_CHALLENGE_BLOCKS).await
+    }
+}
+
+/// The dev key that guards test contracts (anvil's last account, as in
+/// `.env.example`).
+pub const GUARDIAN_KEY: usize = 9;
+
+/// The challenge window of test contracts: short, since tests mine it away.
+pub const TEST_CHALLENGE_BLOCKS: u64 = 5;
+
+fn chain_error(err: crate::eth::EthError) -> Error {
+    Error::Io(std::io::Error::other(err.to_string()))
 }
 
 impl Drop for TestChain {

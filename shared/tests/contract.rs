@@ -1,16 +1,14 @@
 //! `OverlapsRewards` on a real dev chain (anvil), with proofs built by the Rust
 //! reward tree; and the committed artifact against what the source compiles to.
 
+mod support;
+
 use std::process::Command;
-use std::sync::Arc;
 
-use overlaps_shared::eth::{
-    self, Address, EthError, OverlapsRewards, RewardsEvent, SignerClient, U256,
-};
-use overlaps_shared::merkle::{Hash, RewardTree, leaf_hash};
-use overlaps_shared::testing::TestChain;
+use overlaps_shared::eth::{self, Address, RewardsEvent, U256};
+use support::{Tree, accounts, claim, commit, reverted_with, setup};
 
-type TestResult = Result<(), Box<dyn std::error::Error>>;
+type TestResult = support::TestResult;
 
 fn contracts_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts")
@@ -40,88 +38,19 @@ fn committed_artifact_matches_the_source() -> TestResult {
     Ok(())
 }
 
-/// A chain with the contract deployed by the operator (dev key 0).
-struct Setup {
-    _chain: TestChain,
-    operator: Arc<SignerClient>,
-    stranger: Arc<SignerClient>,
-    contract: OverlapsRewards<SignerClient>,
-}
-
-async fn setup(funding: u64) -> Result<Setup, Box<dyn std::error::Error>> {
-    let chain = TestChain::start()?;
-    let address = chain.deploy_funded(U256::from(funding)).await?;
-    let operator = eth::signer_client(&chain.rpc_url(), &chain.key(0)).await?;
-    let stranger = eth::signer_client(&chain.rpc_url(), &chain.key(1)).await?;
-    let contract = eth::rewards(address, operator.clone());
-    Ok(Setup {
-        _chain: chain,
-        operator,
-        stranger,
-        contract,
-    })
-}
-
-/// Fresh accounts with no balance, so a payment shows up exactly.
-fn accounts(n: u64) -> Vec<Address> {
-    (0..n)
-        .map(|i| Address::from_low_u64_be(0xA11CE000 + i))
-        .collect()
-}
-
-struct Tree {
-    accounts: Vec<Address>,
-    amounts: Vec<U256>,
-    tree: RewardTree,
-}
-
-impl Tree {
-    fn new(accounts: &[Address], amounts: &[u64]) -> Self {
-        let amounts: Vec<U256> = amounts.iter().map(|a| U256::from(*a)).collect();
-        let leaves: Vec<Hash> = accounts
-            .iter()
-            .zip(&amounts)
-            .map(|(a, c)| leaf_hash(*a, *c))
-            .collect();
-        Tree {
-            accounts: accounts.to_vec(),
-            amounts,
-            tree: RewardTree::build(&leaves),
-        }
-    }
-
-    fn total(&self) -> U256 {
-        self.amounts.iter().fold(U256::zero(), |a, b| a + *b)
-    }
-
-    fn proof(&self, i: usize) -> Vec<[u8; 32]> {
-        self.tree.proof(i)
-    }
-}
-
-async fn commit(s: &Setup, eon: u64, tree: &Tree) -> Result<(), EthError> {
-    eth::send_call(s.contract.commit_root(eon, tree.tree.root(), tree.total()))
-        .await
-        .map(|_| ())
-}
-
-async fn claim(s: &Setup, tree: &Tree, i: usize) -> Result<Vec<RewardsEvent>, EthError> {
-    let receipt = eth::send_call(s.contract.claim(
-        tree.accounts[i],
-        tree.amounts[i],
-        tree.proof(i),
-    ))
-    .await?;
-    Ok(receipt.logs.iter().filter_map(eth::decode_event).collect())
-}
-
-fn reverted_with(result: Result<impl std::fmt::Debug, EthError>, name: &str) {
-    match result {
-        Err(EthError::Reverted(reason)) => {
-            assert!(reason.contains(name), "expected {name}, got {reason}")
-        }
-        other => panic!("expected a revert with {name}, got {other:?}"),
-    }
+#[test]
+fn npm_run_check_compares_the_artifact_without_writing_it() -> TestResult {
+    let artifact = contracts_dir().join("artifacts/OverlapsRewards.json");
+    let before = std::fs::metadata(&artifact)?.modified()?;
+    let out = Command::new("node")
+        .args(["compile.js", "--check"])
+        .current_dir(contracts_dir())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("matches the source"), "{stderr}");
+    assert_eq!(std::fs::metadata(&artifact)?.modified()?, before, "written");
+    Ok(())
 }
 
 #[tokio::test]
@@ -130,6 +59,7 @@ async fn rust_built_proofs_claim_exactly_once_per_cumulative_amount() -> TestRes
     let accounts = accounts(5);
     let tree = Tree::new(&accounts, &[100, 200, 300, 400, 500]);
     commit(&s, 1, &tree).await?;
+    s.chain.mature().await?;
     assert_eq!(s.contract.eon().call().await?, 1);
     assert_eq!(s.contract.root().call().await?, tree.tree.root());
 
@@ -156,6 +86,7 @@ async fn rust_built_proofs_claim_exactly_once_per_cumulative_amount() -> TestRes
     // Next eon: cumulative amounts grow; a claim pays only the difference.
     let next = Tree::new(&accounts, &[150, 200, 1_000, 400, 500]);
     commit(&s, 2, &next).await?;
+    s.chain.mature().await?;
     let events = claim(&s, &next, 2).await?;
     assert_eq!(
         events,
@@ -179,6 +110,7 @@ async fn forged_proofs_and_other_leaves_revert() -> TestResult {
     let accounts = accounts(4);
     let tree = Tree::new(&accounts, &[10, 20, 30, 40]);
     commit(&s, 1, &tree).await?;
+    s.chain.mature().await?;
 
     // An inflated amount with a genuine proof.
     reverted_with(
@@ -223,6 +155,7 @@ async fn only_the_operator_commits_increasing_eons_it_can_pay() -> TestResult {
     );
 
     commit(&s, 5, &tree).await?;
+    // Stale against the pending eon 5 too, not only the claimable one (none yet).
     reverted_with(commit(&s, 5, &tree).await, "StaleEon");
     reverted_with(commit(&s, 4, &tree).await, "StaleEon");
 
@@ -243,6 +176,7 @@ async fn only_the_operator_commits_increasing_eons_it_can_pay() -> TestResult {
         }]
     );
     commit(&s, 7, &insolvent).await?;
+    s.chain.mature().await?;
     assert_eq!(s.contract.eon().call().await?, 7);
     Ok(())
 }
@@ -258,6 +192,7 @@ async fn a_tree_summing_to_more_than_its_total_cannot_drain_the_contract() -> Te
             .commit_root(1, tree.tree.root(), U256::from(1_000)),
     )
     .await?;
+    s.chain.mature().await?;
     claim(&s, &tree, 0).await?;
     reverted_with(claim(&s, &tree, 1).await, "ExceedsCommittedTotal");
     Ok(())

@@ -4,13 +4,17 @@
 //! Records (`chain_blocks`, `contract_events`) are written as blocks arrive and
 //! removed when a reorg replaces them; effects (`root_commitments.onchain_*`,
 //! `validators.claimed`) follow only final blocks and are recomputed from the
-//! final events, so applying them twice or after a restart changes nothing.
+//! final events, so applying them twice or after a restart changes nothing. A
+//! root's on-chain state (pending until its window ends, cancelled by the
+//! guardian, replaced by a newer commit in its window) is re-derived from every
+//! final `RootCommitted`/`RootCancelled`, as the contract decides it (see
+//! [`crate::roots`]); the guardian's acts also alert the operator.
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Text};
 use overlaps_shared::db::Database;
 use overlaps_shared::eth::{
     self, Address, Block, EthError, H256, Log, Middleware, ReadClient, RewardsEvent,
@@ -317,12 +321,39 @@ fn event_row(block_number: i64, block_hash: H256, log: &Log, event: &RewardsEven
         data: serde_json::Value::Null,
     };
     match event {
-        RewardsEvent::RootCommitted { eon, root, total } => {
+        RewardsEvent::RootCommitted {
+            eon,
+            root,
+            total,
+            claimable_at,
+        } => {
             row.kind = "root_committed";
             row.eon = i64::try_from(*eon).ok();
             row.amount = Some(to_numeric(*total));
             row.data = serde_json::json!({
                 "eon": eon, "root": format!("0x{}", hex::encode(root)), "total": total.to_string(),
+                "claimable_at": claimable_at,
+            });
+        }
+        RewardsEvent::RootCancelled { eon, root } => {
+            row.kind = "root_cancelled";
+            row.eon = i64::try_from(*eon).ok();
+            row.data = serde_json::json!({
+                "eon": eon, "root": format!("0x{}", hex::encode(root)),
+            });
+        }
+        RewardsEvent::OperatorChanged { previous, current } => {
+            row.kind = "operator_changed";
+            row.account = Some(current.as_bytes().to_vec());
+            row.data = serde_json::json!({
+                "previous": format!("{previous:?}"), "current": format!("{current:?}"),
+            });
+        }
+        RewardsEvent::GuardianChanged { previous, current } => {
+            row.kind = "guardian_changed";
+            row.account = Some(current.as_bytes().to_vec());
+            row.data = serde_json::json!({
+                "previous": format!("{previous:?}"), "current": format!("{current:?}"),
             });
         }
         RewardsEvent::Claimed {
@@ -350,18 +381,71 @@ fn event_row(block_number: i64, block_hash: H256, log: &Log, event: &RewardsEven
     row
 }
 
-/// Applies the final events of blocks `low..=high`: each eon's on-chain root and
-/// each validator's claimed amount (its account's latest cumulative claim).
-fn apply_effects(conn: &mut PgConnection, low: i64, high: i64) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE root_commitments rc SET onchain_root = decode(substr(e.data->>'root', 3), 'hex'), \
-                onchain_block = e.block_number \
-         FROM contract_events e \
-         WHERE e.kind = 'root_committed' AND e.eon = rc.eon AND e.block_number BETWEEN $1 AND $2",
+#[derive(QueryableByName)]
+struct GuardianAct {
+    #[diesel(sql_type = BigInt)]
+    block_number: i64,
+    #[diesel(sql_type = Text)]
+    kind: String,
+    #[diesel(sql_type = Text)]
+    detail: String,
+    #[diesel(sql_type = Text)]
+    previous: String,
+}
+
+const ZERO_ADDRESS: &str = "0x0000000000000000000000000000000000000000";
+
+/// Applies the final events of blocks `low..=high`: each eon's on-chain root state
+/// (re-derived when a root event became final), each validator's claimed amount
+/// (its account's latest cumulative claim), and an operator alert for each act of
+/// the guardian.
+fn apply_effects(conn: &mut PgConnection, low: i64, high: i64) -> overlaps_shared::Result<()> {
+    let acts: Vec<GuardianAct> = diesel::sql_query(
+        "SELECT block_number, kind, \
+                CASE kind WHEN 'root_cancelled' THEN COALESCE(eon::text, '') \
+                          ELSE COALESCE(data->>'current', '') END AS detail, \
+                COALESCE(data->>'previous', '') AS previous \
+         FROM contract_events \
+         WHERE kind IN ('root_committed', 'root_cancelled', 'operator_changed', 'guardian_changed') \
+           AND block_number BETWEEN $1 AND $2 ORDER BY block_number, log_index",
     )
     .bind::<BigInt, _>(low)
     .bind::<BigInt, _>(high)
-    .execute(conn)?;
+    .load(conn)?;
+    if !acts.is_empty() {
+        crate::roots::recompute(conn)?;
+    }
+    for act in &acts {
+        let (key, cause) = match act.kind.as_str() {
+            "root_cancelled" => (
+                format!("root_cancelled:{}:{}", act.detail, act.block_number),
+                format!(
+                    "the guardian cancelled eon {}'s root on-chain (block {}): it will never pay; \
+                     the next eon's root carries the cumulative amounts",
+                    act.detail, act.block_number
+                ),
+            ),
+            // The constructor names both roles (from the zero address): no alert.
+            "operator_changed" | "guardian_changed" if act.previous == ZERO_ADDRESS => continue,
+            "operator_changed" => (
+                format!("operator_changed:{}", act.block_number),
+                format!(
+                    "the contract's operator is now {} (block {}): a verifier with another key \
+                     can no longer commit roots",
+                    act.detail, act.block_number
+                ),
+            ),
+            "guardian_changed" => (
+                format!("guardian_changed:{}", act.block_number),
+                format!(
+                    "the contract's guardian is now {} (block {})",
+                    act.detail, act.block_number
+                ),
+            ),
+            _ => continue,
+        };
+        operator_alert::raise(conn, &key, &cause)?;
+    }
     diesel::sql_query(
         "UPDATE validators v SET claimed = GREATEST(v.claimed, c.cumulative) \
          FROM (SELECT account, max((data->>'cumulative')::numeric) AS cumulative \
@@ -375,15 +459,10 @@ fn apply_effects(conn: &mut PgConnection, low: i64, high: i64) -> diesel::QueryR
     Ok(())
 }
 
-/// After a final block was rolled back: forget on-chain roots from `from` on and
-/// recompute every claimed amount from the final claims that remain.
-fn recompute_effects(conn: &mut PgConnection, from: i64) -> diesel::QueryResult<()> {
-    diesel::sql_query(
-        "UPDATE root_commitments SET onchain_root = NULL, onchain_block = NULL \
-         WHERE onchain_block >= $1",
-    )
-    .bind::<BigInt, _>(from)
-    .execute(conn)?;
+/// After final blocks from `_from` on were rolled back: re-derive every root's
+/// on-chain state and every claimed amount from the final events that remain.
+fn recompute_effects(conn: &mut PgConnection, _from: i64) -> diesel::QueryResult<()> {
+    crate::roots::recompute(conn)?;
     diesel::sql_query(
         "UPDATE validators v SET claimed = COALESCE((\
             SELECT max((e.data->>'cumulative')::numeric) FROM contract_events e \

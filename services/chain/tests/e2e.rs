@@ -147,6 +147,8 @@ async fn verifier_and_chain_settle_an_eon_across_a_verifier_crash() -> TestResul
         follower.output().join("\n")
     );
 
+    // Claims wait out the root's challenge window (mined at once here).
+    chain.mature().await?;
     // The validator claims from its payout key: paid exactly once, and recorded.
     let client = eth::signer_client(&chain.rpc_url(), &chain.key(1)).await?;
     let rewards = eth::rewards(contract, client);

@@ -20,7 +20,7 @@ type Boxed<T> = Result<T, Box<dyn std::error::Error>>;
 struct World {
     db: TestDatabase,
     /// Kept for its lifetime: dropping it stops anvil.
-    _chain: TestChain,
+    chain: TestChain,
     rpc: ReadClient,
     contract: OverlapsRewards<SignerClient>,
 }
@@ -34,7 +34,7 @@ impl World {
             db: TestDatabase::new()?,
             rpc: eth::read_client(&chain.rpc_url())?,
             contract: eth::rewards(address, operator),
-            _chain: chain,
+            chain,
         })
     }
 
@@ -89,6 +89,35 @@ impl World {
             .order((contract_events::block_number, contract_events::log_index))
             .select((contract_events::block_number, contract_events::kind))
             .load(&mut conn)?)
+    }
+
+    /// The commitment's (claimable from, cancelled in, replaced by).
+    fn onchain_state(&self, eon: i64) -> Boxed<(Option<i64>, Option<i64>, Option<i64>)> {
+        let mut conn = self.db.connect()?;
+        Ok(root_commitments::table
+            .find(eon)
+            .select((
+                root_commitments::onchain_claimable_block,
+                root_commitments::onchain_cancelled_block,
+                root_commitments::onchain_replaced_by,
+            ))
+            .first(&mut conn)?)
+    }
+
+    fn alerts(&self) -> Boxed<Vec<String>> {
+        let mut conn = self.db.connect()?;
+        #[derive(QueryableByName)]
+        struct Key {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            dedup_key: String,
+        }
+        Ok(
+            diesel::sql_query("SELECT dedup_key FROM alert_outbox ORDER BY id")
+                .load::<Key>(&mut conn)?
+                .into_iter()
+                .map(|k| k.dedup_key)
+                .collect(),
+        )
     }
 
     fn onchain_root(&self, eon: i64) -> Boxed<(Option<Vec<u8>>, Option<i64>)> {
@@ -164,35 +193,42 @@ async fn events_are_recorded_once_and_applied_after_confirmations() -> TestResul
             .commit_root(1, tree.root(), U256::from(1_000)),
     )
     .await?;
-    eth::send_call(world.contract.claim(accounts[0], amounts[0], tree.proof(0))).await?;
     let follower = world.follower(3).await?;
     let report = follower.step().await?;
-    // Blocks: 0 genesis, 1 deploy, 2 fund, 3 commit, 4 claim.
-    assert_eq!(report.head, 4);
+    // Blocks: 0 genesis, 1 deploy (naming operator and guardian), 2 fund, 3 commit.
+    assert_eq!(report.head, 3);
     assert_eq!(
         world.events()?,
         vec![
+            (1, "operator_changed".into()),
+            (1, "guardian_changed".into()),
             (2, "funded".into()),
             (3, "root_committed".into()),
-            (4, "claimed".into())
         ]
     );
-    // Final up to head - 3 + 1 = 2: the commitment (block 3) is not final yet.
+    // Final up to head - 3 + 1 = 1: the commitment (block 3) is not final yet.
     assert_eq!(world.onchain_root(1)?, (None, None));
-    assert_eq!(world.claimed(1)?, BigDecimal::from(0));
 
-    world.mine(1).await?;
+    world.mine(2).await?;
     follower.step().await?;
     assert_eq!(
         world.onchain_root(1)?,
         (Some(tree.root().to_vec()), Some(3))
     );
+    // Claimable once its window (5 blocks in tests) has passed: from block 8.
+    assert_eq!(world.onchain_state(1)?, (Some(8), None, None));
+    // The constructor's role events alert nobody.
+    assert_eq!(world.alerts()?, Vec::<String>::new());
+    world.mine(3).await?;
+    // Block 9: the claim.
+    eth::send_call(world.contract.claim(accounts[0], amounts[0], tree.proof(0))).await?;
+    follower.step().await?;
     assert_eq!(
         world.claimed(1)?,
         BigDecimal::from(0),
-        "block 4 is not final yet"
+        "block 9 is not final yet"
     );
-    world.mine(1).await?;
+    world.mine(2).await?;
     follower.step().await?;
     assert_eq!(world.claimed(1)?, BigDecimal::from(300));
     assert_eq!(world.claimed(2)?, BigDecimal::from(0));
@@ -206,7 +242,7 @@ async fn events_are_recorded_once_and_applied_after_confirmations() -> TestResul
     );
     world.mine(2).await?;
     restarted.step().await?;
-    assert_eq!(world.events()?.len(), 3);
+    assert_eq!(world.events()?.len(), 5);
     assert_eq!(world.claimed(1)?, BigDecimal::from(300));
     world.assert_blocks_match_the_chain().await?;
     Ok(())
@@ -229,9 +265,10 @@ async fn a_reorg_rolls_back_to_the_fork_point_and_rereads_the_new_branch() -> Te
             .commit_root(1, tree.root(), U256::from(1_000)),
     )
     .await?;
+    world.chain.mature().await?;
     eth::send_call(world.contract.claim(accounts[0], amounts[0], tree.proof(0))).await?;
     follower.step().await?;
-    assert_eq!(world.events()?.len(), 3);
+    assert_eq!(world.events()?.len(), 5);
 
     // Branch B replaces it: a different root, in blocks of the same heights and more.
     let _: serde_json::Value = eth::raw_request(&world.rpc, "evm_revert", [snapshot]).await?;
@@ -247,7 +284,12 @@ async fn a_reorg_rolls_back_to_the_fork_point_and_rereads_the_new_branch() -> Te
     assert!(report.rolled_back >= 2, "{report:?}");
     assert_eq!(
         world.events()?,
-        vec![(2, "funded".into()), (3, "root_committed".into())]
+        vec![
+            (1, "operator_changed".into()),
+            (1, "guardian_changed".into()),
+            (2, "funded".into()),
+            (3, "root_committed".into())
+        ]
     );
     world.assert_blocks_match_the_chain().await?;
     // The new branch's commitment is final at head 5 (blocks 3, 4, 5).
@@ -276,5 +318,73 @@ async fn anvil_reorg_of_the_tip_is_noticed_without_new_blocks() -> TestResult {
     let report = follower.step().await?;
     assert!(report.rolled_back >= 2, "{report:?}");
     world.assert_blocks_match_the_chain().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cancel_a_replacement_and_a_rotation_are_recorded_and_alerted() -> TestResult {
+    let world = World::new().await?;
+    let (_, _, tree) = reward_tree([300, 700]);
+    for eon in 1..=3 {
+        world.insert_root(eon, tree.root(), U256::from(1_000))?;
+    }
+    let guardian = eth::rewards(
+        world.contract.address(),
+        eth::signer_client(&world.chain.rpc_url(), &world.chain.guardian()).await?,
+    );
+    // Block 3: eon 1 committed; block 4: the guardian cancels it.
+    eth::send_call(
+        world
+            .contract
+            .commit_root(1, tree.root(), U256::from(1_000)),
+    )
+    .await?;
+    eth::send_call(guardian.cancel_root(1)).await?;
+    // Block 5: eon 2 (claimable at 10); block 6: eon 3 replaces it (claimable at 11).
+    eth::send_call(
+        world
+            .contract
+            .commit_root(2, tree.root(), U256::from(1_000)),
+    )
+    .await?;
+    eth::send_call(
+        world
+            .contract
+            .commit_root(3, tree.root(), U256::from(1_000)),
+    )
+    .await?;
+    // Block 7: the guardian rotates the operator.
+    eth::send_call(guardian.set_operator(world.chain.key(2).address())).await?;
+    let follower = world.follower(1).await?;
+    follower.step().await?;
+    let kinds: Vec<String> = world.events()?.into_iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            "operator_changed",
+            "guardian_changed",
+            "funded",
+            "root_committed",
+            "root_cancelled",
+            "root_committed",
+            "root_committed",
+            "operator_changed",
+        ]
+    );
+    assert_eq!(world.onchain_state(1)?, (Some(8), Some(4), None));
+    assert_eq!(world.onchain_state(2)?, (Some(10), None, Some(3)));
+    assert_eq!(world.onchain_state(3)?, (Some(11), None, None));
+    assert_eq!(
+        world.alerts()?,
+        vec![
+            "root_cancelled:1:4".to_owned(),
+            "operator_changed:7".to_owned()
+        ]
+    );
+    // Re-applying (a restarted follower, more blocks) changes nothing.
+    world.mine(5).await?;
+    world.follower(1).await?.step().await?;
+    assert_eq!(world.onchain_state(2)?, (Some(10), None, Some(3)));
+    assert_eq!(world.alerts()?.len(), 2);
     Ok(())
 }

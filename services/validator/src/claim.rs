@@ -1,11 +1,11 @@
-//! `validator claim`: fetches this node's proof for the contract's latest eon from
-//! the hub's API, checks it against the root the contract holds (trusting neither
-//! the hub's root nor its arithmetic), and claims the unclaimed part from the
-//! payout key.
+//! `validator claim`: fetches this node's proof for the contract's claimable eon
+//! (never a root still in its challenge window) from the hub's API, checks it
+//! against the root the contract holds (trusting neither the hub's root nor its
+//! arithmetic), and claims the unclaimed part from the payout key.
 
 use std::sync::Arc;
 
-use overlaps_shared::eth::{self, Address, EthError, PrivateKey, U256};
+use overlaps_shared::eth::{self, Address, EthError, Middleware, PrivateKey, U256};
 use overlaps_shared::merkle::{Hash, leaf_hash, verify_proof};
 use serde_json::Value;
 
@@ -20,6 +20,14 @@ pub enum ClaimError {
     /// Nothing is committed on-chain yet.
     #[error("no root is committed on-chain yet: nothing to claim")]
     NoRoot,
+    /// A root is committed but still in its challenge window, and none before it
+    /// is claimable.
+    #[error(
+        "no root is claimable yet: eon {}'s root is in its challenge window until block {} \
+         (now {}); claim again from then on",
+        .0.eon, .0.claimable_at, .0.block
+    )]
+    InChallengeWindow(PendingRoot),
     /// The hub's answer is not what it must be.
     #[error("the hub's proof is unusable: {0}")]
     BadProof(String),
@@ -34,6 +42,29 @@ pub enum ClaimError {
     /// The chain.
     #[error(transparent)]
     Eth(#[from] EthError),
+}
+
+/// The contract's newest root while it is still in its challenge window: claims
+/// cannot use it before `claimable_at` (the guardian may cancel it until then).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingRoot {
+    /// Its eon.
+    pub eon: u64,
+    /// The first block where claims may use it.
+    pub claimable_at: u64,
+    /// The block when the contract was read.
+    pub block: u64,
+}
+
+impl std::fmt::Display for PendingRoot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "eon {}'s root is still in its challenge window until block {} (now {}): \
+             this claim pays only up to the claimable eon; claim again after that block",
+            self.eon, self.claimable_at, self.block
+        )
+    }
 }
 
 /// The proof the hub serves at `GET /api/v1/validators/{id}/proof`.
@@ -132,23 +163,56 @@ pub enum Claimed {
     NothingToClaim,
 }
 
-/// Fetches the proof of the validator with `public_key` for the contract's latest
-/// eon, checks it against the contract's root and claims from `payout_key`.
+/// What a claim found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimOutcome {
+    /// The proof used (for the claimable eon).
+    pub proof: Proof,
+    /// What was paid.
+    pub claimed: Claimed,
+    /// A newer root still in its challenge window, which this claim could not use.
+    pub pending: Option<PendingRoot>,
+}
+
+/// Fetches the proof of the validator with `public_key` for the contract's
+/// claimable eon, checks it against the contract's claimable root and claims from
+/// `payout_key`. A newer root still in its challenge window is reported, not used.
 pub async fn claim(
     api: &HubApi,
     public_key: &str,
     rpc_url: &str,
     contract: Address,
     payout_key: &PrivateKey,
-) -> Result<(Proof, Claimed), ClaimError> {
+) -> Result<ClaimOutcome, ClaimError> {
     let client = eth::signer_client(rpc_url, payout_key).await?;
     let rewards = eth::rewards(contract, Arc::clone(&client));
+    // The contract's views report a matured root as claimable without a transaction.
     let onchain_eon = rewards.eon().call().await.map_err(EthError::from)?;
+    let (pending_eon, _, _, claimable_at) =
+        rewards.pending().call().await.map_err(EthError::from)?;
+    let pending = if pending_eon == 0 {
+        None
+    } else {
+        let block = client
+            .inner()
+            .get_block_number()
+            .await
+            .map_err(EthError::from)?;
+        Some(PendingRoot {
+            eon: pending_eon,
+            claimable_at,
+            block: block.as_u64(),
+        })
+    };
+    if let Some(pending) = &pending {
+        tracing::warn!(%pending, "the newest root is not claimable yet");
+    }
     if onchain_eon == 0 {
-        return Err(ClaimError::NoRoot);
+        return Err(pending.map_or(ClaimError::NoRoot, ClaimError::InChallengeWindow));
     }
     let onchain_root = rewards.root().call().await.map_err(EthError::from)?;
-    // The contract's eon, not the hub's latest: the hub may have closed one not yet committed.
+    // The contract's claimable eon, not the hub's latest: the hub may have closed
+    // one not yet committed, or committed one still in its challenge window.
     let id = api.validator_id(public_key).await?;
     let proof = api.proof(id, Some(onchain_eon)).await?;
     tracing::info!(eon = proof.eon, cumulative = %proof.cumulative, payout = ?proof.payout, "proof fetched");
@@ -168,13 +232,21 @@ pub async fn claim(
         .await
         .map_err(EthError::from)?;
     if already >= proof.cumulative {
-        return Ok((proof, Claimed::NothingToClaim));
+        return Ok(ClaimOutcome {
+            proof,
+            claimed: Claimed::NothingToClaim,
+            pending,
+        });
     }
     let receipt =
         eth::send_call(rewards.claim(proof.payout, proof.cumulative, proof.proof.clone())).await?;
-    let paid = Claimed::Paid {
+    let claimed = Claimed::Paid {
         amount: proof.cumulative - already,
         tx_hash: format!("{:?}", receipt.transaction_hash),
     };
-    Ok((proof, paid))
+    Ok(ClaimOutcome {
+        proof,
+        claimed,
+        pending,
+    })
 }

@@ -62,7 +62,11 @@ async fn main() -> anyhow::Result<()> {
             let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
             let api = hub_api::HubApi::new(&args.api_url);
             let public_key = key.public_key().to_string();
-            let (proof, claimed) = claim::claim(
+            let claim::ClaimOutcome {
+                proof,
+                claimed,
+                pending,
+            } = claim::claim(
                 &api,
                 &public_key,
                 &chain.rpc_url,
@@ -83,6 +87,9 @@ async fn main() -> anyhow::Result<()> {
                         proof.cumulative, proof.eon
                     );
                 }
+            }
+            if let Some(pending) = pending {
+                println!("{pending}");
             }
         }
         Command::Run(args) => {

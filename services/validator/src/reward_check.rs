@@ -538,20 +538,24 @@ impl RewardWatch {
 
     /// Checks every `every` until `stop`; each new on-chain eon once.
     pub async fn run(self, every: Duration, mut stop: tokio::sync::watch::Receiver<bool>) {
-        let (mut seen_eon, mut last_leaf) = (0u64, U256::zero());
+        let (mut seen_eon, mut seen_root, mut last_leaf) = (0u64, [0u8; 32], U256::zero());
         loop {
             match self.onchain_root().await {
-                Ok(Some((eon, root))) if eon > seen_eon => {
+                // A newer eon, or the same eon re-committed after the guardian
+                // cancelled its first root.
+                Ok(Some((eon, root)))
+                    if eon > seen_eon || (eon == seen_eon && root != seen_root) =>
+                {
                     let span = tracing::info_span!("reward_check", eon);
                     match tracing::Instrument::instrument(self.check(eon, root, last_leaf), span)
                         .await
                     {
                         Ok(Some(check)) => {
                             log_check(&check);
-                            seen_eon = eon;
+                            (seen_eon, seen_root) = (eon, root);
                             last_leaf = last_leaf.max(check.leaf.unwrap_or_default());
                         }
-                        Ok(None) => seen_eon = eon,
+                        Ok(None) => (seen_eon, seen_root) = (eon, root),
                         Err(err) => {
                             tracing::warn!(eon, error = %err, "could not check the own reward; trying again")
                         }
@@ -567,8 +571,20 @@ impl RewardWatch {
         }
     }
 
+    /// The newest root on-chain: the pending one if any (a wrong leaf is reported
+    /// while the guardian can still cancel it), else the claimable one.
     async fn onchain_root(&self) -> Result<Option<(u64, Hash)>, EthError> {
         let rewards = eth::rewards(self.contract, Arc::new(eth::read_client(&self.rpc_url)?));
+        let (pending_eon, pending_root, _, claimable_at) =
+            rewards.pending().call().await.map_err(EthError::from)?;
+        if pending_eon != 0 {
+            tracing::debug!(
+                eon = pending_eon,
+                claimable_at,
+                "checking a root still in its challenge window (the guardian can cancel it until then)"
+            );
+            return Ok(Some((pending_eon, pending_root)));
+        }
         let eon = rewards.eon().call().await.map_err(EthError::from)?;
         if eon == 0 {
             return Ok(None);

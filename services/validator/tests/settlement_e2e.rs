@@ -270,6 +270,8 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
         assert!(!output.contains(r#""level":"ERROR""#), "{output}");
     }
 
+    // Claims wait out the root's challenge window (mined at once here).
+    chain.mature().await.unwrap();
     // Node 1 claims exactly its leaf; a second claim transfers nothing.
     let payout_1 = chain.key(1).address();
     let owed: i64 = {

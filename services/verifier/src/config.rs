@@ -1,7 +1,7 @@
 //! Settings of the verifier.
 
 use overlaps_shared::config::{AppEnv, CommonConfig, ConfigError, Env, invalid};
-use overlaps_shared::eth::settings::ChainSettings;
+use overlaps_shared::eth::settings::{ChainSettings, EonClock};
 use overlaps_shared::eth::{DEV_PRIVATE_KEYS, PrivateKey, U256};
 use overlaps_shared::service::ServiceConfig;
 
@@ -77,6 +77,8 @@ pub struct VerifierConfig {
     pub policy: TxPolicy,
     /// `VERIFIER_SWEEP_SECONDS`: how often open transactions are driven forward.
     pub sweep_seconds: u64,
+    /// Block time and eon length: the contract's challenge window must fit.
+    pub eon_clock: EonClock,
 }
 
 impl ServiceConfig for VerifierConfig {
@@ -96,6 +98,7 @@ impl ServiceConfig for VerifierConfig {
             operator_key,
             policy: TxPolicy::from_env(env)?,
             sweep_seconds: env.ranged("VERIFIER_SWEEP_SECONDS", 5, 1..=3600)?,
+            eon_clock: EonClock::from_env(env, common.app_env)?,
             common,
         })
     }
@@ -150,6 +153,7 @@ mod tests {
             ("OPERATOR_BALANCE_ALERT_WEI", "lots"),
             ("VERIFIER_SWEEP_SECONDS", "0"),
             ("CONTRACT_ADDRESS", "nope"),
+            ("CHAIN_BLOCK_SECONDS", "0"),
         ];
         let prod = read(&[
             ("APP_ENV", "prod"),

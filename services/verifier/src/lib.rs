@@ -3,5 +3,6 @@
 
 pub mod config;
 pub mod deploy;
+pub mod guardian;
 pub mod txs;
 pub mod worker;

@@ -1,5 +1,6 @@
-//! `verifier`: sends the operator's on-chain transactions (`submit_root` jobs), and
-//! `verifier deploy --fund <wei>` deploys the rewards contract on a dev chain.
+//! `verifier`: sends the operator's on-chain transactions (`submit_root` jobs);
+//! `verifier deploy --fund <wei>` deploys the rewards contract on a dev chain;
+//! `verifier guardian …` runs the guardian's commands (from the guardian's machine).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,7 @@ use overlaps_shared::eth;
 use overlaps_shared::service;
 use overlaps_verifier::config::VerifierConfig;
 use overlaps_verifier::deploy::{self, DeployConfig};
+use overlaps_verifier::guardian::{Guardian, GuardianConfig};
 use overlaps_verifier::worker::{self, Verifier};
 
 #[derive(Parser)]
@@ -28,6 +30,64 @@ enum Command {
         #[arg(long, default_value = "0")]
         fund: String,
     },
+    /// The guardian's commands, signed with GUARDIAN_PRIVATE_KEY (keep that key off
+    /// the hub: run them from the guardian's own machine).
+    #[command(subcommand)]
+    Guardian(GuardianCommand),
+}
+
+#[derive(Subcommand)]
+enum GuardianCommand {
+    /// Show the operator, the guardian, the window, the claimable and the pending root.
+    Status,
+    /// Cancel eon N's root while it is still in its challenge window.
+    CancelRoot {
+        /// The pending eon.
+        #[arg(long)]
+        eon: u64,
+    },
+    /// Make ADDRESS the only account that may commit roots.
+    SetOperator {
+        /// The new operator.
+        #[arg(long)]
+        address: String,
+    },
+    /// Hand the guardian role to ADDRESS (this key loses it).
+    SetGuardian {
+        /// The new guardian.
+        #[arg(long)]
+        address: String,
+    },
+}
+
+async fn guardian(command: GuardianCommand) -> anyhow::Result<()> {
+    let env = Env::from_process();
+    overlaps_shared::telemetry::init(&overlaps_shared::config::LogConfig::from_env(&env)?);
+    let config = GuardianConfig::from_env(&env)?;
+    let guardian = Guardian::connect(&config).await?;
+    let address = |text: &str| -> anyhow::Result<eth::Address> {
+        let address = eth::parse_address(text).map_err(|e| anyhow::anyhow!("--address: {e}"))?;
+        anyhow::ensure!(!address.is_zero(), "--address: the zero address");
+        Ok(address)
+    };
+    match command {
+        GuardianCommand::Status => println!("{}", guardian.status().await?),
+        GuardianCommand::CancelRoot { eon } => {
+            let tx = guardian.cancel_root(eon).await?;
+            println!("cancelled the pending root of eon {eon} (transaction {tx})");
+        }
+        GuardianCommand::SetOperator { address: text } => {
+            let operator = address(&text)?;
+            let tx = guardian.set_operator(operator).await?;
+            println!("operator is now {operator:?} (transaction {tx})");
+        }
+        GuardianCommand::SetGuardian { address: text } => {
+            let next = address(&text)?;
+            let tx = guardian.set_guardian(next).await?;
+            println!("guardian is now {next:?} (transaction {tx})");
+        }
+    }
+    Ok(())
 }
 
 #[tokio::main]
@@ -40,6 +100,7 @@ async fn main() -> anyhow::Result<()> {
             println!("CONTRACT_ADDRESS={address:?}");
             Ok(())
         }
+        Some(Command::Guardian(command)) => guardian(command).await,
         None => {
             let (config, infra) = service::boot::<VerifierConfig>().await?;
             let client = eth::signer_client(&config.chain.rpc_url, &config.operator_key)
@@ -51,6 +112,17 @@ async fn main() -> anyhow::Result<()> {
                     )
                 })?;
             worker::check_operator(&client, config.chain.contract).await?;
+            worker::check_challenge_window(&client, config.chain.contract, &config.eon_clock)
+                .await?;
+            if config.common.app_env == overlaps_shared::config::AppEnv::Prod
+                && std::env::var_os("GUARDIAN_PRIVATE_KEY").is_some()
+            {
+                // The guardian guards against this very host's operator key.
+                tracing::warn!(
+                    "GUARDIAN_PRIVATE_KEY is set on the hub: keep the guardian key on another \
+                     machine, or whoever takes the hub takes the guardian too"
+                );
+            }
             let verifier = Arc::new(Verifier::new(
                 infra,
                 client,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use diesel::prelude::*;
+use overlaps_shared::eth::settings::{EonClock, WindowTooLong};
 use overlaps_shared::eth::{
     self, Address, EthError, Middleware, OverlapsRewards, SignerClient, U256,
 };
@@ -46,6 +47,14 @@ pub enum SetupError {
         /// The contract's operator.
         operator: Address,
     },
+    /// The contract's challenge window does not fit in an eon.
+    #[error("CONTRACT_ADDRESS={contract:?}: {cause}")]
+    WindowTooLong {
+        /// The contract.
+        contract: Address,
+        /// The window against the eon.
+        cause: WindowTooLong,
+    },
     /// The chain could not be asked.
     #[error(transparent)]
     Eth(#[from] EthError),
@@ -76,6 +85,31 @@ pub async fn check_operator(
         });
     }
     Ok(())
+}
+
+/// Checks at start-up that the contract's challenge window is shorter than an eon:
+/// otherwise every root is replaced by the next before it matures and validators
+/// can never claim. Returns the window in blocks.
+pub async fn check_challenge_window(
+    client: &Arc<SignerClient>,
+    contract: Address,
+    clock: &EonClock,
+) -> Result<u64, SetupError> {
+    let blocks = eth::rewards(contract, Arc::clone(client))
+        .challenge_blocks()
+        .call()
+        .await
+        .map_err(EthError::from)?;
+    clock
+        .check(blocks)
+        .map_err(|cause| SetupError::WindowTooLong { contract, cause })?;
+    tracing::info!(
+        challenge_blocks = blocks,
+        window_seconds = blocks * clock.block_seconds,
+        eon_seconds = clock.shortest_eon_seconds(),
+        "each root becomes claimable after its challenge window"
+    );
+    Ok(blocks)
 }
 
 /// The idempotency tag of eon `eon`'s commitment.

@@ -52,17 +52,18 @@ async fn a_submit_root_job_is_sent_to_the_contract() -> Result<(), Box<dyn std::
         contract,
         std::sync::Arc::new(eth::read_client(&chain.rpc_url())?),
     );
+    // Committed: pending in its challenge window.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while rewards.eon().call().await? != 1 && Instant::now() < deadline {
+    while rewards.pending().call().await?.0 != 1 && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let (eon, root, _, _) = rewards.pending().call().await?;
     assert_eq!(
-        rewards.eon().call().await?,
-        1,
+        (eon, root),
+        (1, [9u8; 32]),
         "{}",
         verifier.output().join("\n")
     );
-    assert_eq!(rewards.root().call().await?, [9u8; 32]);
     assert_eq!(attempts::table.count().get_result::<i64>(&mut conn)?, 1);
     let _ = verifier.terminate(Duration::from_secs(5));
     Ok(())

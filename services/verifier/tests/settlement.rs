@@ -152,9 +152,20 @@ impl World {
             .as_u64())
     }
 
+    /// The newest eon committed on-chain: the one in its challenge window, else the
+    /// claimable one.
     async fn onchain_eon(&self) -> Result<u64, Box<dyn std::error::Error>> {
+        Ok(self.onchain_root().await?.0)
+    }
+
+    /// The newest root committed on-chain (eon, root): pending, else claimable.
+    async fn onchain_root(&self) -> Result<(u64, [u8; 32]), Box<dyn std::error::Error>> {
         let contract = eth::rewards(self.contract, std::sync::Arc::new(self.rpc.clone()));
-        Ok(contract.eon().call().await?)
+        let (eon, root, _, _) = contract.pending().call().await?;
+        if eon != 0 {
+            return Ok((eon, root));
+        }
+        Ok((contract.eon().call().await?, contract.root().call().await?))
     }
 
     async fn drop_pending(&self) -> TestResult {
@@ -231,8 +242,12 @@ async fn a_root_is_committed_once_and_confirmed_after_exactly_confirmations_bloc
     assert_eq!(verifier.submit_root(1).await?, Some(TxState::Confirmed));
     assert_eq!(verifier.submit_root(1).await?, Some(TxState::Confirmed));
 
-    assert_eq!(world.onchain_eon().await?, 1);
+    // Confirmed, yet still in its challenge window: committed, not claimable.
+    assert_eq!(world.onchain_root().await?, (1, root));
     let contract = eth::rewards(world.contract, std::sync::Arc::new(world.rpc.clone()));
+    assert_eq!(contract.eon().call().await?, 0);
+    world.chain.mature().await?;
+    assert_eq!(contract.eon().call().await?, 1);
     assert_eq!(contract.root().call().await?, root);
     assert_eq!(world.attempts()?.len(), 1);
     assert_eq!(world.operator_nonce().await?, 3);

@@ -75,6 +75,9 @@ async fn deploy_prints_the_address_of_a_funded_contract() -> TestResult {
         &[
             ("CHAIN_RPC_URL", &url),
             ("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0]),
+            ("GUARDIAN_ADDRESS", &format!("{:?}", chain.key(5).address())),
+            ("CHALLENGE_BLOCKS", "7"),
+            ("CHAIN_BLOCK_SECONDS", "1"),
         ],
     )?;
     let line = tokio::task::block_in_place(|| {
@@ -90,7 +93,26 @@ async fn deploy_prints_the_address_of_a_funded_contract() -> TestResult {
     assert_eq!(eth::balance(&client, address).await?, U256::from(12345));
     let rewards = eth::rewards(address, std::sync::Arc::new(client));
     assert_eq!(rewards.operator().call().await?, chain.key(0).address());
+    assert_eq!(rewards.guardian().call().await?, chain.key(5).address());
+    assert_eq!(rewards.challenge_blocks().call().await?, 7);
     Ok(())
+}
+
+#[test]
+fn deploy_refuses_a_window_longer_than_an_eon_naming_challenge_blocks() {
+    assert_refuses_config(
+        BIN,
+        &["deploy"],
+        &[
+            ("CHAIN_RPC_URL", "http://127.0.0.1:1"),
+            ("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0]),
+            ("CHALLENGE_BLOCKS", "600"),
+            ("CHAIN_BLOCK_SECONDS", "1"),
+            ("EON_ROUNDS", "6"),
+            ("ROUND_SECONDS", "10"),
+        ],
+        "CHALLENGE_BLOCKS",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -125,5 +147,47 @@ async fn refuses_a_contract_it_does_not_operate_naming_the_setting() -> TestResu
     tokio::task::block_in_place(|| {
         assert_refuses_config(BIN, &[], &no_contract, "CONTRACT_ADDRESS")
     });
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refuses_a_contract_whose_challenge_window_outlasts_an_eon() -> TestResult {
+    let chain = TestChain::start()?;
+    // 120 blocks of 1 s against eons of 6 rounds of 10 s: nothing would ever mature.
+    let custody = eth::Custody {
+        operator: chain.key(0).address(),
+        guardian: chain.guardian().address(),
+        challenge_blocks: 120,
+    };
+    let contract = format!("{:?}", chain.deploy_custody(U256::zero(), custody).await?);
+    let url = chain.rpc_url();
+    let (db, redis) = (
+        overlaps_shared::testing::TestDatabase::new()?,
+        overlaps_shared::testing::TestRedis::new()?,
+    );
+    let env = overlaps_shared::testing::service_env(&db, &redis);
+    let mut envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    envs.extend([
+        ("CHAIN_RPC_URL", url.as_str()),
+        ("CONTRACT_ADDRESS", contract.as_str()),
+        ("OPERATOR_PRIVATE_KEY", DEV_PRIVATE_KEYS[0]),
+        ("CHAIN_BLOCK_SECONDS", "1"),
+        ("EON_ROUNDS", "6"),
+        ("ROUND_SECONDS", "10"),
+        ("EON_SECONDS", "3600"),
+    ]);
+    tokio::task::block_in_place(|| {
+        assert_refuses_config(BIN, &[], &envs, "nothing would ever become claimable")
+    });
+    // Eons of an hour fit it: the same contract is accepted.
+    let mut long_eons = envs.clone();
+    long_eons.retain(|(k, _)| !matches!(*k, "EON_ROUNDS" | "ROUND_SECONDS"));
+    long_eons.extend([("EON_ROUNDS", "360"), ("ROUND_SECONDS", "10")]);
+    let extra: Vec<(&str, &str)> = long_eons
+        .iter()
+        .filter(|(k, _)| !env.iter().any(|(e, _)| e == k))
+        .copied()
+        .collect();
+    tokio::task::block_in_place(|| assert_starts_and_stops(BIN, &extra));
     Ok(())
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 use crate::redact::strip_urls;
 
 pub use bindings::{
-    ClaimedFilter, FundedFilter, OVERLAPSREWARDS_ABI, OVERLAPSREWARDS_BYTECODE, OverlapsRewards,
-    OverlapsRewardsErrors, OverlapsRewardsEvents, RootCommittedFilter,
+    ClaimedFilter, FundedFilter, GuardianChangedFilter, OVERLAPSREWARDS_ABI,
+    OVERLAPSREWARDS_BYTECODE, OperatorChangedFilter, OverlapsRewards, OverlapsRewardsErrors,
+    OverlapsRewardsEvents, RootCancelledFilter, RootCommittedFilter,
 };
 pub use ethers::abi::AbiDecode;
 pub use ethers::contract::builders::ContractCall;
@@ -145,9 +146,25 @@ pub fn rewards<M: Middleware>(address: Address, client: Arc<M>) -> OverlapsRewar
     OverlapsRewards::new(address, client)
 }
 
-/// Deploys `OverlapsRewards` with `operator` as its operator; returns its address.
-pub async fn deploy(client: Arc<SignerClient>, operator: Address) -> Result<Address, EthError> {
-    let deployer = OverlapsRewards::deploy(client, operator)?;
+/// Who runs a rewards contract, fixed at deployment (the guardian may later rotate
+/// both roles; the challenge period never changes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Custody {
+    /// Commits roots.
+    pub operator: Address,
+    /// Cancels pending roots in their window, rotates the operator and itself.
+    pub guardian: Address,
+    /// Blocks between a root's commit and its being claimable.
+    pub challenge_blocks: u64,
+}
+
+/// Deploys `OverlapsRewards` with `custody`'s roles and challenge period; returns
+/// its address.
+pub async fn deploy(client: Arc<SignerClient>, custody: Custody) -> Result<Address, EthError> {
+    let deployer = OverlapsRewards::deploy(
+        client,
+        (custody.operator, custody.guardian, custody.challenge_blocks),
+    )?;
     let contract = deployer.send().await?;
     Ok(contract.address())
 }
@@ -187,7 +204,7 @@ pub fn commit_root_calldata<M: Middleware>(
 /// A decoded event of the rewards contract.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RewardsEvent {
-    /// `RootCommitted(eon, root, total)`.
+    /// `RootCommitted(eon, root, total, claimableAt)`: pending until `claimable_at`.
     RootCommitted {
         /// The eon.
         eon: u64,
@@ -195,6 +212,29 @@ pub enum RewardsEvent {
         root: [u8; 32],
         /// The sum of the tree's cumulative amounts.
         total: U256,
+        /// The first block where claims may use it (unless cancelled or replaced first).
+        claimable_at: u64,
+    },
+    /// `RootCancelled(eon, root)`: the guardian cancelled a pending root.
+    RootCancelled {
+        /// The eon.
+        eon: u64,
+        /// The cancelled root.
+        root: [u8; 32],
+    },
+    /// `OperatorChanged(previous, current)`.
+    OperatorChanged {
+        /// The operator before (zero at deployment).
+        previous: Address,
+        /// The operator now.
+        current: Address,
+    },
+    /// `GuardianChanged(previous, current)`.
+    GuardianChanged {
+        /// The guardian before (zero at deployment).
+        previous: Address,
+        /// The guardian now.
+        current: Address,
     },
     /// `Claimed(account, amount, cumulative)`.
     Claimed {
@@ -226,6 +266,19 @@ pub fn decode_event(log: &Log) -> Option<RewardsEvent> {
             eon: e.eon,
             root: e.root,
             total: e.total,
+            claimable_at: e.claimable_at,
+        }),
+        OverlapsRewardsEvents::RootCancelledFilter(e) => Some(RewardsEvent::RootCancelled {
+            eon: e.eon,
+            root: e.root,
+        }),
+        OverlapsRewardsEvents::OperatorChangedFilter(e) => Some(RewardsEvent::OperatorChanged {
+            previous: e.previous,
+            current: e.current,
+        }),
+        OverlapsRewardsEvents::GuardianChangedFilter(e) => Some(RewardsEvent::GuardianChanged {
+            previous: e.previous,
+            current: e.current,
         }),
         OverlapsRewardsEvents::ClaimedFilter(e) => Some(RewardsEvent::Claimed {
             account: e.account,

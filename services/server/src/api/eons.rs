@@ -7,8 +7,10 @@ use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use overlaps_shared::models::{AuditReport, Eon as EonRow, EthereumTransaction, RootCommitment};
+use overlaps_shared::root_state::OnchainRootState;
 use overlaps_shared::schema::{
-    audit_reports, eons, ethereum_transaction_attempts, ethereum_transactions, root_commitments,
+    audit_reports, chain_blocks, eons, ethereum_transaction_attempts, ethereum_transactions,
+    root_commitments,
 };
 use serde::Serialize;
 use serde_json::Value as Json;
@@ -39,6 +41,10 @@ pub struct EonSummary {
     /// Sum of all cumulative rewards in the tree (decimal string, smallest unit).
     #[schema(example = "123000")]
     pub total: Option<String>,
+    /// The root's on-chain state (see `GET /api/v1/eons/{number}`); null until its
+    /// commit is final.
+    #[schema(example = "claimable")]
+    pub onchain_state: Option<String>,
 }
 
 /// The on-chain transaction that commits an eon's root.
@@ -77,10 +83,30 @@ pub struct EonDetail {
     pub leaf_count: Option<i32>,
     /// Validators left out for lack of a payout address.
     pub excluded_count: Option<i32>,
-    /// The root the contract holds for this eon, hex (once final on-chain).
+    /// The root committed on-chain for this eon, hex (once final; kept when it was
+    /// later cancelled or replaced).
     pub onchain_root: Option<String>,
     /// The block of `RootCommitted`.
     pub onchain_block: Option<i64>,
+    /// Where the on-chain root stands, as of `chain_final_block`: `pending` (in its
+    /// challenge window: the guardian may still cancel it, claims cannot use it
+    /// before `claimable_from_block`), `claimable` (its window ended; claims use the
+    /// newest claimable root, whose cumulative amounts include older eons'),
+    /// `cancelled` (by the guardian, in `cancelled_block`: it never pays) or
+    /// `replaced` (a newer eon, `replaced_by_eon`, was committed inside its window:
+    /// it never pays, the newer root carries its amounts). Null until the commit is
+    /// final.
+    #[schema(example = "pending")]
+    pub onchain_state: Option<String>,
+    /// The first block where claims may use this root (its window's end).
+    pub claimable_from_block: Option<i64>,
+    /// The block where the guardian cancelled it.
+    pub cancelled_block: Option<i64>,
+    /// The eon whose commit replaced it while it was pending.
+    pub replaced_by_eon: Option<i64>,
+    /// The newest final block the hub's chain follower has seen: the state above
+    /// holds as of it.
+    pub chain_final_block: Option<i64>,
     /// The `commitRoot` transaction (tag `commit_root:<eon>`), if created.
     pub transaction: Option<CommitTransaction>,
 }
@@ -129,7 +155,8 @@ pub async fn list_eons(
 ) -> Result<web::Json<EonPage>, ApiError> {
     let limit = page.limit()?;
     let cursor = page.id_cursor()?;
-    let rows = db(&hub, move |conn| {
+    let (rows, head) = db(&hub, move |conn| {
+        let head = final_head(conn)?;
         let mut query = eons::table
             .left_join(root_commitments::table)
             .select((EonRow::as_select(), Option::<RootCommitment>::as_select()))
@@ -139,7 +166,7 @@ pub async fn list_eons(
         if let Some(cursor) = cursor {
             query = query.filter(eons::number.lt(cursor));
         }
-        Ok(query.load::<(EonRow, Option<RootCommitment>)>(conn)?)
+        Ok((query.load::<(EonRow, Option<RootCommitment>)>(conn)?, head))
     })
     .await?;
     let (rows, next_cursor) = paginate(rows, limit, |(e, _)| e.number.to_string());
@@ -153,13 +180,27 @@ pub async fn list_eons(
                 closed_at: e.closed_at,
                 root: c.as_ref().map(|c| hex0x(&c.root)),
                 total: c.as_ref().map(|c| money(&c.total)),
+                onchain_state: c
+                    .as_ref()
+                    .and_then(|c| c.onchain_state(head))
+                    .map(|s| s.name().to_owned()),
             })
             .collect(),
         next_cursor,
     }))
 }
 
-/// One eon: root, total, leaves, and the state of its on-chain commitment.
+/// The newest final block the chain follower stored.
+fn final_head(conn: &mut PgConnection) -> Result<Option<i64>, ApiError> {
+    Ok(chain_blocks::table
+        .filter(chain_blocks::finalized.eq(true))
+        .select(diesel::dsl::max(chain_blocks::number))
+        .first::<Option<i64>>(conn)?)
+}
+
+/// One eon: root, total, leaves, and the state of its on-chain commitment
+/// (pending in its challenge window, claimable, cancelled by the guardian, or
+/// replaced by a newer root).
 #[utoipa::path(
     tag = "eons",
     params(("number" = i64, Path, description = "Eon number")),
@@ -176,7 +217,7 @@ pub async fn get_eon(
     number: web::Path<i64>,
 ) -> Result<web::Json<EonDetail>, ApiError> {
     let number = number.into_inner();
-    let (eon, commitment, tx, tx_hash) = db(&hub, move |conn| {
+    let (eon, commitment, tx, tx_hash, head) = db(&hub, move |conn| {
         let (eon, commitment): (EonRow, Option<RootCommitment>) = eons::table
             .left_join(root_commitments::table)
             .filter(eons::number.eq(number))
@@ -198,9 +239,10 @@ pub async fn get_eon(
                 .optional()?,
             None => None,
         };
-        Ok((eon, commitment, tx, tx_hash))
+        Ok((eon, commitment, tx, tx_hash, final_head(conn)?))
     })
     .await?;
+    let state = commitment.as_ref().and_then(|c| c.onchain_state(head));
     Ok(web::Json(EonDetail {
         number: eon.number,
         first_round: eon.first_round,
@@ -215,6 +257,17 @@ pub async fn get_eon(
             .and_then(|c| c.onchain_root.as_deref())
             .map(hex0x),
         onchain_block: commitment.as_ref().and_then(|c| c.onchain_block),
+        onchain_state: state.map(|s| s.name().to_owned()),
+        claimable_from_block: commitment.as_ref().and_then(|c| c.onchain_claimable_block),
+        cancelled_block: match state {
+            Some(OnchainRootState::Cancelled { block }) => Some(block),
+            _ => None,
+        },
+        replaced_by_eon: match state {
+            Some(OnchainRootState::Replaced { by_eon }) => Some(by_eon),
+            _ => None,
+        },
+        chain_final_block: head,
         transaction: tx.map(|tx| CommitTransaction {
             state: tx.state,
             nonce: tx.nonce,
