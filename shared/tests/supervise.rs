@@ -115,7 +115,11 @@ impl Supervisor {
     /// Everything it printed.
     fn said(&self) -> String {
         let lines = self.stderr.lock().unwrap();
-        lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+        lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// Sends `signal` to the supervisor alone and waits up to `limit` for its exit.
@@ -226,7 +230,10 @@ fn a_service_that_exits_is_restarted_with_growing_delay_while_the_others_keep_ru
     kill("KILL", first);
     let second = sup.wait_pids("victim", 2, Duration::from_secs(10))[1];
     let took = killed.elapsed();
-    assert!(took >= Duration::from_millis(900), "restarted after {took:?}");
+    assert!(
+        took >= Duration::from_millis(900),
+        "restarted after {took:?}"
+    );
     assert_ne!(second, first);
     assert!(alive(second));
     // Killed again at once: the delay doubles.
@@ -234,7 +241,10 @@ fn a_service_that_exits_is_restarted_with_growing_delay_while_the_others_keep_ru
     kill("KILL", second);
     let third = sup.wait_pids("victim", 3, Duration::from_secs(10))[2];
     let took = killed.elapsed();
-    assert!(took >= Duration::from_millis(1900), "restarted after {took:?}");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "restarted after {took:?}"
+    );
     assert!(alive(third));
     let lines: Vec<String> = sup
         .lines_about("victim")
@@ -288,7 +298,11 @@ fn sigint_stops_every_service_even_one_ignoring_sigterm_and_restarts_none() {
     let (status, took) = sup.stop_with("INT", Duration::from_secs(10));
     assert_eq!(status.code(), Some(130), "{}", sup.said());
     assert!(took < Duration::from_secs(5), "stopped in {took:?}");
-    assert!(sup.said().contains("==> stopping 3 services"), "{}", sup.said());
+    assert!(
+        sup.said().contains("==> stopping 3 services"),
+        "{}",
+        sup.said()
+    );
     assert_nothing_left(&sup, &["steady", "stubborn", "crasher"]);
     // Nothing comes back after the stop (the crasher's restart was due meanwhile).
     std::thread::sleep(Duration::from_secs(3));
@@ -332,7 +346,10 @@ fn a_crash_loop_backs_off_up_to_the_cap_and_a_service_that_stayed_up_starts_over
     for pair in crasher[1..4].windows(2) {
         let gap = pair[1].0 - pair[0].0;
         assert!(gap >= Duration::from_millis(1900), "gap {gap:?}");
-        assert!(gap < Duration::from_millis(3500), "gap {gap:?} beyond the cap");
+        assert!(
+            gap < Duration::from_millis(3500),
+            "gap {gap:?} beyond the cap"
+        );
     }
     let lasting: Vec<String> = sup
         .lines_about("lasting")
@@ -383,9 +400,13 @@ fn a_bad_setting_is_refused_by_name() {
     let (status, _) = sup.wait_exit(Duration::from_secs(10));
     assert!(!status.success());
     assert!(
-        sup.said().contains("RESTART_BACKOFF_MAX_SECONDS=soon is invalid"),
+        sup.said()
+            .contains("RESTART_BACKOFF_MAX_SECONDS=soon is invalid"),
         "{}",
         sup.said()
     );
-    assert!(sup.pids("steady").is_empty(), "started despite the bad setting");
+    assert!(
+        sup.pids("steady").is_empty(),
+        "started despite the bad setting"
+    );
 }

@@ -328,7 +328,7 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
 
     // Two honest nodes, then the three cheaters.
     let ws = format!("ws://{bind}/ws/validator");
-    let honest: Vec<_> = (0..2).map(|_| start_validator(&ws, PAYOUT, &[])).collect();
+    let _honest: Vec<_> = (0..2).map(|_| start_validator(&ws, PAYOUT, &[])).collect();
     let peeks = Arc::new(Peeks::default());
     let (ids_tx, mut ids_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut cheaters = Vec::new();

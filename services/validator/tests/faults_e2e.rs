@@ -28,8 +28,8 @@ use overlaps_shared::testing::e2e::{
     DEV_PAYOUT, owned_env, rows, scalar, spawn_binary, start_validator, text,
 };
 use overlaps_shared::testing::{
-    HttpTarget, PrivateRedis, ServiceProcess, TestChain, TestDatabase, TestRedis,
-    ValidatorKeyFile, free_port, install_tls_provider, service_env, wait_until,
+    HttpTarget, PrivateRedis, ServiceProcess, TestChain, TestDatabase, TestRedis, ValidatorKeyFile,
+    free_port, install_tls_provider, service_env, wait_until,
 };
 
 /// Eons this test wants closed after the Redis restart, besides the earlier ones.
@@ -147,7 +147,14 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
         running: BTreeMap::new(),
         retired: Vec::new(),
     };
-    for name in ["server-a", "server-b", "accounting", "chain", "audit", "verifier"] {
+    for name in [
+        "server-a",
+        "server-b",
+        "accounting",
+        "chain",
+        "audit",
+        "verifier",
+    ] {
         hub.start(name);
     }
 
@@ -192,10 +199,16 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
     for name in ["server-a", "accounting", "scheduler"] {
         hub.start(name);
     }
-    wait_until("three rounds closed after the restarts", Duration::from_secs(60), || {
-        scalar(&db, "SELECT max(number) FROM rounds WHERE closed_at IS NOT NULL")
-            >= killed_round + 3
-    })
+    wait_until(
+        "three rounds closed after the restarts",
+        Duration::from_secs(60),
+        || {
+            scalar(
+                &db,
+                "SELECT max(number) FROM rounds WHERE closed_at IS NOT NULL",
+            ) >= killed_round + 3
+        },
+    )
     .await;
 
     // Fault 2: Redis killed mid-round and started empty.
@@ -204,7 +217,9 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
     redis_server
         .restart_empty(Duration::from_millis(500))
         .unwrap();
-    eprintln!("faults_e2e: Redis restarted empty in round {redis_round} (eons closed: {eons_before})");
+    eprintln!(
+        "faults_e2e: Redis restarted empty in round {redis_round} (eons closed: {eons_before})"
+    );
     wait_until(
         "eons closed and results stored after the Redis restart",
         Duration::from_secs(90),
@@ -259,8 +274,14 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
     if !settled_in_time {
         failures.push(format!(
             "eons not all committed, confirmed and audited against the chain: {:#?}\n{:#?}",
-            rows(&db, "SELECT eon, ok, checked->>'onchain', mismatches FROM audit_reports ORDER BY eon"),
-            rows(&db, "SELECT eon, onchain_root = root FROM root_commitments ORDER BY eon"),
+            rows(
+                &db,
+                "SELECT eon, ok, checked->>'onchain', mismatches FROM audit_reports ORDER BY eon"
+            ),
+            rows(
+                &db,
+                "SELECT eon, onchain_root = root FROM root_commitments ORDER BY eon"
+            ),
         ));
     }
 
@@ -278,7 +299,10 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
             }
         }
     }
-    let after_faults = acks.iter().filter(|(_, round, _)| *round > redis_round).count();
+    let after_faults = acks
+        .iter()
+        .filter(|(_, round, _)| *round > redis_round)
+        .count();
     if acks.len() < 40 || after_faults == 0 {
         failures.push(format!(
             "too few acknowledged results to judge: {} in all, {after_faults} after the Redis restart",
@@ -317,8 +341,13 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
     if first != 1 || count != last {
         failures.push(format!(
             "rounds are not 1..{last} without a gap: {first}..{last}, {count} rows; missing {:?}",
-            rows(&db, &format!("SELECT n FROM generate_series(1, {last}) n \
-                                 WHERE NOT EXISTS (SELECT 1 FROM rounds WHERE number = n)"))
+            rows(
+                &db,
+                &format!(
+                    "SELECT n FROM generate_series(1, {last}) n \
+                                 WHERE NOT EXISTS (SELECT 1 FROM rounds WHERE number = n)"
+                )
+            )
         ));
     }
     let unchained = rows(
@@ -329,7 +358,9 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
         ),
     );
     if !unchained.is_empty() {
-        failures.push(format!("rounds not closed into the hash chain: {unchained:?}"));
+        failures.push(format!(
+            "rounds not closed into the hash chain: {unchained:?}"
+        ));
     }
     let mut closes: BTreeMap<i64, usize> = BTreeMap::new();
     for line in hub.output_of("accounting") {
@@ -368,7 +399,9 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
          WHERE e.number <> e.k OR e.first_round <> e.previous + 1",
     );
     if eons < eons_before + EONS_AFTER_REDIS || broken != 0 {
-        failures.push(format!("eons skip or overlap (number, first, last, previous last): {gaps:#?}"));
+        failures.push(format!(
+            "eons skip or overlap (number, first, last, previous last): {gaps:#?}"
+        ));
     }
     let commits = rows(
         &db,
@@ -442,7 +475,14 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
         failures.is_empty(),
         "{}\n\nrounds: {:#?}\nlast lines of accounting: {:#?}",
         failures.join("\n\n"),
-        rows(&db, "SELECT number, opened_at, closed_at, degraded FROM rounds ORDER BY number"),
-        hub.output_of("accounting").iter().rev().take(30).collect::<Vec<_>>()
+        rows(
+            &db,
+            "SELECT number, opened_at, closed_at, degraded FROM rounds ORDER BY number"
+        ),
+        hub.output_of("accounting")
+            .iter()
+            .rev()
+            .take(30)
+            .collect::<Vec<_>>()
     );
 }

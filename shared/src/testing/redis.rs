@@ -122,12 +122,11 @@ impl PrivateRedis {
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
-            if let Ok(client) = redis::Client::open(self.url().as_str()) {
-                if let Ok(mut conn) = client.get_connection() {
-                    if redis::cmd("PING").query::<String>(&mut conn).is_ok() {
-                        return Ok(());
-                    }
-                }
+            let answered = redis::Client::open(self.url().as_str())
+                .and_then(|client| client.get_connection())
+                .and_then(|mut conn| redis::cmd("PING").query::<String>(&mut conn));
+            if answered.is_ok() {
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
