@@ -446,6 +446,8 @@ case "$MODE" in
     test)
         provision
         ensure_smtp_sink
+        # The faults test runs a Redis server of its own (it kills and restarts it).
+        command -v redis-server >/dev/null 2>&1 || apt_install redis-server
         # The contract tests compile with solc-js and start their own anvil chains.
         ensure_contracts
         say "cargo fmt --check"

@@ -98,8 +98,8 @@ impl std::fmt::Debug for PrivateRedis {
     }
 }
 
-/// The server binary the distribution installs (`./run.sh` installs `redis-server`).
-const REDIS_SERVER: &str = "/usr/bin/redis-server";
+/// The server binary, from `PATH` (`./run.sh test` installs it).
+const REDIS_SERVER: &str = "redis-server";
 
 impl PrivateRedis {
     /// Starts a server on a free port of 127.0.0.1; waits until it answers.
@@ -118,7 +118,12 @@ impl PrivateRedis {
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()?;
+            .spawn()
+            .map_err(|err| {
+                Error::Io(std::io::Error::other(format!(
+                    "{REDIS_SERVER} could not start ({err}): install it (./run.sh test does)"
+                )))
+            })?;
         self.child = Some(child);
         let started = Instant::now();
         while started.elapsed() < Duration::from_secs(10) {
