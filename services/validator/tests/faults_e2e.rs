@@ -463,6 +463,27 @@ async fn the_hub_loses_and_repeats_nothing_across_sigkills_and_an_emptied_redis(
         ));
     }
 
+    // What the faults cost in errors, for whoever reads the test's output.
+    for name in [
+        "server-a",
+        "server-b",
+        "scheduler",
+        "accounting",
+        "audit",
+        "chain",
+        "verifier",
+    ] {
+        let errors: Vec<String> = hub
+            .output_of(name)
+            .into_iter()
+            .filter(|l| l.contains(r#""level":"ERROR""#))
+            .collect();
+        eprintln!(
+            "faults_e2e: {name} logged {} errors {:?}",
+            errors.len(),
+            errors.iter().take(3).collect::<Vec<_>>()
+        );
+    }
     eprintln!(
         "faults_e2e: {} rounds, {eons} eons, {txs} commits, {} acknowledged results ({after_faults} \
          after the Redis restart), {} closes logged; {:.0} s",
