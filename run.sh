@@ -192,7 +192,9 @@ start_dev_chain() {
     # one-second blocks, which matures well within the dev eon.
     export GUARDIAN_ADDRESS=${GUARDIAN_ADDRESS:-0xa0Ee7A142d267C1f36714E4a8F75612F20a79720}
     export CHALLENGE_BLOCKS=${CHALLENGE_BLOCKS:-20}
-    start_child anvil "$ANVIL_BIN" --host "$host" --port "$port" --block-time 1 --silent
+    # Not restarted: a new anvil would be an empty chain without the contract, so its
+    # exit stops the whole dev network.
+    supervise_start --essential anvil "$ANVIL_BIN" --host "$host" --port "$port" --block-time 1 --silent
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && break; sleep 0.1; done
     (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null || die "anvil did not start on port $port"
     local line
@@ -272,17 +274,13 @@ provision() {
     ensure_redis
 }
 
-# Starts "$@" in the background, prefixing its output with [name].
-CHILDREN=()
-start_child() {
-    local name=$1
-    shift
-    # The prefixer ignores Ctrl-C (the terminal sends it to every process): it ends
-    # when its service closes the pipe, so the services' shutdown is still shown.
-    "$@" > >(trap '' INT TERM; exec sed -u "s/^/[$name] /") 2>&1 &
-    CHILDREN+=("$!")
-}
+# Services run supervised (services/dev/supervise.sh): one that exits is restarted
+# with backoff while the others keep running.
+# shellcheck source=services/dev/supervise.sh
+source "$ROOT/services/dev/supervise.sh"
 
+# The benchmark's and the fuzzer's own processes (not supervised: they run once).
+CHILDREN=()
 stop_children() {
     trap - INT TERM EXIT
     if [ ${#CHILDREN[@]} -gt 0 ]; then
@@ -299,7 +297,7 @@ start_dev_validators() {
     for n in 1 2 3; do
         key=.run/validator-$n.key
         [ -f "$key" ] || "target/$profile/validator" keygen --key-file "$key" >/dev/null
-        start_child "validator-$n" "target/$profile/validator" run --key-file "$key" \
+        supervise_start "validator-$n" "target/$profile/validator" run --key-file "$key" \
             --hub-url "ws://${SERVER_BIND:-127.0.0.1:8080}/ws/validator" --allow-private-targets \
             --payout-address "${PAYOUT_ADDRESS:-0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed}"
     done
@@ -311,9 +309,9 @@ start_dev_sinks() {
     ensure_smtp_sink
     mkdir -p .run/demo .run/mail/tmp .run/mail/new .run/mail/cur
     [ -f .run/demo/index.html ] || echo '<h1>Overlaps demo: all healthy</h1>' > .run/demo/index.html
-    start_child slack-sink python3 services/dev/slack_sink.py 8025 .run/slack.log
-    start_child mail-sink python3 -m aiosmtpd -n -l 127.0.0.1:1025 -c aiosmtpd.handlers.Mailbox .run/mail
-    start_child demo-site python3 -m http.server 8090 --bind 127.0.0.1 --directory .run/demo
+    supervise_start slack-sink python3 services/dev/slack_sink.py 8025 .run/slack.log
+    supervise_start mail-sink python3 -m aiosmtpd -n -l 127.0.0.1:1025 -c aiosmtpd.handlers.Mailbox .run/mail
+    supervise_start demo-site python3 -m http.server 8090 --bind 127.0.0.1 --directory .run/demo
 }
 
 # The demo owner, site and channels (once); the site's interval is one round.
@@ -336,21 +334,23 @@ WHERE u.email = 'demo@overlaps.local'
 SQL
 }
 
-# Runs the hub services from `target/$1` until Ctrl-C or until one of them exits.
+# Runs the hub services from `target/$1`, each restarted when it exits (with
+# backoff), until Ctrl-C or SIGTERM, or until the dev chain exits.
 run_services() {
     local profile=$1
-    trap 'stop_children; exit 130' INT TERM
-    trap stop_children EXIT
+    trap 'trap - INT TERM; supervise_stop; exit 130' INT
+    trap 'trap - INT TERM; supervise_stop; exit 143' TERM
+    trap supervise_stop EXIT
     if [ "$profile" = debug ]; then
         start_dev_sinks
         start_dev_chain "$profile"
         # Known-answer checks; in prod the operator runs `canary` on hosts of their own.
-        start_child canary "target/$profile/canary"
+        supervise_start canary "target/$profile/canary"
     fi
     for service in "${HUB_SERVICES[@]}"; do
         # In dev the scheduler starts last, so the first round finds the validators online.
         [ "$profile" = debug ] && [ "$service" = scheduler ] && continue
-        start_child "$service" "target/$profile/$service"
+        supervise_start "$service" "target/$profile/$service"
     done
     if [ "$profile" = debug ]; then
         start_dev_validators "$profile"
@@ -360,19 +360,16 @@ run_services() {
             [ "$(redis-cli -u "$REDIS_URL" zcount "${REDIS_PREFIX:-overlaps}:presence:online" "$(date +%s%3N)" +inf 2>/dev/null || echo 0)" -ge 3 ] && break
             sleep 0.2
         done
-        start_child scheduler "target/$profile/scheduler"
+        supervise_start scheduler "target/$profile/scheduler"
         seed_demo
         say "demo site:  http://127.0.0.1:8090/ (take it down: rm .run/demo/index.html)"
         say "alerts:     Slack sink prints above and in .run/slack.log; e-mail in .run/mail/new/"
     fi
     say "API:        http://${SERVER_BIND:-127.0.0.1:8080}/api/v1"
     say "health:     http://${SERVER_BIND:-127.0.0.1:8080}/readyz"
-    say "Ctrl-C stops everything"
-    local status=0
-    wait -n "${CHILDREN[@]}" || status=$?
-    say "a service exited (status $status); stopping the others"
-    stop_children
-    return "$status"
+    say "a service that exits is restarted (backoff ${_SUP_INITIAL} s doubling to ${_SUP_MAX} s); Ctrl-C stops everything"
+    # Returns only when an essential service (the dev chain) exited.
+    supervise_wait
 }
 
 # The benchmark: a release server on a scratch database and Redis prefix, driven by
@@ -429,6 +426,7 @@ run_eon_bench() {
 case "$MODE" in
     dev)
         provision
+        supervise_settings || die "fix the RESTART_* setting above"
         ensure_contracts
         say "building"
         cargo build --workspace --bins
@@ -445,6 +443,7 @@ case "$MODE" in
             [ "${!var:-}" != "$default" ] || die "$var still has its dev default from .env.example"
         done
         export LOG_FORMAT=${LOG_FORMAT:-json}
+        supervise_settings || die "fix the RESTART_* setting above"
         ensure_toolchain
         cargo build --release --workspace --bins
         run_services release
@@ -452,6 +451,8 @@ case "$MODE" in
     test)
         provision
         ensure_smtp_sink
+        # The faults test runs a Redis server of its own (it kills and restarts it).
+        command -v redis-server >/dev/null 2>&1 || apt_install redis-server
         # The contract tests compile with solc-js and start their own anvil chains.
         ensure_contracts
         say "cargo fmt --check"

@@ -5,7 +5,7 @@
 //!
 //! Needs the `verifier` binary next to this test (`cargo test --workspace` builds it).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bigdecimal::BigDecimal;
 use diesel::prelude::*;
@@ -18,22 +18,11 @@ use overlaps_shared::schema::{
     validators,
 };
 use overlaps_shared::testing::{
-    ServiceProcess, TestChain, TestDatabase, TestRedis, service_env, workspace_binary,
+    ServiceProcess, TestChain, TestDatabase, TestRedis, poll_until as wait_until, service_env,
+    workspace_binary,
 };
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
-
-/// Polls `check` every 100 ms for up to `timeout`.
-fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn verifier_and_chain_settle_an_eon_across_a_verifier_crash() -> TestResult {

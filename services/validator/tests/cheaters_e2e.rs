@@ -22,13 +22,12 @@ use diesel::sql_types::{BigInt, Text};
 use futures::{SinkExt, StreamExt};
 use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage, ValidatorMessage};
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
+use overlaps_shared::testing::e2e::{scalar, spawn_binary as spawn, start_validator};
 use overlaps_shared::testing::{
-    HttpTarget, ServiceProcess, TestDatabase, TestRedis, ValidatorKeyFile, free_port, service_env,
-    spawn_ready, wait_until, workspace_binary,
+    HttpTarget, TestDatabase, TestRedis, free_port, service_env, wait_until,
 };
 use tokio_tungstenite::tungstenite::Message;
 
-const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
 const PAYOUT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
 const HUB: &str = "e2e-cheaters";
 
@@ -36,22 +35,6 @@ const HUB: &str = "e2e-cheaters";
 struct Id {
     #[diesel(sql_type = BigInt)]
     id: i64,
-}
-
-fn spawn(name: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
-    let program = if name == "validator" {
-        VALIDATOR.to_owned()
-    } else {
-        workspace_binary(name)
-    };
-    spawn_ready(&program, args, env)
-}
-
-fn scalar(db: &TestDatabase, sql: &str) -> i64 {
-    diesel::sql_query(format!("SELECT ({sql})::bigint AS id"))
-        .get_result::<Id>(&mut db.connect().unwrap())
-        .unwrap()
-        .id
 }
 
 /// How a cheating client answers.
@@ -345,19 +328,7 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
 
     // Two honest nodes, then the three cheaters.
     let ws = format!("ws://{bind}/ws/validator");
-    let mut honest = Vec::new();
-    for _ in 0..2 {
-        let key = ValidatorKeyFile::generate(VALIDATOR);
-        let node_env = vec![
-            ("VALIDATOR_KEY_FILE".to_owned(), key.path().to_owned()),
-            ("HUB_URL".to_owned(), ws.clone()),
-            ("PAYOUT_ADDRESS".to_owned(), PAYOUT.to_owned()),
-        ];
-        honest.push((
-            spawn("validator", &["run", "--allow-private-targets"], &node_env),
-            key,
-        ));
-    }
+    let _honest: Vec<_> = (0..2).map(|_| start_validator(&ws, PAYOUT, &[])).collect();
     let peeks = Arc::new(Peeks::default());
     let (ids_tx, mut ids_rx) = tokio::sync::mpsc::unbounded_channel();
     let mut cheaters = Vec::new();

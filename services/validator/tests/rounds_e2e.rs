@@ -9,33 +9,17 @@ use std::time::Duration;
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
-use overlaps_shared::testing::{
-    HttpSink, HttpTarget, ServiceProcess, SmtpSink, TestDatabase, TestRedis, ValidatorKeyFile,
-    free_port, service_env, spawn_ready, wait_until, workspace_binary,
+use overlaps_shared::testing::e2e::{
+    DEV_PAYOUT, scalar as count, spawn_binary as spawn, start_validator,
 };
-
-const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
+use overlaps_shared::testing::{
+    HttpSink, HttpTarget, SmtpSink, TestDatabase, TestRedis, free_port, service_env, wait_until,
+};
 
 #[derive(QueryableByName)]
 struct Id {
     #[diesel(sql_type = BigInt)]
     id: i64,
-}
-
-fn spawn(name: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
-    let program = if name == "validator" {
-        VALIDATOR.to_owned()
-    } else {
-        workspace_binary(name)
-    };
-    spawn_ready(&program, args, env)
-}
-
-fn count(db: &TestDatabase, sql: &str) -> i64 {
-    diesel::sql_query(format!("SELECT ({sql})::bigint AS id"))
-        .get_result::<Id>(&mut db.connect().unwrap())
-        .unwrap()
-        .id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -96,22 +80,9 @@ async fn an_outage_opens_an_incident_with_alerts_and_recovery_resolves_it() {
 
     // Three validator nodes, then the scheduler.
     let hub = format!("ws://{bind}/ws/validator");
-    let mut nodes = Vec::new();
-    for _ in 0..3 {
-        let key = ValidatorKeyFile::generate(VALIDATOR);
-        let node_env = vec![
-            ("VALIDATOR_KEY_FILE".to_owned(), key.path().to_owned()),
-            ("HUB_URL".to_owned(), hub.clone()),
-            (
-                "PAYOUT_ADDRESS".to_owned(),
-                "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".to_owned(),
-            ),
-        ];
-        nodes.push((
-            spawn("validator", &["run", "--allow-private-targets"], &node_env),
-            key,
-        ));
-    }
+    let nodes: Vec<_> = (0..3)
+        .map(|_| start_validator(&hub, DEV_PAYOUT, &[]))
+        .collect();
     wait_until(
         "three validators signed up",
         Duration::from_secs(20),

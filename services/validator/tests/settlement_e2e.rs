@@ -10,50 +10,18 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Nullable, Text};
+use diesel::sql_types::{Bytea, Text};
 use overlaps_shared::eth::{self, U256};
 use overlaps_shared::signing::PayoutAddress;
+use overlaps_shared::testing::e2e::{
+    owned_env, scalar as number, spawn_binary as spawn, start_validator, text as word,
+};
 use overlaps_shared::testing::{
-    HttpTarget, ServiceProcess, TestChain, TestDatabase, TestRedis, ValidatorKeyFile, free_port,
-    service_env, spawn_ready, wait_until, workspace_binary,
+    HttpTarget, ServiceProcess, TestChain, TestDatabase, TestRedis, free_port, service_env,
+    wait_until,
 };
 
 const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
-
-#[derive(QueryableByName)]
-struct Number {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct Word {
-    #[diesel(sql_type = Nullable<Text>)]
-    w: Option<String>,
-}
-
-fn spawn(name: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
-    let program = if name == "validator" {
-        VALIDATOR.to_owned()
-    } else {
-        workspace_binary(name)
-    };
-    spawn_ready(&program, args, env)
-}
-
-fn number(db: &TestDatabase, sql: &str) -> i64 {
-    diesel::sql_query(format!("SELECT coalesce(({sql})::bigint, 0) AS n"))
-        .get_result::<Number>(&mut db.connect().unwrap())
-        .unwrap()
-        .n
-}
-
-fn word(db: &TestDatabase, sql: &str) -> Option<String> {
-    diesel::sql_query(format!("SELECT ({sql})::text AS w"))
-        .get_result::<Word>(&mut db.connect().unwrap())
-        .unwrap()
-        .w
-}
 
 /// Runs `validator claim` for node `key_file` paid to dev key `payout`; returns its output.
 fn claim(key_file: &str, api: &str, chain: &TestChain, contract: &str, payout: usize) -> String {
@@ -129,24 +97,17 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
     let hub = format!("ws://{bind}/ws/validator");
     let mut nodes = Vec::new();
     for n in 1..=3 {
-        let key = ValidatorKeyFile::generate(VALIDATOR);
         let payout = PayoutAddress::from_bytes(chain.key(n).address().as_bytes())
             .unwrap()
             .to_checksummed();
         // Each node checks its reward at every on-chain eon, from its own receipts.
-        let node_env = vec![
-            ("VALIDATOR_KEY_FILE".to_owned(), key.path().to_owned()),
-            ("HUB_URL".to_owned(), hub.clone()),
-            ("PAYOUT_ADDRESS".to_owned(), payout),
-            ("API_URL".to_owned(), format!("http://{bind}")),
-            ("CHAIN_RPC_URL".to_owned(), chain.rpc_url()),
-            ("CONTRACT_ADDRESS".to_owned(), contract_hex.clone()),
-            ("LEAF_CHECK_SECONDS".to_owned(), "1".to_owned()),
-        ];
-        nodes.push((
-            spawn("validator", &["run", "--allow-private-targets"], &node_env),
-            key,
-        ));
+        let node_env = owned_env(&[
+            ("API_URL", &format!("http://{bind}")),
+            ("CHAIN_RPC_URL", &chain.rpc_url()),
+            ("CONTRACT_ADDRESS", &contract_hex),
+            ("LEAF_CHECK_SECONDS", "1"),
+        ]);
+        nodes.push(start_validator(&hub, &payout, &node_env));
     }
     wait_until("three validators", Duration::from_secs(20), || {
         number(&db, "SELECT count(*) FROM validators") == 3

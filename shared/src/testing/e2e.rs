@@ -1,0 +1,90 @@
+//! What the end-to-end tests (every real binary together) share: starting a binary
+//! by name, starting validator nodes, and reading numbers and text from the test's
+//! database by SQL. Everything panics with what went wrong: these run in tests only.
+
+use diesel::RunQueryDsl;
+use diesel::sql_types::{BigInt, Nullable, Text};
+
+use super::{ServiceProcess, TestDatabase, ValidatorKeyFile, spawn_ready, workspace_binary};
+
+/// A checksummed payout address for nodes whose payouts the test does not follow.
+pub const DEV_PAYOUT: &str = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed";
+
+/// Starts workspace binary `name` with `args` and `env`; waits for `ready`.
+pub fn spawn_binary(name: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
+    spawn_ready(&workspace_binary(name), args, env)
+}
+
+/// `pairs` as the owned environment the spawners take.
+pub fn owned_env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// A `validator run --allow-private-targets` node with a fresh key, connected to
+/// `hub` (a `ws://…/ws/validator` URL), with `extra` settings besides.
+pub fn start_validator(
+    hub: &str,
+    payout: &str,
+    extra: &[(String, String)],
+) -> (ServiceProcess, ValidatorKeyFile) {
+    let key = ValidatorKeyFile::generate(&workspace_binary("validator"));
+    let mut env = owned_env(&[
+        ("VALIDATOR_KEY_FILE", key.path()),
+        ("HUB_URL", hub),
+        ("PAYOUT_ADDRESS", payout),
+    ]);
+    env.extend_from_slice(extra);
+    let node = spawn_binary("validator", &["run", "--allow-private-targets"], &env);
+    (node, key)
+}
+
+#[derive(diesel::QueryableByName)]
+struct Number {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Word {
+    #[diesel(sql_type = Nullable<Text>)]
+    w: Option<String>,
+}
+
+/// The one number `sql` selects (NULL read as 0).
+pub fn scalar(db: &TestDatabase, sql: &str) -> i64 {
+    let mut conn = db
+        .connect()
+        .unwrap_or_else(|err| panic!("connecting to {}: {err}", db.name()));
+    diesel::sql_query(format!("SELECT coalesce(({sql})::bigint, 0) AS n"))
+        .get_result::<Number>(&mut conn)
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .n
+}
+
+/// The one value `sql` selects, as text (NULL as `None`).
+pub fn text(db: &TestDatabase, sql: &str) -> Option<String> {
+    let mut conn = db
+        .connect()
+        .unwrap_or_else(|err| panic!("connecting to {}: {err}", db.name()));
+    diesel::sql_query(format!("SELECT ({sql})::text AS w"))
+        .get_result::<Word>(&mut conn)
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .w
+}
+
+/// Every row `sql` selects, each as one text value (e.g. `SELECT format(…)`), for
+/// printing evidence when an assertion fails.
+pub fn rows(db: &TestDatabase, sql: &str) -> Vec<String> {
+    let mut conn = db
+        .connect()
+        .unwrap_or_else(|err| panic!("connecting to {}: {err}", db.name()));
+    diesel::sql_query(format!("SELECT t::text AS w FROM ({sql}) AS t"))
+        .load::<Word>(&mut conn)
+        .unwrap_or_else(|err| panic!("{sql}: {err}"))
+        .into_iter()
+        .map(|row| row.w.unwrap_or_default())
+        .collect()
+}
