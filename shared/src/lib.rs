@@ -27,6 +27,8 @@ pub mod shutdown;
 pub mod signing;
 pub mod ssrf;
 pub mod telemetry;
+pub mod vectors;
+pub mod webhook;
 #[cfg(feature = "testing")]
 pub mod testing;
 
