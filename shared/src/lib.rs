@@ -27,9 +27,9 @@ pub mod shutdown;
 pub mod signing;
 pub mod ssrf;
 pub mod telemetry;
-pub mod vectors;
-pub mod webhook;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vectors;
+pub mod webhook;
 
 pub use error::{Error, Result};

@@ -129,11 +129,13 @@ fn messages(payout: &PayoutAddress) -> Vec<MessageVector> {
         json: s.message,
     }));
     // Re-read as the message, so the text has the field order sent on the wire.
-    out.extend(results().into_iter().take(3).map(|r| MessageVector {
-        direction: "validator_to_hub".into(),
-        json: serde_json::from_value::<ValidatorMessage>(r.message)
-            .map(|m| json(&m))
-            .unwrap_or_default(),
+    out.extend(results().into_iter().take(3).map(|r| {
+        MessageVector {
+            direction: "validator_to_hub".into(),
+            json: serde_json::from_value::<ValidatorMessage>(r.message)
+                .map(|m| json(&m))
+                .unwrap_or_default(),
+        }
     }));
     out
 }
@@ -214,8 +216,7 @@ fn results() -> Vec<ResultVector> {
                 failure_code: result.fields().failure_code,
                 bytes: hex::encode(bytes),
                 signature: result.signature.clone(),
-                message: serde_json::to_value(ValidatorMessage::Result(result))
-                    .unwrap_or_default(),
+                message: serde_json::to_value(ValidatorMessage::Result(result)).unwrap_or_default(),
             }
         })
         .collect()
@@ -272,16 +273,40 @@ fn selections(seeds: &[[u8; 32]]) -> Vec<SelectionVector> {
             })
             .collect()
     };
-    let many: Vec<(i64, u32)> = (1..=40).map(|i| (i * 3, (i as u32 * 2_371) % 10_000 + 1)).collect();
+    let many: Vec<(i64, u32)> = (1..=40)
+        .map(|i| (i * 3, (i as u32 * 2_371) % 10_000 + 1))
+        .collect();
     let cases: Vec<(usize, i64, Vec<Candidate>, usize)> = vec![
-        (0, 1, weighted(&[(1, 10_000), (2, 10_000), (3, 5_000), (4, 2_500), (5, 10_000)]), 3),
+        (
+            0,
+            1,
+            weighted(&[
+                (1, 10_000),
+                (2, 10_000),
+                (3, 5_000),
+                (4, 2_500),
+                (5, 10_000),
+            ]),
+            3,
+        ),
         // Listed out of order, one twice, one with weight 0 (never chosen).
         (
             1,
             42,
             weighted(&[
-                (12, 9_000), (3, 100), (7, 10_000), (1, 0), (9, 4_000), (3, 100), (5, 7_500),
-                (10, 10_000), (2, 1), (8, 6_000), (11, 3_000), (4, 10_000), (6, 2_000),
+                (12, 9_000),
+                (3, 100),
+                (7, 10_000),
+                (1, 0),
+                (9, 4_000),
+                (3, 100),
+                (5, 7_500),
+                (10, 10_000),
+                (2, 1),
+                (8, 6_000),
+                (11, 3_000),
+                (4, 10_000),
+                (6, 2_000),
             ]),
             5,
         ),
@@ -311,7 +336,12 @@ fn selections(seeds: &[[u8; 32]]) -> Vec<SelectionVector> {
 }
 
 fn due_offsets(seeds: &[[u8; 32]]) -> Vec<DueOffsetVector> {
-    let cases = [(0, 1, 15_000u64), (1, 42, 15_000), (2, 9_000_000_000, 1_000), (3, 7, 0)];
+    let cases = [
+        (0, 1, 15_000u64),
+        (1, 42, 15_000),
+        (2, 9_000_000_000, 1_000),
+        (3, 7, 0),
+    ];
     cases
         .into_iter()
         .map(|(seed, website_id, spread_ms)| {
@@ -359,7 +389,11 @@ fn canaries() -> CanaryVector {
     CanaryVector {
         anchor: hex32(&anchor),
         length,
-        tip: hex32(&crate::hash_chain::tip(canary::CANARY_CHAIN_DOMAIN, &anchor, length)),
+        tip: hex32(&crate::hash_chain::tip(
+            canary::CANARY_CHAIN_DOMAIN,
+            &anchor,
+            length,
+        )),
         rounds,
     }
 }
@@ -398,7 +432,8 @@ fn rounds() -> Vec<RoundVector> {
         .into_iter()
         .map(|(round, answers)| {
             let outcome = ledger::settle_round(round, &answers);
-            let chain = ledger::chain_hash(previous.as_ref().map(|p| &p[..]), &outcome.results_hash);
+            let chain =
+                ledger::chain_hash(previous.as_ref().map(|p| &p[..]), &outcome.results_hash);
             let vector = RoundVector {
                 round,
                 answers: answers
@@ -430,15 +465,18 @@ fn rounds() -> Vec<RoundVector> {
 
 fn webhooks() -> Vec<WebhookVector> {
     let body = r#"{"website_id":42,"name":"Demo","url":"https://example.com/","state":"down","since":"2026-01-01T00:00:00Z","cause":"timeout"}"#;
-    [("whsec-vector", 1_767_225_600, body), ("s3cret", 1_767_225_661, "{}")]
-        .into_iter()
-        .map(|(secret, timestamp, body)| WebhookVector {
-            secret: secret.into(),
-            timestamp,
-            body: body.into(),
-            header: webhook_signature(secret, timestamp, body.as_bytes()).unwrap_or_default(),
-        })
-        .collect()
+    [
+        ("whsec-vector", 1_767_225_600, body),
+        ("s3cret", 1_767_225_661, "{}"),
+    ]
+    .into_iter()
+    .map(|(secret, timestamp, body)| WebhookVector {
+        secret: secret.into(),
+        timestamp,
+        body: body.into(),
+        header: webhook_signature(secret, timestamp, body.as_bytes()).unwrap_or_default(),
+    })
+    .collect()
 }
 
 /// Leaf `i` of the small trees: an address from a hash, amounts of every size
