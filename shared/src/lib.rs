@@ -30,5 +30,7 @@ pub mod ssrf;
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod vectors;
+pub mod webhook;
 
 pub use error::{Error, Result};

@@ -106,6 +106,8 @@ struct StoredRound {
 #[derive(QueryableByName, Debug)]
 struct StoredAssignment {
     #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
     website_id: i64,
     #[diesel(sql_type = BigInt)]
     validator_id: i64,
@@ -127,7 +129,7 @@ fn stored_assignments(
     number: i64,
 ) -> BTreeMap<i64, Vec<StoredAssignment>> {
     let rows: Vec<StoredAssignment> = diesel::sql_query(
-        "SELECT website_id, validator_id, server_instance, due_at FROM check_assignments \
+        "SELECT id, website_id, validator_id, server_instance, due_at FROM check_assignments \
          WHERE round_number = $1 ORDER BY website_id, id",
     )
     .bind::<BigInt, _>(number)
@@ -289,14 +291,37 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
             assert_eq!(r.server_instance, expected);
         }
     }
-    // One dispatch per server instance, covering every assignment.
-    let per_instance: Vec<(&str, usize)> = first
+    // Exactly one dispatch per server instance, each for this round and holding
+    // exactly the assignments of the validators that instance serves.
+    let mut instances: Vec<&str> = first
         .dispatches
         .iter()
-        .map(|d| (d.server_instance.as_str(), d.assignment_ids.len()))
+        .map(|d| d.server_instance.as_str())
         .collect();
-    assert_eq!(per_instance.iter().map(|(_, n)| n).sum::<usize>(), 4);
-    assert!(per_instance.iter().all(|(i, _)| *i == "s1" || *i == "s2"));
+    instances.sort_unstable();
+    assert_eq!(instances, ["s1", "s2"], "one job per instance");
+    for dispatch in &first.dispatches {
+        assert_eq!(dispatch.round, first.number);
+        let mut got = dispatch.assignment_ids.clone();
+        got.sort_unstable();
+        let mut want: Vec<i64> = stored
+            .values()
+            .flatten()
+            .filter(|r| r.server_instance == dispatch.server_instance)
+            .map(|r| r.id)
+            .collect();
+        want.sort_unstable();
+        assert!(!want.is_empty());
+        assert_eq!(got, want, "instance {}", dispatch.server_instance);
+    }
+    assert_eq!(
+        first
+            .dispatches
+            .iter()
+            .map(|d| d.assignment_ids.len())
+            .sum::<usize>(),
+        4
+    );
 
     // Round 2 reveals the link below round 1's; the 100-second site is not due again yet.
     let second = open_round(&mut conn, at(30), LENGTH, HUB, CHAIN, &here).unwrap();

@@ -580,42 +580,55 @@ async fn status_uptime_latency_incidents_and_ticks() {
     let validator = api.id(
         "INSERT INTO validators (public_key) VALUES (decode(repeat('11', 32), 'hex')) RETURNING id",
     );
+    // One fixed receive time (now() differs per statement), so ties really occur.
+    let received = chrono::Utc::now().to_rfc3339();
+    let mut assignments = Vec::new();
     for n in 0..5 {
         // One per round: (round, site, validator) is unique.
         let assignment = api
             .deployment
             .assign(n + 1, site, validator, "api-1", chrono::Utc::now());
+        assignments.push(assignment);
         api.sql(&format!(
             "UPDATE check_assignments SET state = 'answered' WHERE id = {assignment}; \
              INSERT INTO ticks (assignment_id, round_number, website_id, validator_id, status, http_status, latency_ms, checked_at, received_at, signature) \
-             VALUES ({assignment}, {}, {site}, {validator}, 'up', 200, {}, now(), now() - interval '{} seconds', decode(repeat('ab', 64), 'hex'))",
+             VALUES ({assignment}, {}, {site}, {validator}, 'up', 200, {}, now(), '{received}'::timestamptz - interval '{} seconds', decode(repeat('ab', 64), 'hex'))",
             n + 1,
             10 + n,
-            n % 2 // two pairs share a receive time: the id breaks the tie
+            n % 2 // 0, 2, 4 share one receive time and 1, 3 another: the id breaks ties
         ));
     }
+    // Newest receive time first, then the higher assignment id.
+    let expected = [4, 2, 0, 3, 1].map(|n| assignments[n]);
     // Ticks are listed once their round is closed (sealed.rs: not before).
     api.sql("UPDATE rounds SET closed_at = now() WHERE number <= 5");
     let mut seen = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut pages = 0;
     loop {
+        // A cursor that never ends (or loops) fails here instead of hanging.
+        pages += 1;
+        assert!(pages <= 10, "more than 10 pages for 5 ticks: {seen:?}");
         let path = match &cursor {
             Some(c) => format!("/api/v1/websites/{site}/ticks?limit=2&cursor={c}"),
             None => format!("/api/v1/websites/{site}/ticks?limit=2"),
         };
         let page = api.get(&path, Some(&key)).await.expect(200).clone();
-        for t in page["items"].as_array().unwrap() {
+        let items = page["items"].as_array().unwrap();
+        assert!(!items.is_empty() && items.len() <= 2, "{page}");
+        for t in items {
             assert!(t["signature"].as_str().unwrap().starts_with("0xabab"));
-            seen.push(t["assignment_id"].as_i64().unwrap());
+            let id = t["assignment_id"].as_i64().unwrap();
+            assert!(!seen.contains(&id), "tick {id} repeated: {seen:?}");
+            seen.push(id);
         }
         match page["next_cursor"].as_str() {
             Some(c) => cursor = Some(c.to_owned()),
             None => break,
         }
     }
-    seen.sort();
-    seen.dedup();
-    assert_eq!(seen.len(), 5);
+    assert_eq!(seen, expected, "every tick once, in order");
+    assert_eq!(pages, 3);
     api.get(
         &format!("/api/v1/websites/{site}/ticks?cursor=garbage"),
         Some(&key),
@@ -854,33 +867,55 @@ async fn validators_rounds_eons_and_merkle_proofs() {
     ));
     api.sql("INSERT INTO eons (number, first_round, last_round) VALUES (1, 1, 2), (2, 3, 4)");
 
-    // A real tree over three leaves; the API must return a proof that verifies.
-    let leaves: Vec<[u8; 32]> = vec![[1u8; 32], [2u8; 32], [3u8; 32]];
+    // Eon 1: a small tree. Eon 2: a real tree of 4,100 leaves where validator a's
+    // leaf (its address and cumulative) sits at index 4,097, past the first
+    // 4,096-hash chunk of every layer it is cut from.
+    let small = RewardTree::build(&[[1u8; 32], [2u8; 32], [3u8; 32]]);
+    let own_index = 4_097usize;
+    let leaves: Vec<[u8; 32]> = (0..4_100u64)
+        .map(|i| {
+            let (address, amount) = if i as usize == own_index {
+                (
+                    overlaps_shared::eth::Address::from_slice(&hex::decode(payout).unwrap()),
+                    overlaps_shared::eth::U256::from_dec_str("123456789012345678901234567900")
+                        .unwrap(),
+                )
+            } else {
+                (
+                    overlaps_shared::eth::Address::from_low_u64_be(i + 1),
+                    overlaps_shared::eth::U256::from(i + 1),
+                )
+            };
+            merkle::leaf_hash(address, amount)
+        })
+        .collect();
     let tree = RewardTree::build(&leaves);
     let root = tree.root();
     api.sql(&format!(
         "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count, onchain_root, onchain_block) VALUES \
          (1, decode('{}', 'hex'), 100, 3, 1, NULL, NULL), \
-         (2, decode('{r}', 'hex'), 123456789012345678901234567900, 3, 1, decode('{r}', 'hex'), 77)",
+         (2, decode('{r}', 'hex'), 123456789012345678901234567900, 4100, 1, decode('{r}', 'hex'), 77)",
         "00".repeat(32),
         r = hex::encode(root)
     ));
     api.sql(&format!(
         "INSERT INTO merkle_leaves (eon, leaf_index, payout_address, cumulative) VALUES \
          (1, 0, decode('{payout}', 'hex'), 100), \
-         (2, 0, decode('{payout}', 'hex'), 123456789012345678901234567900); \
+         (2, {own_index}, decode('{payout}', 'hex'), 123456789012345678901234567900); \
          INSERT INTO validator_rewards (eon, validator_id, payout_address, earned, cumulative, attributed) VALUES \
          (1, {a}, decode('{payout}', 'hex'), 100, 100, 100), \
          (2, {a}, decode('{payout}', 'hex'), 123456789012345678901234567800, 123456789012345678901234567900, 123456789012345678901234567900), \
          (2, {b}, NULL, 5, 5, 0)",
     ));
     // The tree's layers, as accounting stores them: the API cuts proofs from them.
-    for (layer, chunk, hashes) in tree.chunks() {
-        api.sql(&format!(
-            "INSERT INTO merkle_nodes (eon, layer, chunk, hashes) VALUES \
-             (1, {layer}, {chunk}, decode('{h}', 'hex')), (2, {layer}, {chunk}, decode('{h}', 'hex'))",
-            h = hex::encode(&hashes)
-        ));
+    for (eon, layers) in [(1, &small), (2, &tree)] {
+        for (layer, chunk, hashes) in layers.chunks() {
+            api.sql(&format!(
+                "INSERT INTO merkle_nodes (eon, layer, chunk, hashes) VALUES \
+                 ({eon}, {layer}, {chunk}, decode('{h}', 'hex'))",
+                h = hex::encode(&hashes)
+            ));
+        }
     }
     api.sql(&format!(
         "INSERT INTO chain_blocks (number, hash, parent_hash, timestamp) VALUES (77, decode(repeat('77', 32), 'hex'), decode(repeat('76', 32), 'hex'), now()); \
@@ -1000,14 +1035,35 @@ async fn validators_rounds_eons_and_merkle_proofs() {
         .iter()
         .map(decode)
         .collect();
-    assert_eq!(hashes.len(), 2);
     assert!(merkle::verify_proof(
         decode(&proof["root"]),
         decode(&proof["leaf"]),
         &hashes
     ));
-    assert_eq!(decode(&proof["leaf"]), leaves[0]);
-    assert_eq!(hashes, tree.proof(0));
+    // The served leaf is the one its served address and amount make (recomputed
+    // here: keccak256(keccak256(abi.encode(address, uint256)))), not just any leaf
+    // of the tree, and its proof is cut from the second chunk of the leaf layer.
+    let mut encoded = [0u8; 64];
+    encoded[12..32].copy_from_slice(
+        &hex::decode(
+            proof["payout_address"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches("0x"),
+        )
+        .unwrap(),
+    );
+    overlaps_shared::eth::U256::from_dec_str(proof["cumulative"].as_str().unwrap())
+        .unwrap()
+        .to_big_endian(&mut encoded[32..]);
+    let inner = overlaps_shared::eth::keccak256(encoded);
+    assert_eq!(
+        decode(&proof["leaf"]),
+        overlaps_shared::eth::keccak256(inner)
+    );
+    assert_eq!(decode(&proof["leaf"]), leaves[own_index]);
+    assert_eq!(hashes, tree.proof(own_index));
+    assert_eq!(hashes[0], leaves[own_index ^ 1], "the sibling in chunk 1");
     let first = api
         .get(&format!("/api/v1/validators/{a}/proof?eon=1"), None)
         .await;
@@ -1045,7 +1101,7 @@ async fn validators_rounds_eons_and_merkle_proofs() {
     assert_eq!(eon["root"], format!("0x{}", hex::encode(root)));
     assert_eq!(eon["onchain_root"], eon["root"]);
     assert_eq!(eon["onchain_block"], 77);
-    assert_eq!(eon["leaf_count"], 3);
+    assert_eq!(eon["leaf_count"], 4_100);
     assert_eq!(eon["excluded_count"], 1);
     assert_eq!(eon["transaction"]["state"], "confirmed");
     assert_eq!(eon["transaction"]["nonce"], 4);

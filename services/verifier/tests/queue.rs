@@ -65,6 +65,36 @@ async fn a_submit_root_job_is_sent_to_the_contract() -> Result<(), Box<dyn std::
         verifier.output().join("\n")
     );
     assert_eq!(attempts::table.count().get_result::<i64>(&mut conn)?, 1);
+
+    // The job itself was consumed (not only the root sent by some other path): the
+    // one task pushed left the queue for a verifier worker's in-flight set (results
+    // are not persisted, so a handled task is never moved to `:done`), and nothing
+    // is left waiting.
+    let queue_key = jobs::queue_name(redis.keys(), <SubmitRoot as jobs::Job>::QUEUE);
+    let mut keys = redis.connect().await?;
+    let tasks: Vec<String> = redis::cmd("HKEYS")
+        .arg(format!("{queue_key}:data"))
+        .query_async(&mut keys)
+        .await?;
+    assert_eq!(tasks.len(), 1, "one job pushed");
+    let inflight: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{queue_key}:inflight:submit-root-*"))
+        .query_async(&mut keys)
+        .await?;
+    assert_eq!(inflight.len(), 1, "one verifier worker: {inflight:?}");
+    let taken: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(&inflight[0])
+        .query_async(&mut keys)
+        .await?;
+    assert_eq!(taken, tasks, "the verifier's worker took the pushed job");
+    let (active, scheduled): (i64, i64) = redis::pipe()
+        .cmd("LLEN")
+        .arg(format!("{queue_key}:active"))
+        .cmd("ZCARD")
+        .arg(format!("{queue_key}:scheduled"))
+        .query_async(&mut keys)
+        .await?;
+    assert_eq!((active, scheduled), (0, 0));
     let _ = verifier.terminate(Duration::from_secs(5));
     Ok(())
 }

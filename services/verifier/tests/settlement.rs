@@ -399,11 +399,13 @@ async fn two_verifiers_take_consecutive_nonces_and_lost_jobs_are_swept_up() -> T
         world.verifier(policy(3), 1).await?,
         world.verifier(policy(3), 1).await?,
     );
-    let (first, second) = tokio::join!(a.submit_root(1), b.submit_root(2));
-    first?;
-    second?;
-    // Whoever came first, eon 1 has the lower nonce: the contract refuses going back.
+    // The later eon's job runs first, to completion: eon 1 must still get the
+    // lower nonce (the contract refuses going back), and its own job, run after,
+    // repeats nothing.
+    b.submit_root(2).await?;
+    a.submit_root(1).await?;
     let rows = world.tx_rows()?;
+    assert_eq!(rows.len(), 2, "{rows:?}");
     let nonce_of = |tag: &str| rows.iter().find(|r| r.0 == tag).and_then(|r| r.1);
     assert_eq!(nonce_of("commit_root:1"), Some(2), "{rows:?}");
     assert_eq!(nonce_of("commit_root:2"), Some(3), "{rows:?}");
