@@ -15,7 +15,7 @@ mod redis;
 
 pub use chain::{GUARDIAN_KEY, TEST_CHALLENGE_BLOCKS, TestChain, anvil_path};
 pub use db::{TestDatabase, base_config};
-pub use http::{HttpSink, HttpTarget, SinkRequest, SmtpSink};
+pub use http::{HttpSink, HttpTarget, SinkRequest, SmtpSink, read_request_head};
 pub use process::{
     ServiceProcess, ValidatorKeyFile, assert_refuses_config, assert_starts_and_stops, free_port,
     install_tls_provider, poll_until, service_env, spawn_ready, wait_until, workspace_binary,

@@ -182,9 +182,10 @@ async fn closed_signup_admits_only_operators_and_the_cli_makes_operator_keys() {
     let promoted = promote(&["--revoke-owner-keys"]);
     assert!(
         promoted.status.success(),
-        "{:?}: {}",
+        "{:?}: {} {}",
         promoted.status,
-        String::from_utf8_lossy(&promoted.stderr)
+        String::from_utf8_lossy(&promoted.stderr),
+        String::from_utf8_lossy(&promoted.stdout)
     );
     assert!(String::from_utf8_lossy(&promoted.stderr).contains("revoked 1 owner API key"));
     let operator_key = String::from_utf8(promoted.stdout)

@@ -22,10 +22,28 @@ impl std::fmt::Debug for HttpTarget {
     }
 }
 
+/// Reads an HTTP request's head (at most 8 KiB) from `stream`; `None` when the
+/// peer goes away first.
+pub async fn read_request_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = vec![0u8; 8192];
+    let mut read = 0;
+    while read < buf.len() {
+        match stream.read(&mut buf[read..]).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => read += n,
+        }
+        if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+    }
+    Some(String::from_utf8_lossy(&buf[..read]).into_owned())
+}
+
 impl HttpTarget {
     /// Starts serving on a free port of 127.0.0.1.
     pub async fn start(status: u16, body: &str) -> Result<Self> {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let state = std::sync::Arc::new(std::sync::Mutex::new((status, body.to_owned())));
@@ -36,17 +54,9 @@ impl HttpTarget {
                 let shared = shared.clone();
                 let counter = counter.clone();
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let mut read = 0;
-                    // Read the request head; the body of a GET/HEAD is empty.
-                    while read < buf.len() {
-                        match stream.read(&mut buf[read..]).await {
-                            Ok(0) | Err(_) => return,
-                            Ok(n) => read += n,
-                        }
-                        if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                            break;
-                        }
+                    // The body of a GET/HEAD is empty: the head is the request.
+                    if read_request_head(&mut stream).await.is_none() {
+                        return;
                     }
                     counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let (status, body) = shared

@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use overlaps_shared::eth::{self, Address, DEV_PRIVATE_KEYS, U256};
 use overlaps_shared::merkle::{RewardTree, leaf_hash};
-use overlaps_shared::testing::{ServiceProcess, TestChain};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use overlaps_shared::testing::{ServiceProcess, TestChain, read_request_head};
+use tokio::io::AsyncWriteExt;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_validator");
 
@@ -24,18 +24,9 @@ pub async fn serve(routes: HashMap<String, serde_json::Value>) -> std::io::Resul
         while let Ok((mut stream, _)) = listener.accept().await {
             let routes = Arc::clone(&routes);
             tokio::spawn(async move {
-                let mut buf = vec![0u8; 8192];
-                let mut read = 0;
-                while read < buf.len() {
-                    match stream.read(&mut buf[read..]).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => read += n,
-                    }
-                    if buf[..read].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
-                }
-                let head = String::from_utf8_lossy(&buf[..read]);
+                let Some(head) = read_request_head(&mut stream).await else {
+                    return;
+                };
                 let path = head.split_whitespace().nth(1).unwrap_or_default();
                 let (status, body) = match routes.get(path) {
                     Some(body) => (200, body.to_string()),
