@@ -163,12 +163,32 @@ impl Verifier {
             })
             .await?;
         for before in earlier {
-            if self.submit_one(before).await?.is_none() {
-                tracing::warn!(before, "an earlier eon cannot be sent yet; this one waits");
+            // Another verifier may be driving that commitment and not have taken its
+            // nonce yet (`advance` then only reports its state): this eon must wait
+            // until it has one, or it could take the lower nonce.
+            if self.submit_one(before).await?.is_none() || !self.numbered(before).await? {
+                tracing::warn!(before, "an earlier eon has no nonce yet; this one waits");
                 return Ok(None);
             }
         }
         self.submit_one(eon).await
+    }
+
+    /// Whether eon `eon`'s commitment has its nonce (or has failed for good).
+    async fn numbered(&self, eon: i64) -> Result<bool, TxError> {
+        let tag = commit_tag(eon);
+        Ok(self
+            .infra
+            .db
+            .run(move |conn| {
+                Ok(diesel::select(diesel::dsl::exists(
+                    txs::table
+                        .filter(txs::tag.eq(&tag))
+                        .filter(txs::nonce.is_not_null().or(txs::state.eq("failed"))),
+                ))
+                .get_result::<bool>(conn)?)
+            })
+            .await?)
     }
 
     #[tracing::instrument(skip(self))]

@@ -422,6 +422,55 @@ async fn two_verifiers_take_consecutive_nonces_and_lost_jobs_are_swept_up() -> T
 }
 
 #[tokio::test]
+async fn a_later_eon_waits_while_another_verifier_has_not_numbered_the_earlier_one() -> TestResult {
+    let world = World::new(1_000_000, false).await?;
+    let root = world.insert_root(1, 900)?;
+    world.insert_root(2, 1_200)?;
+    // Another verifier has queued eon 1's commitment and is driving it (it holds
+    // the transaction's lock) but has not taken its nonce yet.
+    let client = std::sync::Arc::new(eth::read_client(&world.chain.rpc_url())?);
+    let data = eth::commit_root_calldata(
+        &eth::rewards(world.contract, client),
+        1,
+        root,
+        U256::from(900),
+    );
+    let from = world.chain.key(0).address();
+    let row = overlaps_verifier::txs::ensure_transaction(
+        &mut world.db.connect()?,
+        "commit_root:1",
+        from,
+        world.contract,
+        &data,
+    )?;
+    let other = overlaps_shared::mutex::RedisMutex::new(
+        world.redis.connect().await?,
+        world.redis.keys(),
+        &format!("verifier:tx:{}", row.id),
+        std::time::Duration::from_secs(30),
+    );
+    let held = other.try_lock().await?.ok_or("the lock was free")?;
+
+    // Eon 2 must not take a nonce meanwhile: it would be below eon 1's, and the
+    // contract would then refuse eon 1 as older than the latest.
+    let verifier = world.verifier(policy(3), 1).await?;
+    assert_eq!(verifier.submit_root(2).await?, None);
+    assert_eq!(
+        world.tx_rows()?,
+        vec![("commit_root:1".into(), None, "pending".into())]
+    );
+
+    // Once the other verifier is gone, eon 1 goes first and eon 2 after it.
+    held.release().await?;
+    verifier.submit_root(2).await?;
+    let rows = world.tx_rows()?;
+    let nonce_of = |tag: &str| rows.iter().find(|r| r.0 == tag).and_then(|r| r.1);
+    assert_eq!(nonce_of("commit_root:1"), Some(2), "{rows:?}");
+    assert_eq!(nonce_of("commit_root:2"), Some(3), "{rows:?}");
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_root_the_contract_cannot_pay_alerts_and_waits_for_funds() -> TestResult {
     let world = World::new(100, false).await?;
     world.insert_root(1, 900)?;
