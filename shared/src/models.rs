@@ -223,6 +223,13 @@ pub struct SeedChain {
     pub committed_at: DateTime<Utc>,
 }
 
+impl SeedChain {
+    /// Whether round `round` reveals a link of this chain.
+    pub fn covers(&self, round: i64) -> bool {
+        self.first_round <= round && round < self.first_round + i64::from(self.rounds)
+    }
+}
+
 /// One validator asked to check one website in one round.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = check_assignments, check_for_backend(diesel::pg::Pg))]

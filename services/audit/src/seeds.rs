@@ -7,7 +7,9 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Bytea, Int4, Nullable, Timestamptz};
+use diesel::sql_types::{BigInt, Bytea, Nullable, Timestamptz};
+use overlaps_shared::models::SeedChain;
+use overlaps_shared::schema::seed_chains;
 use overlaps_shared::selection;
 use serde_json::json;
 
@@ -26,21 +28,6 @@ struct SeedRow {
     /// The results hash of `seed_results_round` (old rule only).
     #[diesel(sql_type = Nullable<Bytea>)]
     seed_results_hash: Option<Vec<u8>>,
-}
-
-/// The public part of a seed chain (the audit never reads anchors).
-#[derive(QueryableByName)]
-struct ChainRow {
-    #[diesel(sql_type = BigInt)]
-    epoch: i64,
-    #[diesel(sql_type = BigInt)]
-    first_round: i64,
-    #[diesel(sql_type = Int4)]
-    rounds: i32,
-    #[diesel(sql_type = Bytea)]
-    tip: Vec<u8>,
-    #[diesel(sql_type = Timestamptz)]
-    committed_at: DateTime<Utc>,
 }
 
 #[derive(QueryableByName)]
@@ -81,17 +68,13 @@ pub fn check_seeds(
     .into_iter()
     .map(|r| (r.number, r))
     .collect();
-    let chains: Vec<ChainRow> = diesel::sql_query(
-        "SELECT epoch, first_round, rounds, tip, committed_at FROM seed_chains \
-         WHERE first_round <= $1 ORDER BY epoch",
-    )
-    .bind::<BigInt, _>(last_round)
-    .load(conn)?;
-    let chain_of = |number: i64| {
-        chains
-            .iter()
-            .find(|c| c.first_round <= number && number < c.first_round + i64::from(c.rounds))
-    };
+    // The public model: the audit never reads anchors.
+    let chains: Vec<SeedChain> = seed_chains::table
+        .filter(seed_chains::first_round.le(last_round))
+        .order(seed_chains::epoch)
+        .select(SeedChain::as_select())
+        .load(conn)?;
+    let chain_of = |number: i64| chains.iter().find(|c| c.covers(number));
     let mut epochs_used = std::collections::BTreeSet::new();
     for number in first_round..=last_round {
         let Some(round) = rounds.get(&number) else {
@@ -215,7 +198,7 @@ fn check_legacy_seed(
 /// opened, and (from the second epoch on) before the previous epoch's first round.
 fn check_commitments(
     conn: &mut PgConnection,
-    chains: &[ChainRow],
+    chains: &[SeedChain],
     epochs: &std::collections::BTreeSet<i64>,
     report: &mut AuditReport,
 ) -> Result<(), AuditError> {

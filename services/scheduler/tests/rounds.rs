@@ -13,7 +13,9 @@ use overlaps_scheduler::canaries::CanaryPolicy;
 use overlaps_scheduler::rounds::{
     self, RoundRules, mark_close_enqueued, next_opening, rounds_to_close,
 };
+use overlaps_shared::models::SeedChain;
 use overlaps_shared::presence::OnlineValidator;
+use overlaps_shared::schema::seed_chains;
 use overlaps_shared::selection::{self, Candidate};
 use overlaps_shared::testing::TestDatabase;
 
@@ -173,37 +175,17 @@ fn rederive(
         .collect()
 }
 
-/// A seed chain as anyone sees it: every public column, never the anchor.
-#[derive(QueryableByName, Debug, Clone, PartialEq)]
-struct PublicChain {
-    #[diesel(sql_type = BigInt)]
-    epoch: i64,
-    #[diesel(sql_type = BigInt)]
-    first_round: i64,
-    #[diesel(sql_type = Int4)]
-    rounds: i32,
-    #[diesel(sql_type = Bytea)]
-    tip: Vec<u8>,
-    #[diesel(sql_type = Timestamptz)]
-    committed_at: DateTime<Utc>,
+/// A seed chain's tip as anyone sees it (the shared model never holds the anchor).
+fn tip(chain: &SeedChain) -> [u8; 32] {
+    chain.tip.as_slice().try_into().unwrap()
 }
 
-impl PublicChain {
-    fn tip(&self) -> [u8; 32] {
-        self.tip.as_slice().try_into().unwrap()
-    }
-
-    fn covers(&self, round: i64) -> bool {
-        self.first_round <= round && round < self.first_round + i64::from(self.rounds)
-    }
-}
-
-fn public_chains(conn: &mut PgConnection) -> Vec<PublicChain> {
-    diesel::sql_query(
-        "SELECT epoch, first_round, rounds, tip, committed_at FROM seed_chains ORDER BY epoch",
-    )
-    .load::<PublicChain>(conn)
-    .unwrap()
+fn public_chains(conn: &mut PgConnection) -> Vec<SeedChain> {
+    seed_chains::table
+        .order(seed_chains::epoch)
+        .select(SeedChain::as_select())
+        .load(conn)
+        .unwrap()
 }
 
 fn reveal(conn: &mut PgConnection, number: i64) -> [u8; 32] {
@@ -260,7 +242,7 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
     );
     assert_eq!(
         selection::seed_chain_step(&first.seed_reveal),
-        chains[0].tip()
+        tip(&chains[0])
     );
     assert_eq!(
         first.seed,
@@ -442,7 +424,7 @@ fn every_seed_rederives_from_public_data_only() {
         let chain = chains.iter().find(|c| c.covers(number)).unwrap();
         let reveal = reveal(&mut conn, number);
         let link = if number == chain.first_round {
-            chain.tip()
+            tip(chain)
         } else {
             previous_reveal
         };
@@ -587,7 +569,7 @@ fn a_validator_cannot_compute_the_next_reveal_from_anything_public() {
             public.push(seed_of(&mut conn, number));
             public.push(reveal(&mut conn, number));
         }
-        public.extend(public_chains(&mut conn).iter().map(PublicChain::tip));
+        public.extend(public_chains(&mut conn).iter().map(tip));
         let previous_seed = seed_of(&mut conn, already_open);
 
         let opened = open_round(&mut conn, at(30 * already_open), LENGTH, HUB, CHAIN, &[]).unwrap();
@@ -640,7 +622,7 @@ fn the_first_round_after_upgrading_starts_the_chain_and_old_rounds_keep_the_old_
         selection::verify_round_seed(
             &legacy_two,
             &third.seed_reveal,
-            &chains[0].tip(),
+            &tip(&chains[0]),
             &third.seed
         ),
         Ok(())
