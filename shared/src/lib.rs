@@ -9,6 +9,7 @@ pub mod dev_values;
 pub mod error;
 pub mod eth;
 pub mod hash_chain;
+pub mod html;
 pub mod jobs;
 pub mod ledger;
 pub mod merkle;

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use overlaps_shared::html::escape;
 use overlaps_shared::redact::strip_urls;
 use overlaps_shared::ssrf;
 use serde::{Deserialize, Serialize};
@@ -313,14 +314,6 @@ impl Sender {
             }
         })
     }
-}
-
-/// Minimal HTML escaping for values put into the e-mail's HTML part.
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
