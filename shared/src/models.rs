@@ -146,6 +146,11 @@ pub struct AlertChannel {
     pub confirmation_expires_at: Option<DateTime<Utc>>,
 }
 
+/// The outbox kind of the message asking an e-mail address to confirm its
+/// channel: the server queues it, accounting delivers it and nothing else to an
+/// unconfirmed address.
+pub const CHANNEL_CONFIRMATION: &str = "channel_confirmation";
+
 /// A validator, identified by its Ed25519 public key.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = validators, check_for_backend(diesel::pg::Pg))]

@@ -7,6 +7,7 @@ use std::time::Duration;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use overlaps_shared::html::escape;
+use overlaps_shared::models::CHANNEL_CONFIRMATION;
 use overlaps_shared::redact::strip_urls;
 use overlaps_shared::ssrf;
 use serde::{Deserialize, Serialize};
@@ -62,7 +63,7 @@ impl Alert {
             "incident_resolved" => format!("RECOVERED: {site} is up again"),
             "tls_expiring" => format!("TLS certificate of {site} expires soon"),
             "test" => "Overlaps test alert: this channel works".to_owned(),
-            "channel_confirmation" => "Confirm Overlaps alerts to this address".to_owned(),
+            CHANNEL_CONFIRMATION => "Confirm Overlaps alerts to this address".to_owned(),
             _ => format!(
                 "Overlaps operator alert: {}",
                 self.cause.as_deref().unwrap_or("see the hub's logs")

@@ -8,13 +8,12 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Int4, Jsonb, Nullable, Text, Timestamptz};
 
+use overlaps_shared::models::CHANNEL_CONFIRMATION;
+
 use self::channels::{Alert, DeliveryError, Sender};
 
 /// Delivery attempts before an alert is given up.
 pub const MAX_ATTEMPTS: i32 = 6;
-
-/// The outbox kind of the message asking an e-mail address to confirm a channel.
-pub const CONFIRMATION: &str = "channel_confirmation";
 
 /// What became of one outbox row.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,7 +99,7 @@ pub async fn deliver(
         confirmation_token: None,
     });
     alert.kind = claimed.alert_kind.clone();
-    let confirming = claimed.alert_kind == CONFIRMATION;
+    let confirming = claimed.alert_kind == CHANNEL_CONFIRMATION;
     // An address that has not agreed receives its confirmation request and
     // nothing else; a request for an address that has agreed is moot. Neither is a
     // delivery failure the operator needs to hear of.

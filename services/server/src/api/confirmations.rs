@@ -6,8 +6,8 @@
 //! SHA-256 is stored. The link opens a page with a Confirm button: the POST that
 //! button sends confirms, so a mail scanner that follows links confirms nothing.
 //! Until then the channel receives nothing else. So that nobody can use the hub to
-//! mail strangers, an account may have only `EMAIL_CONFIRMATION_MAX_PENDING`
-//! channels awaiting confirmation and send only `EMAIL_CONFIRMATIONS_PER_HOUR`
+//! mail strangers, an account may have only `EMAIL_CHANNEL_CONFIRMATION_MAX_PENDING`
+//! channels awaiting confirmation and send only `EMAIL_CHANNEL_CONFIRMATIONS_PER_HOUR`
 //! confirmation messages an hour (creating and deleting channels does not reset it).
 
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use overlaps_shared::html::escape;
 use overlaps_shared::jobs::{self, SendAlert};
+use overlaps_shared::models::CHANNEL_CONFIRMATION;
 use overlaps_shared::schema::{alert_channels, alert_outbox};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -31,9 +32,6 @@ use crate::hub::Hub;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(confirmation_page).service(confirm);
 }
-
-/// The outbox kind of a confirmation request (accounting delivers it).
-const CONFIRMATION: &str = "channel_confirmation";
 
 fn token_hash(token: &str) -> Vec<u8> {
     Sha256::digest(token.as_bytes()).to_vec()
@@ -79,11 +77,13 @@ pub fn request(
     Ok(diesel::insert_into(alert_outbox::table)
         .values((
             alert_outbox::channel_id.eq(channel),
-            alert_outbox::kind.eq(CONFIRMATION),
-            alert_outbox::dedup_key
-                .eq(format!("{CONFIRMATION}:{channel}:{}", uuid::Uuid::new_v4())),
+            alert_outbox::kind.eq(CHANNEL_CONFIRMATION),
+            alert_outbox::dedup_key.eq(format!(
+                "{CHANNEL_CONFIRMATION}:{channel}:{}",
+                uuid::Uuid::new_v4()
+            )),
             alert_outbox::payload.eq(serde_json::json!({
-                "kind": CONFIRMATION,
+                "kind": CHANNEL_CONFIRMATION,
                 "confirmation_token": token,
                 "at": now.to_rfc3339(),
             })),
