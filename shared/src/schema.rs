@@ -360,6 +360,26 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    validator_stakes (public_key) {
+        public_key -> Bytea,
+        staker -> Bytea,
+        amount -> Numeric,
+        unbonding_until -> Nullable<Timestamptz>,
+        block_number -> Int8,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    validator_allowlist (public_key) {
+        public_key -> Bytea,
+        note -> Text,
+        added_by -> Nullable<Int8>,
+        added_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(websites -> users (owner_id));
 diesel::joinable!(alert_channels -> users (owner_id));
@@ -414,4 +434,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     canary_chains,
     canary_assignments,
     target_host_checks,
+    validator_stakes,
+    validator_allowlist,
 );

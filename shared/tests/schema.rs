@@ -248,6 +248,8 @@ fn every_table_in_schema_rs_matches_the_database() {
         target_host_checks,
         canary_chains,
         canary_assignments,
+        validator_stakes,
+        validator_allowlist,
     );
     // Every table of the database is checked, and each once.
     let checked_set: BTreeSet<String> = checked.iter().cloned().collect();
