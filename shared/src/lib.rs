@@ -2,6 +2,7 @@
 //! schema, models and pool, the Redis key space and mutex, the job queue types and
 //! the one error type.
 
+pub mod admission;
 pub mod canary;
 pub mod config;
 pub mod db;
@@ -16,6 +17,7 @@ pub mod merkle;
 pub mod models;
 pub mod money;
 pub mod mutex;
+pub mod network;
 pub mod operator_alert;
 pub mod presence;
 pub mod protocol;

@@ -2,8 +2,10 @@
 //!
 //! A sorted set holds each online validator with the instant its presence expires
 //! (refreshed by the server holding its socket at every heartbeat); a hash maps it
-//! to that server instance. A crashed server's validators drop out by themselves
-//! after one TTL, so the scheduler never assigns work to a socket nobody holds.
+//! to that server instance, another to the network it connects from
+//! ([`crate::network::network_of`]). A crashed server's validators drop out by
+//! themselves after one TTL, so the scheduler never assigns work to a socket nobody
+//! holds.
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use crate::redis_keys::KeyPrefix;
 const WITHDRAW: &str = r"
 if redis.call('HGET', KEYS[2], ARGV[1]) == ARGV[2] then
     redis.call('HDEL', KEYS[2], ARGV[1])
+    redis.call('HDEL', KEYS[3], ARGV[1])
     redis.call('ZREM', KEYS[1], ARGV[1])
     return 1
 end
@@ -27,6 +30,7 @@ local expired = redis.call('ZRANGE', KEYS[1], '-inf', ARGV[1], 'BYSCORE')
 for _, id in ipairs(expired) do
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[2], id)
+    redis.call('HDEL', KEYS[3], id)
 end
 return #expired";
 
@@ -37,6 +41,9 @@ pub struct OnlineValidator {
     pub validator_id: i64,
     /// The server instance holding its socket.
     pub server_instance: String,
+    /// The network it connects from (`203.0.113.0/24`, `2001:db8:7::/48`); None
+    /// only for entries written before networks were recorded.
+    pub network: Option<String>,
 }
 
 /// The presence registry of one deployment.
@@ -45,6 +52,7 @@ pub struct Presence {
     conn: ConnectionManager,
     online_key: String,
     instance_key: String,
+    network_key: String,
 }
 
 impl std::fmt::Debug for Presence {
@@ -66,11 +74,18 @@ impl Presence {
             conn,
             online_key: keys.key("presence:online"),
             instance_key: keys.key("presence:instance"),
+            network_key: keys.key("presence:network"),
         }
     }
 
-    /// Marks `validator_id` online on `instance` for `ttl`.
-    pub async fn announce(&self, validator_id: i64, instance: &str, ttl: Duration) -> Result<()> {
+    /// Marks `validator_id` online on `instance`, connected from `network`, for `ttl`.
+    pub async fn announce(
+        &self,
+        validator_id: i64,
+        instance: &str,
+        network: &str,
+        ttl: Duration,
+    ) -> Result<()> {
         let expires = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
         let mut conn = self.conn.clone();
         redis::pipe()
@@ -78,6 +93,8 @@ impl Presence {
             .zadd(&self.online_key, validator_id, expires)
             .ignore()
             .hset(&self.instance_key, validator_id, instance)
+            .ignore()
+            .hset(&self.network_key, validator_id, network)
             .ignore()
             .query_async::<()>(&mut conn)
             .await?;
@@ -90,6 +107,7 @@ impl Presence {
         let removed: i64 = redis::Script::new(WITHDRAW)
             .key(&self.online_key)
             .key(&self.instance_key)
+            .key(&self.network_key)
             .arg(validator_id)
             .arg(instance)
             .invoke_async(&mut conn)
@@ -104,6 +122,7 @@ impl Presence {
         let _pruned: i64 = redis::Script::new(PRUNE)
             .key(&self.online_key)
             .key(&self.instance_key)
+            .key(&self.network_key)
             .arg(now_ms())
             .invoke_async(&mut conn)
             .await?;
@@ -122,13 +141,20 @@ impl Presence {
             .arg(&ids)
             .query_async(&mut conn)
             .await?;
+        let networks: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(&self.network_key)
+            .arg(&ids)
+            .query_async(&mut conn)
+            .await?;
         let mut online: Vec<OnlineValidator> = ids
             .into_iter()
             .zip(instances)
-            .filter_map(|(validator_id, instance)| {
+            .zip(networks)
+            .filter_map(|((validator_id, instance), network)| {
                 instance.map(|server_instance| OnlineValidator {
                     validator_id,
                     server_instance,
+                    network,
                 })
             })
             .collect();

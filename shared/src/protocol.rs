@@ -306,6 +306,10 @@ pub enum ErrorCode {
     TooManyConnections,
     /// The hub could not store the result; resend it later.
     Unavailable,
+    /// Signed up, but the key is not admitted to selection (no stake counted, or
+    /// not on the allowlist): the connection stays and gets no assignments until
+    /// the key is admitted.
+    NotAdmitted,
 }
 
 #[cfg(test)]

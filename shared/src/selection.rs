@@ -19,7 +19,12 @@
 //!   those rounds can still be verified.
 //! - For a site, a ChaCha20 generator is seeded with `keccak256(round seed ||
 //!   website id)` and draws validators by Walker's alias method (`rand_distr`'s
-//!   `WeightedAliasIndex`), weighted by reputation, until `quorum` distinct ones.
+//!   `WeightedAliasIndex`), weighted by selection weight
+//!   ([`crate::admission`]), until `quorum` distinct ones. No two chosen validators
+//!   share a network ([`crate::network`]): a draw that repeats a validator or a
+//!   network rebuilds the table without the chosen validators and every candidate
+//!   of their networks. Candidates with no recorded network (rounds opened before
+//!   networks were recorded) never clash.
 
 use rand::SeedableRng;
 use rand::distr::Distribution;
@@ -114,33 +119,45 @@ pub fn verify_round_seed(
     Ok(())
 }
 
-/// A validator that can be chosen, with its selection weight (reputation).
+/// A validator that can be chosen, with its selection weight and network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Candidate {
+pub struct Candidate<'a> {
     /// The validator.
     pub validator_id: i64,
     /// Relative chance of being chosen; 0 never is.
     pub weight: u32,
+    /// The network it connects from; two of one network never share a quorum.
+    pub network: Option<&'a str>,
 }
 
-/// Chooses up to `quorum` distinct validators for `website_id` in the round with
-/// `round_seed`. Candidates are taken in validator-id order, so callers cannot
-/// change the outcome by listing them differently. Fewer than `quorum` eligible
-/// candidates gives all of them.
+impl Candidate<'_> {
+    fn clashes(&self, chosen: &[i64], networks: &[&str]) -> bool {
+        chosen.contains(&self.validator_id) || self.network.is_some_and(|n| networks.contains(&n))
+    }
+}
+
+/// Chooses up to `quorum` distinct validators of distinct networks for
+/// `website_id` in the round with `round_seed`. Candidates are taken in
+/// validator-id order, so callers cannot change the outcome by listing them
+/// differently. When fewer than `quorum` can be chosen (too few candidates or too
+/// few networks), the result is shorter: the round is degraded.
 pub fn choose_validators(
     round_seed: &[u8; 32],
     website_id: i64,
-    candidates: &[Candidate],
+    candidates: &[Candidate<'_>],
     quorum: usize,
 ) -> Vec<i64> {
-    let mut pool: Vec<Candidate> = candidates
+    let mut pool: Vec<Candidate<'_>> = candidates
         .iter()
         .copied()
         .filter(|c| c.weight > 0)
         .collect();
     pool.sort_by_key(|c| c.validator_id);
     pool.dedup_by_key(|c| c.validator_id);
-    if pool.len() <= quorum {
+    let mut networks: Vec<&str> = pool.iter().filter_map(|c| c.network).collect();
+    networks.sort_unstable();
+    let networks_distinct = networks.windows(2).all(|w| w[0] != w[1]);
+    if pool.len() <= quorum && networks_distinct {
         return pool.iter().map(|c| c.validator_id).collect();
     }
     let mut hasher = Keccak256::new();
@@ -148,27 +165,81 @@ pub fn choose_validators(
     hasher.update(website_id.to_be_bytes());
     let mut rng = ChaCha20Rng::from_seed(hasher.finalize().into());
     let mut chosen = Vec::with_capacity(quorum);
-    // Draw from the alias table; when a draw repeats, rebuild the table without
-    // the validators already chosen (sampling without replacement).
+    let mut taken: Vec<&str> = Vec::with_capacity(quorum);
+    // Draw from the alias table; when a draw repeats a validator or a network,
+    // rebuild the table without them (sampling without replacement).
     while chosen.len() < quorum {
         let weights: Vec<u32> = pool.iter().map(|c| c.weight).collect();
         let Ok(table) = WeightedAliasIndex::new(weights) else {
             break;
         };
         loop {
-            let picked = pool[table.sample(&mut rng)].validator_id;
-            if !chosen.contains(&picked) {
-                chosen.push(picked);
+            let picked = pool[table.sample(&mut rng)];
+            if !picked.clashes(&chosen, &taken) {
+                chosen.push(picked.validator_id);
+                taken.extend(picked.network);
                 if chosen.len() == quorum {
                     break;
                 }
                 continue;
             }
-            pool.retain(|c| !chosen.contains(&c.validator_id));
+            pool.retain(|c| !c.clashes(&chosen, &taken));
             break;
         }
     }
     chosen
+}
+
+/// A candidate as a round records it: `[validator_id, weight, network]` (rounds
+/// opened before networks were recorded have `[validator_id, weight]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedCandidate {
+    /// The validator.
+    pub validator_id: i64,
+    /// Its selection weight in that round.
+    pub weight: u32,
+    /// Its network then, if recorded.
+    pub network: Option<String>,
+}
+
+impl RecordedCandidate {
+    /// As a [`Candidate`] for [`choose_validators`].
+    pub fn as_candidate(&self) -> Candidate<'_> {
+        Candidate {
+            validator_id: self.validator_id,
+            weight: self.weight,
+            network: self.network.as_deref(),
+        }
+    }
+
+    /// The JSON a round stores.
+    pub fn to_json(&self) -> serde_json::Value {
+        match &self.network {
+            Some(network) => serde_json::json!([self.validator_id, self.weight, network]),
+            None => serde_json::json!([self.validator_id, self.weight]),
+        }
+    }
+
+    /// Reads a round's `candidates`; None if it is not the recorded shape.
+    pub fn parse_all(json: &serde_json::Value) -> Option<Vec<RecordedCandidate>> {
+        json.as_array()?
+            .iter()
+            .map(|entry| {
+                let fields = entry.as_array()?;
+                if !(2..=3).contains(&fields.len()) {
+                    return None;
+                }
+                Some(RecordedCandidate {
+                    validator_id: fields[0].as_i64()?,
+                    weight: u32::try_from(fields[1].as_u64()?).ok()?,
+                    network: match fields.get(2) {
+                        None => None,
+                        Some(network) => Some(network.as_str()?.to_owned()),
+                    },
+                })
+            })
+            .collect()
+    }
 }
 
 /// Domain tag of the first round's seed.
@@ -207,12 +278,13 @@ pub fn due_offset(
 mod tests {
     use super::*;
 
-    fn candidates(weights: &[(i64, u32)]) -> Vec<Candidate> {
+    fn candidates(weights: &[(i64, u32)]) -> Vec<Candidate<'_>> {
         weights
             .iter()
             .map(|&(validator_id, weight)| Candidate {
                 validator_id,
                 weight,
+                network: None,
             })
             .collect()
     }
@@ -256,6 +328,70 @@ mod tests {
             assert!(!chosen.contains(&2));
         }
         assert!(choose_validators(&seed(1), 1, &[], 3).is_empty());
+    }
+
+    #[test]
+    fn two_validators_of_one_network_never_share_a_quorum() {
+        // Ten heavy validators in one /24 and four light ones, each alone.
+        let networks: Vec<String> = (0..14)
+            .map(|i| {
+                if i < 10 {
+                    "10.9.9.0/24".to_owned()
+                } else {
+                    format!("10.0.{i}.0/24")
+                }
+            })
+            .collect();
+        let pool: Vec<Candidate<'_>> = networks
+            .iter()
+            .enumerate()
+            .map(|(i, network)| Candidate {
+                validator_id: i as i64 + 1,
+                weight: if i < 10 { 10_000 } else { 100 },
+                network: Some(network),
+            })
+            .collect();
+        let mut from_the_crowd = 0;
+        for round in 0..=255u8 {
+            for site in 0..4 {
+                let chosen = choose_validators(&seed(round), site, &pool, 3);
+                assert_eq!(chosen.len(), 3);
+                let crowd = chosen.iter().filter(|&&id| id <= 10).count();
+                assert!(crowd <= 1, "round {round} site {site}: {chosen:?}");
+                from_the_crowd += crowd;
+            }
+        }
+        // The crowd still gets its one seat nearly always (it is heavy).
+        assert!(from_the_crowd > 900, "{from_the_crowd}");
+        // Too few networks for the quorum: the result is short (a degraded round).
+        let same: Vec<Candidate<'_>> = pool[..10].to_vec();
+        for round in 0..20 {
+            assert_eq!(choose_validators(&seed(round), 1, &same, 3).len(), 1);
+        }
+        // Two candidates of one network and a quorum of 3: one of them, plus the other.
+        let pair = vec![pool[0], pool[1], pool[12]];
+        let chosen = choose_validators(&seed(9), 1, &pair, 3);
+        assert_eq!(chosen.len(), 2);
+        assert!(chosen.contains(&13));
+    }
+
+    #[test]
+    fn recorded_candidates_round_trip_in_both_shapes() {
+        let json = serde_json::json!([[1, 5000, "10.0.0.0/24"], [2, 100]]);
+        let parsed = RecordedCandidate::parse_all(&json).unwrap();
+        assert_eq!(parsed[0].network.as_deref(), Some("10.0.0.0/24"));
+        assert_eq!(parsed[1].network, None);
+        let back: Vec<serde_json::Value> = parsed.iter().map(RecordedCandidate::to_json).collect();
+        assert_eq!(serde_json::Value::from(back), json);
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!([[1]]),
+            serde_json::json!([[1, -5]]),
+            serde_json::json!([[1, 5, 7]]),
+            serde_json::json!([[1, 5, "a", "b"]]),
+        ] {
+            assert!(RecordedCandidate::parse_all(&bad).is_none(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,11 +7,17 @@ use std::time::Duration;
 use overlaps_shared::presence::{OnlineValidator, Presence};
 use overlaps_shared::testing::TestRedis;
 
+/// Validator `id` on `instance`, from the network `10.0.<id>.0/24`.
 fn online(id: i64, instance: &str) -> OnlineValidator {
     OnlineValidator {
         validator_id: id,
         server_instance: instance.into(),
+        network: Some(net(id)),
     }
+}
+
+fn net(id: i64) -> String {
+    format!("10.0.{id}.0/24")
 }
 
 #[tokio::test]
@@ -19,11 +25,11 @@ async fn announced_validators_are_online_with_their_instance_until_withdrawn() {
     let redis = TestRedis::new().unwrap();
     let presence = Presence::new(redis.connect().await.unwrap(), redis.keys());
     presence
-        .announce(2, "s2", Duration::from_secs(30))
+        .announce(2, "s2", &net(2), Duration::from_secs(30))
         .await
         .unwrap();
     presence
-        .announce(1, "s1", Duration::from_secs(30))
+        .announce(1, "s1", &net(1), Duration::from_secs(30))
         .await
         .unwrap();
     assert_eq!(
@@ -33,7 +39,7 @@ async fn announced_validators_are_online_with_their_instance_until_withdrawn() {
 
     // Only the instance holding the socket can withdraw it (a reconnect elsewhere wins).
     presence
-        .announce(1, "s3", Duration::from_secs(30))
+        .announce(1, "s3", &net(1), Duration::from_secs(30))
         .await
         .unwrap();
     assert!(!presence.withdraw(1, "s1").await.unwrap());
@@ -47,11 +53,11 @@ async fn presence_expires_when_not_refreshed_and_leaves_no_keys_behind() {
     let redis = TestRedis::new().unwrap();
     let presence = Presence::new(redis.connect().await.unwrap(), redis.keys());
     presence
-        .announce(7, "dead", Duration::from_millis(200))
+        .announce(7, "dead", &net(7), Duration::from_millis(200))
         .await
         .unwrap();
     presence
-        .announce(8, "alive", Duration::from_secs(30))
+        .announce(8, "alive", &net(8), Duration::from_secs(30))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;

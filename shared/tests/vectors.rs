@@ -236,10 +236,10 @@ fn selections_and_due_times_match_an_independent_walker_alias_and_chacha20() {
     let v = committed();
     assert!(v.selection.len() >= 4);
     for s in &v.selection {
-        let candidates: Vec<(i64, u32)> = s
+        let candidates: Vec<(i64, u32, Option<String>)> = s
             .candidates
             .iter()
-            .map(|c| (c.validator_id, c.weight))
+            .map(|c| (c.validator_id, c.weight, c.network.clone()))
             .collect();
         assert_eq!(
             oracle::choose(&b32(&s.round_seed), s.website_id, &candidates, s.quorum),
@@ -247,6 +247,23 @@ fn selections_and_due_times_match_an_independent_walker_alias_and_chacha20() {
             "site {}",
             s.website_id
         );
+    }
+    // Networks were exercised: a quorum cut short by them, and none with two of one.
+    assert!(v.selection.iter().any(|s| {
+        s.candidates.iter().any(|c| c.network.is_some())
+            && s.chosen.len() < s.quorum.min(s.candidates.len())
+    }));
+    for s in v.selection.iter() {
+        let networks: Vec<&str> = s
+            .chosen
+            .iter()
+            .filter_map(|id| s.candidates.iter().find(|c| c.validator_id == *id))
+            .filter_map(|c| c.network.as_deref())
+            .collect();
+        let mut distinct = networks.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), networks.len(), "site {}", s.website_id);
     }
     // The draws exercised the alias table (more candidates than the quorum).
     assert!(

@@ -8,6 +8,7 @@ use overlaps_shared::service::ServiceConfig;
 
 use crate::canaries::{CanaryPolicy, CanaryServing};
 use crate::rounds::RoundRules;
+use overlaps_shared::admission::AdmissionPolicy;
 
 /// Everything `scheduler` reads from the environment.
 #[derive(Debug, Clone)]
@@ -38,6 +39,7 @@ impl ServiceConfig for SchedulerConfig {
                 600,
                 1..=10_000_000,
             )?,
+            admission: AdmissionPolicy::from_env(env)?,
         };
         Ok(SchedulerConfig {
             common,

@@ -5,8 +5,9 @@
 //! chain (`shared::selection`). Whenever a round of epoch `e` opens, chain `e + 1`
 //! is made sure of in the same transaction, so every chain's tip is public a whole
 //! epoch before its first round. The round stores its reveal and the candidates it
-//! drew from, so anyone can check the seed against the published tips and
-//! re-derive every assignment from public data alone.
+//! drew from — each admitted validator with its weight and network — so anyone can
+//! check the seed against the published tips and re-derive every assignment from
+//! public data alone.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -16,10 +17,11 @@ use diesel::prelude::*;
 use diesel::sql_types::{
     Array, BigInt, Bool, Bytea, Int2, Int4, Jsonb, Nullable, Text, Timestamptz,
 };
+use overlaps_shared::admission::AdmissionPolicy;
 use overlaps_shared::jobs::Dispatch;
 use overlaps_shared::operator_alert;
 use overlaps_shared::presence::OnlineValidator;
-use overlaps_shared::selection::{self, Candidate};
+use overlaps_shared::selection::{self, Candidate, RecordedCandidate};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 
@@ -40,6 +42,8 @@ pub struct RoundRules {
     /// `TARGET_HOST_MAX_CHECKS_PER_MINUTE`: checks one target host receives per
     /// minute across every account.
     pub host_checks_per_minute: u32,
+    /// Who may be selected, and with what weight.
+    pub admission: AdmissionPolicy,
 }
 
 /// A round just opened.
@@ -93,14 +97,6 @@ struct DueSite {
     quorum: i16,
     #[diesel(sql_type = Text)]
     url: String,
-}
-
-#[derive(QueryableByName)]
-struct Reputation {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = Int4)]
-    reputation: i32,
 }
 
 #[derive(QueryableByName)]
@@ -297,6 +293,35 @@ fn due_sites(
     Ok((admitted, deferred))
 }
 
+/// The online validators admitted at `now`, by id, each with its selection weight
+/// and the network it connects from: what the round records and draws from.
+pub fn admitted_candidates(
+    conn: &mut PgConnection,
+    admission: &AdmissionPolicy,
+    online: &[OnlineValidator],
+    now: DateTime<Utc>,
+) -> overlaps_shared::Result<Vec<RecordedCandidate>> {
+    let ids: Vec<i64> = online.iter().map(|v| v.validator_id).collect();
+    let network_of: HashMap<i64, Option<&str>> = online
+        .iter()
+        .map(|v| (v.validator_id, v.network.as_deref()))
+        .collect();
+    Ok(admission
+        .standings(conn, &ids, now)?
+        .into_iter()
+        .filter(|standing| standing.admitted)
+        .map(|standing| RecordedCandidate {
+            validator_id: standing.validator_id,
+            weight: standing.weight,
+            network: network_of
+                .get(&standing.validator_id)
+                .copied()
+                .flatten()
+                .map(str::to_owned),
+        })
+        .collect())
+}
+
 /// Opens the next round at `now`: its seed (committing the next epoch's seed chain
 /// when due), due sites within the per-host cap, chosen validators, assignments.
 pub fn open_round(
@@ -309,16 +334,8 @@ pub fn open_round(
     let canary_policy = &rules.canaries;
     conn.transaction(|conn| {
         let (number, seed, reveal) = seed_for(conn, &rules.hub_id, rules.seed_chain_rounds, now)?;
-        let online_ids: Vec<i64> = online.iter().map(|v| v.validator_id).collect();
-        let mut candidates: Vec<Candidate> = diesel::sql_query(
-            "SELECT id, reputation FROM validators WHERE id = ANY($1) ORDER BY id",
-        )
-        .bind::<Array<BigInt>, _>(&online_ids)
-        .load::<Reputation>(conn)?
-        .into_iter()
-        .map(|v| Candidate { validator_id: v.id, weight: u32::try_from(v.reputation).unwrap_or(0) })
-        .collect();
-        candidates.sort_by_key(|c| c.validator_id);
+        let admitted = admitted_candidates(conn, &rules.admission, online, now)?;
+        let candidates: Vec<Candidate<'_>> = admitted.iter().map(RecordedCandidate::as_candidate).collect();
         let instance_of: HashMap<i64, &str> =
             online.iter().map(|v| (v.validator_id, v.server_instance.as_str())).collect();
         let (due, deferred) = due_sites(conn, now, rules.host_checks_per_minute)?;
@@ -354,9 +371,8 @@ pub fn open_round(
                 due_ats.push(canary.due_at);
             }
         }
-        let candidates_json = serde_json::Value::from(
-            candidates.iter().map(|c| serde_json::json!([c.validator_id, c.weight])).collect::<Vec<_>>(),
-        );
+        let candidates_json =
+            serde_json::Value::from(admitted.iter().map(RecordedCandidate::to_json).collect::<Vec<_>>());
         diesel::sql_query(
             "INSERT INTO rounds (number, seed, seed_reveal, opened_at, deadline_at, degraded, candidates) \
              VALUES ($1, $2, $3, $4, $5, $6, $7)",

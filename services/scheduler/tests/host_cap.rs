@@ -13,6 +13,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Text, Timestamptz};
 use overlaps_scheduler::canaries::CanaryPolicy;
 use overlaps_scheduler::rounds::{self, RoundRules};
+use overlaps_shared::admission::AdmissionPolicy;
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::testing::TestDatabase;
 
@@ -75,6 +76,7 @@ fn a_crowded_host_gets_at_most_its_cap_per_minute_and_every_site_its_turn() {
             OnlineValidator {
                 validator_id: id,
                 server_instance: "s1".into(),
+                network: Some(format!("10.0.{n}.0/24")),
             }
         })
         .collect();
@@ -93,6 +95,7 @@ fn a_crowded_host_gets_at_most_its_cap_per_minute_and_every_site_its_turn() {
         seed_chain_rounds: 16,
         canaries: CanaryPolicy::none(),
         host_checks_per_minute: CAP,
+        admission: AdmissionPolicy::open(),
     };
     let mut deferred = Vec::new();
     for i in 0..12 {

@@ -13,10 +13,11 @@ use overlaps_scheduler::canaries::CanaryPolicy;
 use overlaps_scheduler::rounds::{
     self, RoundRules, mark_close_enqueued, next_opening, rounds_to_close,
 };
+use overlaps_shared::admission::AdmissionPolicy;
 use overlaps_shared::models::SeedChain;
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::schema::seed_chains;
-use overlaps_shared::selection::{self, Candidate};
+use overlaps_shared::selection::{self, Candidate, RecordedCandidate};
 use overlaps_shared::testing::TestDatabase;
 
 /// Opens a round without canaries (they have tests of their own).
@@ -44,6 +45,7 @@ fn rules(length: Duration, hub: &str, chain_rounds: u32, canaries: CanaryPolicy)
         seed_chain_rounds: chain_rounds,
         canaries,
         host_checks_per_minute: 1_000_000,
+        admission: AdmissionPolicy::open(),
     }
 }
 
@@ -153,15 +155,10 @@ fn rederive(
 ) -> BTreeMap<i64, (Vec<i64>, DateTime<Utc>)> {
     let round = stored_round(conn, number);
     let seed: [u8; 32] = round.seed.as_slice().try_into().unwrap();
-    let candidates: Vec<Candidate> = round
-        .candidates
-        .as_array()
-        .unwrap()
+    let recorded = RecordedCandidate::parse_all(&round.candidates).unwrap();
+    let candidates: Vec<Candidate> = recorded
         .iter()
-        .map(|pair| Candidate {
-            validator_id: pair[0].as_i64().unwrap(),
-            weight: pair[1].as_u64().unwrap() as u32,
-        })
+        .map(RecordedCandidate::as_candidate)
         .collect();
     sites
         .iter()
@@ -210,6 +207,12 @@ fn online(ids: &[(i64, &str)]) -> Vec<OnlineValidator> {
         .map(|&(validator_id, i)| OnlineValidator {
             validator_id,
             server_instance: i.into(),
+            // Each on a network of its own.
+            network: Some(format!(
+                "10.{}.{}.0/24",
+                validator_id / 256,
+                validator_id % 256
+            )),
         })
         .collect()
 }

@@ -3,7 +3,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use overlaps_shared::admission::AdmissionPolicy;
 use overlaps_shared::config::{AppEnv, CommonConfig, ConfigError, Env, invalid};
+use overlaps_shared::network::TrustedProxies;
 use overlaps_shared::redact::Secret;
 use overlaps_shared::service::ServiceConfig;
 
@@ -16,6 +18,8 @@ pub struct SocketLimits {
     pub max_messages_per_second: u32,
     /// `WS_MAX_CONNECTIONS_PER_IP`: per server instance.
     pub max_connections_per_ip: usize,
+    /// `WS_MAX_CONNECTIONS_PER_NETWORK`: per IPv4 /24 or IPv6 /64, per server instance.
+    pub max_connections_per_block: usize,
     /// `WS_HEARTBEAT_SECONDS`: ping period; three silent periods close the socket.
     pub heartbeat: Duration,
     /// `WS_SIGNUP_DEADLINE_SECONDS`: a connection not signed up by then is closed.
@@ -123,6 +127,12 @@ pub struct ServerConfig {
     pub api: ApiSettings,
     /// `REWARD_PER_CHECK`: published at `/api/v1/network` (accounting credits it).
     pub reward_per_check: overlaps_shared::eth::U256,
+    /// Who may be selected, and with what weight (`VALIDATOR_ADMISSION`, …).
+    pub admission: AdmissionPolicy,
+    /// `TRUSTED_PROXIES`: proxies whose `X-Forwarded-For` names the client, for
+    /// the validator socket and the API's limits (addresses or CIDR blocks; empty:
+    /// the peer address is the client).
+    pub trusted_proxies: TrustedProxies,
 }
 
 fn identifier(env: &Env, var: &str, default: &str) -> Result<String, ConfigError> {
@@ -268,6 +278,8 @@ impl ServiceConfig for ServerConfig {
             instance_id: identifier(env, "SERVER_INSTANCE_ID", "server-1")?,
             hub_id: identifier(env, "HUB_ID", "overlaps-dev")?,
             reward_per_check: env.reward_per_check()?,
+            admission: AdmissionPolicy::from_env(env)?,
+            trusted_proxies: env.optional("TRUSTED_PROXIES", TrustedProxies::default())?,
             limits: SocketLimits {
                 max_frame_bytes: env.ranged("WS_MAX_FRAME_BYTES", 16 * 1024, 512..=1024 * 1024)?,
                 max_messages_per_second: env.ranged(
@@ -278,6 +290,11 @@ impl ServiceConfig for ServerConfig {
                 max_connections_per_ip: env.ranged(
                     "WS_MAX_CONNECTIONS_PER_IP",
                     32,
+                    1..=1_000_000,
+                )?,
+                max_connections_per_block: env.ranged(
+                    "WS_MAX_CONNECTIONS_PER_NETWORK",
+                    64,
                     1..=1_000_000,
                 )?,
                 heartbeat: Duration::from_secs(env.ranged("WS_HEARTBEAT_SECONDS", 10, 1..=300)?),

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
+use ipnet::IpNet;
+use overlaps_shared::network;
 use overlaps_shared::presence::Presence;
 use overlaps_shared::protocol::HubMessage;
 use overlaps_shared::service::Infrastructure;
@@ -28,8 +30,8 @@ pub struct Hub {
     pub infra: Infrastructure,
     /// Validators connected to this instance.
     pub sessions: Sessions,
-    /// Open connections per client address.
-    pub connections: ConnectionsPerIp,
+    /// Open connections per client address and address block.
+    pub connections: ConnectionLimits,
     /// Failed signups per client address.
     pub failed_signups: FailedSignups,
     /// Batched result storage.
@@ -45,7 +47,10 @@ impl Hub {
     pub fn new(config: ServerConfig, infra: Infrastructure) -> Arc<Self> {
         let ingest = Ingest::start(infra.db.clone(), config.ingest);
         let presence = Presence::new(infra.redis.clone(), &infra.keys);
-        let connections = ConnectionsPerIp::new(config.limits.max_connections_per_ip);
+        let connections = ConnectionLimits::new(
+            config.limits.max_connections_per_ip,
+            config.limits.max_connections_per_block,
+        );
         let failed_signups = FailedSignups::new(config.limits.max_failed_signups_per_minute);
         Arc::new(Hub {
             config,
@@ -157,60 +162,98 @@ impl Sessions {
     }
 }
 
-/// Counts open connections per client address, against a maximum.
+/// Counts open connections per client address and per address block (IPv4 /24,
+/// IPv6 /64), each against its maximum: one host, or one party holding a block,
+/// cannot take every slot by spreading over its addresses.
 #[derive(Debug)]
-pub struct ConnectionsPerIp {
-    max: usize,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+pub struct ConnectionLimits {
+    max_per_ip: usize,
+    max_per_block: usize,
+    open: Arc<Mutex<OpenCounts>>,
 }
 
-impl ConnectionsPerIp {
-    /// At most `max` connections per address.
-    pub fn new(max: usize) -> Self {
-        ConnectionsPerIp {
-            max,
+/// Open connections per address and per block.
+#[derive(Debug, Default)]
+struct OpenCounts {
+    per_ip: HashMap<IpAddr, usize>,
+    per_block: HashMap<IpNet, usize>,
+}
+
+/// Why a connection was refused a slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SlotRefusal {
+    /// The address has its maximum.
+    Address(usize),
+    /// The address's /24 or /64 has its maximum.
+    Block(usize),
+}
+
+impl ConnectionLimits {
+    /// At most `max_per_ip` connections per address and `max_per_block` per block.
+    pub fn new(max_per_ip: usize, max_per_block: usize) -> Self {
+        ConnectionLimits {
+            max_per_ip,
+            max_per_block,
             open: Arc::default(),
         }
     }
 
-    /// Takes a slot for `ip`, or `None` when it already has `max` connections.
-    pub fn try_acquire(&self, ip: IpAddr) -> Option<ConnectionSlot> {
+    /// Takes a slot for a client at `ip`, or says which limit it reached.
+    pub fn try_acquire(&self, ip: IpAddr) -> Result<ConnectionSlot, SlotRefusal> {
+        let ip = network::canonical(ip);
+        let block = network::connection_block(ip);
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = open.entry(ip).or_insert(0);
-        if *count >= self.max {
-            return None;
+        if open.per_ip.get(&ip).copied().unwrap_or(0) >= self.max_per_ip {
+            return Err(SlotRefusal::Address(self.max_per_ip));
         }
-        *count += 1;
-        Some(ConnectionSlot {
+        if open.per_block.get(&block).copied().unwrap_or(0) >= self.max_per_block {
+            return Err(SlotRefusal::Block(self.max_per_block));
+        }
+        *open.per_ip.entry(ip).or_insert(0) += 1;
+        *open.per_block.entry(block).or_insert(0) += 1;
+        Ok(ConnectionSlot {
             ip,
+            block,
             open: Arc::clone(&self.open),
         })
     }
 }
 
-/// One open connection; frees its slot when dropped.
+/// One open connection; frees its slots when dropped.
 #[derive(Debug)]
 pub struct ConnectionSlot {
     ip: IpAddr,
-    open: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    block: IpNet,
+    open: Arc<Mutex<OpenCounts>>,
 }
 
 impl ConnectionSlot {
-    /// The client address.
+    /// The client address (behind a trusted proxy, the one it reported).
     pub fn ip(&self) -> IpAddr {
         self.ip
+    }
+
+    /// The validator network of the client (its /24 or /48).
+    pub fn network(&self) -> String {
+        network::network_of(self.ip)
+    }
+}
+
+/// Counts one fewer in `counts[key]`, forgetting the key at zero.
+fn release<K: std::hash::Hash + Eq>(counts: &mut HashMap<K, usize>, key: &K) {
+    if let Some(count) = counts.get_mut(key) {
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            counts.remove(key);
+        }
     }
 }
 
 impl Drop for ConnectionSlot {
     fn drop(&mut self) {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(count) = open.get_mut(&self.ip) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&self.ip);
-            }
-        }
+        release(&mut open.per_ip, &self.ip);
+        release(&mut open.per_block, &self.block);
     }
 }
 

@@ -26,7 +26,7 @@ pub fn build_server(hub: Arc<Hub>) -> std::io::Result<Server> {
     let bind = hub.config.bind;
     let state = web::Data::new(Arc::clone(&hub));
     let infra = web::Data::new(hub.infra.clone());
-    let limits = RateLimits::new(&hub.config.api);
+    let limits = RateLimits::new(&hub.config.api, hub.config.trusted_proxies.clone());
     tokio::spawn(Arc::clone(&limits).prune_forever());
     let limits = web::Data::new(limits);
     let origins = hub.config.api.cors_allowed_origins.clone();

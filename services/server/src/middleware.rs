@@ -12,19 +12,32 @@ use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{Error, ResponseError, web};
+use actix_web::{Error, HttpRequest, ResponseError, web};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use overlaps_shared::network::TrustedProxies;
 use tracing::Instrument;
 
 use crate::api::auth;
 use crate::api::errors::ApiError;
 use crate::config::ApiSettings;
 
+/// The client's address: the peer's, or behind a trusted proxy the one the proxy
+/// reports in `X-Forwarded-For`. None when the peer address is unknown.
+pub fn client_ip(req: &HttpRequest, proxies: &TrustedProxies) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|value| value.to_str().ok());
+    Some(proxies.client_ip(peer, forwarded))
+}
+
 /// Request-rate limits of the API, per key and per client address.
 #[derive(Debug)]
 pub struct RateLimits {
     per_key: DefaultKeyedRateLimiter<Vec<u8>>,
     per_ip: DefaultKeyedRateLimiter<IpAddr>,
+    proxies: TrustedProxies,
 }
 
 fn quota(per_second: u32) -> Quota {
@@ -35,8 +48,9 @@ fn quota(per_second: u32) -> Quota {
 
 impl RateLimits {
     /// Limits from the settings.
-    pub fn new(settings: &ApiSettings) -> Arc<Self> {
+    pub fn new(settings: &ApiSettings, proxies: TrustedProxies) -> Arc<Self> {
         Arc::new(RateLimits {
+            proxies,
             per_key: RateLimiter::keyed(quota(settings.rate_limit_per_key)),
             per_ip: RateLimiter::keyed(quota(settings.rate_limit_per_ip)),
         })
@@ -53,9 +67,9 @@ impl RateLimits {
     }
 
     fn allows(&self, req: &ServiceRequest) -> bool {
-        // The peer address, not X-Forwarded-For, which any client can forge.
-        if let Some(peer) = req.peer_addr()
-            && self.per_ip.check_key(&peer.ip()).is_err()
+        // X-Forwarded-For only from a trusted proxy: any client can forge one.
+        if let Some(client) = client_ip(req.request(), &self.proxies)
+            && self.per_ip.check_key(&client).is_err()
         {
             return false;
         }

@@ -2,6 +2,7 @@
 //! hub has not acknowledged, across reconnections with exponential backoff.
 
 use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use overlaps_shared::protocol::{
 };
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
 use rand::Rng;
+use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -48,6 +50,42 @@ pub struct Node {
     pub max_concurrent_checks: usize,
     /// Where acknowledged results are recorded.
     pub receipts: Arc<std::sync::Mutex<ReceiptJournal>>,
+    /// The local address to connect to the hub from (the hub records its network:
+    /// a multi-homed host picks which; dev networks give each node its own).
+    pub source_address: Option<IpAddr>,
+}
+
+/// The socket to the hub.
+type HubSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens the WebSocket to `url`, from `source` when given.
+async fn open_socket(url: &url::Url, source: Option<IpAddr>) -> Result<HubSocket, SessionError> {
+    let Some(source) = source else {
+        return Ok(tokio_tungstenite::connect_async(url.as_str()).await?.0);
+    };
+    let io = |err: std::io::Error| SessionError::Socket(err.into());
+    let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
+    let port = url.port_or_known_default().unwrap_or(80);
+    let target = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(io)?
+        .find(|addr| addr.is_ipv4() == source.is_ipv4())
+        .ok_or_else(|| {
+            SessionError::Protocol(format!(
+                "the hub has no address of the source address {source}'s family"
+            ))
+        })?;
+    let tcp = if source.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+    .map_err(io)?;
+    tcp.bind(SocketAddr::new(source, 0)).map_err(io)?;
+    let stream = tcp.connect(target).await.map_err(io)?;
+    Ok(tokio_tungstenite::client_async_tls(url.as_str(), stream)
+        .await?
+        .0)
 }
 
 /// A signed result, the round and deadline of its assignment, and how often the
@@ -123,7 +161,7 @@ impl Node {
         unacked: &mut Unacked,
         stop: &mut watch::Receiver<bool>,
     ) -> Result<bool, SessionError> {
-        let (mut socket, _) = tokio_tungstenite::connect_async(self.hub_url.as_str()).await?;
+        let mut socket = open_socket(&self.hub_url, self.source_address).await?;
         let (hub_id, nonce) = match next_message(&mut socket).await? {
             HubMessage::Hello { hub_id, nonce, .. } => (hub_id, nonce),
             other => {
@@ -219,6 +257,15 @@ impl Node {
                         signature: result.signature,
                     });
                 self.record_receipts(receipts);
+            }
+            HubMessage::Error {
+                code: ErrorCode::NotAdmitted,
+                message,
+                ..
+            } => {
+                // Connected, but no work until the key is admitted (staked, listed):
+                // stay connected, the hub starts assigning once it is.
+                tracing::warn!(%message, "this key is not admitted by the hub; it gets no checks until it is");
             }
             HubMessage::Error {
                 code,
@@ -470,6 +517,7 @@ mod tests {
             checker: Checker::new(3, 1024, true).unwrap(),
             max_concurrent_checks: 4,
             receipts: Arc::clone(&receipts),
+            source_address: None,
         };
         let (stop, stopped) = watch::channel(false);
         (

@@ -83,6 +83,10 @@ pub struct RunArgs {
     /// it expects (default: the key file's path with `.receipts` appended).
     #[arg(long, env = "VALIDATOR_RECEIPTS_FILE")]
     pub receipts_file: Option<PathBuf>,
+    /// The local address the hub connection comes from (default: the system's
+    /// choice). The hub spreads each quorum over networks (/24, /48) by this address.
+    #[arg(long, env = "VALIDATOR_SOURCE_ADDRESS")]
+    pub source_address: Option<std::net::IpAddr>,
 }
 
 impl RunArgs {

@@ -117,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
                 checker,
                 max_concurrent_checks: usize::try_from(args.max_concurrent_checks).unwrap_or(32),
                 receipts: Arc::clone(&receipts),
+                source_address: args.source_address,
             };
             let (stop_tx, stop_rx) = watch::channel(false);
             // The own-leaf watch needs the chain; without CONTRACT_ADDRESS it is off.

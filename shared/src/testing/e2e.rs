@@ -23,8 +23,18 @@ pub fn owned_env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A loopback address on a /24 of its own (`127.0.N.1`, N from 20 to 219 in turn):
+/// nodes a test starts connect from different networks, as independent operators'
+/// validators do, so the hub's spread rule can fill a quorum with them.
+pub fn distinct_loopback() -> String {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed) % 200 + 20;
+    format!("127.0.{n}.1")
+}
+
 /// A `validator run --allow-private-targets` node with a fresh key, connected to
-/// `hub` (a `ws://…/ws/validator` URL), with `extra` settings besides.
+/// `hub` (a `ws://…/ws/validator` URL) from an address of its own network
+/// ([`distinct_loopback`]), with `extra` settings besides.
 pub fn start_validator(
     hub: &str,
     payout: &str,
@@ -35,6 +45,7 @@ pub fn start_validator(
         ("VALIDATOR_KEY_FILE", key.path()),
         ("HUB_URL", hub),
         ("PAYOUT_ADDRESS", payout),
+        ("VALIDATOR_SOURCE_ADDRESS", &distinct_loopback()),
     ]);
     env.extend_from_slice(extra);
     let node = spawn_binary("validator", &["run", "--allow-private-targets"], &env);

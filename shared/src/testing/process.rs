@@ -185,6 +185,8 @@ pub fn service_env(db: &TestDatabase, redis: &TestRedis) -> Vec<(String, String)
         ("REDIS_URL".into(), redis.url().to_owned()),
         ("REDIS_PREFIX".into(), redis.keys().as_str().to_owned()),
         ("DATABASE_POOL_SIZE".into(), "2".into()),
+        // Tests admit every key unless they test admission (which they set).
+        ("VALIDATOR_ADMISSION".into(), "open".into()),
     ]
 }
 

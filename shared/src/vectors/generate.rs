@@ -270,6 +270,24 @@ fn selections(seeds: &[[u8; 32]]) -> Vec<SelectionVector> {
             .map(|&(validator_id, weight)| Candidate {
                 validator_id,
                 weight,
+                network: None,
+            })
+            .collect()
+    };
+    // Candidates with networks: `(id, weight, index into NETWORKS)`.
+    const NETWORKS: [&str; 4] = [
+        "10.1.0.0/24",
+        "10.2.0.0/24",
+        "2001:db8:1::/48",
+        "10.3.0.0/24",
+    ];
+    let networked = |triples: &[(i64, u32, usize)]| -> Vec<Candidate<'static>> {
+        triples
+            .iter()
+            .map(|&(validator_id, weight, network)| Candidate {
+                validator_id,
+                weight,
+                network: NETWORKS.get(network).copied(),
             })
             .collect()
     };
@@ -313,6 +331,46 @@ fn selections(seeds: &[[u8; 32]]) -> Vec<SelectionVector> {
         // Fewer eligible candidates than the quorum: all of them, by id.
         (0, 7, weighted(&[(9, 10), (3, 0), (5, 10)]), 3),
         (3, 9_000_000_000, weighted(&many), 15),
+        // Twelve candidates on four networks: never two of one network.
+        (
+            2,
+            77,
+            networked(&[
+                (1, 10_000, 0),
+                (2, 10_000, 0),
+                (3, 10_000, 0),
+                (4, 9_000, 1),
+                (5, 8_000, 1),
+                (6, 100, 1),
+                (7, 5_000, 2),
+                (8, 5_000, 2),
+                (9, 5_000, 2),
+                (10, 300, 3),
+                (11, 200, 3),
+                (12, 100, 3),
+            ]),
+            3,
+        ),
+        // Two networks for a quorum of three: two chosen (a degraded round).
+        (
+            1,
+            78,
+            networked(&[
+                (1, 10_000, 0),
+                (2, 10_000, 0),
+                (3, 10_000, 1),
+                (4, 10_000, 1),
+                (5, 10_000, 0),
+            ]),
+            3,
+        ),
+        // No more candidates than the quorum, but two share a network: drawn.
+        (
+            0,
+            79,
+            networked(&[(1, 5_000, 0), (2, 5_000, 0), (3, 5_000, 2)]),
+            3,
+        ),
     ];
     cases
         .into_iter()
@@ -327,6 +385,7 @@ fn selections(seeds: &[[u8; 32]]) -> Vec<SelectionVector> {
                     .map(|c| CandidateVector {
                         validator_id: c.validator_id,
                         weight: c.weight,
+                        network: c.network.map(str::to_owned),
                     })
                     .collect(),
                 quorum,

@@ -157,8 +157,11 @@ pub struct LegacySeedVector {
 pub struct CandidateVector {
     /// The validator.
     pub validator_id: i64,
-    /// Its weight (reputation, basis points).
+    /// Its selection weight (0 to 10,000).
     pub weight: u32,
+    /// Its network; two of one network never share a quorum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<String>,
 }
 
 /// The validators chosen for one site in one round.

@@ -145,32 +145,44 @@ impl AliasTable {
 pub fn choose(
     seed: &[u8; 32],
     website_id: i64,
-    candidates: &[(i64, u32)],
+    candidates: &[(i64, u32, Option<String>)],
     quorum: usize,
 ) -> Vec<i64> {
-    let mut pool: Vec<(i64, u32)> = Vec::new();
-    let mut sorted: Vec<(i64, u32)> = candidates.iter().copied().filter(|c| c.1 > 0).collect();
+    let mut pool: Vec<(i64, u32, Option<String>)> = Vec::new();
+    let mut sorted: Vec<(i64, u32, Option<String>)> =
+        candidates.iter().filter(|c| c.1 > 0).cloned().collect();
     sorted.sort_by_key(|c| c.0);
     for c in sorted {
-        if pool.last().map(|p: &(i64, u32)| p.0) != Some(c.0) {
+        if pool.last().map(|p| p.0) != Some(c.0) {
             pool.push(c);
         }
     }
-    if pool.len() <= quorum {
+    let mut seen: Vec<&String> = Vec::new();
+    let mut shared_network = false;
+    for network in pool.iter().filter_map(|c| c.2.as_ref()) {
+        shared_network |= seen.contains(&network);
+        seen.push(network);
+    }
+    if pool.len() <= quorum && !shared_network {
         return pool.iter().map(|c| c.0).collect();
     }
     let mut rng = ChaCha20::new(keccak(&[seed, &website_id.to_be_bytes()]));
     let mut chosen: Vec<i64> = Vec::new();
-    'tables: while chosen.len() < quorum {
+    let mut taken: Vec<String> = Vec::new();
+    let clash = |c: &(i64, u32, Option<String>), chosen: &[i64], taken: &[String]| {
+        chosen.contains(&c.0) || c.2.as_ref().is_some_and(|n| taken.contains(n))
+    };
+    'tables: while chosen.len() < quorum && !pool.is_empty() {
         let weights: Vec<u32> = pool.iter().map(|c| c.1).collect();
         let table = AliasTable::new(&weights);
         loop {
-            let picked = pool[table.sample(&mut rng)].0;
-            if chosen.contains(&picked) {
-                pool.retain(|c| !chosen.contains(&c.0));
+            let picked = pool[table.sample(&mut rng)].clone();
+            if clash(&picked, &chosen, &taken) {
+                pool.retain(|c| !clash(c, &chosen, &taken));
                 continue 'tables;
             }
-            chosen.push(picked);
+            chosen.push(picked.0);
+            taken.extend(picked.2);
             if chosen.len() == quorum {
                 break 'tables;
             }

@@ -2,6 +2,7 @@
 //! alert channels, validators, rounds, eons and the network's terms; documented in [`openapi`].
 
 pub mod accounts;
+pub mod admission;
 pub mod auth;
 pub mod canaries;
 pub mod channels;
@@ -31,6 +32,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     status::routes(cfg);
     channels::routes(cfg);
     validators::routes(cfg);
+    admission::routes(cfg);
     rounds::routes(cfg);
     canaries::routes(cfg);
     eons::routes(cfg);

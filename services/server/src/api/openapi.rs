@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    accounts, canaries, channels, confirmations, eons, network, quotas, rounds, status, validators,
-    websites,
+    accounts, admission, canaries, channels, confirmations, eons, network, quotas, rounds, status,
+    validators, websites,
 };
 
 /// Where the document is served.
@@ -61,6 +61,10 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         validators::list_validators,
         validators::get_validator,
         validators::proof,
+        admission::get_admission,
+        admission::list_allowlist,
+        admission::allow_key,
+        admission::disallow_key,
         rounds::list_rounds,
         rounds::get_round,
         rounds::list_assignments,

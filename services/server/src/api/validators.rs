@@ -17,6 +17,7 @@ use overlaps_shared::schema::{merkle_leaves, root_commitments, validator_rewards
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::admission::{AdmissionStanding, parse_public_key};
 use super::errors::{ApiError, ErrorBody};
 use super::{PageParams, checksummed, db, hex0x, money, paginate};
 use crate::hub::Hub;
@@ -76,6 +77,8 @@ pub struct ValidatorDetail {
     /// Claimed on-chain to its payout address.
     #[schema(example = "100000")]
     pub claimed: String,
+    /// Whether the admission rule lets it be selected now, and its weight.
+    pub admission: AdmissionStanding,
 }
 
 /// One page of validators.
@@ -183,12 +186,7 @@ pub async fn list_validators(
     let key = filter
         .public_key
         .as_deref()
-        .map(|k| {
-            hex::decode(k.trim_start_matches("0x"))
-                .ok()
-                .filter(|b| b.len() == 32)
-                .ok_or_else(|| ApiError::invalid("public_key", "public_key must be 64 hex digits"))
-        })
+        .map(|k| parse_public_key("public_key", k))
         .transpose()?;
     let rows = db(&hub, move |conn| {
         let mut query = validators::table
@@ -242,7 +240,8 @@ pub async fn get_validator(
     id: web::Path<i64>,
 ) -> Result<web::Json<ValidatorDetail>, ApiError> {
     let id = id.into_inner();
-    let (row, earnings) = db(&hub, move |conn| {
+    let policy = hub.config.admission.clone();
+    let (row, earnings, standing) = db(&hub, move |conn| {
         let row: ValidatorRow = validators::table
             .find(id)
             .select(ValidatorRow::as_select())
@@ -262,7 +261,12 @@ pub async fn get_validator(
         .bind::<BigInt, _>(id)
         .bind::<Nullable<Bytea>, _>(row.payout_address.clone())
         .get_result(conn)?;
-        Ok((row, earnings))
+        let standing = policy
+            .standings(conn, &[id], Utc::now())?
+            .into_iter()
+            .next()
+            .ok_or(ApiError::NotFound("validator"))?;
+        Ok((row, earnings, standing))
     })
     .await?;
     let online = online_ids(&hub).await?;
@@ -272,6 +276,7 @@ pub async fn get_validator(
         committed: earnings.committed,
         committed_eon: earnings.committed_eon,
         claimed: earnings.claimed,
+        admission: standing.into(),
     }))
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use serde_json::json;
 
-use crate::hub::Hub;
+use crate::hub::{Hub, SlotRefusal};
 
 /// Mounts the WebSocket route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade", body = crate::api::errors::ErrorBody),
-        (status = 429, description = "Too many connections, or failed signups, from this address", body = crate::api::errors::ErrorBody),
+        (status = 429, description = "Too many connections from this address or its network (IPv4 /24, IPv6 /64), or too many failed signups from this address", body = crate::api::errors::ErrorBody),
     ),
     security(())
 )]
@@ -32,15 +32,15 @@ pub async fn validator_socket(
     body: web::Payload,
     hub: web::Data<Arc<Hub>>,
 ) -> actix_web::Result<HttpResponse> {
-    let Some(peer) = req.peer_addr() else {
+    let Some(client) = crate::middleware::client_ip(&req, &hub.config.trusted_proxies) else {
         return Ok(HttpResponse::BadRequest().json(json!({
             "code": "no_peer_address",
             "message": "the client address is unknown",
         })));
     };
     // Refused before the upgrade, so a blocked address costs no signup verification.
-    if let Some(wait) = hub.failed_signups.blocked_for(peer.ip()) {
-        tracing::warn!(ip = %peer.ip(), "connection refused: too many failed signups from this address");
+    if let Some(wait) = hub.failed_signups.blocked_for(client) {
+        tracing::warn!(ip = %client, "connection refused: too many failed signups from this address");
         return Ok(HttpResponse::TooManyRequests()
             .insert_header(("Retry-After", wait.as_secs().max(1).to_string()))
             .json(json!({
@@ -53,15 +53,22 @@ pub async fn validator_socket(
                 "details": null,
             })));
     }
-    let Some(slot) = hub.connections.try_acquire(peer.ip()) else {
-        tracing::warn!(ip = %peer.ip(), "connection refused: too many from this address");
-        return Ok(HttpResponse::TooManyRequests().json(json!({
-            "code": "too_many_connections",
-            "message": format!(
-                "at most {} connections per address",
-                hub.config.limits.max_connections_per_ip
-            ),
-        })));
+    let slot = match hub.connections.try_acquire(client) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let message = match refusal {
+                SlotRefusal::Address(max) => format!("at most {max} connections per address"),
+                SlotRefusal::Block(max) => {
+                    format!("at most {max} connections per network (IPv4 /24, IPv6 /64)")
+                }
+            };
+            tracing::warn!(ip = %client, %message, "connection refused");
+            return Ok(HttpResponse::TooManyRequests().json(json!({
+                "code": "too_many_connections",
+                "message": message,
+                "details": null,
+            })));
+        }
     };
     let (response, socket, stream) = match actix_ws::handle(&req, body) {
         Ok(upgraded) => upgraded,

@@ -63,6 +63,7 @@ pub async fn run(hub: Arc<Hub>, mut socket: Session, stream: MessageStream, slot
             socket,
             state: State::AwaitingSignup { nonce },
             ip: slot.ip(),
+            network: slot.network(),
             connection_id,
             in_flight: JoinSet::new(),
             outbox: mpsc::channel(OUTBOX_CAPACITY),
@@ -81,6 +82,9 @@ struct Connection {
     state: State,
     /// The client address, to count its failed signups.
     ip: IpAddr,
+    /// The client's network (its /24 or /48), recorded in presence for the
+    /// scheduler's spread rule.
+    network: String,
     connection_id: u64,
     /// Results submitted to the ingest whose outcome is not sent yet.
     in_flight: JoinSet<()>,
@@ -181,7 +185,7 @@ impl Connection {
                     if let State::SignedUp(signed) = &self.state {
                         let validator_id = signed.validator_id;
                         if let Err(err) = self.hub.presence
-                            .announce(validator_id, &self.hub.config.instance_id, limits.presence_ttl)
+                            .announce(validator_id, &self.hub.config.instance_id, &self.network, limits.presence_ttl)
                             .await
                         {
                             tracing::warn!(error = %err, "presence refresh failed");
@@ -281,6 +285,7 @@ impl Connection {
                     .announce(
                         validator_id,
                         &self.hub.config.instance_id,
+                        &self.network,
                         self.hub.config.limits.presence_ttl,
                     )
                     .await;
@@ -290,6 +295,7 @@ impl Connection {
                 self.state = State::SignedUp(Box::new(signed));
                 tracing::info!(validator_id, "validator signed up");
                 self.reply(HubMessage::SignedUp { validator_id }).await;
+                self.tell_if_not_admitted(validator_id).await;
                 None
             }
             Err((code, message)) => {
@@ -307,6 +313,32 @@ impl Connection {
                 // A second live session for a key is closed, not kept waiting.
                 (code == ErrorCode::KeyInUse).then_some(Ending::Close(CloseCode::Policy, message))
             }
+        }
+    }
+
+    /// Says `not_admitted`, with why, to a key the scheduler will not select. The
+    /// connection stays: the scheduler decides at every round, so a key admitted
+    /// later (its stake confirmed, the operator listing it) gets work without
+    /// reconnecting.
+    async fn tell_if_not_admitted(&mut self, validator_id: i64) {
+        let policy = self.hub.config.admission.clone();
+        let standing = self
+            .hub
+            .infra
+            .db
+            .run(move |conn| policy.standings(conn, &[validator_id], Utc::now()))
+            .await;
+        match standing.map(|s| s.into_iter().next()) {
+            Ok(Some(standing)) => {
+                if let Some(refusal) = standing.refusal {
+                    tracing::info!(%refusal, "validator not admitted");
+                    self.reply(error(ErrorCode::NotAdmitted, refusal, None))
+                        .await;
+                }
+            }
+            Ok(None) => {}
+            // Only the notice is lost: the scheduler applies admission itself.
+            Err(err) => tracing::warn!(error = %err, "could not read the validator's admission"),
         }
     }
 
