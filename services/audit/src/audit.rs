@@ -1,6 +1,6 @@
 //! Re-deriving an eon from stored data alone: every round's seed (from the previous
 //! seed and its seed-chain reveal, the reveal against the previous one or the
-//! chain's committed tip), every tick signature, each round's
+//! chain's committed tip), who was drawn for each site, every tick signature, each round's
 //! majority, results hash and link in the hash chain, the credits, every
 //! validator's cumulative reward, the payout leaves, the Merkle root and tree,
 //! and the root the chain holds. Each disagreement is a [`Mismatch`] naming the
@@ -44,7 +44,8 @@ pub enum AuditError {
 pub struct Mismatch {
     /// What disagrees: `round_missing`, `seed`, `seed_reveal`, `seed_commitment`,
     /// `results_hash`, `chain_hash`, `tick_signature`, `credit`, `cumulative`,
-    /// `leaf`, `root`, `total`, `tree`, `onchain_root`, `canary_commitment`,
+    /// `leaf`, `root`, `total`, `tree`, `onchain_root`, `selection`,
+    /// `selection_record`, `canary_commitment`,
     /// `canary_key`, `canary_schedule`, `canary_verdict`, `canary_forfeit`, …
     pub kind: &'static str,
     /// The ids and values involved.
@@ -67,6 +68,9 @@ pub struct Checked {
     pub seeds: usize,
     /// Assignments settled again.
     pub assignments: usize,
+    /// Sites of rounds whose assigned validators were drawn again from the
+    /// round's recorded candidates.
+    pub selections: usize,
     /// Tick signatures verified.
     pub signatures: usize,
     /// Credit rows compared.
@@ -234,6 +238,7 @@ pub fn audit_eon(
                 &policy.hub_id,
                 &mut report,
             )?;
+            crate::selection::check_selection(conn, row.first_round, row.last_round, &mut report)?;
             let expected_credits = check_rounds(conn, &row, policy, &mut report)?;
             check_credits(conn, &row, expected_credits, &mut report)?;
             check_rewards(conn, eon, &row, &mut report)?;

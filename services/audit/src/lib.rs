@@ -6,4 +6,5 @@ pub mod audit;
 pub mod canaries;
 pub mod config;
 pub mod seeds;
+pub mod selection;
 pub mod worker;

@@ -155,8 +155,20 @@ fn world_with(legacy_rounds: i64) -> World {
 
 impl World {
     /// Round `n`: for each site, validators `0..3` or `1..4` answer `statuses`,
-    /// each result signed by the validator's own key.
+    /// each result signed by the validator's own key. The round records no
+    /// candidates (as before rounds recorded them), so its draw is not audited.
     fn round(&self, n: i64, statuses: [Option<&str>; 3]) {
+        self.round_with(n, statuses, None);
+    }
+
+    /// Round `n` recording `candidates` (`[[id, weight], …]`): each site's three
+    /// validators are then the ones the draw over them gives, as the scheduler does.
+    fn round_with(
+        &self,
+        n: i64,
+        statuses: [Option<&str>; 3],
+        candidates: Option<&serde_json::Value>,
+    ) {
         let mut conn = self.db.connect().unwrap();
         let opened = self.start + Duration::seconds(30 * n);
         let genesis = selection::genesis_seed(HUB);
@@ -202,8 +214,8 @@ impl World {
             )
         };
         diesel::sql_query(
-            "INSERT INTO rounds (number, seed, seed_reveal, seed_results_round, opened_at, deadline_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO rounds (number, seed, seed_reveal, seed_results_round, opened_at, deadline_at, candidates) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind::<BigInt, _>(n)
         .bind::<Bytea, _>(seed.to_vec())
@@ -211,11 +223,27 @@ impl World {
         .bind::<Nullable<BigInt>, _>(results_round)
         .bind::<Timestamptz, _>(opened)
         .bind::<Timestamptz, _>(opened + Duration::seconds(30))
+        .bind::<diesel::sql_types::Jsonb, _>(candidates.cloned().unwrap_or_else(|| json!([])))
         .execute(&mut conn)
         .unwrap();
         for (s, &site) in self.sites.iter().enumerate() {
+            // Site 0: validators 0..3, site 1: validators 1..4; or as drawn.
+            let chosen: Vec<usize> = match candidates {
+                None => (s..s + 3).collect(),
+                Some(recorded) => {
+                    let recorded = selection::RecordedCandidate::parse_all(recorded).unwrap();
+                    let pool: Vec<selection::Candidate<'_>> = recorded
+                        .iter()
+                        .map(selection::RecordedCandidate::as_candidate)
+                        .collect();
+                    selection::choose_validators(&seed, site, &pool, 3)
+                        .iter()
+                        .map(|id| self.validators.iter().position(|v| v == id).unwrap())
+                        .collect()
+                }
+            };
             for (i, status) in statuses.iter().enumerate() {
-                let v = i + s; // site 0: validators 0..3, site 1: validators 1..4
+                let v = chosen[i];
                 let assignment = diesel::sql_query(
                     "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at, state) \
                      VALUES ($1, $2, $3, 's1', $4, $5, $6) RETURNING id",
@@ -674,12 +702,7 @@ fn canary_eon() -> World {
             .collect::<Vec<_>>(),
     );
     for n in 1..=3i64 {
-        w.round(n, [Some("up"), Some("up"), Some("up")]);
-        diesel::sql_query("UPDATE rounds SET candidates = $2 WHERE number = $1")
-            .bind::<BigInt, _>(n)
-            .bind::<diesel::sql_types::Jsonb, _>(&candidates)
-            .execute(&mut conn)
-            .unwrap();
+        w.round_with(n, [Some("up"), Some("up"), Some("up")], Some(&candidates));
         let key = canary::round_key(&anchor, 10, u32::try_from(n - 1).unwrap()).unwrap();
         for plan in canary::plan_round(&key, &w.validators, 10_000) {
             let v = w
