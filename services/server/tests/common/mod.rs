@@ -182,7 +182,7 @@ impl Deployment {
     }
 }
 
-type Socket =
+pub type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A raw validator connection.
@@ -223,7 +223,7 @@ impl Client {
     }
 
     /// Reads `hello` on a fresh socket.
-    async fn greeted(socket: Socket) -> Self {
+    pub async fn greeted(socket: Socket) -> Self {
         let mut client = Client {
             socket,
             hub_id: String::new(),
