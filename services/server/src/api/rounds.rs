@@ -51,7 +51,9 @@ pub struct Round {
     pub seed_epoch: Option<i64>,
     /// Old rule only: the closed round whose results hash went into the seed (null: zeros).
     pub seed_results_round: Option<i64>,
-    /// Validators online at opening with their weight, `[[validator_id, weight], ...]`.
+    /// Validators online at opening and admitted, with their selection weight and
+    /// network: `[[validator_id, weight, "203.0.113.0/24"], ...]` (rounds before
+    /// networks were recorded: `[[validator_id, weight], ...]`).
     #[schema(value_type = Object)]
     pub candidates: Json,
     /// Opening time.
