@@ -390,7 +390,8 @@ run_bench() {
     server_log=${BENCH_SERVER_LOG:-$(mktemp)}
     DATABASE_URL=$bench_url REDIS_PREFIX=$prefix SERVER_BIND=$bind SERVER_INSTANCE_ID=bench-1 \
         HUB_ID=bench-hub LOG_LEVEL=warn LOG_FORMAT=json DATABASE_POOL_SIZE=${BENCH_POOL_SIZE:-16} \
-        WS_MAX_CONNECTIONS_PER_IP=1000000 WS_MAX_MESSAGES_PER_SECOND=100000 \
+        WS_MAX_CONNECTIONS_PER_IP=1000000 WS_MAX_CONNECTIONS_PER_NETWORK=1000000 \
+        WS_MAX_MESSAGES_PER_SECOND=100000 VALIDATOR_ADMISSION=open \
         "target/$profile/server" >"$server_log" 2>&1 &
     local server_pid=$!
     CHILDREN+=("$server_pid")
