@@ -12,6 +12,7 @@ use overlaps_shared::canary::{self, CANARY_CHAIN_DOMAIN, CanaryMode, CanaryOutco
 use overlaps_shared::eth::U256;
 use overlaps_shared::hash_chain;
 use overlaps_shared::money;
+use overlaps_shared::selection::RecordedCandidate;
 use serde_json::json;
 
 use crate::audit::{AuditError, AuditReport, Mismatch, hex0x};
@@ -161,14 +162,8 @@ pub fn check_canaries(
                         "reason": "does not hash to the previous round's key or the chain's tip" }),
             ));
         }
-        let candidates: Vec<i64> = round
-            .candidates
-            .as_array()
-            .map(|all| {
-                all.iter()
-                    .filter_map(|c| c.get(0).and_then(serde_json::Value::as_i64))
-                    .collect()
-            })
+        let candidates: Vec<i64> = RecordedCandidate::parse_all(&round.candidates)
+            .map(|all| all.iter().map(|c| c.validator_id).collect())
             .unwrap_or_default();
         let plan: HashMap<i64, CanaryMode> =
             canary::plan_round(&key, &candidates, u32::try_from(chain.rate_bp).unwrap_or(0))

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use overlaps_shared::canary::{self, CanaryMode};
 use overlaps_shared::eth::U256;
+use overlaps_shared::selection::RecordedCandidate;
 use overlaps_shared::signing::ResultFields;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -93,8 +94,18 @@ pub struct EonRecord {
 /// The part of a round's public record canaries are derived from.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct RoundRecord {
-    /// Validators online at opening, `[[validator_id, weight], ...]`.
-    pub candidates: Vec<(i64, u32)>,
+    /// Validators online at opening and admitted, `[[validator_id, weight,
+    /// network], ...]` (older rounds: `[[validator_id, weight], ...]`).
+    pub candidates: serde_json::Value,
+}
+
+impl RoundRecord {
+    /// The candidates' ids, in the order recorded; an error names a malformed record.
+    pub fn candidate_ids(&self) -> Result<Vec<i64>, String> {
+        RecordedCandidate::parse_all(&self.candidates)
+            .map(|all| all.iter().map(|c| c.validator_id).collect())
+            .ok_or_else(|| "the round's candidates are not [[id, weight, network?], …]".to_owned())
+    }
 }
 
 /// A closed round's revealed canary key and canary assignments.
@@ -111,11 +122,7 @@ pub struct RoundCanaries {
 impl RoundCanaries {
     /// The canary the round's key gives validator `own_id` among `candidates`:
     /// re-derived here, never taken from the hub's list.
-    pub fn canary_of(
-        &self,
-        own_id: i64,
-        candidates: &[(i64, u32)],
-    ) -> Result<Option<CanaryMode>, String> {
+    pub fn canary_of(&self, own_id: i64, candidates: &[i64]) -> Result<Option<CanaryMode>, String> {
         let (Some(key), Some(rate)) = (&self.canary_key, self.canary_rate_bp) else {
             return Ok(None);
         };
@@ -123,8 +130,7 @@ impl RoundCanaries {
             .ok()
             .and_then(|k| k.try_into().ok())
             .ok_or_else(|| format!("canary key {key:?} is not 32 bytes of hex"))?;
-        let ids: Vec<i64> = candidates.iter().map(|c| c.0).collect();
-        Ok(canary::plan_round(&key, &ids, rate)
+        Ok(canary::plan_round(&key, candidates, rate)
             .into_iter()
             .find(|p| p.validator_id == own_id)
             .map(|p| p.mode))
