@@ -182,7 +182,7 @@ impl Deployment {
     }
 }
 
-pub type Socket =
+type Socket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A raw validator connection.
@@ -205,6 +205,20 @@ impl Client {
         url: &str,
         local: std::net::IpAddr,
     ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        Self::connect_with(url, local, &[]).await
+    }
+
+    /// As [`Client::connect_from`], with extra request headers (e.g. `X-Forwarded-For`).
+    pub async fn connect_with(
+        url: &str,
+        local: std::net::IpAddr,
+        headers: &[(&'static str, &str)],
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let mut request = url.into_client_request()?;
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.parse().unwrap());
+        }
         let authority = url
             .trim_start_matches("ws://")
             .split('/')
@@ -216,14 +230,16 @@ impl Client {
         tcp.bind(std::net::SocketAddr::new(local, 0))
             .unwrap_or_else(|e| panic!("cannot bind the client to {local}: {e}"));
         let stream = tcp.connect(server).await.unwrap();
-        let (socket, _) =
-            tokio_tungstenite::client_async(url, tokio_tungstenite::MaybeTlsStream::Plain(stream))
-                .await?;
+        let (socket, _) = tokio_tungstenite::client_async(
+            request,
+            tokio_tungstenite::MaybeTlsStream::Plain(stream),
+        )
+        .await?;
         Ok(Self::greeted(socket).await)
     }
 
     /// Reads `hello` on a fresh socket.
-    pub async fn greeted(socket: Socket) -> Self {
+    async fn greeted(socket: Socket) -> Self {
         let mut client = Client {
             socket,
             hub_id: String::new(),
