@@ -10,16 +10,18 @@ use chrono::{DateTime, Utc};
 use overlaps_shared::eth::{
     self, Address, BlockNumber, EthError, Middleware, PrivateKey, RewardsEvent, U256,
 };
+use overlaps_shared::signing::PayoutAddress;
 
 /// Why a stake or unstake was not sent.
 #[derive(Debug, thiserror::Error)]
 pub enum StakeError {
     /// The sending key is not the node's payout account.
     #[error(
-        "the Ethereum key's address {sender:?} is not the payout address {payout:?}: the hub \
-         counts a stake only from the key's payout address, so it must be sent from that \
-         account (give its key in PAYOUT_PRIVATE_KEY or --payout-key-file, or run the node \
-         with --payout-address {sender:?})"
+        "the Ethereum key's address {} is not the payout address {}: the hub counts a stake \
+         only from the key's payout address, so it must be sent from that account (give its \
+         key in PAYOUT_PRIVATE_KEY or --payout-key-file, or run the node with \
+         --payout-address {})",
+        show_address(.sender), show_address(.payout), show_address(.sender)
     )]
     NotPayoutAccount {
         /// The key's address.
@@ -32,8 +34,9 @@ pub enum StakeError {
     ZeroAmount,
     /// Another address holds the position on this key.
     #[error(
-        "key {key} is staked by {staker:?}, not by {sender:?}: only the account that staked \
-         first can add to it or unstake it"
+        "key {key} is staked by {}, not by {}: only the account that staked first can add to \
+         it or unstake it",
+        show_address(.staker), show_address(.sender)
     )]
     NotStaker {
         /// The validator's public key (hex).
@@ -107,6 +110,12 @@ pub enum Unstake {
         /// The transaction.
         tx_hash: String,
     },
+}
+
+/// An address in its EIP-55 checksummed form, as `--payout-address` takes it.
+pub fn show_address(address: &Address) -> String {
+    PayoutAddress::from_bytes(address.as_bytes())
+        .map_or_else(|_| format!("{address:?}"), |a| a.to_string())
 }
 
 /// A Unix time as `2026-12-05 10:00:00 UTC`.
@@ -285,8 +294,9 @@ impl std::fmt::Display for Unstake {
                 tx_hash,
             } => write!(
                 f,
-                "unstaked: {amount} wei ({}) paid to {staker:?} in {tx_hash}",
-                show_eth(*amount)
+                "unstaked: {amount} wei ({}) paid to {} in {tx_hash}",
+                show_eth(*amount),
+                show_address(staker)
             ),
         }
     }
