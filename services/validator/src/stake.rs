@@ -83,7 +83,7 @@ pub struct Staked {
 /// What `validator unstake` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Unstake {
-    /// Unbonding started: the stake stops counting now and pays from `unlock_at`.
+    /// Unbonding started: the stake counts until `unlock_at`, and pays from then on.
     Requested {
         /// The whole stake.
         amount: U256,
@@ -271,8 +271,9 @@ impl std::fmt::Display for Unstake {
                 tx_hash,
             } => write!(
                 f,
-                "unstake requested for {amount} wei ({}) in {tx_hash}: the stake no longer \
-                 counts; it can be paid out from {}; run `validator unstake` again then",
+                "unstake requested for {amount} wei ({}) in {tx_hash}: the hub counts the stake \
+                 until {}, and it can be paid out from then on; run `validator unstake` again \
+                 then",
                 show_eth(*amount),
                 show_time(*unlock_at)
             ),

@@ -207,7 +207,9 @@ async fn unstake_requests_then_says_when_then_pays_the_stake_back_once() -> Test
         "{output}"
     );
     assert!(
-        output.contains(&format!("can be paid out from {when}")),
+        output.contains(&format!(
+            "the hub counts the stake until {when}, and it can be paid out from then on"
+        )),
         "{output}"
     );
 

@@ -135,8 +135,9 @@ contract OverlapsRewards is ReentrancyGuard {
         if (challengeBlocks_ == 0 || challengeBlocks_ > type(uint32).max) {
             revert InvalidChallengeBlocks(challengeBlocks_);
         }
-        // Zero would let a stake leave in the block it stops counting; the bound keeps
-        // `block.timestamp + unbondingSeconds` far inside uint64.
+        // Zero would let a stake leave the moment its unstake is asked, to back another
+        // key at once; the bound keeps `block.timestamp + unbondingSeconds` far inside
+        // uint64.
         if (unbondingSeconds_ == 0 || unbondingSeconds_ > type(uint32).max) {
             revert InvalidUnbondingSeconds(unbondingSeconds_);
         }

@@ -270,7 +270,7 @@ pub enum RewardsEvent {
         /// The position's amount afterwards.
         total: U256,
     },
-    /// `UnstakeRequested(key, staker, amount, unlockAt)`: the stake stops counting.
+    /// `UnstakeRequested(key, staker, amount, unlockAt)`: the stake unbonds until then.
     UnstakeRequested {
         /// The Ed25519 public key.
         key: [u8; 32],
