@@ -19,6 +19,9 @@ type Boxed<T> = Result<T, Box<dyn std::error::Error>>;
 /// An Ed25519 public key as the contract takes it.
 const KEY: [u8; 32] = [0x5A; 32];
 
+/// (staker, amount, unbonding until, block) of a stored stake.
+type Stake = (Vec<u8>, BigDecimal, Option<DateTime<Utc>>, i64);
+
 /// (staker, amount, unbonding until, block, updated at) of a stored stake.
 type Row = (
     Vec<u8>,
@@ -77,34 +80,23 @@ impl World {
 
     fn rows(&self) -> Boxed<Vec<(Vec<u8>, Row)>> {
         let mut conn = self.db.connect()?;
-        let rows: Vec<(
-            Vec<u8>,
-            Vec<u8>,
-            BigDecimal,
-            Option<DateTime<Utc>>,
-            i64,
-            DateTime<Utc>,
-        )> = validator_stakes::table
+        Ok(validator_stakes::table
             .order(validator_stakes::public_key)
             .select((
                 validator_stakes::public_key,
-                validator_stakes::staker,
-                validator_stakes::amount,
-                validator_stakes::unbonding_until,
-                validator_stakes::block_number,
-                validator_stakes::updated_at,
+                (
+                    validator_stakes::staker,
+                    validator_stakes::amount,
+                    validator_stakes::unbonding_until,
+                    validator_stakes::block_number,
+                    validator_stakes::updated_at,
+                ),
             ))
-            .load(&mut conn)?;
-        Ok(rows
-            .into_iter()
-            .map(|(key, staker, amount, until, block, updated)| {
-                (key, (staker, amount, until, block, updated))
-            })
-            .collect())
+            .load(&mut conn)?)
     }
 
-    /// The one stored stake: (staker, amount, unbonding until, block).
-    fn stake_row(&self) -> Boxed<Option<(Vec<u8>, BigDecimal, Option<DateTime<Utc>>, i64)>> {
+    /// The one stored stake.
+    fn stake_row(&self) -> Boxed<Option<Stake>> {
         let rows = self.rows()?;
         assert!(rows.len() <= 1, "{rows:?}");
         Ok(rows.into_iter().next().map(|(key, row)| {

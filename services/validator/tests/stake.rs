@@ -52,8 +52,7 @@ fn key_bytes(public_key: &str) -> Boxed<[u8; 32]> {
 fn tx_hash(output: &str) -> Boxed<H256> {
     let hash = output
         .split(|c: char| !c.is_ascii_alphanumeric())
-        .filter(|w| w.len() == 66 && w.starts_with("0x"))
-        .last()
+        .rfind(|w| w.len() == 66 && w.starts_with("0x"))
         .ok_or("no transaction hash printed")?;
     Ok(hash.parse()?)
 }
