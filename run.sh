@@ -197,14 +197,16 @@ start_dev_chain() {
     supervise_start --essential anvil "$ANVIL_BIN" --host "$host" --port "$port" --block-time 1 --silent
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null && break; sleep 0.1; done
     (exec 3<>"/dev/tcp/$host/$port") 2>/dev/null || die "anvil did not start on port $port"
-    local line
-    line=$(CHAIN_RPC_URL=$url "target/$profile/verifier" deploy --fund "${DEV_CONTRACT_FUNDING_WEI:-100000000000000000000}" | grep '^CONTRACT_ADDRESS=') \
+    # Stakes unbond in DEV_UNBONDING_SECONDS (120) here, not UNBONDING_SECONDS' week,
+    # so `validator unstake` can be tried to the end within minutes.
+    local line unbonding=${DEV_UNBONDING_SECONDS:-120}
+    line=$(CHAIN_RPC_URL=$url UNBONDING_SECONDS=$unbonding "target/$profile/verifier" deploy --fund "${DEV_CONTRACT_FUNDING_WEI:-100000000000000000000}" | grep '^CONTRACT_ADDRESS=') \
         || die "deploying OverlapsRewards failed"
     mkdir -p .run
     printf '%s\nCHAIN_RPC_URL=%s\n' "$line" "$url" > .run/chain.env
     export "$line" CHAIN_RPC_URL="$url"
     say "dev chain:  $url, OverlapsRewards at ${line#CONTRACT_ADDRESS=} (.run/chain.env)"
-    say "custody:    roots claimable $CHALLENGE_BLOCKS blocks after their commit; guardian $GUARDIAN_ADDRESS (verifier guardian status)"
+    say "custody:    roots claimable $CHALLENGE_BLOCKS blocks after their commit; guardian $GUARDIAN_ADDRESS (verifier guardian status); stakes unbond in $unbonding s"
     psql "$DATABASE_URL" -qAtX >/dev/null 2>&1 <<'SQL' || true
 DO $$ BEGIN
   IF to_regclass('ethereum_transactions') IS NOT NULL THEN
@@ -212,6 +214,9 @@ DO $$ BEGIN
     DELETE FROM chain_blocks;
     UPDATE root_commitments SET onchain_root = NULL, onchain_block = NULL;
     UPDATE validators SET claimed = 0;
+  END IF;
+  IF to_regclass('validator_stakes') IS NOT NULL THEN
+    DELETE FROM validator_stakes;
   END IF;
 END $$;
 SQL
@@ -290,16 +295,51 @@ stop_children() {
     fi
 }
 
-# Three local validators for the dev network, each with its own key under .run/.
+# Dev validator n is paid to, and stakes from, anvil's account n (1, 2, 3): funded
+# accounts whose keys are public. The hub counts a stake only from the key's payout
+# address, so in dev PAYOUT_ADDRESS is not used for these three.
+DEV_VALIDATOR_PAYOUTS=(
+    0x70997970C51812dc3A010C7d01b50e0d17dc79C8
+    0x3C44CdDdB6a900fa2b585dd299e03d12FA4293BC
+    0x90F79bf6EB2c4f870365E785982E1f101E93b906
+)
+DEV_VALIDATOR_KEYS=(
+    0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d
+    0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a
+    0x7c852118294e51e653712a81e05800f419141751be58f605c371e15141b007a6
+)
+
+# Three local validators for the dev network, each with its own key under .run/,
+# each staking MIN_STAKE_WEI on its key from its payout account (every dev chain is
+# fresh) before it starts, so the hub admits it from its first round.
 start_dev_validators() {
     local profile=$1 n key
     mkdir -p .run
     for n in 1 2 3; do
         key=.run/validator-$n.key
         [ -f "$key" ] || "target/$profile/validator" keygen --key-file "$key" >/dev/null
-        supervise_start "validator-$n" "target/$profile/validator" run --key-file "$key" \
+        PAYOUT_PRIVATE_KEY=${DEV_VALIDATOR_KEYS[n - 1]} "target/$profile/validator" stake \
+            --key-file "$key" --payout-address "${DEV_VALIDATOR_PAYOUTS[n - 1]}" \
+            --amount "${MIN_STAKE_WEI:-1000000000000000000}" \
+            || die "validator-$n could not stake"
+    done
+    # The hub learns of a stake from the chain service, once CONFIRMATIONS blocks
+    # (a second each) have passed: up to 30 s.
+    local staked=0
+    for _ in $(seq 150); do
+        staked=$(psql "$DATABASE_URL" -qAtX -c 'SELECT count(*) FROM validator_stakes' 2>/dev/null || echo 0)
+        [ "$staked" -ge 3 ] && break
+        sleep 0.2
+    done
+    if [ "$staked" -ge 3 ]; then
+        say "stakes:     the three dev validators staked ${MIN_STAKE_WEI:-1000000000000000000} wei each (validator_stakes)"
+    else
+        say "stakes:     only $staked of 3 dev stakes recorded after 30 s: is the chain service running?"
+    fi
+    for n in 1 2 3; do
+        supervise_start "validator-$n" "target/$profile/validator" run --key-file ".run/validator-$n.key" \
             --hub-url "ws://${SERVER_BIND:-127.0.0.1:8080}/ws/validator" --allow-private-targets \
-            --payout-address "${PAYOUT_ADDRESS:-0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed}"
+            --payout-address "${DEV_VALIDATOR_PAYOUTS[n - 1]}"
     done
 }
 

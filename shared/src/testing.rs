@@ -13,7 +13,9 @@ mod http;
 mod process;
 mod redis;
 
-pub use chain::{GUARDIAN_KEY, TEST_CHALLENGE_BLOCKS, TestChain, anvil_path};
+pub use chain::{
+    GUARDIAN_KEY, TEST_CHALLENGE_BLOCKS, TEST_UNBONDING_SECONDS, TestChain, anvil_path,
+};
 pub use db::{TestDatabase, base_config};
 pub use http::{HttpSink, HttpTarget, SinkRequest, SmtpSink, read_request_head};
 pub use process::{

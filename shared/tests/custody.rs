@@ -261,12 +261,13 @@ async fn a_rotated_operator_commits_and_the_old_one_is_refused() -> TestResult {
 }
 
 #[tokio::test]
-async fn deployment_refuses_zero_roles_and_a_zero_window() -> TestResult {
+async fn deployment_refuses_zero_roles_and_zero_or_huge_periods() -> TestResult {
     let chain = TestChain::start()?;
     let good = Custody {
         operator: chain.key(0).address(),
         guardian: chain.guardian().address(),
         challenge_blocks: 3,
+        unbonding_seconds: 60,
     };
     let cases = [
         (
@@ -297,6 +298,20 @@ async fn deployment_refuses_zero_roles_and_a_zero_window() -> TestResult {
             },
             "InvalidChallengeBlocks",
         ),
+        (
+            Custody {
+                unbonding_seconds: 0,
+                ..good
+            },
+            "InvalidUnbondingSeconds",
+        ),
+        (
+            Custody {
+                unbonding_seconds: u64::from(u32::MAX) + 1,
+                ..good
+            },
+            "InvalidUnbondingSeconds",
+        ),
     ];
     for (custody, error) in cases {
         let result = chain.deploy_custody(U256::zero(), custody).await;
@@ -307,6 +322,7 @@ async fn deployment_refuses_zero_roles_and_a_zero_window() -> TestResult {
     let client = eth::signer_client(&chain.rpc_url(), &chain.key(0)).await?;
     let contract = eth::rewards(address, client);
     assert_eq!(contract.challenge_blocks().call().await?, 3);
+    assert_eq!(contract.unbonding_seconds().call().await?, 60);
     assert_eq!(contract.guardian().call().await?, good.guardian);
     Ok(())
 }

@@ -3,8 +3,9 @@
 //!
 //! Records (`chain_blocks`, `contract_events`) are written as blocks arrive and
 //! removed when a reorg replaces them; effects (`root_commitments.onchain_*`,
-//! `validators.claimed`) follow only final blocks and are recomputed from the
-//! final events, so applying them twice or after a restart changes nothing. A
+//! `validators.claimed`, `validator_stakes`) follow only final blocks and are
+//! recomputed from the final events, so applying them twice or after a restart
+//! changes nothing (see [`crate::stakes`] for stakes). A
 //! root's on-chain state (pending until its window ends, cancelled by the
 //! guardian, replaced by a newer commit in its window) is re-derived from every
 //! final `RootCommitted`/`RootCancelled`, as the contract decides it (see
@@ -377,6 +378,48 @@ fn event_row(block_number: i64, block_hash: H256, log: &Log, event: &RewardsEven
                 "from": format!("{from:?}"), "amount": amount.to_string(),
             });
         }
+        // `data.key` is the Ed25519 key as 0x-hex: stake effects are derived per key.
+        RewardsEvent::Staked {
+            key,
+            staker,
+            amount,
+            total,
+        } => {
+            row.kind = "staked";
+            row.account = Some(staker.as_bytes().to_vec());
+            row.amount = Some(to_numeric(*amount));
+            row.data = serde_json::json!({
+                "key": format!("0x{}", hex::encode(key)), "staker": format!("{staker:?}"),
+                "amount": amount.to_string(), "total": total.to_string(),
+            });
+        }
+        RewardsEvent::UnstakeRequested {
+            key,
+            staker,
+            amount,
+            unlock_at,
+        } => {
+            row.kind = "unstake_requested";
+            row.account = Some(staker.as_bytes().to_vec());
+            row.amount = Some(to_numeric(*amount));
+            row.data = serde_json::json!({
+                "key": format!("0x{}", hex::encode(key)), "staker": format!("{staker:?}"),
+                "amount": amount.to_string(), "unlock_at": unlock_at,
+            });
+        }
+        RewardsEvent::Unstaked {
+            key,
+            staker,
+            amount,
+        } => {
+            row.kind = "unstaked";
+            row.account = Some(staker.as_bytes().to_vec());
+            row.amount = Some(to_numeric(*amount));
+            row.data = serde_json::json!({
+                "key": format!("0x{}", hex::encode(key)), "staker": format!("{staker:?}"),
+                "amount": amount.to_string(),
+            });
+        }
     }
     row
 }
@@ -397,8 +440,9 @@ const ZERO_ADDRESS: &str = "0x0000000000000000000000000000000000000000";
 
 /// Applies the final events of blocks `low..=high`: each eon's on-chain root state
 /// (re-derived when a root event became final), each validator's claimed amount
-/// (its account's latest cumulative claim), and an operator alert for each act of
-/// the guardian.
+/// (its account's latest cumulative claim), the stake of each key with a stake
+/// event among them (re-derived from its final stake events), and an operator
+/// alert for each act of the guardian.
 fn apply_effects(conn: &mut PgConnection, low: i64, high: i64) -> overlaps_shared::Result<()> {
     let acts: Vec<GuardianAct> = diesel::sql_query(
         "SELECT block_number, kind, \
@@ -456,13 +500,16 @@ fn apply_effects(conn: &mut PgConnection, low: i64, high: i64) -> overlaps_share
     .bind::<BigInt, _>(low)
     .bind::<BigInt, _>(high)
     .execute(conn)?;
+    crate::stakes::apply(conn, low, high)?;
     Ok(())
 }
 
 /// After final blocks from `_from` on were rolled back: re-derive every root's
-/// on-chain state and every claimed amount from the final events that remain.
+/// on-chain state, every claimed amount and every stake from the final events that
+/// remain.
 fn recompute_effects(conn: &mut PgConnection, _from: i64) -> diesel::QueryResult<()> {
     crate::roots::recompute(conn)?;
+    crate::stakes::recompute_all(conn)?;
     diesel::sql_query(
         "UPDATE validators v SET claimed = COALESCE((\
             SELECT max((e.data->>'cumulative')::numeric) FROM contract_events e \

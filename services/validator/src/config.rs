@@ -32,6 +32,40 @@ pub enum Command {
     /// Fetch this node's latest proof from the hub, check it against the on-chain
     /// root, and claim the unclaimed reward (reads CHAIN_RPC_URL, CONTRACT_ADDRESS).
     Claim(ClaimArgs),
+    /// Stake ETH on this node's key from its payout account, which the hub counts
+    /// for admission (reads CHAIN_RPC_URL, CONTRACT_ADDRESS).
+    Stake(StakeArgs),
+    /// Take this node's stake back: starts the unbonding, or pays the stake out once
+    /// the unbonding is over (reads CHAIN_RPC_URL, CONTRACT_ADDRESS).
+    Unstake(UnstakeArgs),
+}
+
+/// Settings of `validator stake`.
+#[derive(Debug, Clone, Args)]
+pub struct StakeArgs {
+    /// The key file written by `validator keygen` (the key the stake is bound to).
+    #[arg(long, env = "VALIDATOR_KEY_FILE", default_value = "validator.key")]
+    pub key_file: PathBuf,
+    /// The node's EIP-55 payout address: the stake must come from it.
+    #[arg(long, env = "PAYOUT_ADDRESS")]
+    pub payout_address: PayoutAddress,
+    /// Wei to stake (an integer in the chain's smallest unit, as MIN_STAKE_WEI).
+    #[arg(long, value_parser = parse_wei)]
+    pub amount: overlaps_shared::eth::U256,
+    /// A file holding the payout account's private key (hex); else PAYOUT_PRIVATE_KEY.
+    #[arg(long)]
+    pub payout_key_file: Option<PathBuf>,
+}
+
+/// Settings of `validator unstake`.
+#[derive(Debug, Clone, Args)]
+pub struct UnstakeArgs {
+    /// The key file written by `validator keygen` (the key the stake is bound to).
+    #[arg(long, env = "VALIDATOR_KEY_FILE", default_value = "validator.key")]
+    pub key_file: PathBuf,
+    /// A file holding the staker's private key (hex); else PAYOUT_PRIVATE_KEY.
+    #[arg(long)]
+    pub payout_key_file: Option<PathBuf>,
 }
 
 /// Settings of `validator claim`.
@@ -98,6 +132,11 @@ impl RunArgs {
             PathBuf::from(path)
         })
     }
+}
+
+fn parse_wei(value: &str) -> Result<overlaps_shared::eth::U256, String> {
+    overlaps_shared::money::parse(value.trim())
+        .map_err(|_| "expected an integer amount of wei (1 ETH = 1000000000000000000)".into())
 }
 
 fn parse_hub_url(value: &str) -> Result<url::Url, String> {

@@ -9,6 +9,7 @@ mod hub_api;
 mod keys;
 mod receipts;
 mod reward_check;
+mod stake;
 
 use overlaps_shared::dev_values::{DevValue, refuse_in_prod};
 use std::sync::{Arc, Mutex};
@@ -35,9 +36,14 @@ async fn main() -> anyhow::Result<()> {
         app_env,
         &[DevValue::PayoutAddress, DevValue::PayoutPrivateKey],
     )?;
-    if let Command::Run(args) = &cli.command {
+    let flag_payout = match &cli.command {
+        Command::Run(args) => Some(args.payout_address),
+        Command::Stake(args) => Some(args.payout_address),
+        _ => None,
+    };
+    if let Some(address) = flag_payout {
         // --payout-address may bypass the environment.
-        let address = args.payout_address.to_string();
+        let address = address.to_string();
         let pairs = Env::from_pairs([(DevValue::PayoutAddress.var(), address.as_str())]);
         refuse_in_prod(&pairs, app_env, &[DevValue::PayoutAddress])?;
     }
@@ -52,13 +58,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::Claim(args) => {
             let key = keys::read(&args.key_file)?;
-            let payout_key: overlaps_shared::eth::PrivateKey = match &args.payout_key_file {
-                Some(path) => std::fs::read_to_string(path)?
-                    .parse()
-                    .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
-                None => env.required("PAYOUT_PRIVATE_KEY")?,
-            };
-            let app_env = env.optional("APP_ENV", overlaps_shared::config::AppEnv::Dev)?;
+            let payout_key = payout_key(&env, args.payout_key_file.as_deref())?;
             let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
             let api = hub_api::HubApi::new(&args.api_url);
             let public_key = key.public_key().to_string();
@@ -92,6 +92,45 @@ async fn main() -> anyhow::Result<()> {
                 println!("{pending}");
             }
         }
+        Command::Stake(args) => {
+            let key = keys::read(&args.key_file)?;
+            let payout_key = payout_key(&env, args.payout_key_file.as_deref())?;
+            let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
+            let payout = overlaps_shared::eth::Address::from_slice(args.payout_address.as_bytes());
+            let public_key = key.public_key();
+            let staked = stake::stake(
+                &chain.rpc_url,
+                chain.contract,
+                public_key.to_bytes(),
+                payout,
+                &payout_key,
+                args.amount,
+            )
+            .await?;
+            println!(
+                "staked {} wei ({}) on key {public_key} from {} in {}; the key's stake is now {} wei ({})",
+                staked.amount,
+                stake::show_eth(staked.amount),
+                args.payout_address,
+                staked.tx_hash,
+                staked.total,
+                stake::show_eth(staked.total),
+            );
+        }
+        Command::Unstake(args) => {
+            let key = keys::read(&args.key_file)?;
+            let payout_key = payout_key(&env, args.payout_key_file.as_deref())?;
+            let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
+            let public_key = key.public_key();
+            let outcome = stake::unstake(
+                &chain.rpc_url,
+                chain.contract,
+                public_key.to_bytes(),
+                &payout_key,
+            )
+            .await?;
+            println!("key {public_key}: {outcome}");
+        }
         Command::Run(args) => {
             let key = keys::read(&args.key_file)?;
             let public_key = key.public_key().to_string();
@@ -122,7 +161,6 @@ async fn main() -> anyhow::Result<()> {
             let (stop_tx, stop_rx) = watch::channel(false);
             // The own-leaf watch needs the chain; without CONTRACT_ADDRESS it is off.
             if env.raw("CONTRACT_ADDRESS").is_some() {
-                let app_env = env.optional("APP_ENV", overlaps_shared::config::AppEnv::Dev)?;
                 let chain = overlaps_shared::eth::settings::ChainSettings::from_env(&env, app_env)?;
                 let payout =
                     overlaps_shared::eth::Address::from_slice(args.payout_address.as_bytes());
@@ -158,4 +196,17 @@ async fn main() -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The payout account's key: from `file` when given, else `PAYOUT_PRIVATE_KEY`.
+fn payout_key(
+    env: &Env,
+    file: Option<&std::path::Path>,
+) -> anyhow::Result<overlaps_shared::eth::PrivateKey> {
+    Ok(match file {
+        Some(path) => std::fs::read_to_string(path)?
+            .parse()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+        None => env.required("PAYOUT_PRIVATE_KEY")?,
+    })
 }

@@ -11,7 +11,7 @@ pub struct DeployConfig {
     pub rpc_url: String,
     /// `OPERATOR_PRIVATE_KEY`: deploys, and becomes the contract's operator.
     pub operator_key: PrivateKey,
-    /// `GUARDIAN_ADDRESS` and `CHALLENGE_BLOCKS`.
+    /// `GUARDIAN_ADDRESS`, `CHALLENGE_BLOCKS` and `UNBONDING_SECONDS`.
     pub custody: CustodySettings,
 }
 
@@ -53,13 +53,15 @@ pub fn parse_wei(value: &str) -> Result<U256, ConfigError> {
 }
 
 /// Deploys the contract with the operator key as operator and the configured
-/// guardian and challenge window, sends it `funding`, and returns its address.
+/// guardian, challenge window and unbonding delay, sends it `funding`, and returns
+/// its address.
 pub async fn deploy_and_fund(config: &DeployConfig, funding: U256) -> Result<Address, EthError> {
     let client = eth::signer_client(&config.rpc_url, &config.operator_key).await?;
     let custody = Custody {
         operator: config.operator_key.address(),
         guardian: config.custody.guardian,
         challenge_blocks: config.custody.challenge_blocks,
+        unbonding_seconds: config.custody.unbonding_seconds,
     };
     let address = eth::deploy(client.clone(), custody).await?;
     if !funding.is_zero() {
@@ -70,6 +72,7 @@ pub async fn deploy_and_fund(config: &DeployConfig, funding: U256) -> Result<Add
         %funding,
         guardian = ?custody.guardian,
         challenge_blocks = custody.challenge_blocks,
+        unbonding_seconds = custody.unbonding_seconds,
         "OverlapsRewards deployed"
     );
     Ok(address)

@@ -290,16 +290,22 @@ impl Verifier {
         }
     }
 
-    /// What the contract could pay in all: its balance plus what it already paid.
+    /// What the contract could pay in all: its reward pool (the balance minus every
+    /// stake, which the contract never pays rewards from) plus what it already paid.
     async fn payable(&self) -> Result<U256, TxError> {
-        let balance = eth::balance(self.sender.client().as_ref(), self.contract.address()).await?;
+        let pool = self
+            .contract
+            .reward_pool()
+            .call()
+            .await
+            .map_err(EthError::from)?;
         let claimed = self
             .contract
             .total_claimed()
             .call()
             .await
             .map_err(EthError::from)?;
-        Ok(balance + claimed)
+        Ok(pool + claimed)
     }
 
     /// One sweep: roots with no transaction yet, every open transaction, and the

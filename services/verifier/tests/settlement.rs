@@ -488,6 +488,22 @@ async fn a_root_the_contract_cannot_pay_alerts_and_waits_for_funds() -> TestResu
 }
 
 #[tokio::test]
+async fn staked_wei_does_not_make_a_root_payable() -> TestResult {
+    // 100 wei of rewards, and 5,000 staked beside them: the balance would cover the
+    // root, the pool does not.
+    let world = World::new(100, false).await?;
+    let staker = eth::signer_client(&world.chain.rpc_url(), &world.chain.key(2)).await?;
+    let contract = eth::rewards(world.contract, staker);
+    eth::send_call(contract.stake([7; 32]).value(U256::from(5_000))).await?;
+    world.insert_root(1, 900)?;
+    let verifier = world.verifier(policy(3), 1).await?;
+    assert_eq!(verifier.submit_root(1).await?, None);
+    assert_eq!(world.alerts()?, vec!["contract_insolvent:1".to_owned()]);
+    assert!(world.tx_rows()?.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_low_operator_balance_alerts_once() -> TestResult {
     let world = World::new(0, false).await?;
     let rich = world.verifier(TxPolicy::default(), 1).await?;

@@ -158,6 +158,7 @@ async fn refuses_a_contract_whose_challenge_window_outlasts_an_eon() -> TestResu
         operator: chain.key(0).address(),
         guardian: chain.guardian().address(),
         challenge_blocks: 120,
+        unbonding_seconds: overlaps_shared::testing::TEST_UNBONDING_SECONDS,
     };
     let contract = format!("{:?}", chain.deploy_custody(U256::zero(), custody).await?);
     let url = chain.rpc_url();

@@ -17,6 +17,12 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 /// must therefore be shorter than an eon, or roots keep replacing each other and none
 /// ever becomes claimable. The guardian may also rotate the operator and itself; it
 /// can never move funds.
+///
+/// Validators may also stake ETH bound to their Ed25519 key (the hub admits a key by
+/// its stake). The first address to stake on a key owns the position; only it adds
+/// to it, asks to unstake, and after `unbondingSeconds` takes the whole amount back.
+/// Staked wei is kept apart from the reward pool (`totalStaked`): roots and claims
+/// are paid only from what the contract holds beyond it. There is no slashing.
 contract OverlapsRewards is ReentrancyGuard {
     /// @notice The only address that may commit roots (the guardian may replace it).
     address public operator;
@@ -24,6 +30,8 @@ contract OverlapsRewards is ReentrancyGuard {
     address public guardian;
     /// @notice How many blocks a committed root waits before claims may use it.
     uint64 public immutable challengeBlocks;
+    /// @notice Seconds between `requestUnstake` and the first `unstake` that pays.
+    uint64 public immutable unbondingSeconds;
 
     // The claimable root as last written; `eon()`, `root()` and `committedTotal()`
     // report it with a matured pending root already promoted.
@@ -42,6 +50,18 @@ contract OverlapsRewards is ReentrancyGuard {
     /// @notice What each account has been paid so far.
     mapping(address account => uint256 amount) public claimed;
 
+    /// A stake bound to one Ed25519 key: who staked it, how much, and when it may be
+    /// paid out (0 while no unstake was requested).
+    struct Position {
+        address staker;
+        uint64 unlockAt;
+        uint256 amount;
+    }
+
+    /// @notice The sum of every position: wei that belongs to stakers, never to rewards.
+    uint256 public totalStaked;
+    mapping(bytes32 key => Position) private _stakes;
+
     /// @notice A root was committed for `eon`, promising `total` in all; claims may
     /// use it from block `claimableAt` on unless the guardian cancels it or a newer
     /// root replaces it before then.
@@ -56,6 +76,16 @@ contract OverlapsRewards is ReentrancyGuard {
     event Claimed(address indexed account, uint256 amount, uint256 cumulative);
     /// @notice `from` sent `amount` to the contract.
     event Funded(address indexed from, uint256 amount);
+    /// @notice `staker` added `amount` to the stake of `key`, which now holds `total`.
+    event Staked(bytes32 indexed key, address indexed staker, uint256 amount, uint256 total);
+    /// @notice `staker` asked for the whole `amount` staked on `key`; `unstake` pays it
+    /// from `unlockAt` (a block timestamp) on.
+    event UnstakeRequested(
+        bytes32 indexed key, address indexed staker, uint256 amount, uint64 unlockAt
+    );
+    /// @notice `staker` was paid back the whole `amount` staked on `key`; the position
+    /// is gone.
+    event Unstaked(bytes32 indexed key, address indexed staker, uint256 amount);
 
     error ZeroOperator();
     error ZeroGuardian();
@@ -71,6 +101,15 @@ contract OverlapsRewards is ReentrancyGuard {
     error InvalidProof();
     error ExceedsCommittedTotal(uint256 committed, uint256 wouldBeClaimed);
     error TransferFailed();
+    error InvalidUnbondingSeconds(uint64 given);
+    error ZeroStake();
+    error KeyTaken(bytes32 key, address staker);
+    error NoStake(bytes32 key);
+    error NotStaker(bytes32 key, address caller);
+    error AlreadyUnbonding(bytes32 key, uint64 unlockAt);
+    error UnstakeNotRequested(bytes32 key);
+    error StillUnbonding(bytes32 key, uint64 unlockAt);
+    error RewardPoolShort(uint256 pool, uint256 amount);
 
     modifier onlyGuardian() {
         if (msg.sender != guardian) revert NotGuardian(msg.sender);
@@ -81,7 +120,14 @@ contract OverlapsRewards is ReentrancyGuard {
     /// @param guardian_ may cancel pending roots and rotate the operator.
     /// @param challengeBlocks_ blocks between a commit and its root being claimable
     /// (1 to 2^32).
-    constructor(address operator_, address guardian_, uint64 challengeBlocks_) {
+    /// @param unbondingSeconds_ seconds between an unstake request and the payout
+    /// (1 to 2^32).
+    constructor(
+        address operator_,
+        address guardian_,
+        uint64 challengeBlocks_,
+        uint64 unbondingSeconds_
+    ) {
         if (operator_ == address(0)) revert ZeroOperator();
         if (guardian_ == address(0)) revert ZeroGuardian();
         // Zero would make every root claimable at once (no challenge at all); the
@@ -89,9 +135,16 @@ contract OverlapsRewards is ReentrancyGuard {
         if (challengeBlocks_ == 0 || challengeBlocks_ > type(uint32).max) {
             revert InvalidChallengeBlocks(challengeBlocks_);
         }
+        // Zero would let a stake leave the moment its unstake is asked, to back another
+        // key at once; the bound keeps `block.timestamp + unbondingSeconds` far inside
+        // uint64.
+        if (unbondingSeconds_ == 0 || unbondingSeconds_ > type(uint32).max) {
+            revert InvalidUnbondingSeconds(unbondingSeconds_);
+        }
         operator = operator_;
         guardian = guardian_;
         challengeBlocks = challengeBlocks_;
+        unbondingSeconds = unbondingSeconds_;
         emit OperatorChanged(address(0), operator_);
         emit GuardianChanged(address(0), guardian_);
     }
@@ -141,7 +194,8 @@ contract OverlapsRewards is ReentrancyGuard {
         uint64 latest = _pendingEon > _eon ? _pendingEon : _eon;
         if (eon_ <= latest) revert StaleEon(latest, eon_);
         if (total < totalClaimed) revert TotalBelowClaimed(totalClaimed, total);
-        uint256 available = address(this).balance + totalClaimed;
+        // Staked wei is not the pool's: a root may promise only what lies beyond it.
+        uint256 available = _rewardPool() + totalClaimed;
         if (available < total) revert Insolvent(available, total);
         uint64 claimableAt = uint64(block.number) + challengeBlocks;
         _pendingEon = eon_;
@@ -203,6 +257,10 @@ contract OverlapsRewards is ReentrancyGuard {
         if (wouldBeClaimed > _committedTotal) {
             revert ExceedsCommittedTotal(_committedTotal, wouldBeClaimed);
         }
+        // Commits are bounded by the pool, so this holds; it is checked anyway, so
+        // that no accounting slip could ever pay a reward out of stakes.
+        uint256 pool = _rewardPool();
+        if (amount > pool) revert RewardPoolShort(pool, amount);
         claimed[account] = cumulative;
         totalClaimed = wouldBeClaimed;
         emit Claimed(account, amount, cumulative);
@@ -214,6 +272,78 @@ contract OverlapsRewards is ReentrancyGuard {
     function claimable(address account, uint256 cumulative) external view returns (uint256) {
         uint256 already = claimed[account];
         return cumulative > already ? cumulative - already : 0;
+    }
+
+    /// @notice What the contract holds for rewards: its balance minus every stake.
+    function rewardPool() external view returns (uint256) {
+        return _rewardPool();
+    }
+
+    /// @notice Stakes `msg.value` on the Ed25519 public key `key`. The first staker of
+    /// a key owns the position and alone may add to it; nobody may add while it is
+    /// unbonding.
+    function stake(bytes32 key) external payable {
+        if (msg.value == 0) revert ZeroStake();
+        Position storage position = _stakes[key];
+        if (position.staker == address(0)) {
+            position.staker = msg.sender;
+        } else if (position.staker != msg.sender) {
+            revert KeyTaken(key, position.staker);
+        }
+        if (position.unlockAt != 0) revert AlreadyUnbonding(key, position.unlockAt);
+        position.amount += msg.value;
+        totalStaked += msg.value;
+        emit Staked(key, msg.sender, msg.value, position.amount);
+    }
+
+    /// @notice Starts unbonding the whole stake of `key` (only its staker): `unstake`
+    /// pays it `unbondingSeconds` from now.
+    function requestUnstake(bytes32 key) external {
+        Position storage position = _ownPosition(key);
+        if (position.unlockAt != 0) revert AlreadyUnbonding(key, position.unlockAt);
+        uint64 unlockAt = uint64(block.timestamp) + unbondingSeconds;
+        position.unlockAt = unlockAt;
+        emit UnstakeRequested(key, msg.sender, position.amount, unlockAt);
+    }
+
+    /// @notice Pays the whole stake of `key` back to its staker once its unbonding is
+    /// over, and clears the position (a second call finds nothing: `NoStake`).
+    /// @return amount What was paid.
+    function unstake(bytes32 key) external nonReentrant returns (uint256 amount) {
+        Position storage position = _ownPosition(key);
+        uint64 unlockAt = position.unlockAt;
+        if (unlockAt == 0) revert UnstakeNotRequested(key);
+        if (block.timestamp < unlockAt) revert StillUnbonding(key, unlockAt);
+        amount = position.amount;
+        // Cleared before paying: a reentrant call finds no position.
+        delete _stakes[key];
+        totalStaked -= amount;
+        emit Unstaked(key, msg.sender, amount);
+        (bool ok,) = msg.sender.call{value: amount}("");
+        if (!ok) revert TransferFailed();
+    }
+
+    /// @notice The position on `key`: its staker, the wei staked and the timestamp
+    /// from which `unstake` pays (all zero when none; `unlockAt` 0 while bonded).
+    function stakeOf(bytes32 key)
+        external
+        view
+        returns (address staker, uint256 amount, uint64 unlockAt)
+    {
+        Position storage position = _stakes[key];
+        return (position.staker, position.amount, position.unlockAt);
+    }
+
+    /// The caller's own position on `key`, or a revert naming why it is not.
+    function _ownPosition(bytes32 key) private view returns (Position storage position) {
+        position = _stakes[key];
+        if (position.staker == address(0)) revert NoStake(key);
+        if (position.staker != msg.sender) revert NotStaker(key, msg.sender);
+    }
+
+    /// The balance that is not staked.
+    function _rewardPool() private view returns (uint256) {
+        return address(this).balance - totalStaked;
     }
 
     /// Whether the pending root's challenge window is over.

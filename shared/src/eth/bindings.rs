@@ -8,3 +8,7 @@ ethers::contract::abigen!(
     "$CARGO_MANIFEST_DIR/contracts/artifacts/OverlapsRewards.json",
     derives(serde::Serialize, serde::Deserialize)
 );
+
+// `abigen!` reads the artifact without telling cargo, so a rebuilt artifact alone
+// would leave stale bindings and bytecode; `include_bytes!` makes it a dependency.
+const _ARTIFACT: &[u8] = include_bytes!("../../contracts/artifacts/OverlapsRewards.json");

@@ -14,7 +14,8 @@ use crate::redact::strip_urls;
 pub use bindings::{
     ClaimedFilter, FundedFilter, GuardianChangedFilter, OVERLAPSREWARDS_ABI,
     OVERLAPSREWARDS_BYTECODE, OperatorChangedFilter, OverlapsRewards, OverlapsRewardsErrors,
-    OverlapsRewardsEvents, RootCancelledFilter, RootCommittedFilter,
+    OverlapsRewardsEvents, RootCancelledFilter, RootCommittedFilter, StakedFilter,
+    UnstakeRequestedFilter, UnstakedFilter,
 };
 pub use ethers::abi::AbiDecode;
 pub use ethers::contract::builders::ContractCall;
@@ -146,8 +147,8 @@ pub fn rewards<M: Middleware>(address: Address, client: Arc<M>) -> OverlapsRewar
     OverlapsRewards::new(address, client)
 }
 
-/// Who runs a rewards contract, fixed at deployment (the guardian may later rotate
-/// both roles; the challenge period never changes).
+/// Who runs a rewards contract and how long its funds wait, fixed at deployment
+/// (the guardian may later rotate both roles; the periods never change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Custody {
     /// Commits roots.
@@ -156,14 +157,20 @@ pub struct Custody {
     pub guardian: Address,
     /// Blocks between a root's commit and its being claimable.
     pub challenge_blocks: u64,
+    /// Seconds between an unstake request and the stake's payout.
+    pub unbonding_seconds: u64,
 }
 
-/// Deploys `OverlapsRewards` with `custody`'s roles and challenge period; returns
-/// its address.
+/// Deploys `OverlapsRewards` with `custody`'s roles and periods; returns its address.
 pub async fn deploy(client: Arc<SignerClient>, custody: Custody) -> Result<Address, EthError> {
     let deployer = OverlapsRewards::deploy(
         client,
-        (custody.operator, custody.guardian, custody.challenge_blocks),
+        (
+            custody.operator,
+            custody.guardian,
+            custody.challenge_blocks,
+            custody.unbonding_seconds,
+        ),
     )?;
     let contract = deployer.send().await?;
     Ok(contract.address())
@@ -252,6 +259,37 @@ pub enum RewardsEvent {
         /// The amount received.
         amount: U256,
     },
+    /// `Staked(key, staker, amount, total)`.
+    Staked {
+        /// The Ed25519 public key the stake is bound to.
+        key: [u8; 32],
+        /// The address that owns the position.
+        staker: Address,
+        /// What this stake added.
+        amount: U256,
+        /// The position's amount afterwards.
+        total: U256,
+    },
+    /// `UnstakeRequested(key, staker, amount, unlockAt)`: the stake unbonds until then.
+    UnstakeRequested {
+        /// The Ed25519 public key.
+        key: [u8; 32],
+        /// The position's owner.
+        staker: Address,
+        /// The whole amount being unbonded.
+        amount: U256,
+        /// The block timestamp (Unix seconds) from which `unstake` pays.
+        unlock_at: u64,
+    },
+    /// `Unstaked(key, staker, amount)`: paid out, the position is gone.
+    Unstaked {
+        /// The Ed25519 public key.
+        key: [u8; 32],
+        /// Who was paid.
+        staker: Address,
+        /// What was paid.
+        amount: U256,
+    },
 }
 
 /// Decodes one log of the rewards contract; `None` for a log it did not emit.
@@ -287,6 +325,23 @@ pub fn decode_event(log: &Log) -> Option<RewardsEvent> {
         }),
         OverlapsRewardsEvents::FundedFilter(e) => Some(RewardsEvent::Funded {
             from: e.from,
+            amount: e.amount,
+        }),
+        OverlapsRewardsEvents::StakedFilter(e) => Some(RewardsEvent::Staked {
+            key: e.key,
+            staker: e.staker,
+            amount: e.amount,
+            total: e.total,
+        }),
+        OverlapsRewardsEvents::UnstakeRequestedFilter(e) => Some(RewardsEvent::UnstakeRequested {
+            key: e.key,
+            staker: e.staker,
+            amount: e.amount,
+            unlock_at: e.unlock_at,
+        }),
+        OverlapsRewardsEvents::UnstakedFilter(e) => Some(RewardsEvent::Unstaked {
+            key: e.key,
+            staker: e.staker,
             amount: e.amount,
         }),
     }

@@ -70,7 +70,14 @@ pub const DEFAULT_CHALLENGE_BLOCKS: u64 = 150;
 /// The contract's bound on `challengeBlocks` (its constructor refuses more).
 pub const MAX_CHALLENGE_BLOCKS: u64 = u32::MAX as u64;
 
-/// Who guards a contract about to be deployed, and for how long each root waits.
+/// `UNBONDING_SECONDS`' default: a week between an unstake request and its payout.
+pub const DEFAULT_UNBONDING_SECONDS: u64 = 604_800;
+
+/// The contract's bound on `unbondingSeconds` (its constructor refuses more).
+pub const MAX_UNBONDING_SECONDS: u64 = u32::MAX as u64;
+
+/// Who guards a contract about to be deployed, how long each root waits, and how
+/// long stakes unbond.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CustodySettings {
     /// `GUARDIAN_ADDRESS`: may cancel a pending root and rotate the operator. Its
@@ -78,6 +85,8 @@ pub struct CustodySettings {
     pub guardian: Address,
     /// `CHALLENGE_BLOCKS`: blocks between a root's commit and its being claimable.
     pub challenge_blocks: u64,
+    /// `UNBONDING_SECONDS`: seconds between an unstake request and its payout.
+    pub unbonding_seconds: u64,
 }
 
 impl CustodySettings {
@@ -109,6 +118,11 @@ impl CustodySettings {
                 "CHALLENGE_BLOCKS",
                 DEFAULT_CHALLENGE_BLOCKS,
                 1..=MAX_CHALLENGE_BLOCKS,
+            )?,
+            unbonding_seconds: env.ranged(
+                "UNBONDING_SECONDS",
+                DEFAULT_UNBONDING_SECONDS,
+                1..=MAX_UNBONDING_SECONDS,
             )?,
         })
     }
@@ -257,8 +271,8 @@ mod tests {
             AppEnv::Prod,
         );
         assert_eq!(
-            custody.map(|c| c.challenge_blocks),
-            Ok(DEFAULT_CHALLENGE_BLOCKS)
+            custody.map(|c| (c.challenge_blocks, c.unbonding_seconds)),
+            Ok((DEFAULT_CHALLENGE_BLOCKS, DEFAULT_UNBONDING_SECONDS))
         );
         let cases = [
             ("GUARDIAN_ADDRESS", "", AppEnv::Prod),
@@ -275,6 +289,8 @@ mod tests {
             ),
             ("CHALLENGE_BLOCKS", "0", AppEnv::Dev),
             ("CHALLENGE_BLOCKS", "4294967296", AppEnv::Dev),
+            ("UNBONDING_SECONDS", "0", AppEnv::Dev),
+            ("UNBONDING_SECONDS", "4294967296", AppEnv::Dev),
         ];
         for (var, value, app_env) in cases {
             let mut pairs = vec![("GUARDIAN_ADDRESS", guardian)];
@@ -293,10 +309,14 @@ mod tests {
                     "0xa0Ee7A142d267C1f36714E4a8F75612F20a79720",
                 ),
                 ("CHALLENGE_BLOCKS", "20"),
+                ("UNBONDING_SECONDS", "60"),
             ]),
             AppEnv::Dev,
         );
-        assert_eq!(dev.map(|c| c.challenge_blocks), Ok(20));
+        assert_eq!(
+            dev.map(|c| (c.challenge_blocks, c.unbonding_seconds)),
+            Ok((20, 60))
+        );
     }
 
     #[test]

@@ -92,8 +92,8 @@ impl TestChain {
     }
 
     /// Deploys the rewards contract with dev key 0 as operator, dev key 9 as
-    /// guardian and [`TEST_CHALLENGE_BLOCKS`], funds it with `funding`, and returns
-    /// its address.
+    /// guardian, [`TEST_CHALLENGE_BLOCKS`] and [`TEST_UNBONDING_SECONDS`], funds it
+    /// with `funding`, and returns its address.
     pub async fn deploy_funded(&self, funding: crate::eth::U256) -> Result<crate::eth::Address> {
         self.deploy_custody(
             funding,
@@ -101,6 +101,7 @@ impl TestChain {
                 operator: self.key(0).address(),
                 guardian: self.guardian().address(),
                 challenge_blocks: TEST_CHALLENGE_BLOCKS,
+                unbonding_seconds: TEST_UNBONDING_SECONDS,
             },
         )
         .await
@@ -143,6 +144,16 @@ impl TestChain {
     pub async fn mature(&self) -> Result<()> {
         self.mine(TEST_CHALLENGE_BLOCKS).await
     }
+
+    /// Moves the chain's clock `seconds` ahead and mines one block with it
+    /// (`evm_increaseTime`): unbonding counts block timestamps, not blocks.
+    pub async fn advance_time(&self, seconds: u64) -> Result<()> {
+        let client = crate::eth::read_client(&self.rpc_url()).map_err(chain_error)?;
+        let _: serde_json::Value = crate::eth::raw_request(&client, "evm_increaseTime", [seconds])
+            .await
+            .map_err(chain_error)?;
+        self.mine(1).await
+    }
 }
 
 /// The dev key that guards test contracts (anvil's last account, as in
@@ -151,6 +162,10 @@ pub const GUARDIAN_KEY: usize = 9;
 
 /// The challenge window of test contracts: short, since tests mine it away.
 pub const TEST_CHALLENGE_BLOCKS: u64 = 5;
+
+/// The unbonding delay of test contracts: an hour, which tests skip with
+/// [`TestChain::advance_time`].
+pub const TEST_UNBONDING_SECONDS: u64 = 3600;
 
 fn chain_error(err: crate::eth::EthError) -> Error {
     Error::Io(std::io::Error::other(err.to_string()))

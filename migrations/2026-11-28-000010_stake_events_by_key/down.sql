@@ -1,0 +1,1 @@
+DROP INDEX contract_events_stake_key_idx;

@@ -1,0 +1,249 @@
+//! Stakes on `OverlapsRewards` on a real dev chain (anvil): bound to an Ed25519
+//! key and its first staker, unbonded only by that staker after the delay, paid
+//! out exactly once, and kept apart from the reward pool.
+
+mod support;
+
+use std::sync::Arc;
+
+use overlaps_shared::eth::{
+    self, Address, EthError, Middleware, OverlapsRewards, RewardsEvent, SignerClient,
+    TransactionReceipt, U256,
+};
+use overlaps_shared::testing::TEST_UNBONDING_SECONDS;
+use support::{Setup, Tree, accounts, claim, commit, reverted_with, setup};
+
+type TestResult = support::TestResult;
+
+/// An Ed25519 public key as the contract takes it.
+const KEY: [u8; 32] = [0x5A; 32];
+
+/// A funded dev account that stakes (dev key `i`).
+async fn staker(s: &Setup, i: usize) -> Result<Arc<SignerClient>, EthError> {
+    eth::signer_client(&s.chain.rpc_url(), &s.chain.key(i)).await
+}
+
+fn events(receipt: &TransactionReceipt) -> Vec<RewardsEvent> {
+    receipt.logs.iter().filter_map(eth::decode_event).collect()
+}
+
+/// Stakes `wei` on `key` from the account `contract` is called by.
+async fn stake(
+    contract: &OverlapsRewards<SignerClient>,
+    key: [u8; 32],
+    wei: u64,
+) -> Result<TransactionReceipt, EthError> {
+    eth::send_call(contract.stake(key).value(U256::from(wei))).await
+}
+
+/// What the sender paid for `receipt` in gas.
+fn gas_cost(receipt: &TransactionReceipt) -> U256 {
+    receipt.gas_used.unwrap_or_default() * receipt.effective_gas_price.unwrap_or_default()
+}
+
+/// The timestamp of the block `receipt` landed in.
+async fn block_time(s: &Setup, receipt: &TransactionReceipt) -> Result<u64, EthError> {
+    let number = receipt.block_number.unwrap_or_default();
+    let block = s
+        .operator
+        .get_block(number)
+        .await
+        .map_err(|e| EthError::Rpc(e.to_string()))?;
+    Ok(block.map(|b| b.timestamp.low_u64()).unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_stake_binds_the_key_to_its_first_staker_and_more_stake_adds() -> TestResult {
+    let s = setup(0).await?;
+    let alice = staker(&s, 2).await?;
+    let as_alice = s.as_client(&alice);
+    let receipt = stake(&as_alice, KEY, 100).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Staked {
+            key: KEY,
+            staker: alice.address(),
+            amount: U256::from(100),
+            total: U256::from(100),
+        }]
+    );
+    let receipt = stake(&as_alice, KEY, 50).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Staked {
+            key: KEY,
+            staker: alice.address(),
+            amount: U256::from(50),
+            total: U256::from(150),
+        }]
+    );
+    assert_eq!(
+        s.contract.stake_of(KEY).call().await?,
+        (alice.address(), U256::from(150), 0)
+    );
+    assert_eq!(s.contract.total_staked().call().await?, U256::from(150));
+
+    // Another address cannot stake on a taken key, and nothing is staked for free.
+    let bob = s.as_client(&staker(&s, 3).await?);
+    reverted_with(stake(&bob, KEY, 10).await, "KeyTaken");
+    reverted_with(stake(&as_alice, KEY, 0).await, "ZeroStake");
+    // Bob may stake on another key; stakes add up in totalStaked, not in the pool.
+    stake(&bob, [0x0B; 32], 10).await?;
+    assert_eq!(s.contract.total_staked().call().await?, U256::from(160));
+    assert_eq!(
+        eth::balance(&*s.operator, s.contract.address()).await?,
+        U256::from(160)
+    );
+    assert_eq!(s.contract.reward_pool().call().await?, U256::zero());
+    Ok(())
+}
+
+#[tokio::test]
+async fn only_the_staker_starts_unbonding_and_nobody_adds_while_it_runs() -> TestResult {
+    let s = setup(0).await?;
+    let alice = staker(&s, 2).await?;
+    let as_alice = s.as_client(&alice);
+    reverted_with(
+        eth::send_call(as_alice.request_unstake(KEY)).await,
+        "NoStake",
+    );
+    stake(&as_alice, KEY, 1_000).await?;
+    reverted_with(
+        eth::send_call(s.as_client(&s.stranger).request_unstake(KEY)).await,
+        "NotStaker",
+    );
+    let receipt = eth::send_call(as_alice.request_unstake(KEY)).await?;
+    let unlock_at = block_time(&s, &receipt).await? + TEST_UNBONDING_SECONDS;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::UnstakeRequested {
+            key: KEY,
+            staker: alice.address(),
+            amount: U256::from(1_000),
+            unlock_at,
+        }]
+    );
+    assert_eq!(
+        s.contract.stake_of(KEY).call().await?,
+        (alice.address(), U256::from(1_000), unlock_at)
+    );
+    reverted_with(
+        eth::send_call(as_alice.request_unstake(KEY)).await,
+        "AlreadyUnbonding",
+    );
+    reverted_with(stake(&as_alice, KEY, 1).await, "AlreadyUnbonding");
+    // The other staker's refusal comes first: the key is still taken.
+    reverted_with(stake(&s.as_client(&s.stranger), KEY, 1).await, "KeyTaken");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unstake_pays_exactly_the_stake_after_unbonding_and_only_once() -> TestResult {
+    let s = setup(0).await?;
+    let alice = staker(&s, 2).await?;
+    let as_alice = s.as_client(&alice);
+    let wei = 7_000_000_000_000_000_000u64;
+    stake(&as_alice, KEY, wei).await?;
+    reverted_with(
+        eth::send_call(as_alice.unstake(KEY)).await,
+        "UnstakeNotRequested",
+    );
+    eth::send_call(as_alice.request_unstake(KEY)).await?;
+    reverted_with(
+        eth::send_call(as_alice.unstake(KEY)).await,
+        "StillUnbonding",
+    );
+    // Half-way through: still unbonding, for the staker and anyone else.
+    s.chain.advance_time(TEST_UNBONDING_SECONDS / 2).await?;
+    reverted_with(
+        eth::send_call(as_alice.unstake(KEY)).await,
+        "StillUnbonding",
+    );
+    s.chain.advance_time(TEST_UNBONDING_SECONDS / 2).await?;
+    reverted_with(
+        eth::send_call(s.as_client(&s.stranger).unstake(KEY)).await,
+        "NotStaker",
+    );
+
+    let before = eth::balance(&*s.operator, alice.address()).await?;
+    let receipt = eth::send_call(as_alice.unstake(KEY)).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Unstaked {
+            key: KEY,
+            staker: alice.address(),
+            amount: U256::from(wei),
+        }]
+    );
+    let after = eth::balance(&*s.operator, alice.address()).await?;
+    assert_eq!(after + gas_cost(&receipt), before + U256::from(wei));
+    assert_eq!(
+        eth::balance(&*s.operator, s.contract.address()).await?,
+        U256::zero()
+    );
+    assert_eq!(s.contract.total_staked().call().await?, U256::zero());
+    assert_eq!(
+        s.contract.stake_of(KEY).call().await?,
+        (Address::zero(), U256::zero(), 0)
+    );
+
+    // A second unstake pays nothing: the position is gone.
+    reverted_with(eth::send_call(as_alice.unstake(KEY)).await, "NoStake");
+    assert_eq!(eth::balance(&*s.operator, alice.address()).await?, after);
+    // The key is free again: anyone may stake on it afresh.
+    stake(&s.as_client(&s.stranger), KEY, 5).await?;
+    assert_eq!(
+        s.contract.stake_of(KEY).call().await?,
+        (s.stranger.address(), U256::from(5), 0)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rewards_are_paid_only_from_the_pool_never_from_stakes() -> TestResult {
+    // A pool of 1,000 wei and a stake of 5,000 beside it.
+    let s = setup(1_000).await?;
+    let alice = staker(&s, 2).await?;
+    let as_alice = s.as_client(&alice);
+    stake(&as_alice, KEY, 5_000).await?;
+    assert_eq!(s.contract.reward_pool().call().await?, U256::from(1_000));
+    let accounts = accounts(2);
+
+    // A root promising more than the pool is refused, though the balance holds it.
+    let greedy = Tree::new(&accounts, &[3_000, 500]);
+    reverted_with(commit(&s, 1, &greedy).await, "Insolvent");
+    // Committed with a total the pool covers, the tree's 3,000-wei leaf still
+    // cannot be claimed: it would take staked wei.
+    eth::send_call(s.contract.commit_root(1, greedy.root(), U256::from(1_000))).await?;
+    s.chain.mature().await?;
+    reverted_with(claim(&s, &greedy, 0).await, "ExceedsCommittedTotal");
+    claim(&s, &greedy, 1).await?;
+    assert_eq!(
+        eth::balance(&*s.operator, accounts[1]).await?,
+        U256::from(500)
+    );
+    assert_eq!(s.contract.reward_pool().call().await?, U256::from(500));
+    // Funding adds to the pool only.
+    eth::fund(&s.operator, s.contract.address(), U256::from(2_000)).await?;
+    assert_eq!(s.contract.reward_pool().call().await?, U256::from(2_500));
+    assert_eq!(s.contract.total_staked().call().await?, U256::from(5_000));
+
+    // The stake comes back whole, and the pool is what it was.
+    eth::send_call(as_alice.request_unstake(KEY)).await?;
+    s.chain.advance_time(TEST_UNBONDING_SECONDS).await?;
+    let receipt = eth::send_call(as_alice.unstake(KEY)).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Unstaked {
+            key: KEY,
+            staker: alice.address(),
+            amount: U256::from(5_000),
+        }]
+    );
+    assert_eq!(
+        eth::balance(&*s.operator, s.contract.address()).await?,
+        U256::from(2_500)
+    );
+    assert_eq!(s.contract.reward_pool().call().await?, U256::from(2_500));
+    Ok(())
+}
