@@ -2,7 +2,8 @@
 //!
 //! - **Admission** (`VALIDATOR_ADMISSION`): `stake` admits keys with at least
 //!   `MIN_STAKE_WEI` staked on them in the rewards contract *from the key's payout
-//!   address* and not past its unbonding; `allowlist` admits the keys the operator
+//!   address* (each address holds its own position on a key; only that one counts)
+//!   and not past its unbonding; `allowlist` admits the keys the operator
 //!   listed; `open` admits every key (tests and private networks). A key that is
 //!   not admitted may stay connected; it gets no assignments.
 //! - **Weight** (what the draw of [`crate::selection`] uses): the lowest of the
@@ -189,8 +190,8 @@ struct StandingRow {
     checks_agreed: i64,
     #[diesel(sql_type = Nullable<Bytea>)]
     payout_address: Option<Vec<u8>>,
-    #[diesel(sql_type = Nullable<Bytea>)]
-    staker: Option<Vec<u8>>,
+    #[diesel(sql_type = Bool)]
+    staked_by_others: bool,
     #[diesel(sql_type = Nullable<Numeric>)]
     amount: Option<BigDecimal>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
@@ -207,18 +208,14 @@ fn address_text(bytes: Option<&[u8]>) -> String {
 
 impl AdmissionPolicy {
     fn standing(&self, row: StandingRow, now: DateTime<Utc>) -> Standing {
+        // Only the position of the key's payout address is joined in.
         let staked = row
             .amount
             .as_ref()
             .and_then(|a| money::from_numeric(a).ok())
             .unwrap_or_default();
-        let from_payout = row.staker.is_some() && row.staker == row.payout_address;
         let unbonded = row.unbonding_until.is_some_and(|until| until <= now);
-        let stake = if from_payout && !unbonded {
-            staked
-        } else {
-            U256::zero()
-        };
+        let stake = if unbonded { U256::zero() } else { staked };
         let refusal = match self.mode {
             AdmissionMode::Open => None,
             AdmissionMode::Allowlist if row.allowlisted => None,
@@ -227,16 +224,17 @@ impl AdmissionPolicy {
                     .to_owned(),
             ),
             AdmissionMode::Stake if stake >= self.min_stake => None,
-            AdmissionMode::Stake => Some(if row.staker.is_none() {
+            AdmissionMode::Stake => Some(if row.amount.is_none() && row.staked_by_others {
+                format!(
+                    "the stake on this key comes from other addresses, not from its payout address {}; \
+                     only the payout address's stake counts: stake at least {} wei with `validator stake`",
+                    address_text(row.payout_address.as_deref()),
+                    self.min_stake,
+                )
+            } else if row.amount.is_none() {
                 format!(
                     "this key has no stake: stake at least {} wei on it with `validator stake` from its payout address {}",
                     self.min_stake,
-                    address_text(row.payout_address.as_deref()),
-                )
-            } else if !from_payout {
-                format!(
-                    "the stake on this key comes from {}, not from its payout address {}; only the payout address's stake counts",
-                    address_text(row.staker.as_deref()),
                     address_text(row.payout_address.as_deref()),
                 )
             } else if unbonded {
@@ -273,9 +271,11 @@ impl AdmissionPolicy {
     ) -> crate::Result<Vec<Standing>> {
         let rows: Vec<StandingRow> = diesel::sql_query(
             "SELECT v.id, v.reputation, v.checks_agreed, v.payout_address, \
-                    s.staker, s.amount, s.unbonding_until, (a.public_key IS NOT NULL) AS allowlisted \
+                    s.amount, s.unbonding_until, (a.public_key IS NOT NULL) AS allowlisted, \
+                    EXISTS (SELECT 1 FROM validator_stakes o WHERE o.public_key = v.public_key \
+                            AND o.staker IS DISTINCT FROM v.payout_address) AS staked_by_others \
              FROM validators v \
-             LEFT JOIN validator_stakes s ON s.public_key = v.public_key \
+             LEFT JOIN validator_stakes s ON s.public_key = v.public_key AND s.staker = v.payout_address \
              LEFT JOIN validator_allowlist a ON a.public_key = v.public_key \
              WHERE v.id = ANY($1) ORDER BY v.id",
         )

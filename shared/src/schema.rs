@@ -361,7 +361,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    validator_stakes (public_key) {
+    validator_stakes (public_key, staker) {
         public_key -> Bytea,
         staker -> Bytea,
         amount -> Numeric,

@@ -91,7 +91,7 @@ fn stake(
     diesel::sql_query(
         "INSERT INTO validator_stakes (public_key, staker, amount, unbonding_until, block_number) \
          VALUES ($1, $2, $3::numeric, $4, 1) \
-         ON CONFLICT (public_key) DO UPDATE SET staker = EXCLUDED.staker, amount = EXCLUDED.amount, \
+         ON CONFLICT (public_key, staker) DO UPDATE SET amount = EXCLUDED.amount, \
          unbonding_until = EXCLUDED.unbonding_until",
     )
     .bind::<Bytea, _>(vec![n; 32])

@@ -32,7 +32,7 @@ fn stake(dep: &Deployment, key: &Keypair, staker: &str, wei: &str) {
         diesel::sql_query(format!(
             "INSERT INTO validator_stakes (public_key, staker, amount, block_number) \
              VALUES ('\\x{}', '\\x{}', {wei}, 1) \
-             ON CONFLICT (public_key) DO UPDATE SET staker = EXCLUDED.staker, amount = EXCLUDED.amount",
+             ON CONFLICT (public_key, staker) DO UPDATE SET amount = EXCLUDED.amount",
             hex::encode(key.public_key().to_bytes()),
             hex::encode(staker.as_bytes()),
         )),
