@@ -336,10 +336,12 @@ start_dev_validators() {
     else
         say "stakes:     only $staked of 3 dev stakes recorded after 30 s: is the chain service running?"
     fi
+    # Each node connects from a loopback /24 of its own (127.0.101.1, …): the hub never
+    # puts two validators of one network into a quorum, in dev as in prod.
     for n in 1 2 3; do
         supervise_start "validator-$n" "target/$profile/validator" run --key-file ".run/validator-$n.key" \
             --hub-url "ws://${SERVER_BIND:-127.0.0.1:8080}/ws/validator" --allow-private-targets \
-            --payout-address "${DEV_VALIDATOR_PAYOUTS[n - 1]}"
+            --payout-address "${DEV_VALIDATOR_PAYOUTS[n - 1]}" --source-address "127.0.$((100 + n)).1"
     done
 }
 
