@@ -268,6 +268,15 @@ async fn the_operator_keeps_the_allowlist_and_everyone_sees_each_validators_stan
     )
     .await
     .expect_error(422, "validation_failed");
+    // A NUL byte, which PostgreSQL text cannot hold, is refused before it gets there.
+    api.call(
+        Method::PUT,
+        &path,
+        Some(OPERATOR_KEY),
+        Some(json!({"note": "nul\u{0}byte"})),
+    )
+    .await
+    .expect_error(422, "validation_failed");
     api.call(
         Method::PUT,
         &path,

@@ -98,7 +98,7 @@ fn as_hex<S: serde::Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S:
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AllowlistUpdate {
-    /// A note (at most 200 characters).
+    /// A note (at most 200 characters, no control characters).
     #[schema(example = "eu-west probe, ops ticket 42")]
     #[serde(default)]
     pub note: String,
@@ -184,10 +184,10 @@ pub async fn allow_key(
     caller.require_operator()?;
     let key = parse_public_key("public_key", &public_key)?;
     let note = body.into_inner().note;
-    if note.chars().count() > 200 {
+    if note.chars().count() > 200 || note.chars().any(char::is_control) {
         return Err(ApiError::invalid(
             "note",
-            "note must be at most 200 characters",
+            "note must be at most 200 characters, none of them control characters",
         ));
     }
     let operator = caller.user_id;
