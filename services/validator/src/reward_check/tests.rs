@@ -2,6 +2,10 @@
 use overlaps_shared::merkle::{RewardTree, leaf_hash};
 use overlaps_shared::protocol::CheckStatus;
 
+use overlaps_shared::canary::CanaryMode;
+use overlaps_shared::signing;
+
+use super::settle::RoundSettlement;
 use super::*;
 use crate::claim::Proof;
 use crate::hub_api::PublicResult;
