@@ -8,8 +8,8 @@ mod support;
 use std::sync::Arc;
 
 use overlaps_shared::eth::{
-    self, EthError, Middleware, OverlapsRewards, RewardsEvent, SignerClient,
-    TransactionReceipt, U256,
+    self, EthError, Middleware, OverlapsRewards, RewardsEvent, SignerClient, TransactionReceipt,
+    U256,
 };
 use overlaps_shared::testing::TEST_UNBONDING_SECONDS;
 use support::{Setup, Tree, accounts, claim, commit, reverted_with, setup};
@@ -154,7 +154,10 @@ async fn each_staker_unbonds_only_its_own_position_and_adds_nothing_while_it_run
     // Alice's unbonding is hers alone: another address still stakes on the key.
     stake(&s.as_client(&s.stranger), KEY, 1).await?;
     assert_eq!(
-        s.contract.stake_of(KEY, s.stranger.address()).call().await?,
+        s.contract
+            .stake_of(KEY, s.stranger.address())
+            .call()
+            .await?,
         (U256::from(1), 0)
     );
     Ok(())
@@ -240,7 +243,10 @@ async fn a_strangers_first_stake_on_a_key_blocks_nothing_and_each_gets_its_own_b
         (U256::from(wei), 0)
     );
     assert_eq!(
-        s.contract.stake_of(KEY, s.stranger.address()).call().await?,
+        s.contract
+            .stake_of(KEY, s.stranger.address())
+            .call()
+            .await?,
         (U256::from(1), 0)
     );
     assert_eq!(s.contract.total_staked().call().await?, U256::from(wei + 1));
@@ -248,7 +254,10 @@ async fn a_strangers_first_stake_on_a_key_blocks_nothing_and_each_gets_its_own_b
     // The payout address unbonds and takes back exactly its own stake.
     eth::send_call(as_payout.request_unstake(KEY)).await?;
     assert_eq!(
-        s.contract.stake_of(KEY, s.stranger.address()).call().await?,
+        s.contract
+            .stake_of(KEY, s.stranger.address())
+            .call()
+            .await?,
         (U256::from(1), 0),
         "the stranger's position is not unbonding"
     );
@@ -290,7 +299,10 @@ async fn a_strangers_first_stake_on_a_key_blocks_nothing_and_each_gets_its_own_b
     let after = eth::balance(&*s.operator, s.stranger.address()).await?;
     assert_eq!(after + gas_cost(&receipt), before + U256::from(1));
     reverted_with(eth::send_call(as_stranger.unstake(KEY)).await, "NoStake");
-    assert_eq!(eth::balance(&*s.operator, s.stranger.address()).await?, after);
+    assert_eq!(
+        eth::balance(&*s.operator, s.stranger.address()).await?,
+        after
+    );
     assert_eq!(s.contract.total_staked().call().await?, U256::zero());
     assert_eq!(
         eth::balance(&*s.operator, s.contract.address()).await?,

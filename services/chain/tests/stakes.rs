@@ -370,9 +370,8 @@ async fn stake_admission_follows_the_payout_addresss_final_stake_alone() -> Test
         ..AdmissionPolicy::open()
     };
     let id = register(&world, world.staker_address)?;
-    let admitted = |now: DateTime<Utc>| -> Boxed<bool> {
-        Ok(standing(&world, &policy, id, now)?.admitted)
-    };
+    let admitted =
+        |now: DateTime<Utc>| -> Boxed<bool> { Ok(standing(&world, &policy, id, now)?.admitted) };
 
     // The attack: a stranger stakes 1 wei on the key first; it admits nothing and,
     // once final, blocks nothing.
@@ -401,7 +400,11 @@ async fn stake_admission_follows_the_payout_addresss_final_stake_alone() -> Test
     follower.step().await?;
     let standing_now = standing(&world, &policy, id, Utc::now())?;
     assert!(standing_now.admitted, "{standing_now:?}");
-    assert_eq!(standing_now.stake, U256::from(1_000), "the stranger's wei is not counted");
+    assert_eq!(
+        standing_now.stake,
+        U256::from(1_000),
+        "the stranger's wei is not counted"
+    );
 
     // Unbonding: still admitted until it ends, by the chain's clock moved forward,
     // whatever the stranger does meanwhile; not admitted from the unlock time on.
