@@ -1,14 +1,15 @@
-//! Stakes on `OverlapsRewards` on a real dev chain (anvil): bound to an Ed25519
-//! key and its first staker, unbonded only by that staker after the delay, paid
-//! out exactly once, and kept apart from the reward pool.
+//! Stakes on `OverlapsRewards` on a real dev chain (anvil): one position per
+//! Ed25519 key and staker (a stranger's stake on a key blocks nobody), each unbonded
+//! only by its staker after the delay, paid out exactly once, and kept apart from
+//! the reward pool.
 
 mod support;
 
 use std::sync::Arc;
 
 use overlaps_shared::eth::{
-    self, Address, EthError, Middleware, OverlapsRewards, RewardsEvent, SignerClient,
-    TransactionReceipt, U256,
+    self, EthError, Middleware, OverlapsRewards, RewardsEvent, SignerClient, TransactionReceipt,
+    U256,
 };
 use overlaps_shared::testing::TEST_UNBONDING_SECONDS;
 use support::{Setup, Tree, accounts, claim, commit, reverted_with, setup};
@@ -53,7 +54,7 @@ async fn block_time(s: &Setup, receipt: &TransactionReceipt) -> Result<u64, EthE
 }
 
 #[tokio::test]
-async fn a_stake_binds_the_key_to_its_first_staker_and_more_stake_adds() -> TestResult {
+async fn a_stake_adds_to_the_callers_own_position_on_the_key() -> TestResult {
     let s = setup(0).await?;
     let alice = staker(&s, 2).await?;
     let as_alice = s.as_client(&alice);
@@ -78,28 +79,45 @@ async fn a_stake_binds_the_key_to_its_first_staker_and_more_stake_adds() -> Test
         }]
     );
     assert_eq!(
-        s.contract.stake_of(KEY).call().await?,
-        (alice.address(), U256::from(150), 0)
+        s.contract.stake_of(KEY, alice.address()).call().await?,
+        (U256::from(150), 0)
     );
     assert_eq!(s.contract.total_staked().call().await?, U256::from(150));
 
-    // Another address cannot stake on a taken key, and nothing is staked for free.
-    let bob = s.as_client(&staker(&s, 3).await?);
-    reverted_with(stake(&bob, KEY, 10).await, "KeyTaken");
+    // Another address staking on the same key opens its own position beside it.
+    let bob = staker(&s, 3).await?;
+    let receipt = stake(&s.as_client(&bob), KEY, 10).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Staked {
+            key: KEY,
+            staker: bob.address(),
+            amount: U256::from(10),
+            total: U256::from(10),
+        }]
+    );
+    assert_eq!(
+        s.contract.stake_of(KEY, bob.address()).call().await?,
+        (U256::from(10), 0)
+    );
+    assert_eq!(
+        s.contract.stake_of(KEY, alice.address()).call().await?,
+        (U256::from(150), 0)
+    );
     reverted_with(stake(&as_alice, KEY, 0).await, "ZeroStake");
-    // Bob may stake on another key; stakes add up in totalStaked, not in the pool.
-    stake(&bob, [0x0B; 32], 10).await?;
-    assert_eq!(s.contract.total_staked().call().await?, U256::from(160));
+    // Stakes add up in totalStaked, not in the pool.
+    stake(&s.as_client(&bob), [0x0B; 32], 10).await?;
+    assert_eq!(s.contract.total_staked().call().await?, U256::from(170));
     assert_eq!(
         eth::balance(&*s.operator, s.contract.address()).await?,
-        U256::from(160)
+        U256::from(170)
     );
     assert_eq!(s.contract.reward_pool().call().await?, U256::zero());
     Ok(())
 }
 
 #[tokio::test]
-async fn only_the_staker_starts_unbonding_and_nobody_adds_while_it_runs() -> TestResult {
+async fn each_staker_unbonds_only_its_own_position_and_adds_nothing_while_it_runs() -> TestResult {
     let s = setup(0).await?;
     let alice = staker(&s, 2).await?;
     let as_alice = s.as_client(&alice);
@@ -108,9 +126,10 @@ async fn only_the_staker_starts_unbonding_and_nobody_adds_while_it_runs() -> Tes
         "NoStake",
     );
     stake(&as_alice, KEY, 1_000).await?;
+    // The stranger holds no position on the key: it can start no unbonding there.
     reverted_with(
         eth::send_call(s.as_client(&s.stranger).request_unstake(KEY)).await,
-        "NotStaker",
+        "NoStake",
     );
     let receipt = eth::send_call(as_alice.request_unstake(KEY)).await?;
     let unlock_at = block_time(&s, &receipt).await? + TEST_UNBONDING_SECONDS;
@@ -124,16 +143,23 @@ async fn only_the_staker_starts_unbonding_and_nobody_adds_while_it_runs() -> Tes
         }]
     );
     assert_eq!(
-        s.contract.stake_of(KEY).call().await?,
-        (alice.address(), U256::from(1_000), unlock_at)
+        s.contract.stake_of(KEY, alice.address()).call().await?,
+        (U256::from(1_000), unlock_at)
     );
     reverted_with(
         eth::send_call(as_alice.request_unstake(KEY)).await,
         "AlreadyUnbonding",
     );
     reverted_with(stake(&as_alice, KEY, 1).await, "AlreadyUnbonding");
-    // The other staker's refusal comes first: the key is still taken.
-    reverted_with(stake(&s.as_client(&s.stranger), KEY, 1).await, "KeyTaken");
+    // Alice's unbonding is hers alone: another address still stakes on the key.
+    stake(&s.as_client(&s.stranger), KEY, 1).await?;
+    assert_eq!(
+        s.contract
+            .stake_of(KEY, s.stranger.address())
+            .call()
+            .await?,
+        (U256::from(1), 0)
+    );
     Ok(())
 }
 
@@ -153,16 +179,17 @@ async fn unstake_pays_exactly_the_stake_after_unbonding_and_only_once() -> TestR
         eth::send_call(as_alice.unstake(KEY)).await,
         "StillUnbonding",
     );
-    // Half-way through: still unbonding, for the staker and anyone else.
+    // Half-way through: still unbonding.
     s.chain.advance_time(TEST_UNBONDING_SECONDS / 2).await?;
     reverted_with(
         eth::send_call(as_alice.unstake(KEY)).await,
         "StillUnbonding",
     );
     s.chain.advance_time(TEST_UNBONDING_SECONDS / 2).await?;
+    // Nobody else can take Alice's stake: the stranger has no position here.
     reverted_with(
         eth::send_call(s.as_client(&s.stranger).unstake(KEY)).await,
-        "NotStaker",
+        "NoStake",
     );
 
     let before = eth::balance(&*s.operator, alice.address()).await?;
@@ -183,18 +210,103 @@ async fn unstake_pays_exactly_the_stake_after_unbonding_and_only_once() -> TestR
     );
     assert_eq!(s.contract.total_staked().call().await?, U256::zero());
     assert_eq!(
-        s.contract.stake_of(KEY).call().await?,
-        (Address::zero(), U256::zero(), 0)
+        s.contract.stake_of(KEY, alice.address()).call().await?,
+        (U256::zero(), 0)
     );
 
     // A second unstake pays nothing: the position is gone.
     reverted_with(eth::send_call(as_alice.unstake(KEY)).await, "NoStake");
     assert_eq!(eth::balance(&*s.operator, alice.address()).await?, after);
-    // The key is free again: anyone may stake on it afresh.
-    stake(&s.as_client(&s.stranger), KEY, 5).await?;
+    // Alice may stake on the key afresh: a new position, not unbonding.
+    stake(&as_alice, KEY, 5).await?;
     assert_eq!(
-        s.contract.stake_of(KEY).call().await?,
-        (s.stranger.address(), U256::from(5), 0)
+        s.contract.stake_of(KEY, alice.address()).call().await?,
+        (U256::from(5), 0)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_strangers_first_stake_on_a_key_blocks_nothing_and_each_gets_its_own_back() -> TestResult
+{
+    let s = setup(0).await?;
+    // The attack: a stranger stakes 1 wei on a (public) validator key first.
+    let as_stranger = s.as_client(&s.stranger);
+    stake(&as_stranger, KEY, 1).await?;
+    // The key's payout address still stakes, and its position is its own.
+    let payout = staker(&s, 2).await?;
+    let as_payout = s.as_client(&payout);
+    let wei = 3_000_000_000_000_000_000u64;
+    stake(&as_payout, KEY, wei).await?;
+    assert_eq!(
+        s.contract.stake_of(KEY, payout.address()).call().await?,
+        (U256::from(wei), 0)
+    );
+    assert_eq!(
+        s.contract
+            .stake_of(KEY, s.stranger.address())
+            .call()
+            .await?,
+        (U256::from(1), 0)
+    );
+    assert_eq!(s.contract.total_staked().call().await?, U256::from(wei + 1));
+
+    // The payout address unbonds and takes back exactly its own stake.
+    eth::send_call(as_payout.request_unstake(KEY)).await?;
+    assert_eq!(
+        s.contract
+            .stake_of(KEY, s.stranger.address())
+            .call()
+            .await?,
+        (U256::from(1), 0),
+        "the stranger's position is not unbonding"
+    );
+    s.chain.advance_time(TEST_UNBONDING_SECONDS).await?;
+    // The stranger's position was never asked back: it cannot be paid.
+    reverted_with(
+        eth::send_call(as_stranger.unstake(KEY)).await,
+        "UnstakeNotRequested",
+    );
+    let before = eth::balance(&*s.operator, payout.address()).await?;
+    let receipt = eth::send_call(as_payout.unstake(KEY)).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Unstaked {
+            key: KEY,
+            staker: payout.address(),
+            amount: U256::from(wei),
+        }]
+    );
+    let after = eth::balance(&*s.operator, payout.address()).await?;
+    assert_eq!(after + gas_cost(&receipt), before + U256::from(wei));
+    reverted_with(eth::send_call(as_payout.unstake(KEY)).await, "NoStake");
+    assert_eq!(eth::balance(&*s.operator, payout.address()).await?, after);
+    assert_eq!(s.contract.total_staked().call().await?, U256::from(1));
+
+    // Only the stranger can take its 1 wei back, and it gets exactly that.
+    eth::send_call(as_stranger.request_unstake(KEY)).await?;
+    s.chain.advance_time(TEST_UNBONDING_SECONDS).await?;
+    let before = eth::balance(&*s.operator, s.stranger.address()).await?;
+    let receipt = eth::send_call(as_stranger.unstake(KEY)).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Unstaked {
+            key: KEY,
+            staker: s.stranger.address(),
+            amount: U256::from(1),
+        }]
+    );
+    let after = eth::balance(&*s.operator, s.stranger.address()).await?;
+    assert_eq!(after + gas_cost(&receipt), before + U256::from(1));
+    reverted_with(eth::send_call(as_stranger.unstake(KEY)).await, "NoStake");
+    assert_eq!(
+        eth::balance(&*s.operator, s.stranger.address()).await?,
+        after
+    );
+    assert_eq!(s.contract.total_staked().call().await?, U256::zero());
+    assert_eq!(
+        eth::balance(&*s.operator, s.contract.address()).await?,
+        U256::zero()
     );
     Ok(())
 }

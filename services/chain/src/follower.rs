@@ -378,7 +378,8 @@ fn event_row(block_number: i64, block_hash: H256, log: &Log, event: &RewardsEven
                 "from": format!("{from:?}"), "amount": amount.to_string(),
             });
         }
-        // `data.key` is the Ed25519 key as 0x-hex: stake effects are derived per key.
+        // `data.key` is the Ed25519 key as 0x-hex and `data.staker` the address: stake
+        // effects are derived per (key, staker) position.
         RewardsEvent::Staked {
             key,
             staker,
@@ -440,8 +441,8 @@ const ZERO_ADDRESS: &str = "0x0000000000000000000000000000000000000000";
 
 /// Applies the final events of blocks `low..=high`: each eon's on-chain root state
 /// (re-derived when a root event became final), each validator's claimed amount
-/// (its account's latest cumulative claim), the stake of each key with a stake
-/// event among them (re-derived from its final stake events), and an operator
+/// (its account's latest cumulative claim), each (key, staker) position with a
+/// stake event among them (re-derived from its final stake events), and an operator
 /// alert for each act of the guardian.
 fn apply_effects(conn: &mut PgConnection, low: i64, high: i64) -> overlaps_shared::Result<()> {
     let acts: Vec<GuardianAct> = diesel::sql_query(

@@ -1,14 +1,18 @@
 //! Stakes through the chain follower against an anvil chain per test: each stake
 //! event recorded as it arrives, `validator_stakes` set only once its block is
-//! final, unbonding and payouts applied, replays and restarts changing nothing, and
-//! a reorg of final blocks leaving only what the remaining events say.
+//! final (one row per key and staker), unbonding and payouts applied to the
+//! staker's own row, replays and restarts changing nothing, a reorg of final
+//! blocks leaving only what the remaining events say, and stake admission
+//! following the payout address's final position alone.
 
 use std::sync::Arc;
 
 use bigdecimal::BigDecimal;
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+use diesel::sql_types::Bytea;
 use overlaps_chain::follower::Follower;
+use overlaps_shared::admission::{AdmissionMode, AdmissionPolicy, Standing};
 use overlaps_shared::eth::{self, Address, OverlapsRewards, ReadClient, SignerClient, U256};
 use overlaps_shared::schema::{contract_events, validator_stakes};
 use overlaps_shared::testing::{TEST_UNBONDING_SECONDS, TestChain, TestDatabase};
@@ -31,6 +35,9 @@ type Row = (
     DateTime<Utc>,
 );
 
+/// (amount, unbonding until, block) of one staker's stored position.
+type Position = (BigDecimal, Option<DateTime<Utc>>, i64);
+
 struct World {
     db: TestDatabase,
     chain: TestChain,
@@ -38,6 +45,9 @@ struct World {
     /// The contract as the staker (dev key 2) calls it.
     staker: OverlapsRewards<SignerClient>,
     staker_address: Address,
+    /// The contract as a stranger (dev key 3) calls it.
+    stranger: OverlapsRewards<SignerClient>,
+    stranger_address: Address,
 }
 
 impl World {
@@ -45,11 +55,14 @@ impl World {
         let chain = TestChain::start()?;
         let address = chain.deploy_funded(U256::from(1_000_000)).await?;
         let staker = eth::signer_client(&chain.rpc_url(), &chain.key(2)).await?;
+        let stranger = eth::signer_client(&chain.rpc_url(), &chain.key(3)).await?;
         Ok(World {
             db: TestDatabase::new()?,
             rpc: eth::read_client(&chain.rpc_url())?,
             staker_address: staker.address(),
             staker: eth::rewards(address, Arc::clone(&staker)),
+            stranger_address: stranger.address(),
+            stranger: eth::rewards(address, Arc::clone(&stranger)),
             chain,
         })
     }
@@ -70,6 +83,11 @@ impl World {
         Ok(())
     }
 
+    async fn stranger_stakes(&self, wei: u64) -> TestResult {
+        eth::send_call(self.stranger.stake(KEY).value(U256::from(wei))).await?;
+        Ok(())
+    }
+
     fn kinds(&self) -> Boxed<Vec<String>> {
         let mut conn = self.db.connect()?;
         Ok(contract_events::table
@@ -81,7 +99,7 @@ impl World {
     fn rows(&self) -> Boxed<Vec<(Vec<u8>, Row)>> {
         let mut conn = self.db.connect()?;
         Ok(validator_stakes::table
-            .order(validator_stakes::public_key)
+            .order((validator_stakes::public_key, validator_stakes::staker))
             .select((
                 validator_stakes::public_key,
                 (
@@ -103,6 +121,15 @@ impl World {
             assert_eq!(key, KEY.to_vec());
             (row.0, row.1, row.2, row.3)
         }))
+    }
+
+    /// The stored position of `staker` on `KEY`.
+    fn position(&self, staker: Address) -> Boxed<Option<Position>> {
+        let rows = self.rows()?;
+        Ok(rows
+            .into_iter()
+            .find(|(key, row)| *key == KEY.to_vec() && row.0 == staker.as_bytes())
+            .map(|(_, row)| (row.1, row.2, row.3)))
     }
 
     async fn head(&self) -> Boxed<i64> {
@@ -152,7 +179,11 @@ async fn an_unstake_request_sets_unbonding_until_and_the_payout_removes_the_stak
     let follower = world.follower(2).await?;
     world.stake(1_000).await?;
     eth::send_call(world.staker.request_unstake(KEY)).await?;
-    let (_, _, unlock_at) = world.staker.stake_of(KEY).call().await?;
+    let (_, unlock_at) = world
+        .staker
+        .stake_of(KEY, world.staker_address)
+        .call()
+        .await?;
     let request_block = world.head().await?;
     follower.step().await?;
     // The request is not final yet: the stake still shows no unbonding.
@@ -239,4 +270,184 @@ async fn a_reorg_of_final_blocks_leaves_only_what_the_remaining_events_say() -> 
     );
     assert_eq!(world.kinds()?[3..], ["staked"]);
     Ok(())
+}
+
+#[tokio::test]
+async fn two_stakers_on_one_key_hold_two_rows_and_unstaking_one_leaves_the_other() -> TestResult {
+    let world = World::new().await?;
+    let follower = world.follower(1).await?;
+    // The stranger stakes on the key first; the staker's stake is its own.
+    world.stranger_stakes(1).await?;
+    world.stake(1_000).await?;
+    follower.step().await?;
+    assert_eq!(world.rows()?.len(), 2);
+    assert_eq!(
+        world.position(world.stranger_address)?,
+        Some((BigDecimal::from(1), None, 3))
+    );
+    assert_eq!(
+        world.position(world.staker_address)?,
+        Some((BigDecimal::from(1_000), None, 4))
+    );
+
+    // The staker's request unbonds its row alone; a later stake by the stranger
+    // neither clears that unbonding nor adds to it.
+    eth::send_call(world.staker.request_unstake(KEY)).await?;
+    world.stranger_stakes(2).await?;
+    follower.step().await?;
+    let until = world
+        .position(world.staker_address)?
+        .and_then(|p| p.1)
+        .ok_or("the staker's row is unbonding")?;
+    assert_eq!(
+        world.position(world.staker_address)?,
+        Some((BigDecimal::from(1_000), Some(until), 5))
+    );
+    assert_eq!(
+        world.position(world.stranger_address)?,
+        Some((BigDecimal::from(3), None, 6))
+    );
+
+    // Paid out: the staker's row goes, the stranger's stays as it was.
+    world.chain.advance_time(TEST_UNBONDING_SECONDS).await?;
+    eth::send_call(world.staker.unstake(KEY)).await?;
+    follower.step().await?;
+    assert_eq!(world.position(world.staker_address)?, None);
+    assert_eq!(
+        world.position(world.stranger_address)?,
+        Some((BigDecimal::from(3), None, 6))
+    );
+    assert_eq!(world.rows()?.len(), 1);
+
+    // A full re-derivation agrees.
+    let before = world.rows()?;
+    let mut conn = world.db.connect()?;
+    overlaps_chain::stakes::recompute_all(&mut conn)?;
+    assert_eq!(world.rows()?, before);
+    Ok(())
+}
+
+/// A validator with `KEY` paid to `payout`, as the hub registers it.
+fn register(world: &World, payout: Address) -> Boxed<i64> {
+    #[derive(QueryableByName)]
+    struct Id {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let mut conn = world.db.connect()?;
+    let row: Id = diesel::sql_query(
+        "INSERT INTO validators (public_key, payout_address) VALUES ($1, $2) RETURNING id",
+    )
+    .bind::<Bytea, _>(KEY.to_vec())
+    .bind::<Bytea, _>(payout.as_bytes().to_vec())
+    .get_result(&mut conn)?;
+    Ok(row.id)
+}
+
+/// The validator's standing at `now` under `policy`.
+fn standing(
+    world: &World,
+    policy: &AdmissionPolicy,
+    id: i64,
+    now: DateTime<Utc>,
+) -> Boxed<Standing> {
+    let mut conn = world.db.connect()?;
+    let standings = policy.standings(&mut conn, &[id], now)?;
+    standings
+        .into_iter()
+        .next()
+        .ok_or_else(|| "no standing".into())
+}
+
+#[tokio::test]
+async fn stake_admission_follows_the_payout_addresss_final_stake_alone() -> TestResult {
+    const CONFIRMATIONS: u64 = 3;
+    let world = World::new().await?;
+    let follower = world.follower(CONFIRMATIONS).await?;
+    let policy = AdmissionPolicy {
+        mode: AdmissionMode::Stake,
+        min_stake: U256::from(1_000),
+        ..AdmissionPolicy::open()
+    };
+    let id = register(&world, world.staker_address)?;
+    let admitted =
+        |now: DateTime<Utc>| -> Boxed<bool> { Ok(standing(&world, &policy, id, now)?.admitted) };
+
+    // The attack: a stranger stakes 1 wei on the key first; it admits nothing and,
+    // once final, blocks nothing.
+    world.stranger_stakes(1).await?;
+    world.chain.mine(CONFIRMATIONS).await?;
+    follower.step().await?;
+    assert!(world.position(world.stranger_address)?.is_some());
+    let refused = standing(&world, &policy, id, Utc::now())?;
+    assert!(!refused.admitted);
+    assert!(
+        refused
+            .refusal
+            .as_deref()
+            .is_some_and(|r| r.contains("only the payout address's stake counts")),
+        "{refused:?}"
+    );
+
+    // The payout address stakes the minimum: not admitted while the stake is not
+    // final (fewer than CONFIRMATIONS blocks), admitted once it is.
+    world.stake(1_000).await?;
+    for _ in 1..CONFIRMATIONS {
+        follower.step().await?;
+        assert!(!admitted(Utc::now())?, "not final yet");
+        world.chain.mine(1).await?;
+    }
+    follower.step().await?;
+    let standing_now = standing(&world, &policy, id, Utc::now())?;
+    assert!(standing_now.admitted, "{standing_now:?}");
+    assert_eq!(
+        standing_now.stake,
+        U256::from(1_000),
+        "the stranger's wei is not counted"
+    );
+
+    // Unbonding: still admitted until it ends, by the chain's clock moved forward,
+    // whatever the stranger does meanwhile; not admitted from the unlock time on.
+    eth::send_call(world.staker.request_unstake(KEY)).await?;
+    world.stranger_stakes(1).await?;
+    world.chain.mine(CONFIRMATIONS).await?;
+    follower.step().await?;
+    let until = world
+        .position(world.staker_address)?
+        .and_then(|p| p.1)
+        .ok_or("the payout address's position is unbonding")?;
+    assert_eq!(
+        world.position(world.stranger_address)?.map(|p| p.0),
+        Some(BigDecimal::from(2))
+    );
+    assert!(admitted(Utc::now())?);
+    world.chain.advance_time(TEST_UNBONDING_SECONDS / 2).await?;
+    let half_way = DateTime::<Utc>::from_timestamp(i64::try_from(latest_time(&world).await?)?, 0)
+        .ok_or("block time")?;
+    assert!(half_way < until);
+    assert!(admitted(half_way)?, "still unbonding at {half_way}");
+    assert!(admitted(until - chrono::Duration::seconds(1))?);
+    assert!(!admitted(until)?, "unbonded at {until}");
+    assert!(!admitted(until + chrono::Duration::hours(1))?);
+
+    // Paid out: the row goes, and the stranger's position still admits nothing.
+    world.chain.advance_time(TEST_UNBONDING_SECONDS).await?;
+    eth::send_call(world.staker.unstake(KEY)).await?;
+    world.chain.mine(CONFIRMATIONS).await?;
+    follower.step().await?;
+    assert_eq!(world.position(world.staker_address)?, None);
+    assert!(world.position(world.stranger_address)?.is_some());
+    assert!(!admitted(Utc::now())?);
+    Ok(())
+}
+
+/// The latest block's timestamp (Unix seconds).
+async fn latest_time(world: &World) -> Boxed<u64> {
+    use overlaps_shared::eth::{BlockNumber, Middleware};
+    let block = world
+        .rpc
+        .get_block(BlockNumber::Latest)
+        .await?
+        .ok_or("no latest block")?;
+    Ok(block.timestamp.as_u64())
 }

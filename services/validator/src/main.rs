@@ -108,7 +108,7 @@ async fn main() -> anyhow::Result<()> {
             )
             .await?;
             println!(
-                "staked {} wei ({}) on key {public_key} from {} in {}; the key's stake is now {} wei ({})",
+                "staked {} wei ({}) on key {public_key} from {} in {}; its position on the key is now {} wei ({})",
                 staked.amount,
                 stake::show_eth(staked.amount),
                 args.payout_address,

@@ -1,8 +1,9 @@
 //! `validator stake` and `validator unstake`: ETH staked on the rewards contract,
-//! bound to this node's Ed25519 key. The hub counts a key's stake only while its
-//! staker is the key's payout address, so `stake` refuses any other sender before
-//! anything is sent; only the staker can unstake, after the contract's unbonding
-//! delay.
+//! bound to this node's Ed25519 key. Each address holds its own position on a key
+//! and the hub counts only the payout address's, so `stake` refuses any other
+//! sender before anything is sent (other addresses' positions on the key do not
+//! matter); `unstake` takes back the sender's own position, after the contract's
+//! unbonding delay.
 
 use std::sync::Arc;
 
@@ -32,20 +33,6 @@ pub enum StakeError {
     /// Nothing to send.
     #[error("--amount must be more than 0 wei")]
     ZeroAmount,
-    /// Another address holds the position on this key.
-    #[error(
-        "key {key} is staked by {}, not by {}: only the account that staked first can add to \
-         it or unstake it",
-        show_address(.staker), show_address(.sender)
-    )]
-    NotStaker {
-        /// The validator's public key (hex).
-        key: String,
-        /// The position's owner.
-        staker: Address,
-        /// The key that would have sent.
-        sender: Address,
-    },
     /// The position is unbonding: nothing can be added until it is paid out.
     #[error(
         "the stake on key {key} is unbonding until {}: it cannot be added to; run \
@@ -58,9 +45,14 @@ pub enum StakeError {
         /// When `unstake` pays (Unix seconds).
         unlock_at: u64,
     },
-    /// Nothing is staked on this key.
-    #[error("nothing is staked on key {0}")]
-    NoStake(String),
+    /// The sender holds no position on this key.
+    #[error("nothing is staked on key {key} from {}", show_address(.staker))]
+    NoStake {
+        /// The validator's public key (hex).
+        key: String,
+        /// The address whose position was looked for.
+        staker: Address,
+    },
     /// The transaction went through but its event is missing.
     #[error("transaction {0} emitted no {1} event")]
     NoEvent(String, &'static str),
@@ -74,7 +66,7 @@ pub enum StakeError {
 pub struct Staked {
     /// Wei added by this transaction.
     pub amount: U256,
-    /// The key's stake afterwards.
+    /// The sender's position on the key afterwards.
     pub total: U256,
     /// The transaction.
     pub tx_hash: String,
@@ -165,15 +157,14 @@ pub async fn stake(
     }
     let client = eth::signer_client(rpc_url, sender).await?;
     let rewards = eth::rewards(contract, Arc::clone(&client));
-    // The contract refuses these too; checked first to say why in plain words.
-    let (staker, _, unlock_at) = rewards.stake_of(key).call().await.map_err(EthError::from)?;
-    if !staker.is_zero() && staker != sender.address() {
-        return Err(StakeError::NotStaker {
-            key: hex::encode(key),
-            staker,
-            sender: sender.address(),
-        });
-    }
+    // Only the payout address's own position: other addresses' positions on the key
+    // are separate and never stand in the way. The contract refuses adding to an
+    // unbonding position too; checked first to say why in plain words.
+    let (_, unlock_at) = rewards
+        .stake_of(key, payout)
+        .call()
+        .await
+        .map_err(EthError::from)?;
     if unlock_at != 0 {
         return Err(StakeError::Unbonding {
             key: hex::encode(key),
@@ -195,9 +186,9 @@ pub async fn stake(
         .ok_or(StakeError::NoEvent(tx_hash, "Staked"))
 }
 
-/// Asks for the stake on `key` back, from its staker `sender`: starts unbonding
-/// when none was requested, pays it out once unbonding is over (by the latest
-/// block's time, as the contract counts), and otherwise sends nothing.
+/// Asks for `sender`'s own position on `key` back: starts unbonding when none was
+/// requested, pays it out once unbonding is over (by the latest block's time, as
+/// the contract counts), and otherwise sends nothing.
 pub async fn unstake(
     rpc_url: &str,
     contract: Address,
@@ -206,15 +197,16 @@ pub async fn unstake(
 ) -> Result<Unstake, StakeError> {
     let client = eth::signer_client(rpc_url, sender).await?;
     let rewards = eth::rewards(contract, Arc::clone(&client));
-    let (staker, amount, unlock_at) = rewards.stake_of(key).call().await.map_err(EthError::from)?;
-    if staker.is_zero() {
-        return Err(StakeError::NoStake(hex::encode(key)));
-    }
-    if staker != sender.address() {
-        return Err(StakeError::NotStaker {
+    let (amount, unlock_at) = rewards
+        .stake_of(key, sender.address())
+        .call()
+        .await
+        .map_err(EthError::from)?;
+    // `stake` refuses zero, so a position without an amount does not exist.
+    if amount.is_zero() {
+        return Err(StakeError::NoStake {
             key: hex::encode(key),
-            staker,
-            sender: sender.address(),
+            staker: sender.address(),
         });
     }
     if unlock_at == 0 {

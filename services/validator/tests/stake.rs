@@ -1,6 +1,7 @@
 //! `validator stake` and `validator unstake` against a real contract on anvil: the
-//! stake goes from the payout account only, adds up, unbonds on request and is
-//! paid back whole once, by its staker alone.
+//! stake goes from the payout account only (a stranger's earlier stake on the key
+//! stands in nobody's way), adds up, unbonds on request and is paid back whole
+//! once, each sender taking back only its own position.
 
 mod claim_support;
 
@@ -93,8 +94,8 @@ async fn stake_sends_from_the_payout_account_and_a_second_stake_adds() -> TestRe
     tx_hash(&output)?;
     let key = key_bytes(&public_key)?;
     assert_eq!(
-        s.contract.stake_of(key).call().await?,
-        (payout, U256::exp10(18), 0)
+        s.contract.stake_of(key, payout).call().await?,
+        (U256::exp10(18), 0)
     );
 
     let second = args("500000000000000000");
@@ -102,7 +103,7 @@ async fn stake_sends_from_the_payout_account_and_a_second_stake_adds() -> TestRe
     let (ok, output) = tokio::task::block_in_place(|| run(&second, &rpc, contract, 1))?;
     assert!(ok, "{output}");
     assert!(
-        output.contains("the key's stake is now 1500000000000000000 wei (1.5 ETH)"),
+        output.contains("its position on the key is now 1500000000000000000 wei (1.5 ETH)"),
         "{output}"
     );
     assert_eq!(
@@ -149,10 +150,13 @@ async fn stake_from_a_key_that_is_not_the_payout_address_is_refused_before_sendi
         nonce_before,
         "nothing was sent"
     );
-    assert_eq!(
-        s.contract.stake_of(key_bytes(&public_key)?).call().await?,
-        (Address::zero(), U256::zero(), 0)
-    );
+    let key = key_bytes(&public_key)?;
+    for address in [sender, s.chain.key(1).address()] {
+        assert_eq!(
+            s.contract.stake_of(key, address).call().await?,
+            (U256::zero(), 0)
+        );
+    }
     Ok(())
 }
 
@@ -177,13 +181,14 @@ async fn unstake_requests_then_says_when_then_pays_the_stake_back_once() -> Test
     let unstake = ["unstake", "--key-file", &key_file];
     let client = eth::read_client(&rpc)?;
 
-    // Another account cannot take it back; nothing is sent.
+    // Another account holds no position of its own there: nothing to take back,
+    // nothing is sent.
     let other = s.chain.key(2).address();
     let (ok, output) = tokio::task::block_in_place(|| run(&unstake, &rpc, contract, 2))?;
     assert!(!ok, "{output}");
     assert!(
         output.contains(&format!(
-            "is staked by {payout}, not by {}",
+            "nothing is staked on key {public_key} from {}",
             checksummed(other)?
         )),
         "{output}"
@@ -193,7 +198,11 @@ async fn unstake_requests_then_says_when_then_pays_the_stake_back_once() -> Test
     // First: the request, with the time the payout becomes possible.
     let (ok, output) = tokio::task::block_in_place(|| run(&unstake, &rpc, contract, 1))?;
     assert!(ok, "{output}");
-    let (_, _, unlock_at) = s.contract.stake_of(key_bytes(&public_key)?).call().await?;
+    let (_, unlock_at) = s
+        .contract
+        .stake_of(key_bytes(&public_key)?, staker)
+        .call()
+        .await?;
     assert_ne!(unlock_at, 0, "unbonding started");
     let when = chrono::DateTime::from_timestamp(i64::try_from(unlock_at)?, 0)
         .ok_or("unlock time")?
@@ -247,9 +256,69 @@ async fn unstake_requests_then_says_when_then_pays_the_stake_back_once() -> Test
     let (ok, output) = tokio::task::block_in_place(|| run(&unstake, &rpc, contract, 1))?;
     assert!(!ok, "{output}");
     assert!(
-        output.contains(&format!("nothing is staked on key {public_key}")),
+        output.contains(&format!(
+            "nothing is staked on key {public_key} from {payout}"
+        )),
         "{output}"
     );
     assert_eq!(eth::balance(&client, staker).await?, after);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn stake_and_unstake_work_on_a_key_a_stranger_staked_on_first() -> TestResult {
+    let s = setup().await?;
+    let (key_file, public_key) = keygen(&s.dir)?;
+    let (rpc, contract) = (s.chain.rpc_url(), s.contract.address());
+    let key = key_bytes(&public_key)?;
+    // The stranger (dev key 3) stakes 1 wei on the node's public key first.
+    let stranger = eth::signer_client(&rpc, &s.chain.key(3)).await?;
+    let as_stranger = eth::rewards(contract, stranger.clone());
+    eth::send_call(as_stranger.stake(key).value(U256::from(1))).await?;
+
+    let payout = s.chain.key(1).address();
+    let payout_flag = checksummed(payout)?;
+    let stake = [
+        "stake",
+        "--key-file",
+        &key_file,
+        "--payout-address",
+        &payout_flag,
+        "--amount",
+        ONE_ETH,
+    ];
+    let (ok, output) = tokio::task::block_in_place(|| run(&stake, &rpc, contract, 1))?;
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("its position on the key is now 1000000000000000000 wei (1 ETH)"),
+        "{output}"
+    );
+    assert_eq!(
+        s.contract.stake_of(key, payout).call().await?,
+        (U256::exp10(18), 0)
+    );
+    assert_eq!(
+        s.contract.stake_of(key, stranger.address()).call().await?,
+        (U256::from(1), 0)
+    );
+
+    // The payout account's unstake starts unbonding its own position only.
+    let unstake = ["unstake", "--key-file", &key_file];
+    let (ok, output) = tokio::task::block_in_place(|| run(&unstake, &rpc, contract, 1))?;
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!(
+            "key {public_key}: unstake requested for {ONE_ETH} wei (1 ETH)"
+        )),
+        "{output}"
+    );
+    let (amount, unlock_at) = s.contract.stake_of(key, payout).call().await?;
+    assert_eq!(amount, U256::exp10(18));
+    assert_ne!(unlock_at, 0);
+    assert_eq!(
+        s.contract.stake_of(key, stranger.address()).call().await?,
+        (U256::from(1), 0),
+        "the stranger's position is untouched"
+    );
     Ok(())
 }

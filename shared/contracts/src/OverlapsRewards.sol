@@ -19,8 +19,10 @@ import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol
 /// can never move funds.
 ///
 /// Validators may also stake ETH bound to their Ed25519 key (the hub admits a key by
-/// its stake). The first address to stake on a key owns the position; only it adds
-/// to it, asks to unstake, and after `unbondingSeconds` takes the whole amount back.
+/// the stake of its payout address). Each address holds its own position on a key,
+/// so nobody can keep a key from being staked on by staking on it first; only the
+/// position's address adds to it, asks to unstake, and after `unbondingSeconds`
+/// takes its whole amount back.
 /// Staked wei is kept apart from the reward pool (`totalStaked`): roots and claims
 /// are paid only from what the contract holds beyond it. There is no slashing.
 contract OverlapsRewards is ReentrancyGuard {
@@ -50,17 +52,16 @@ contract OverlapsRewards is ReentrancyGuard {
     /// @notice What each account has been paid so far.
     mapping(address account => uint256 amount) public claimed;
 
-    /// A stake bound to one Ed25519 key: who staked it, how much, and when it may be
-    /// paid out (0 while no unstake was requested).
+    /// One address's stake on one Ed25519 key: how much, and when it may be paid out
+    /// (0 while no unstake was requested). No amount: no position.
     struct Position {
-        address staker;
         uint64 unlockAt;
         uint256 amount;
     }
 
     /// @notice The sum of every position: wei that belongs to stakers, never to rewards.
     uint256 public totalStaked;
-    mapping(bytes32 key => Position) private _stakes;
+    mapping(bytes32 key => mapping(address staker => Position)) private _stakes;
 
     /// @notice A root was committed for `eon`, promising `total` in all; claims may
     /// use it from block `claimableAt` on unless the guardian cancels it or a newer
@@ -76,14 +77,14 @@ contract OverlapsRewards is ReentrancyGuard {
     event Claimed(address indexed account, uint256 amount, uint256 cumulative);
     /// @notice `from` sent `amount` to the contract.
     event Funded(address indexed from, uint256 amount);
-    /// @notice `staker` added `amount` to the stake of `key`, which now holds `total`.
+    /// @notice `staker` added `amount` to its position on `key`, which now holds `total`.
     event Staked(bytes32 indexed key, address indexed staker, uint256 amount, uint256 total);
-    /// @notice `staker` asked for the whole `amount` staked on `key`; `unstake` pays it
+    /// @notice `staker` asked for its whole `amount` staked on `key`; `unstake` pays it
     /// from `unlockAt` (a block timestamp) on.
     event UnstakeRequested(
         bytes32 indexed key, address indexed staker, uint256 amount, uint64 unlockAt
     );
-    /// @notice `staker` was paid back the whole `amount` staked on `key`; the position
+    /// @notice `staker` was paid back its whole `amount` staked on `key`; its position
     /// is gone.
     event Unstaked(bytes32 indexed key, address indexed staker, uint256 amount);
 
@@ -103,9 +104,7 @@ contract OverlapsRewards is ReentrancyGuard {
     error TransferFailed();
     error InvalidUnbondingSeconds(uint64 given);
     error ZeroStake();
-    error KeyTaken(bytes32 key, address staker);
     error NoStake(bytes32 key);
-    error NotStaker(bytes32 key, address caller);
     error AlreadyUnbonding(bytes32 key, uint64 unlockAt);
     error UnstakeNotRequested(bytes32 key);
     error StillUnbonding(bytes32 key, uint64 unlockAt);
@@ -279,25 +278,20 @@ contract OverlapsRewards is ReentrancyGuard {
         return _rewardPool();
     }
 
-    /// @notice Stakes `msg.value` on the Ed25519 public key `key`. The first staker of
-    /// a key owns the position and alone may add to it; nobody may add while it is
-    /// unbonding.
+    /// @notice Stakes `msg.value` on the Ed25519 public key `key`, adding to the
+    /// caller's own position on it (other addresses' positions on the key are
+    /// separate); nothing may be added while that position is unbonding.
     function stake(bytes32 key) external payable {
         if (msg.value == 0) revert ZeroStake();
-        Position storage position = _stakes[key];
-        if (position.staker == address(0)) {
-            position.staker = msg.sender;
-        } else if (position.staker != msg.sender) {
-            revert KeyTaken(key, position.staker);
-        }
+        Position storage position = _stakes[key][msg.sender];
         if (position.unlockAt != 0) revert AlreadyUnbonding(key, position.unlockAt);
         position.amount += msg.value;
         totalStaked += msg.value;
         emit Staked(key, msg.sender, msg.value, position.amount);
     }
 
-    /// @notice Starts unbonding the whole stake of `key` (only its staker): `unstake`
-    /// pays it `unbondingSeconds` from now.
+    /// @notice Starts unbonding the caller's whole position on `key`: `unstake` pays
+    /// it `unbondingSeconds` from now.
     function requestUnstake(bytes32 key) external {
         Position storage position = _ownPosition(key);
         if (position.unlockAt != 0) revert AlreadyUnbonding(key, position.unlockAt);
@@ -306,8 +300,8 @@ contract OverlapsRewards is ReentrancyGuard {
         emit UnstakeRequested(key, msg.sender, position.amount, unlockAt);
     }
 
-    /// @notice Pays the whole stake of `key` back to its staker once its unbonding is
-    /// over, and clears the position (a second call finds nothing: `NoStake`).
+    /// @notice Pays the caller's whole position on `key` back to it once its unbonding
+    /// is over, and clears the position (a second call finds nothing: `NoStake`).
     /// @return amount What was paid.
     function unstake(bytes32 key) external nonReentrant returns (uint256 amount) {
         Position storage position = _ownPosition(key);
@@ -316,29 +310,29 @@ contract OverlapsRewards is ReentrancyGuard {
         if (block.timestamp < unlockAt) revert StillUnbonding(key, unlockAt);
         amount = position.amount;
         // Cleared before paying: a reentrant call finds no position.
-        delete _stakes[key];
+        delete _stakes[key][msg.sender];
         totalStaked -= amount;
         emit Unstaked(key, msg.sender, amount);
         (bool ok,) = msg.sender.call{value: amount}("");
         if (!ok) revert TransferFailed();
     }
 
-    /// @notice The position on `key`: its staker, the wei staked and the timestamp
-    /// from which `unstake` pays (all zero when none; `unlockAt` 0 while bonded).
-    function stakeOf(bytes32 key)
+    /// @notice The position of `staker` on `key`: the wei staked and the timestamp
+    /// from which `unstake` pays (both zero when none; `unlockAt` 0 while bonded).
+    function stakeOf(bytes32 key, address staker)
         external
         view
-        returns (address staker, uint256 amount, uint64 unlockAt)
+        returns (uint256 amount, uint64 unlockAt)
     {
-        Position storage position = _stakes[key];
-        return (position.staker, position.amount, position.unlockAt);
+        Position storage position = _stakes[key][staker];
+        return (position.amount, position.unlockAt);
     }
 
-    /// The caller's own position on `key`, or a revert naming why it is not.
+    /// The caller's own position on `key`, or `NoStake` when it holds none there.
     function _ownPosition(bytes32 key) private view returns (Position storage position) {
-        position = _stakes[key];
-        if (position.staker == address(0)) revert NoStake(key);
-        if (position.staker != msg.sender) revert NotStaker(key, msg.sender);
+        position = _stakes[key][msg.sender];
+        // `stake` refuses zero, so a position without an amount was never made.
+        if (position.amount == 0) revert NoStake(key);
     }
 
     /// The balance that is not staked.

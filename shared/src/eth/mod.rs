@@ -263,7 +263,7 @@ pub enum RewardsEvent {
     Staked {
         /// The Ed25519 public key the stake is bound to.
         key: [u8; 32],
-        /// The address that owns the position.
+        /// The address whose own position on the key this is.
         staker: Address,
         /// What this stake added.
         amount: U256,
