@@ -439,16 +439,17 @@ impl RewardWatch {
                 .iter()
                 .any(|a| a.validator_id == own_id && a.canary.is_some())
             {
-                let malformed = |url: String, reason| CheckError::Api(ApiError::Malformed { url, reason });
+                let malformed =
+                    |url: String, reason| CheckError::Api(ApiError::Malformed { url, reason });
                 let candidates = self
                     .api
                     .round(*round)
                     .await?
                     .candidate_ids()
                     .map_err(|reason| malformed(format!("/api/v1/rounds/{round}"), reason))?;
-                canaries
-                    .canary_of(own_id, &candidates)
-                    .map_err(|reason| malformed(format!("/api/v1/rounds/{round}/canaries"), reason))?
+                canaries.canary_of(own_id, &candidates).map_err(|reason| {
+                    malformed(format!("/api/v1/rounds/{round}/canaries"), reason)
+                })?
             } else {
                 None
             };

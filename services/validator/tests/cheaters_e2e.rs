@@ -22,7 +22,9 @@ use diesel::sql_types::{BigInt, Text};
 use futures::{SinkExt, StreamExt};
 use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage, ValidatorMessage};
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
-use overlaps_shared::testing::e2e::{distinct_loopback, scalar, spawn_binary as spawn, start_validator};
+use overlaps_shared::testing::e2e::{
+    distinct_loopback, scalar, spawn_binary as spawn, start_validator,
+};
 use overlaps_shared::testing::{
     HttpTarget, TestDatabase, TestRedis, free_port, service_env, wait_until,
 };
@@ -133,15 +135,22 @@ async fn cheat(
     // Each cheater is its own operator, on a network of its own (one party's keys on
     // one network would share a single seat per quorum).
     let local: std::net::IpAddr = distinct_loopback().parse().unwrap();
-    let hub: std::net::SocketAddr =
-        ws.trim_start_matches("ws://").split('/').next().unwrap().parse().unwrap();
+    let hub: std::net::SocketAddr = ws
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let tcp = tokio::net::TcpSocket::new_v4().unwrap();
     tcp.bind(std::net::SocketAddr::new(local, 0)).unwrap();
     let stream = tcp.connect(hub).await.unwrap();
-    let (socket, _) =
-        tokio_tungstenite::client_async(ws.as_str(), tokio_tungstenite::MaybeTlsStream::Plain(stream))
-            .await
-            .unwrap();
+    let (socket, _) = tokio_tungstenite::client_async(
+        ws.as_str(),
+        tokio_tungstenite::MaybeTlsStream::Plain(stream),
+    )
+    .await
+    .unwrap();
     let (mut sink, mut stream) = socket.split();
     let (out, mut outgoing) = tokio::sync::mpsc::unbounded_channel::<ValidatorMessage>();
     tokio::spawn(async move {
