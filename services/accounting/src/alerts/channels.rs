@@ -115,7 +115,10 @@ impl Sender {
                     .await
             }
             "webhook" => {
-                let body = serde_json::to_vec(alert)
+                // The documented fields, and the link every other channel shows.
+                let mut alert = alert.clone();
+                alert.link = message.link.clone();
+                let body = serde_json::to_vec(&alert)
                     .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
                 let now = chrono::Utc::now().timestamp();
                 let signature = webhook_signature(secret.unwrap_or_default(), now, &body)
