@@ -428,9 +428,11 @@ mod tests {
             readable_time(at, Some(chrono_tz::Europe::Berlin)),
             "2026-11-27 09:59:26 UTC (10:59:26 CET, Europe/Berlin)"
         );
+        // The date is shown too when the owner's day is another one.
+        let late = at + chrono::Duration::hours(1);
         assert_eq!(
-            readable_time(at, Some(chrono_tz::Pacific::Kiritimati)),
-            "2026-11-27 09:59:26 UTC (2026-11-27 23:59:26 +14, Pacific/Kiritimati)"
+            readable_time(late, Some(chrono_tz::Pacific::Kiritimati)),
+            "2026-11-27 10:59:26 UTC (2026-11-28 00:59:26 +14, Pacific/Kiritimati)"
         );
         assert_eq!(
             readable_time(at, Some(chrono_tz::UTC)),
