@@ -84,7 +84,19 @@ impl std::fmt::Debug for AlertSettings {
                 &hidden(&self.notification_hook_url),
             )
             .field("operator_email", &self.operator_email)
-            .field("provider_urls", &self.provider_urls)
+            // Relays an operator runs may carry credentials in their URLs.
+            .field(
+                "telegram_api_url",
+                &redact_url(&self.provider_urls.telegram),
+            )
+            .field(
+                "pagerduty_events_url",
+                &redact_url(&self.provider_urls.pagerduty),
+            )
+            .field(
+                "pushover_api_url",
+                &redact_url(&self.provider_urls.pushover),
+            )
             .finish()
     }
 }
