@@ -110,10 +110,6 @@ impl Sender {
     ) -> Result<(), DeliveryError> {
         let message = self.message(alert, zone);
         match kind {
-            "slack" => {
-                self.post(Outbound::json(target, providers::slack::body(&message)))
-                    .await
-            }
             "webhook" => {
                 // The documented fields, and the link every other channel shows.
                 let mut alert = alert.clone();
@@ -149,7 +145,9 @@ impl Sender {
         }
     }
 
-    /// The request a provider channel would receive (for tests and previews).
+    /// The request a Slack or provider channel would receive (for tests and
+    /// previews); `None` for e-mail and webhooks, or a channel lacking its
+    /// credential.
     pub fn render(
         &self,
         kind: &str,
@@ -159,9 +157,6 @@ impl Sender {
         zone: Option<Tz>,
     ) -> Option<Outbound> {
         let message = self.message(alert, zone);
-        if kind == "slack" {
-            return Some(Outbound::json(target, providers::slack::body(&message)));
-        }
         let channel = providers::Channel {
             kind,
             target,
@@ -245,15 +240,17 @@ impl Sender {
         let to: Mailbox = to
             .parse()
             .map_err(|e| DeliveryError::Permanent(format!("bad address: {e}")))?;
-        let mut facts = message.facts_with_link();
+        let mut facts = message.facts.clone();
         if let Some(token) = &alert.confirmation_token {
             facts.extend(confirmation_facts(&self.api_base, token));
         }
         let text = std::iter::once(message.title.clone())
             .chain([String::new(), message.text.clone(), String::new()])
             .chain(facts.iter().map(|f| format!("{}: {}", f.label, f.value)))
+            .chain(message.link.iter().map(|l| format!("Details: {l}")))
             .collect::<Vec<_>>()
             .join("\n");
+        // The HTML part links the incident below the table instead.
         let rows: String = facts
             .iter()
             .map(|f| {
@@ -267,7 +264,7 @@ impl Sender {
         let link = message
             .link
             .as_deref()
-            .map(|l| format!("<p><a href=\"{0}\">Open the incident</a></p>", escape(l)))
+            .map(|l| format!("<p><a href=\"{}\">Open the incident</a></p>", escape(l)))
             .unwrap_or_default();
         let html = format!(
             "<h2>{}</h2><p>{}</p><table>{rows}</table>{link}",

@@ -98,7 +98,7 @@ pub struct Channel<'a> {
 pub struct ConfigMissing(pub String);
 
 /// The request `channel` receives for `alert`; `None` when `kind` is not a
-/// provider adapter's (Slack, e-mail and webhooks are sent by the sender).
+/// provider adapter's (e-mail and signed webhooks are sent by the sender).
 pub fn render(
     urls: &ProviderUrls,
     channel: Channel<'_>,
@@ -112,6 +112,7 @@ pub fn render(
             .ok_or_else(|| ConfigMissing(format!("the {} channel has no credential", channel.kind)))
     };
     Some(match channel.kind {
+        "slack" => Ok(Outbound::json(channel.target, slack::body(message))),
         "discord" => Ok(Outbound::json(channel.target, discord::body(message))),
         "mattermost" => Ok(Outbound::json(channel.target, mattermost::body(message))),
         "teams" => Ok(Outbound::json(channel.target, teams::body(message))),
