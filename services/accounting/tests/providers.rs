@@ -270,7 +270,7 @@ async fn discord_gets_an_embed_for_down_and_recovery() {
         let fields = embed["fields"].to_string();
         match phase {
             "down" => {
-                assert_eq!(embed["title"], "DOWN: Shop (keyword missing)");
+                assert_eq!(embed["title"], "DOWN: Shop (keyword 'healthy' missing)");
                 assert_eq!(embed["color"], 0xD9_30_25);
                 assert!(
                     embed["description"].as_str().unwrap().contains(DOWN_SINCE),
@@ -311,7 +311,7 @@ async fn telegram_gets_escaped_html_through_the_bot_api() {
             match phase {
                 "down" => {
                     assert!(
-                        text.starts_with("<b>DOWN: Shop (keyword missing)</b>"),
+                        text.starts_with("<b>DOWN: Shop (keyword 'healthy' missing)</b>"),
                         "{text}"
                     );
                     assert!(
@@ -347,7 +347,10 @@ async fn teams_gets_an_adaptive_card() {
         let facts = card["body"][2]["facts"].to_string();
         match phase {
             "down" => {
-                assert_eq!(card["body"][0]["text"], "DOWN: Shop (keyword missing)");
+                assert_eq!(
+                    card["body"][0]["text"],
+                    "DOWN: Shop (keyword 'healthy' missing)"
+                );
                 assert!(
                     facts.contains(EVIDENCE) && facts.contains(DOWN_SINCE),
                     "{facts}"
@@ -376,7 +379,10 @@ async fn pagerduty_triggers_and_resolves_the_same_dedup_key() {
                 "down" => {
                     assert_eq!(body["event_action"], "trigger");
                     assert_eq!(body["payload"]["severity"], "critical");
-                    assert_eq!(body["payload"]["summary"], "DOWN: Shop (keyword missing)");
+                    assert_eq!(
+                        body["payload"]["summary"],
+                        "DOWN: Shop (keyword 'healthy' missing)"
+                    );
                     assert_eq!(body["payload"]["source"], "https://shop.example/");
                     assert_eq!(body["payload"]["custom_details"]["Evidence"], EVIDENCE);
                     keys.lock().unwrap().push(body["dedup_key"].clone());
@@ -419,7 +425,7 @@ async fn ntfy_gets_title_priority_and_tags_headers() {
                 "down" => {
                     assert_eq!(
                         request.header("title"),
-                        Some("DOWN: Shop (keyword missing)")
+                        Some("DOWN: Shop (keyword 'healthy' missing)")
                     );
                     assert_eq!(request.header("priority"), Some("urgent"));
                     assert_eq!(request.header("tags"), Some("rotating_light"));
@@ -453,7 +459,10 @@ async fn mattermost_gets_an_attachment() {
             let fields = attachment["fields"].to_string();
             match phase {
                 "down" => {
-                    assert_eq!(attachment["title"], "DOWN: Shop (keyword missing)");
+                    assert_eq!(
+                        attachment["title"],
+                        "DOWN: Shop (keyword 'healthy' missing)"
+                    );
                     assert_eq!(attachment["color"], "#D93025");
                     assert!(fields.contains(EVIDENCE), "{fields}");
                 }
@@ -482,7 +491,7 @@ async fn pushover_gets_a_form_with_token_and_user() {
             assert_eq!(form["user"], PUSHOVER_USER);
             match phase {
                 "down" => {
-                    assert_eq!(form["title"], "DOWN: Shop (keyword missing)");
+                    assert_eq!(form["title"], "DOWN: Shop (keyword 'healthy' missing)");
                     assert_eq!(form["priority"], "1");
                     assert!(form["message"].contains(EVIDENCE), "{form:?}");
                     assert!(form["url"].ends_with("/incidents"));

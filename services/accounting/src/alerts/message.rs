@@ -64,6 +64,10 @@ pub struct Alert {
     /// to webhooks: only e-mail channels are confirmed).
     #[serde(default, skip_serializing)]
     pub confirmation_token: Option<String>,
+    /// The failure with its detail (`keyword 'healthy' missing`, `HTTP 503`)
+    /// from the evidence, for titles; webhooks have it in `evidence`.
+    #[serde(skip)]
+    pub failure: Option<String>,
 }
 
 /// How bad the news is: picks colours, priorities and PagerDuty severities.
@@ -186,6 +190,15 @@ pub fn describe_failure(code: &str, keyword: Option<&str>, http_status: Option<i
     }
 }
 
+/// An incident's evidence in words.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    /// `3 of 3 validators: keyword 'healthy' missing`.
+    pub summary: String,
+    /// The failure alone, with its detail: `keyword 'healthy' missing`.
+    pub failure: String,
+}
+
 /// The incident's stored evidence in words: `3 of 3 validators: keyword
 /// 'healthy' missing` (and how many did not answer). `evidence` is
 /// `incidents.evidence`: one entry per assignment, then `resolved_by` entries.
@@ -193,7 +206,7 @@ pub fn describe_evidence(
     evidence: &serde_json::Value,
     cause: &str,
     keyword: Option<&str>,
-) -> Option<String> {
+) -> Option<Evidence> {
     let entries: Vec<&serde_json::Value> = evidence
         .as_array()?
         .iter()
@@ -223,15 +236,12 @@ pub fn describe_evidence(
     } else {
         "validators"
     };
-    let mut text = format!(
-        "{} of {answered} {plural}: {}",
-        agreeing.len(),
-        describe_failure(cause, keyword, http_status)
-    );
+    let failure = describe_failure(cause, keyword, http_status);
+    let mut summary = format!("{} of {answered} {plural}: {failure}", agreeing.len());
     if missed > 0 {
-        text.push_str(&format!(", {missed} did not answer"));
+        summary.push_str(&format!(", {missed} did not answer"));
     }
-    Some(text)
+    Some(Evidence { summary, failure })
 }
 
 /// At most `max` characters of `text`, ending with `…` when cut.
@@ -260,8 +270,12 @@ impl Alert {
             .unwrap_or("a site")
     }
 
-    /// The cause in words (`recovered` is not a cause: none then).
+    /// The cause in words, with its detail when the evidence gave it
+    /// (`recovered` is not a cause: none then).
     fn cause_in_words(&self) -> Option<String> {
+        if let Some(failure) = &self.failure {
+            return Some(failure.clone());
+        }
         let cause = self.cause.as_deref().filter(|c| *c != "recovered")?;
         Some(describe_failure(cause, None, None))
     }
@@ -457,9 +471,14 @@ mod tests {
             {"assignment_id": 3, "status": "down", "failure": "keyword_missing"},
             {"resolved_by": []}
         ]);
+        let described = describe_evidence(&evidence, "keyword_missing", Some("healthy"));
         assert_eq!(
-            describe_evidence(&evidence, "keyword_missing", Some("healthy")).as_deref(),
+            described.as_ref().map(|e| e.summary.as_str()),
             Some("3 of 3 validators: keyword 'healthy' missing")
+        );
+        assert_eq!(
+            described.map(|e| e.failure).as_deref(),
+            Some("keyword 'healthy' missing")
         );
         let mixed = serde_json::json!([
             {"assignment_id": 1, "status": "down", "failure": "http_status", "http_status": 503},
@@ -468,8 +487,8 @@ mod tests {
             {"assignment_id": 4, "status": null}
         ]);
         assert_eq!(
-            describe_evidence(&mixed, "http_status", None).as_deref(),
-            Some("2 of 3 validators: HTTP 503, 1 did not answer")
+            describe_evidence(&mixed, "http_status", None).map(|e| e.summary),
+            Some("2 of 3 validators: HTTP 503, 1 did not answer".to_owned())
         );
     }
 }

@@ -194,8 +194,11 @@ fn complete_from_incident(alert: &mut Alert, claimed: &Claimed) {
         alert.resolved_at = Some(resolved.to_rfc3339());
         alert.down_seconds = Some((resolved - opened).num_seconds());
     }
-    if let (Some(evidence), Some(cause)) = (&claimed.evidence, &claimed.incident_cause) {
-        alert.evidence = describe_evidence(evidence, cause, claimed.keyword.as_deref());
+    if let (Some(evidence), Some(cause)) = (&claimed.evidence, &claimed.incident_cause)
+        && let Some(described) = describe_evidence(evidence, cause, claimed.keyword.as_deref())
+    {
+        alert.evidence = Some(described.summary);
+        alert.failure = Some(described.failure);
     }
 }
 
