@@ -28,6 +28,8 @@ pub struct User {
     pub max_sites: Option<i32>,
     /// Checks a day its enabled sites may ask for; `None`: the hub's default.
     pub max_checks_per_day: Option<i64>,
+    /// IANA time zone alerts show beside UTC; `None`: UTC only.
+    pub time_zone: Option<String>,
 }
 
 /// A new account.
@@ -128,11 +130,12 @@ pub struct AlertChannel {
     pub owner_id: i64,
     /// Only this website's alerts, or all the owner's when `None`.
     pub website_id: Option<i64>,
-    /// `slack`, `email` or `webhook`.
+    /// `slack`, `email`, `webhook` or one of [`CHANNEL_PROVIDERS`].
     pub kind: String,
-    /// Webhook URL or e-mail address.
+    /// Webhook URL, e-mail address, chat id or user key (see the README).
     pub target: String,
-    /// HMAC key for generic webhooks.
+    /// The channel's credential: a webhook's HMAC key, a bot token, a routing
+    /// key, an access or application token. Never shown in full after creation.
     pub secret: Option<String>,
     /// Disabled channels receive nothing.
     pub enabled: bool,
@@ -144,7 +147,37 @@ pub struct AlertChannel {
     pub confirmation_hash: Option<Vec<u8>>,
     /// When the pending confirmation token stops working.
     pub confirmation_expires_at: Option<DateTime<Utc>>,
+    /// Repeat the alert every this many minutes while the site stays down.
+    pub reminder_minutes: Option<i32>,
+    /// At most this many reminders per incident.
+    pub reminder_max: Option<i32>,
 }
+
+/// Every channel kind (`alert_channels.kind`): the original three and the
+/// chat and paging services added beside them.
+pub const CHANNEL_KINDS: [&str; 10] = [
+    "slack",
+    "email",
+    "webhook",
+    "discord",
+    "telegram",
+    "teams",
+    "pagerduty",
+    "ntfy",
+    "mattermost",
+    "pushover",
+];
+
+/// The chat and paging services accounting reaches through a provider adapter each.
+pub const CHANNEL_PROVIDERS: [&str; 7] = [
+    "discord",
+    "telegram",
+    "teams",
+    "pagerduty",
+    "ntfy",
+    "mattermost",
+    "pushover",
+];
 
 /// The outbox kind of the message asking an e-mail address to confirm its
 /// channel: the server queues it, accounting delivers it and nothing else to an

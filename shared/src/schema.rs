@@ -10,6 +10,7 @@ diesel::table! {
         created_at -> Timestamptz,
         max_sites -> Nullable<Int4>,
         max_checks_per_day -> Nullable<Int8>,
+        time_zone -> Nullable<Text>,
     }
 }
 
@@ -58,6 +59,8 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamptz>,
         confirmation_hash -> Nullable<Bytea>,
         confirmation_expires_at -> Nullable<Timestamptz>,
+        reminder_minutes -> Nullable<Int4>,
+        reminder_max -> Nullable<Int4>,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Settings of the accounting service.
 
+use crate::alerts::providers::ProviderUrls;
 use crate::eon::EonPolicy;
 use bigdecimal::BigDecimal;
 use overlaps_shared::config::{CommonConfig, ConfigError, Env, invalid};
@@ -66,6 +67,8 @@ pub struct AlertSettings {
     pub notification_hook_url: Option<String>,
     /// `OPERATOR_EMAIL`: where operator alerts are mailed.
     pub operator_email: Option<String>,
+    /// `TELEGRAM_API_URL`, `PAGERDUTY_EVENTS_URL`, `PUSHOVER_API_URL`.
+    pub provider_urls: ProviderUrls,
 }
 
 impl std::fmt::Debug for AlertSettings {
@@ -81,6 +84,19 @@ impl std::fmt::Debug for AlertSettings {
                 &hidden(&self.notification_hook_url),
             )
             .field("operator_email", &self.operator_email)
+            // Relays an operator runs may carry credentials in their URLs.
+            .field(
+                "telegram_api_url",
+                &redact_url(&self.provider_urls.telegram),
+            )
+            .field(
+                "pagerduty_events_url",
+                &redact_url(&self.provider_urls.pagerduty),
+            )
+            .field(
+                "pushover_api_url",
+                &redact_url(&self.provider_urls.pushover),
+            )
             .finish()
     }
 }
@@ -99,12 +115,29 @@ impl AlertSettings {
             url::Url::parse("http://127.0.0.1:8080").map_err(|e| invalid("PUBLIC_URL", "", e))?,
         )?;
         let hook: Option<url::Url> = env.maybe("NOTIFICATION_HOOK_URL")?;
+        let defaults = ProviderUrls::default();
+        let provider_url = |name: &str, default: String| -> Result<String, ConfigError> {
+            let url: url::Url = env.optional(
+                name,
+                url::Url::parse(&default).map_err(|e| invalid(name, &default, e))?,
+            )?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err(invalid(name, url.as_str(), "expected an http(s) URL"));
+            }
+            Ok(url.as_str().trim_end_matches('/').to_owned())
+        };
+        let provider_urls = ProviderUrls {
+            telegram: provider_url("TELEGRAM_API_URL", defaults.telegram)?,
+            pagerduty: provider_url("PAGERDUTY_EVENTS_URL", defaults.pagerduty)?,
+            pushover: provider_url("PUSHOVER_API_URL", defaults.pushover)?,
+        };
         Ok(AlertSettings {
             smtp_url,
             smtp_from: env.optional("SMTP_FROM", "Overlaps <alerts@overlaps.local>".to_owned())?,
             public_url: public_url.to_string(),
             notification_hook_url: hook.map(|u| u.to_string()),
             operator_email: env.maybe("OPERATOR_EMAIL")?,
+            provider_urls,
         })
     }
 }

@@ -16,14 +16,15 @@ async fn main() -> anyhow::Result<()> {
     // One process-wide TLS provider (ring) for HTTPS webhooks and SMTP over TLS.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let alerts = &config.alerts;
-    // The SSRF guard applies to owners' Slack and webhook targets in production.
+    // The SSRF guard applies to every owner channel's HTTP delivery in production.
     let allow_private = config.common.app_env != overlaps_shared::config::AppEnv::Prod;
     let sender = Sender::new(
         alerts.smtp_url.as_deref(),
         &alerts.smtp_from,
         &alerts.public_url,
         allow_private,
-    )?;
+    )?
+    .with_provider_urls(alerts.provider_urls.clone());
     let operator = OperatorChannels {
         slack_hook: alerts.notification_hook_url.clone(),
         email: alerts.operator_email.clone(),

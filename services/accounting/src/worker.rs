@@ -30,7 +30,8 @@ pub struct Accounting {
 }
 
 /// Consumes `close_round`, `close_eon` and `send_alert` jobs until the process
-/// stops, re-enqueues due alerts (retries, and any whose job was lost) every 10 s,
+/// stops, queues due reminders and re-enqueues due alerts (retries, reminders,
+/// and any whose job was lost) every 10 s,
 /// and looks for a due eon every 10 s (`EON_SECONDS`, or a lost job).
 pub async fn run(accounting: Arc<Accounting>) {
     store_missing_trees(&accounting).await;
@@ -84,6 +85,15 @@ async fn sweep_alerts(accounting: &Accounting) {
     loop {
         tokio::time::sleep(Duration::from_secs(10)).await;
         let now = chrono::Utc::now();
+        // Reminders become outbox rows here; the due rows below include them.
+        if let Err(err) = accounting
+            .infra
+            .db
+            .run(move |conn| alerts::reminders::queue_due(conn, now))
+            .await
+        {
+            tracing::warn!(error = %err, "reminder sweep failed");
+        }
         match accounting
             .infra
             .db

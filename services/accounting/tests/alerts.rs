@@ -96,12 +96,12 @@ async fn a_slack_alert_is_a_block_kit_message_delivered_once() {
         body["text"]
             .as_str()
             .unwrap()
-            .contains("DOWN: Shop (connect)"),
+            .contains("DOWN: Shop (connection refused or unreachable)"),
         "{body}"
     );
     let fields = body["blocks"][1]["fields"].to_string();
     assert!(
-        fields.contains("https://shop.example/") && fields.contains("/api/v1/websites/7/status"),
+        fields.contains("https://shop.example/") && fields.contains("/api/v1/websites/7/incidents"),
         "{fields}"
     );
     assert_eq!(row(&db, id), ("sent".into(), 1));
@@ -180,7 +180,10 @@ async fn an_email_alert_arrives_with_text_and_html_parts() {
     }
     assert_eq!(messages.len(), 1);
     let mail = &messages[0];
-    assert!(mail.contains("Subject: DOWN: Shop (connect)"), "{mail}");
+    assert!(
+        mail.contains("Subject: DOWN: Shop (connection refused or unreachable)"),
+        "{mail}"
+    );
     assert!(mail.contains("To: owner@shop.example"), "{mail}");
     assert!(
         mail.contains("text/plain") && mail.contains("text/html"),

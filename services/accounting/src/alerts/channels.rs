@@ -1,120 +1,30 @@
-//! Delivering one alert to one channel: a Slack incoming webhook (Block Kit), an
-//! e-mail (lettre over SMTP, plain-text and HTML parts), or a generic webhook whose
-//! body is signed with HMAC-SHA256 over the channel's secret.
+//! Delivering one alert to one channel: e-mail (lettre over SMTP, plain-text and
+//! HTML parts), a generic webhook whose body is signed with HMAC-SHA256 over the
+//! channel's secret, or a chat or paging service through its adapter
+//! ([`super::providers`]). Every HTTP delivery shares one client, the SSRF guard
+//! and one mapping of failures (4xx permanent except 408 and 429; 5xx, 408, 429
+//! and network trouble temporary).
 
 use std::time::Duration;
 
+use chrono_tz::Tz;
 use lettre::message::{Mailbox, MultiPart};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message as Email, Tokio1Executor};
 use overlaps_shared::html::escape;
-use overlaps_shared::models::CHANNEL_CONFIRMATION;
 use overlaps_shared::redact::strip_urls;
 use overlaps_shared::ssrf;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-/// What an alert says (the outbox row's payload).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Alert {
-    /// `incident_opened`, `incident_resolved`, `tls_expiring`, `test` or `operator`.
-    #[serde(default)]
-    pub kind: String,
-    /// The site.
-    #[serde(default)]
-    pub website_id: Option<i64>,
-    /// Its URL.
-    #[serde(default)]
-    pub url: Option<String>,
-    /// Its display name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// `down` or `up`.
-    #[serde(default)]
-    pub state: Option<String>,
-    /// Why (a failure reason, or free text for operator alerts).
-    #[serde(default)]
-    pub cause: Option<String>,
-    /// Since when.
-    #[serde(default)]
-    pub at: Option<String>,
-    /// The incident.
-    #[serde(default)]
-    pub incident_id: Option<i64>,
-    /// `channel_confirmation`: the token of the confirmation link (never sent
-    /// to webhooks: only e-mail channels are confirmed).
-    #[serde(default, skip_serializing)]
-    pub confirmation_token: Option<String>,
-}
-
-impl Alert {
-    /// A one-line summary, used as subject and fallback text.
-    pub fn headline(&self) -> String {
-        let site = self
-            .name
-            .as_deref()
-            .filter(|n| !n.is_empty())
-            .or(self.url.as_deref())
-            .unwrap_or("a site");
-        match self.kind.as_str() {
-            "incident_opened" => format!(
-                "DOWN: {site} ({})",
-                self.cause.as_deref().unwrap_or("unreachable")
-            ),
-            "incident_resolved" => format!("RECOVERED: {site} is up again"),
-            "tls_expiring" => format!("TLS certificate of {site} expires soon"),
-            "test" => "Overlaps test alert: this channel works".to_owned(),
-            CHANNEL_CONFIRMATION => "Confirm Overlaps alerts to this address".to_owned(),
-            _ => format!(
-                "Overlaps operator alert: {}",
-                self.cause.as_deref().unwrap_or("see the hub's logs")
-            ),
-        }
-    }
-
-    fn details(&self, api_base: &str) -> Vec<(String, String)> {
-        let mut rows = Vec::new();
-        if let Some(token) = &self.confirmation_token {
-            rows.push((
-                "Why".to_owned(),
-                "An Overlaps account asked to send website alerts to this address. \
-                 Nothing more is sent unless you confirm; if you did not expect this, \
-                 ignore it."
-                    .to_owned(),
-            ));
-            rows.push((
-                "Confirm".to_owned(),
-                format!("{api_base}/api/v1/channel-confirmations/{token}"),
-            ));
-        }
-        if let Some(url) = &self.url {
-            rows.push(("Site".to_owned(), url.clone()));
-        }
-        if let Some(state) = &self.state {
-            rows.push(("State".to_owned(), state.clone()));
-        }
-        if let Some(at) = &self.at {
-            rows.push(("Since".to_owned(), at.clone()));
-        }
-        if let Some(cause) = &self.cause {
-            rows.push(("Cause".to_owned(), cause.clone()));
-        }
-        if let Some(id) = self.website_id {
-            rows.push((
-                "Status".to_owned(),
-                format!("{api_base}/api/v1/websites/{id}/status"),
-            ));
-        }
-        rows
-    }
-}
+pub use super::message::Alert;
+use super::message::Message;
+use super::providers::{self, Body, Outbound, ProviderUrls};
 
 /// Why a delivery failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
-    /// Worth retrying (network trouble, 5xx, 429).
+    /// Worth retrying (network trouble, 5xx, 408, 429).
     #[error("temporary: {0}")]
     Transient(String),
-    /// Retrying cannot help (4xx, bad address, no SMTP configured).
+    /// Retrying cannot help (other 4xx, bad address, no SMTP configured).
     #[error("permanent: {0}")]
     Permanent(String),
 }
@@ -126,6 +36,7 @@ pub struct Sender {
     from: Mailbox,
     api_base: String,
     allow_private: bool,
+    urls: ProviderUrls,
 }
 
 impl std::fmt::Debug for Sender {
@@ -172,66 +83,113 @@ impl Sender {
             from,
             api_base: api_base.trim_end_matches('/').to_owned(),
             allow_private,
+            urls: ProviderUrls::default(),
         })
     }
 
-    /// Delivers `alert` to a channel of `kind` at `target`.
+    /// The same sender, reaching Telegram, PagerDuty and Pushover at `urls`.
+    pub fn with_provider_urls(mut self, urls: ProviderUrls) -> Self {
+        self.urls = urls;
+        self
+    }
+
+    /// The readable message for `alert`, times also in `zone`.
+    pub fn message(&self, alert: &Alert, zone: Option<Tz>) -> Message {
+        alert.message(&self.api_base, zone)
+    }
+
+    /// Delivers `alert` to a channel of `kind` at `target`, times also in
+    /// `zone` (the owner's).
     pub async fn send(
         &self,
         kind: &str,
         target: &str,
         secret: Option<&str>,
         alert: &Alert,
+        zone: Option<Tz>,
     ) -> Result<(), DeliveryError> {
+        let message = self.message(alert, zone);
         match kind {
-            "slack" => self.post(target, &self.slack_body(alert), None).await,
             "webhook" => {
-                let body = serde_json::to_vec(alert)
+                // The documented fields, and the link every other channel shows.
+                let mut alert = alert.clone();
+                alert.link = message.link.clone();
+                let body = serde_json::to_vec(&alert)
                     .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
                 let now = chrono::Utc::now().timestamp();
                 let signature = webhook_signature(secret.unwrap_or_default(), now, &body)
                     .ok_or_else(|| DeliveryError::Permanent("cannot sign the body".into()))?;
-                self.post_bytes(target, body, Some(signature)).await
+                self.post_bytes(
+                    target,
+                    "application/json",
+                    body,
+                    &[("x-overlaps-signature", signature)],
+                )
+                .await
             }
-            "email" => self.email(target, alert).await,
-            other => Err(DeliveryError::Permanent(format!(
-                "unknown channel kind {other:?}"
-            ))),
+            "email" => self.email(target, alert, &message).await,
+            other => {
+                let channel = providers::Channel {
+                    kind: other,
+                    target,
+                    secret,
+                };
+                match providers::render(&self.urls, channel, alert, &message) {
+                    Some(Ok(outbound)) => self.post(outbound).await,
+                    Some(Err(missing)) => Err(DeliveryError::Permanent(missing.to_string())),
+                    None => Err(DeliveryError::Permanent(format!(
+                        "unknown channel kind {other:?}"
+                    ))),
+                }
+            }
         }
     }
 
-    /// A Slack Block Kit message.
-    pub fn slack_body(&self, alert: &Alert) -> serde_json::Value {
-        let fields: Vec<serde_json::Value> = alert
-            .details(&self.api_base)
-            .into_iter()
-            .map(|(k, v)| json!({ "type": "mrkdwn", "text": format!("*{k}*\n{v}") }))
-            .collect();
-        let mut blocks = vec![
-            json!({ "type": "header", "text": { "type": "plain_text", "text": alert.headline() } }),
-        ];
-        if !fields.is_empty() {
-            blocks.push(json!({ "type": "section", "fields": fields }));
-        }
-        json!({ "text": alert.headline(), "blocks": blocks })
-    }
-
-    async fn post(
+    /// The request a Slack or provider channel would receive (for tests and
+    /// previews); `None` for e-mail and webhooks, or a channel lacking its
+    /// credential.
+    pub fn render(
         &self,
-        url: &str,
-        body: &serde_json::Value,
-        signature: Option<String>,
-    ) -> Result<(), DeliveryError> {
-        let bytes =
-            serde_json::to_vec(body).map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-        self.post_bytes(url, bytes, signature).await
+        kind: &str,
+        target: &str,
+        secret: Option<&str>,
+        alert: &Alert,
+        zone: Option<Tz>,
+    ) -> Option<Outbound> {
+        let message = self.message(alert, zone);
+        let channel = providers::Channel {
+            kind,
+            target,
+            secret,
+        };
+        providers::render(&self.urls, channel, alert, &message)?.ok()
+    }
+
+    async fn post(&self, outbound: Outbound) -> Result<(), DeliveryError> {
+        let (content_type, body) = match outbound.body {
+            Body::Json(value) => (
+                "application/json",
+                serde_json::to_vec(&value).map_err(|e| DeliveryError::Permanent(e.to_string()))?,
+            ),
+            Body::Form(fields) => (
+                "application/x-www-form-urlencoded",
+                url::form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish()
+                    .into_bytes(),
+            ),
+            Body::Text(text) => ("text/plain; charset=utf-8", text.into_bytes()),
+        };
+        self.post_bytes(&outbound.url, content_type, body, &outbound.headers)
+            .await
     }
 
     async fn post_bytes(
         &self,
         url: &str,
+        content_type: &str,
         body: Vec<u8>,
-        signature: Option<String>,
+        headers: &[(&'static str, String)],
     ) -> Result<(), DeliveryError> {
         // IP literals never reach the resolver: the guard looks at them here.
         let parsed = reqwest::Url::parse(url)
@@ -244,12 +202,13 @@ impl Sender {
         let mut request = self
             .http
             .post(parsed)
-            .header("content-type", "application/json")
+            .header("content-type", content_type)
             .body(body);
-        if let Some(signature) = signature {
-            request = request.header("x-overlaps-signature", signature);
+        for (name, value) in headers {
+            request = request.header(*name, value);
         }
-        // The owner's webhook URL is a secret: never in a stored or logged error.
+        // The owner's webhook URL is a secret (and a Telegram URL holds the bot
+        // token): never in a stored or logged error.
         let response = request.send().await.map_err(|e| {
             let refused = ssrf::is_refusal(&e);
             let builder = e.is_builder();
@@ -267,46 +226,58 @@ impl Sender {
         let status = response.status();
         if status.is_success() {
             Ok(())
-        } else if status.is_server_error() || status.as_u16() == 429 {
+        } else if status.is_server_error() || matches!(status.as_u16(), 408 | 429) {
             Err(DeliveryError::Transient(format!("HTTP {status}")))
         } else {
             Err(DeliveryError::Permanent(format!("HTTP {status}")))
         }
     }
 
-    async fn email(&self, to: &str, alert: &Alert) -> Result<(), DeliveryError> {
+    async fn email(&self, to: &str, alert: &Alert, message: &Message) -> Result<(), DeliveryError> {
         let Some(smtp) = &self.smtp else {
             return Err(DeliveryError::Permanent("no SMTP_URL configured".into()));
         };
         let to: Mailbox = to
             .parse()
             .map_err(|e| DeliveryError::Permanent(format!("bad address: {e}")))?;
-        let details = alert.details(&self.api_base);
-        let text = std::iter::once(alert.headline())
-            .chain(details.iter().map(|(k, v)| format!("{k}: {v}")))
+        let mut facts = message.facts.clone();
+        if let Some(token) = &alert.confirmation_token {
+            facts.extend(confirmation_facts(&self.api_base, token));
+        }
+        let text = std::iter::once(message.title.clone())
+            .chain([String::new(), message.text.clone(), String::new()])
+            .chain(facts.iter().map(|f| format!("{}: {}", f.label, f.value)))
+            .chain(message.link.iter().map(|l| format!("Details: {l}")))
             .collect::<Vec<_>>()
             .join("\n");
-        let rows: String = details
+        // The HTML part links the incident below the table instead.
+        let rows: String = facts
             .iter()
-            .map(|(k, v)| {
+            .map(|f| {
                 format!(
                     "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-                    escape(k),
-                    escape(v)
+                    escape(&f.label),
+                    escape(&f.value)
                 )
             })
             .collect();
+        let link = message
+            .link
+            .as_deref()
+            .map(|l| format!("<p><a href=\"{}\">Open the incident</a></p>", escape(l)))
+            .unwrap_or_default();
         let html = format!(
-            "<h2>{}</h2><table>{rows}</table>",
-            escape(&alert.headline())
+            "<h2>{}</h2><p>{}</p><table>{rows}</table>{link}",
+            escape(&message.title),
+            escape(&message.text)
         );
-        let message = Message::builder()
+        let email = Email::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(alert.headline())
+            .subject(message.title.clone())
             .multipart(MultiPart::alternative_plain_html(text, html))
             .map_err(|e| DeliveryError::Permanent(e.to_string()))?;
-        smtp.send(message).await.map(|_| ()).map_err(|e| {
+        smtp.send(email).await.map(|_| ()).map_err(|e| {
             let message = strip_urls(&e.to_string());
             if e.is_permanent() {
                 DeliveryError::Permanent(message)
@@ -315,6 +286,23 @@ impl Sender {
             }
         })
     }
+}
+
+/// What a confirmation request says beside its title: why it came, and the link.
+fn confirmation_facts(api_base: &str, token: &str) -> Vec<super::message::Fact> {
+    vec![
+        super::message::Fact {
+            label: "Why".to_owned(),
+            value: "An Overlaps account asked to send website alerts to this address. \
+                    Nothing more is sent unless you confirm; if you did not expect this, \
+                    ignore it."
+                .to_owned(),
+        },
+        super::message::Fact {
+            label: "Confirm".to_owned(),
+            value: format!("{api_base}/api/v1/channel-confirmations/{token}"),
+        },
+    ]
 }
 
 #[cfg(test)]
@@ -332,7 +320,10 @@ mod tests {
         )
         .expect("a sender");
         let url = "http://user:secret-pass@127.0.0.1:1/hooks/secret-path?token=secret";
-        let Err(err) = sender.post_bytes(url, b"{}".to_vec(), None).await else {
+        let Err(err) = sender
+            .post_bytes(url, "application/json", b"{}".to_vec(), &[])
+            .await
+        else {
             panic!("nothing listens on port 1");
         };
         let shown = format!("{err} / {err:?}");

@@ -3,6 +3,9 @@
 //! of attempts) is recorded and reported to the operator.
 
 pub mod channels;
+pub mod message;
+pub mod providers;
+pub mod reminders;
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
@@ -11,6 +14,7 @@ use diesel::sql_types::{BigInt, Int4, Jsonb, Nullable, Text, Timestamptz};
 use overlaps_shared::models::CHANNEL_CONFIRMATION;
 
 use self::channels::{Alert, DeliveryError, Sender};
+use self::message::describe_evidence;
 
 /// Delivery attempts before an alert is given up.
 pub const MAX_ATTEMPTS: i32 = 6;
@@ -22,6 +26,8 @@ pub enum Delivered {
     Sent,
     /// Already sent, failed or claimed by another worker: nothing done.
     Skipped,
+    /// A reminder whose incident was resolved first: not sent, not a failure.
+    Cancelled,
     /// Failed; tried again at the given time.
     Retry(DateTime<Utc>),
     /// Failed for good (recorded; the operator is told).
@@ -44,6 +50,19 @@ struct Claimed {
     attempts: i32,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     confirmed_at: Option<DateTime<Utc>>,
+    /// The owner's IANA time zone.
+    #[diesel(sql_type = Nullable<Text>)]
+    time_zone: Option<String>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    opened_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Timestamptz>)]
+    resolved_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Text>)]
+    incident_cause: Option<String>,
+    #[diesel(sql_type = Nullable<Jsonb>)]
+    evidence: Option<serde_json::Value>,
+    #[diesel(sql_type = Nullable<Text>)]
+    keyword: Option<String>,
 }
 
 /// Where operator alerts (outbox rows without a channel) go.
@@ -65,10 +84,14 @@ fn claim(
         "WITH claimed AS ( \
            UPDATE alert_outbox SET next_attempt_at = $2 + interval '5 minutes' \
            WHERE id = $1 AND state = 'pending' AND next_attempt_at <= $2 \
-           RETURNING channel_id, payload, kind, attempts) \
+           RETURNING channel_id, incident_id, payload, kind, attempts) \
          SELECT c.kind, c.target, c.secret, claimed.payload, claimed.kind AS alert_kind, claimed.attempts, \
-                c.confirmed_at \
-         FROM claimed LEFT JOIN alert_channels c ON c.id = claimed.channel_id",
+                c.confirmed_at, u.time_zone, i.opened_at, i.resolved_at, i.cause AS incident_cause, \
+                i.evidence, w.keyword \
+         FROM claimed LEFT JOIN alert_channels c ON c.id = claimed.channel_id \
+         LEFT JOIN users u ON u.id = c.owner_id \
+         LEFT JOIN incidents i ON i.id = claimed.incident_id \
+         LEFT JOIN websites w ON w.id = i.website_id",
     )
     .bind::<BigInt, _>(id)
     .bind::<Timestamptz, _>(now)
@@ -88,17 +111,17 @@ pub async fn deliver(
         return Ok(Delivered::Skipped);
     };
     let mut alert: Alert = serde_json::from_value(claimed.payload.clone()).unwrap_or(Alert {
-        kind: String::new(),
-        website_id: None,
-        url: None,
-        name: None,
-        state: None,
         cause: Some(claimed.payload.to_string()),
-        at: None,
-        incident_id: None,
-        confirmation_token: None,
+        ..Alert::default()
     });
     alert.kind = claimed.alert_kind.clone();
+    complete_from_incident(&mut alert, &claimed);
+    if claimed.alert_kind == "incident_reminder" && claimed.resolved_at.is_some() {
+        db.run(move |conn| cancel(conn, id)).await?;
+        return Ok(Delivered::Cancelled);
+    }
+    // An unknown zone (set by hand) falls back to UTC alone.
+    let zone = claimed.time_zone.as_deref().and_then(|z| z.parse().ok());
     let confirming = claimed.alert_kind == CHANNEL_CONFIRMATION;
     // An address that has not agreed receives its confirmation request and
     // nothing else; a request for an address that has agreed is moot. Neither is a
@@ -112,7 +135,7 @@ pub async fn deliver(
         })),
         (Some(kind), Some(target)) => {
             sender
-                .send(kind, target, claimed.secret.as_deref(), &alert)
+                .send(kind, target, claimed.secret.as_deref(), &alert, zone)
                 .await
         }
         // Operator alerts go to every configured operator channel.
@@ -150,11 +173,42 @@ async fn send_operator(
         ));
     }
     if let Some(hook) = &operator.slack_hook {
-        sender.send("slack", hook, None, alert).await?;
+        sender.send("slack", hook, None, alert, None).await?;
     }
     if let Some(email) = &operator.email {
-        sender.send("email", email, None, alert).await?;
+        sender.send("email", email, None, alert, None).await?;
     }
+    Ok(())
+}
+
+/// Adds what the incident row knows to the payload: when it opened and was
+/// resolved, how long the site was down, and the validators' evidence in words.
+fn complete_from_incident(alert: &mut Alert, claimed: &Claimed) {
+    let Some(opened) = claimed.opened_at else {
+        return;
+    };
+    alert.opened_at = Some(opened.to_rfc3339());
+    if alert.kind == "incident_resolved"
+        && let Some(resolved) = claimed.resolved_at
+    {
+        alert.resolved_at = Some(resolved.to_rfc3339());
+        alert.down_seconds = Some((resolved - opened).num_seconds());
+    }
+    if let (Some(evidence), Some(cause)) = (&claimed.evidence, &claimed.incident_cause)
+        && let Some(described) = describe_evidence(evidence, cause, claimed.keyword.as_deref())
+    {
+        alert.evidence = Some(described.summary);
+        alert.failure = Some(described.failure);
+    }
+}
+
+fn cancel(conn: &mut PgConnection, id: i64) -> overlaps_shared::Result<()> {
+    diesel::sql_query(
+        "UPDATE alert_outbox SET state = 'cancelled', \
+         last_error = 'the incident was resolved before the reminder went out' WHERE id = $1",
+    )
+    .bind::<BigInt, _>(id)
+    .execute(conn)?;
     Ok(())
 }
 
@@ -208,7 +262,7 @@ fn record_outcome(
                 Ok::<_, overlaps_shared::Error>(())
             })?;
         }
-        Delivered::Skipped => {}
+        Delivered::Skipped | Delivered::Cancelled => {}
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{HttpResponse, delete, get, post, web};
+use actix_web::{HttpResponse, delete, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use overlaps_shared::models::{ApiKey, User};
@@ -19,6 +19,7 @@ use crate::hub::Hub;
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(create_account)
         .service(me)
+        .service(update_account)
         .service(create_key)
         .service(list_keys)
         .service(revoke_key);
@@ -39,6 +40,9 @@ pub struct Account {
     pub role: String,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// IANA time zone alerts show beside UTC; null: UTC only.
+    #[schema(example = "Europe/Berlin")]
+    pub time_zone: Option<String>,
 }
 
 impl From<User> for Account {
@@ -49,6 +53,7 @@ impl From<User> for Account {
             name: u.name,
             role: u.role,
             created_at: u.created_at,
+            time_zone: u.time_zone,
         }
     }
 }
@@ -64,6 +69,31 @@ pub struct NewAccount {
     #[schema(example = "Alice")]
     #[serde(default)]
     pub name: String,
+    /// IANA time zone for alert times (beside UTC), e.g. `Europe/Berlin`.
+    #[schema(example = "Europe/Berlin")]
+    pub time_zone: Option<String>,
+}
+
+/// Changes to the caller's account; absent fields stay as they are.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccountUpdate {
+    /// IANA time zone for alert times (beside UTC); null: UTC only.
+    #[schema(value_type = Option<String>, example = "Europe/Berlin")]
+    #[serde(default, deserialize_with = "super::present")]
+    pub time_zone: Option<Option<String>>,
+}
+
+/// An IANA zone name chrono-tz knows (`Europe/Berlin`, `UTC`), as given.
+fn validate_time_zone(zone: &str) -> Result<String, ApiError> {
+    zone.parse::<chrono_tz::Tz>()
+        .map(|z| z.name().to_owned())
+        .map_err(|_| {
+            ApiError::invalid(
+                "time_zone",
+                "time_zone must be an IANA time zone name such as Europe/Berlin",
+            )
+        })
 }
 
 /// An API key as listed (the key itself is never shown again).
@@ -185,6 +215,11 @@ pub async fn create_account(
     }
     let email = validate_email(&body.email)?;
     let name = validate_label("name", &body.name)?;
+    let time_zone = body
+        .time_zone
+        .as_deref()
+        .map(validate_time_zone)
+        .transpose()?;
     let created = db(&hub, move |conn| {
         conn.transaction(|conn| {
             let user: Option<User> = diesel::insert_into(users::table)
@@ -192,6 +227,7 @@ pub async fn create_account(
                     users::email.eq(&email),
                     users::name.eq(&name),
                     users::role.eq("owner"),
+                    users::time_zone.eq(&time_zone),
                 ))
                 .on_conflict_do_nothing()
                 .returning(User::as_returning())
@@ -230,6 +266,44 @@ pub async fn create_account(
 #[get("/api/v1/account")]
 pub async fn me(hub: web::Data<Arc<Hub>>, caller: Caller) -> Result<web::Json<Account>, ApiError> {
     let user = db(&hub, move |conn| {
+        Ok(users::table
+            .find(caller.user_id)
+            .select(User::as_select())
+            .first(conn)?)
+    })
+    .await?;
+    Ok(web::Json(user.into()))
+}
+
+/// Change the caller's account (its time zone).
+#[utoipa::path(
+    tag = "accounts",
+    request_body(content = AccountUpdate, example = json!({"time_zone": "Europe/Berlin"})),
+    responses(
+        (status = 200, description = "The updated account", body = Account),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "No, unknown or revoked key", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    ),
+    security(("api_key" = []))
+)]
+#[patch("/api/v1/account")]
+pub async fn update_account(
+    hub: web::Data<Arc<Hub>>,
+    caller: Caller,
+    body: web::Json<AccountUpdate>,
+) -> Result<web::Json<Account>, ApiError> {
+    let body = body.into_inner();
+    let time_zone = body
+        .time_zone
+        .map(|z| z.as_deref().map(validate_time_zone).transpose())
+        .transpose()?;
+    let user = db(&hub, move |conn| {
+        if let Some(zone) = &time_zone {
+            diesel::update(users::table.find(caller.user_id))
+                .set(users::time_zone.eq(zone))
+                .execute(conn)?;
+        }
         Ok(users::table
             .find(caller.user_id)
             .select(User::as_select())

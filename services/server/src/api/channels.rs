@@ -1,4 +1,6 @@
-//! Alert channels (Slack, e-mail, webhook) and the "send a test alert" action.
+//! Alert channels (Slack, e-mail, webhooks, Discord, Telegram, Microsoft Teams,
+//! PagerDuty, ntfy, Mattermost, Pushover) and the "send a test alert" action;
+//! what each kind needs is checked in [`super::channel_config`].
 
 use std::sync::Arc;
 
@@ -7,11 +9,13 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use overlaps_shared::models::AlertChannel;
 use overlaps_shared::schema::{alert_channels, alert_outbox};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::Caller;
+use super::channel_config::{
+    secret_hint, validate_kind, validate_reminders, validate_secret, validate_target,
+};
 use super::confirmations::{self, queue_delivery};
 use super::errors::{ApiError, ErrorBody};
 use super::websites::accessible;
@@ -38,14 +42,26 @@ pub struct Channel {
     pub owner_id: i64,
     /// Only this website's alerts; null: all the owner's websites.
     pub website_id: Option<i64>,
-    /// `slack`, `email` or `webhook`.
+    /// `slack`, `email`, `webhook`, `discord`, `telegram`, `teams`,
+    /// `pagerduty`, `ntfy`, `mattermost` or `pushover`.
     #[schema(example = "slack")]
     pub kind: String,
-    /// Slack incoming-webhook URL, e-mail address or webhook URL.
+    /// Slack, Discord, Teams or Mattermost webhook URL, e-mail address, webhook
+    /// URL, ntfy topic URL, Telegram chat id, Pushover user key; `events-v2`
+    /// for PagerDuty.
     #[schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")]
     pub target: String,
-    /// Whether webhook bodies are signed (`X-Overlaps-Signature`).
+    /// Whether the channel holds a credential (a webhook's signing key, a bot
+    /// token, a routing key, an application or access token).
     pub has_secret: bool,
+    /// The credential's last four characters (`…WXYZ`), never the whole of it;
+    /// null for webhooks and channels without one.
+    #[schema(example = "…3f9a")]
+    pub secret_hint: Option<String>,
+    /// While a site stays down, repeat the alert every this many minutes.
+    pub reminder_minutes: Option<i32>,
+    /// At most this many reminders per incident.
+    pub reminder_max: Option<i32>,
     /// Disabled channels receive nothing.
     pub enabled: bool,
     /// When its address confirmed it; null: an e-mail channel awaiting
@@ -61,9 +77,12 @@ impl From<AlertChannel> for Channel {
             id: c.id,
             owner_id: c.owner_id,
             website_id: c.website_id,
+            secret_hint: secret_hint(&c.kind, c.secret.as_deref()),
             kind: c.kind,
             target: c.target,
             has_secret: c.secret.is_some(),
+            reminder_minutes: c.reminder_minutes,
+            reminder_max: c.reminder_max,
             enabled: c.enabled,
             confirmed_at: c.confirmed_at,
             created_at: c.created_at,
@@ -71,14 +90,17 @@ impl From<AlertChannel> for Channel {
     }
 }
 
-/// A channel just created; a webhook's signing secret is shown this once. An
-/// e-mail channel's address is sent a confirmation link first.
+/// A channel just created; a webhook's signing secret is shown this once (other
+/// credentials never are). An e-mail channel's address is sent a confirmation
+/// link first.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CreatedChannel {
     /// The channel.
     #[serde(flatten)]
     pub channel: Channel,
-    /// Webhooks: the HMAC-SHA256 key of `X-Overlaps-Signature` (null otherwise).
+    /// Webhooks: the HMAC-SHA256 key of `X-Overlaps-Signature` (null for every
+    /// other kind: a bot token, routing key or application token is never
+    /// returned, only its `secret_hint`).
     pub secret: Option<String>,
 }
 
@@ -95,16 +117,27 @@ pub struct ChannelPage {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewChannel {
-    /// `slack`, `email` or `webhook`.
+    /// `slack`, `email`, `webhook`, `discord`, `telegram`, `teams`,
+    /// `pagerduty`, `ntfy`, `mattermost` or `pushover`.
     #[schema(example = "slack")]
     pub kind: String,
-    /// Slack incoming-webhook URL, e-mail address or webhook URL.
+    /// Slack/Discord/Teams/Mattermost incoming-webhook URL, e-mail address,
+    /// webhook URL, ntfy topic URL, Telegram chat id (`-100…` or
+    /// `@channel`), Pushover user or group key; omit for PagerDuty.
     #[schema(example = "https://hooks.slack.com/services/T000/B000/XXXX")]
-    pub target: String,
+    pub target: Option<String>,
     /// Only this website's alerts (one of the caller's); omit for all.
     pub website_id: Option<i64>,
-    /// Webhooks: your own signing key (16..=128 characters); generated when omitted.
+    /// Webhooks: your own signing key (16..=128 characters; generated when
+    /// omitted). Telegram: the bot token. PagerDuty: the Events API v2 routing
+    /// key. Pushover: the application token. ntfy: an access token (optional).
+    /// Other kinds: none.
     pub secret: Option<String>,
+    /// While a site stays down, repeat the alert every this many minutes
+    /// (1..=10080); omit for no reminders.
+    pub reminder_minutes: Option<i32>,
+    /// At most this many reminders per incident (1..=100; 3 when omitted).
+    pub reminder_max: Option<i32>,
 }
 
 /// Changes to a channel; absent fields stay as they are.
@@ -115,6 +148,14 @@ pub struct ChannelUpdate {
     pub target: Option<String>,
     /// Whether it receives alerts.
     pub enabled: Option<bool>,
+    /// A new credential (same rules as at creation; webhooks' keys stay).
+    pub secret: Option<String>,
+    /// New reminder interval; null: no reminders.
+    #[schema(value_type = Option<i32>)]
+    #[serde(default, deserialize_with = "super::present")]
+    pub reminder_minutes: Option<Option<i32>>,
+    /// New reminder limit (needs reminders on).
+    pub reminder_max: Option<i32>,
 }
 
 /// The outbox row a test alert was queued as.
@@ -122,44 +163,6 @@ pub struct ChannelUpdate {
 pub struct TestAlertQueued {
     /// The `alert_outbox` row; the accounting service delivers it.
     pub outbox_id: i64,
-}
-
-fn validate_target(kind: &str, target: &str) -> Result<String, ApiError> {
-    let target = target.trim();
-    if target.len() > 2048 || target.chars().any(char::is_control) {
-        return Err(ApiError::invalid(
-            "target",
-            "target must be at most 2048 printable characters",
-        ));
-    }
-    match kind {
-        "slack" | "webhook" => {
-            let url = url::Url::parse(target).map_err(|err| {
-                ApiError::invalid("target", format!("target must be an http(s) URL: {err}"))
-            })?;
-            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-                return Err(ApiError::invalid("target", "target must be an http(s) URL"));
-            }
-            Ok(url.to_string())
-        }
-        "email" => {
-            let valid = target.split_once('@').is_some_and(|(local, domain)| {
-                !local.is_empty() && domain.contains('.') && !domain.contains('@')
-            }) && !target.chars().any(char::is_whitespace);
-            if valid {
-                Ok(target.to_owned())
-            } else {
-                Err(ApiError::invalid(
-                    "target",
-                    "target must be an e-mail address",
-                ))
-            }
-        }
-        _ => Err(ApiError::invalid(
-            "kind",
-            "kind must be slack, email or webhook",
-        )),
-    }
 }
 
 fn load(conn: &mut PgConnection, caller: &Caller, id: i64) -> Result<AlertChannel, ApiError> {
@@ -176,7 +179,18 @@ fn load(conn: &mut PgConnection, caller: &Caller, id: i64) -> Result<AlertChanne
 /// Add an alert channel.
 #[utoipa::path(
     tag = "channels",
-    request_body(content = NewChannel, example = json!({"kind": "slack", "target": "https://hooks.slack.com/services/T000/B000/XXXX"})),
+    request_body(content = NewChannel, examples(
+        ("slack" = (summary = "Slack incoming webhook", value = json!({"kind": "slack", "target": "https://hooks.slack.com/services/T000/B000/XXXX"}))),
+        ("email" = (summary = "E-mail (confirmed by the address first)", value = json!({"kind": "email", "target": "ops@example.com"}))),
+        ("webhook" = (summary = "Signed webhook", value = json!({"kind": "webhook", "target": "https://example.com/hooks/overlaps"}))),
+        ("discord" = (summary = "Discord webhook", value = json!({"kind": "discord", "target": "https://discord.com/api/webhooks/123456789012345678/abcDEF"}))),
+        ("telegram" = (summary = "Telegram bot and chat", value = json!({"kind": "telegram", "target": "-1001234567890", "secret": "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0"}))),
+        ("teams" = (summary = "Microsoft Teams workflow or incoming webhook", value = json!({"kind": "teams", "target": "https://example.webhook.office.com/webhookb2/abc"}))),
+        ("pagerduty" = (summary = "PagerDuty Events API v2, with reminders", value = json!({"kind": "pagerduty", "secret": "0123456789abcdef0123456789abcdef", "reminder_minutes": 30, "reminder_max": 4}))),
+        ("ntfy" = (summary = "ntfy topic", value = json!({"kind": "ntfy", "target": "https://ntfy.sh/my-sites-alerts"}))),
+        ("mattermost" = (summary = "Mattermost incoming webhook", value = json!({"kind": "mattermost", "target": "https://chat.example.com/hooks/xxxgeneratedkeyxxx"}))),
+        ("pushover" = (summary = "Pushover user key and application token", value = json!({"kind": "pushover", "target": "uQiRzpo4DXghDmr9QzzfQu27cmVRsG", "secret": "azGDORePK8gMaC0QOYAMyEEuzJnyUi"}))),
+    )),
     responses(
         (status = 201, description = "Created (a webhook's secret shown once; an e-mail address is asked to confirm)", body = CreatedChannel),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -195,27 +209,14 @@ pub async fn create_channel(
     body: web::Json<NewChannel>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
-    let target = validate_target(&body.kind, &body.target)?;
-    let secret = match (body.kind.as_str(), body.secret) {
-        ("webhook", Some(s))
-            if (16..=128).contains(&s.len()) && s.chars().all(|c| c.is_ascii_graphic()) =>
-        {
-            Some(s)
-        }
-        ("webhook", Some(_)) => {
-            return Err(ApiError::invalid(
-                "secret",
-                "secret must be 16 to 128 printable ASCII characters",
-            ));
-        }
-        ("webhook", None) => {
-            let mut bytes = [0u8; 32];
-            rand::rng().fill_bytes(&mut bytes);
-            Some(hex::encode(bytes))
-        }
-        (_, Some(_)) => return Err(ApiError::invalid("secret", "only webhooks have a secret")),
-        (_, None) => None,
-    };
+    validate_kind(&body.kind)?;
+    let target = validate_target(&body.kind, body.target.as_deref())?;
+    let secret = validate_secret(&body.kind, body.secret)?;
+    let (reminder_minutes, reminder_max) =
+        validate_reminders(body.reminder_minutes, body.reminder_max)?;
+    // Only a webhook's own signing key is shown (once); other credentials came
+    // from the caller and are never returned.
+    let shown_secret = secret.clone().filter(|_| body.kind == "webhook");
     let kind = body.kind;
     let website_id = body.website_id;
     if kind == "email" {
@@ -234,6 +235,8 @@ pub async fn create_channel(
                     alert_channels::kind.eq(&kind),
                     alert_channels::target.eq(&target),
                     alert_channels::secret.eq(secret.as_deref()),
+                    alert_channels::reminder_minutes.eq(reminder_minutes),
+                    alert_channels::reminder_max.eq(reminder_max),
                 ))
                 .returning(AlertChannel::as_returning())
                 .get_result(conn)?;
@@ -249,7 +252,7 @@ pub async fn create_channel(
             Ok((
                 CreatedChannel {
                     channel: row.into(),
-                    secret,
+                    secret: shown_secret,
                 },
                 outbox,
             ))
@@ -327,8 +330,8 @@ pub async fn get_channel(
     Ok(web::Json(row.into()))
 }
 
-/// Change a channel's target or switch it on or off; a new e-mail address is
-/// asked to confirm before it receives alerts.
+/// Change a channel's target, credential or reminders, or switch it on or off;
+/// a new e-mail address is asked to confirm before it receives alerts.
 #[utoipa::path(
     tag = "channels",
     params(("id" = i64, Path, description = "Channel id")),
@@ -370,14 +373,40 @@ pub async fn update_channel(
         conn.transaction(|conn| {
             let current = load(conn, &caller, id)?;
             let target = match &body.target {
-                Some(t) => validate_target(&current.kind, t)?,
+                Some(t) => validate_target(&current.kind, Some(t))?,
                 None => current.target.clone(),
+            };
+            let secret = match (&body.secret, current.kind.as_str()) {
+                (None, _) => current.secret.clone(),
+                (Some(_), "webhook") => {
+                    return Err(ApiError::invalid(
+                        "secret",
+                        "a webhook's signing key cannot be changed: make a new channel",
+                    ));
+                }
+                (Some(s), kind) => validate_secret(kind, Some(s.clone()))?,
+            };
+            let (reminder_minutes, reminder_max) = match body.reminder_minutes {
+                Some(None) if body.reminder_max.is_some() => {
+                    validate_reminders(None, body.reminder_max)?
+                }
+                Some(None) => (None, None),
+                Some(Some(m)) => {
+                    validate_reminders(Some(m), body.reminder_max.or(current.reminder_max))?
+                }
+                None => match body.reminder_max {
+                    Some(n) => validate_reminders(current.reminder_minutes, Some(n))?,
+                    None => (current.reminder_minutes, current.reminder_max),
+                },
             };
             let readdressed = current.kind == "email" && target != current.target;
             let mut row: AlertChannel = diesel::update(alert_channels::table.find(id))
                 .set((
                     alert_channels::target.eq(target),
                     alert_channels::enabled.eq(body.enabled.unwrap_or(current.enabled)),
+                    alert_channels::secret.eq(secret),
+                    alert_channels::reminder_minutes.eq(reminder_minutes),
+                    alert_channels::reminder_max.eq(reminder_max),
                 ))
                 .returning(AlertChannel::as_returning())
                 .get_result(conn)?;

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod admission;
 pub mod auth;
 pub mod canaries;
+pub mod channel_config;
 pub mod channels;
 pub mod confirmations;
 pub mod eons;
@@ -89,6 +90,16 @@ impl PageParams {
             })
             .transpose()
     }
+}
+
+/// For `Option<Option<T>>` fields with `#[serde(default)]`: absent is `None`,
+/// present is `Some` (null included), so null can clear a field.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
 }
 
 /// Splits `limit + 1` rows into a page and the cursor of the next one.
