@@ -167,13 +167,8 @@ async fn each_validators_network_is_recorded_and_connections_are_limited_per_sla
         .unwrap();
     let c_id = c.signup(&Keypair::generate()).await;
 
-    let online = presence.online().await.unwrap();
-    let network = |id: i64| {
-        online
-            .iter()
-            .find(|v| v.validator_id == id)
-            .and_then(|v| v.network.clone())
-    };
+    let network = networks(&presence).await;
+    let network = |id: i64| network.get(&id).cloned().flatten();
     assert_eq!(network(a_id).as_deref(), Some("127.0.31.0/24"));
     assert_eq!(network(b_id).as_deref(), Some("127.0.31.0/24"));
     assert_eq!(network(c_id).as_deref(), Some("127.0.32.0/24"));
@@ -192,6 +187,17 @@ async fn each_validators_network_is_recorded_and_connections_are_limited_per_sla
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(reconnected);
+}
+
+/// Each online validator's recorded network, by id.
+async fn networks(presence: &Presence) -> std::collections::HashMap<i64, Option<String>> {
+    presence
+        .online()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|v| (v.validator_id, v.network))
+        .collect()
 }
 
 /// Connects from `local` with an `X-Forwarded-For` header; signs up a fresh key.
@@ -214,13 +220,8 @@ async fn only_a_trusted_proxy_may_name_the_clients_network() {
     // Not a proxy: its own header is ignored (any client can write one).
     let (_spoofer_socket, spoofer) =
         signup_forwarded(&server.ws_url(), "127.0.42.1", "198.51.100.1").await;
-    let online = presence.online().await.unwrap();
-    let network = |id: i64| {
-        online
-            .iter()
-            .find(|v| v.validator_id == id)
-            .and_then(|v| v.network.clone())
-    };
+    let network = networks(&presence).await;
+    let network = |id: i64| network.get(&id).cloned().flatten();
     assert_eq!(network(proxied).as_deref(), Some("203.0.113.0/24"));
     assert_eq!(network(spoofer).as_deref(), Some("127.0.42.0/24"));
 }
