@@ -230,6 +230,18 @@ ensure_schemathesis() {
     python3 -m pip install --quiet schemathesis 2>/dev/null \
         || python3 -m pip install --quiet --break-system-packages schemathesis 2>/dev/null \
         || die "schemathesis could not be installed"
+    # pip may have put the script where PATH does not look: the interpreter's own
+    # scripts directory (pyenv's shims need a rehash), or the user scheme's bin
+    # (~/.local/bin) when it was installed with --user before.
+    if ! command -v schemathesis >/dev/null 2>&1; then
+        if command -v pyenv >/dev/null 2>&1; then pyenv rehash 2>/dev/null || true; fi
+        local dir
+        for dir in "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null)" \
+            "$(python3 -m site --user-base 2>/dev/null)/bin"; do
+            if [ -n "$dir" ] && [ -x "$dir/schemathesis" ]; then PATH="$dir:$PATH"; fi
+        done
+        hash -r
+    fi
     command -v schemathesis >/dev/null 2>&1 || die "schemathesis is not on PATH after installing"
 }
 
