@@ -4,11 +4,16 @@
 //!
 //! Everything happens in one transaction, under a row lock on the round, and a
 //! round already closed is left alone: closing twice changes nothing.
+//!
+//! A site whose maintenance window covers the round's opening is settled all the
+//! same (results stored, status moved, incidents opened or resolved) but no alert
+//! is queued for it and its results stay out of uptime (see [`crate::rollups`]);
+//! an incident it opens is marked `opened_in_maintenance`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bigdecimal::BigDecimal;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz};
 use serde_json::json;
@@ -16,8 +21,9 @@ use serde_json::json;
 use overlaps_shared::ledger::{self, RoundAnswer};
 pub use overlaps_shared::ledger::{Verdict, majority};
 
-use crate::canaries;
 use crate::config::ClosePolicy;
+use crate::rollups::{self, RoundCounts};
+use crate::{canaries, maintenance};
 
 /// Why a round cannot be closed (yet).
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +57,8 @@ pub struct CloseSummary {
     pub incidents_resolved: Vec<i64>,
     /// Alert outbox rows written.
     pub alerts: Vec<i64>,
+    /// Sites settled inside a maintenance window (no alert queued for them).
+    pub in_maintenance: usize,
     /// Validators credited.
     pub credited: usize,
     /// Canaries answered rightly.
@@ -186,17 +194,34 @@ pub fn close_round(
                 })
                 .collect::<Vec<_>>(),
         );
+        // Decided at the round's opening, a fixed instant: closing again or later
+        // gives the same answer.
+        let sites: Vec<i64> = by_site.keys().copied().collect();
+        let in_window = maintenance::sites_in_maintenance(conn, &sites, row.opened_at)?;
         let mut summary = CloseSummary::default();
         for (&site, answers) in &by_site {
+            let in_maintenance = in_window.contains(&site);
+            summary.in_maintenance += usize::from(in_maintenance);
             let verdict = outcome.verdicts.get(&site).copied().unwrap_or(Verdict::Unknown);
             match verdict {
                 Verdict::Up => summary.up += 1,
                 Verdict::Down => summary.down += 1,
                 Verdict::Unknown => summary.unknown += 1,
             }
-            apply_verdict(conn, site, round, now, verdict, answers, policy, &mut summary)?;
-            warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
-            update_rollup(conn, site, row.opened_at, verdict, answers)?;
+            let settled = Settled { site, round, now, verdict, in_maintenance };
+            apply_verdict(conn, &settled, answers, policy, &mut summary)?;
+            // A certificate alert withheld now is queued by the first round after the window.
+            if !in_maintenance {
+                warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
+            }
+            let counts = RoundCounts {
+                up: answers.iter().filter(|a| a.status.as_deref() == Some("up")).count(),
+                down: answers.iter().filter(|a| a.status.as_deref() == Some("down")).count(),
+                unknown: verdict == Verdict::Unknown,
+                maintenance: in_maintenance,
+                has_latency: answers.iter().any(|a| a.latency_ms.is_some()),
+            };
+            rollups::add_round(conn, site, row.opened_at, counts)?;
         }
 
         let validators: BTreeSet<i64> = outcome
@@ -268,19 +293,33 @@ pub fn close_round(
     })
 }
 
-/// Moves a site's status by one round's verdict; a change holds only after the
-/// configured number of consecutive rounds, and then opens or resolves an incident.
-#[allow(clippy::too_many_arguments)]
-fn apply_verdict(
-    conn: &mut PgConnection,
+/// One site's verdict in the round being closed.
+struct Settled {
     site: i64,
     round: i64,
     now: DateTime<Utc>,
     verdict: Verdict,
+    /// A maintenance window covers the round's opening: no alerts.
+    in_maintenance: bool,
+}
+
+/// Moves a site's status by one round's verdict; a change holds only after the
+/// configured number of consecutive rounds, and then opens or resolves an incident
+/// (alerting the owner's channels unless the site is in maintenance).
+fn apply_verdict(
+    conn: &mut PgConnection,
+    settled: &Settled,
     answers: &[Answer],
     policy: &ClosePolicy,
     summary: &mut CloseSummary,
 ) -> Result<(), CloseError> {
+    let &Settled {
+        site,
+        round,
+        now,
+        verdict,
+        in_maintenance,
+    } = settled;
     let status = diesel::sql_query("SELECT state, pending_state, pending_count FROM website_status WHERE website_id = $1 FOR UPDATE")
         .bind::<BigInt, _>(site)
         .get_result::<Status>(conn)
@@ -352,18 +391,22 @@ fn apply_verdict(
         Verdict::Down => {
             let cause = most_common_failure(answers);
             let incident = diesel::sql_query(
-                "INSERT INTO incidents (website_id, opened_at, opened_round, cause, evidence) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
+                "INSERT INTO incidents (website_id, opened_at, opened_round, cause, evidence, opened_in_maintenance) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind::<BigInt, _>(site)
             .bind::<Timestamptz, _>(now)
             .bind::<BigInt, _>(round)
             .bind::<Text, _>(&cause)
             .bind::<Jsonb, _>(&evidence)
+            .bind::<Bool, _>(in_maintenance)
             .get_result::<Id>(conn)
             .optional()?;
             if let Some(incident) = incident {
                 summary.incidents_opened.push(incident.id);
+                if in_maintenance {
+                    return Ok(());
+                }
                 queue_alerts(
                     conn,
                     site,
@@ -389,6 +432,9 @@ fn apply_verdict(
             .optional()?;
             if let Some(incident) = resolved {
                 summary.incidents_resolved.push(incident.id);
+                if in_maintenance {
+                    return Ok(());
+                }
                 queue_alerts(
                     conn,
                     site,
@@ -504,61 +550,6 @@ fn queue_alerts(
     .bind::<Timestamptz, _>(now)
     .load(conn)?;
     summary.alerts.extend(ids.into_iter().map(|i| i.id));
-    Ok(())
-}
-
-/// Adds the round to the site's rollup for the hour the round opened in.
-fn update_rollup(
-    conn: &mut PgConnection,
-    site: i64,
-    opened_at: DateTime<Utc>,
-    verdict: Verdict,
-    answers: &[Answer],
-) -> Result<(), CloseError> {
-    let hour = opened_at
-        .with_minute(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(opened_at);
-    let up = answers
-        .iter()
-        .filter(|a| a.status.as_deref() == Some("up"))
-        .count();
-    let down = answers
-        .iter()
-        .filter(|a| a.status.as_deref() == Some("down"))
-        .count();
-    let latencies: Vec<i32> = answers.iter().filter_map(|a| a.latency_ms).collect();
-    diesel::sql_query(
-        "INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (website_id, hour) DO UPDATE SET checks = website_hourly_rollups.checks + EXCLUDED.checks, \
-           up = website_hourly_rollups.up + EXCLUDED.up, down = website_hourly_rollups.down + EXCLUDED.down, \
-           unknown_rounds = website_hourly_rollups.unknown_rounds + EXCLUDED.unknown_rounds",
-    )
-    .bind::<BigInt, _>(site)
-    .bind::<Timestamptz, _>(hour)
-    .bind::<Int4, _>(i32::try_from(up + down).unwrap_or(i32::MAX))
-    .bind::<Int4, _>(i32::try_from(up).unwrap_or(i32::MAX))
-    .bind::<Int4, _>(i32::try_from(down).unwrap_or(i32::MAX))
-    .bind::<Int4, _>(i32::from(verdict == Verdict::Unknown))
-    .execute(conn)?;
-    if !latencies.is_empty() {
-        // Percentiles over the hour's ticks of this site (one hour of one site, by index).
-        diesel::sql_query(
-            "UPDATE website_hourly_rollups r SET \
-               latency_p50_ms = p.p50, latency_p95_ms = p.p95, latency_p99_ms = p.p99 \
-             FROM (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t.latency_ms) AS p50, \
-                          percentile_disc(0.95) WITHIN GROUP (ORDER BY t.latency_ms) AS p95, \
-                          percentile_disc(0.99) WITHIN GROUP (ORDER BY t.latency_ms) AS p99 \
-                   FROM ticks t \
-                   WHERE t.website_id = $1 AND t.received_at >= $2 AND t.received_at < $2 + interval '1 hour') p \
-             WHERE r.website_id = $1 AND r.hour = $2",
-        )
-        .bind::<BigInt, _>(site)
-        .bind::<Timestamptz, _>(hour)
-        .execute(conn)?;
-    }
     Ok(())
 }
 
