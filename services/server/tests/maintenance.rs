@@ -121,6 +121,40 @@ async fn windows_are_declared_listed_shown_with_the_status_and_removed() {
     assert_eq!(status["maintenance_window_id"], current_id);
     assert_eq!(status["maintenance_windows"], list["items"]);
 
+    // What accounting wrote for rounds inside a window: results apart from
+    // uptime (3 of 3 up outside, 9 results inside), an incident marked.
+    api.sql(&format!(
+        "INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds, maintenance_checks) \
+         VALUES ({site}, date_trunc('hour', now()) - interval '1 hour', 12, 3, 0, 0, 9)"
+    ));
+    api.deployment.round(1, Utc::now() + Duration::seconds(30));
+    api.sql(&format!(
+        "INSERT INTO incidents (website_id, opened_round, cause, opened_in_maintenance) VALUES ({site}, 1, 'connect', true)"
+    ));
+    let status = api
+        .get(&format!("/api/v1/websites/{site}/status"), Some(&alice))
+        .await;
+    assert_eq!(status.expect(200)["uptime"]["last_24h"], 100.0);
+    let hours = api
+        .get(&format!("/api/v1/websites/{site}/latency"), Some(&alice))
+        .await;
+    let hours = hours.expect(200).clone();
+    assert_eq!(
+        (
+            &hours[0]["checks"],
+            &hours[0]["up"],
+            &hours[0]["maintenance_checks"]
+        ),
+        (&json!(12), &json!(3), &json!(9))
+    );
+    let incidents = api
+        .get(&format!("/api/v1/websites/{site}/incidents"), Some(&alice))
+        .await;
+    assert_eq!(
+        incidents.expect(200)["items"][0]["opened_in_maintenance"],
+        true
+    );
+
     // Another owner's site is a missing one, on every route.
     api.get(&path, Some(&bob))
         .await
