@@ -106,28 +106,28 @@ pub struct MaintenanceWindows {
 #[serde(deny_unknown_fields)]
 pub struct NewMaintenanceWindow {
     /// `once` or `weekly`.
-    #[schema(example = "weekly")]
+    #[schema(example = "weekly", pattern = "^(once|weekly)$")]
     pub kind: String,
     /// `once`: RFC 3339 start (at most 366 days ahead).
-    #[schema(example = "2026-12-01T22:00:00Z")]
+    #[schema(example = "2026-12-01T22:00:00Z", format = DateTime)]
     pub starts_at: Option<String>,
     /// `once`: RFC 3339 end, after `starts_at`, in the future, at most 7 days after the start.
-    #[schema(example = "2026-12-02T01:00:00Z")]
+    #[schema(example = "2026-12-02T01:00:00Z", format = DateTime)]
     pub ends_at: Option<String>,
     /// `weekly`: 0 = Monday … 6 = Sunday.
-    #[schema(example = 6)]
+    #[schema(example = 6, minimum = 0, maximum = 6)]
     pub weekday: Option<i64>,
     /// `weekly`: local start time, `HH:MM`.
-    #[schema(example = "02:00")]
+    #[schema(example = "02:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub start_time: Option<String>,
     /// `weekly`: minutes (1..=1440).
-    #[schema(example = 90)]
+    #[schema(example = 90, minimum = 1, maximum = 1440)]
     pub duration_minutes: Option<i64>,
     /// IANA zone of `weekday` and `start_time` (default `UTC`).
-    #[schema(example = "Europe/Berlin")]
+    #[schema(example = "Europe/Berlin", max_length = 64)]
     pub time_zone: Option<String>,
     /// A public note (at most 200 characters, no control characters).
-    #[schema(example = "weekly backup")]
+    #[schema(example = "weekly backup", max_length = 200)]
     pub note: Option<String>,
 }
 
