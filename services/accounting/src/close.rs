@@ -21,6 +21,7 @@ use serde_json::json;
 use overlaps_shared::ledger::{self, RoundAnswer};
 pub use overlaps_shared::ledger::{Verdict, majority};
 
+use crate::alerts::incidents::{self as incident_alerts, IncidentAlert};
 use crate::config::ClosePolicy;
 use crate::rollups::{self, RoundCounts};
 use crate::{canaries, maintenance};
@@ -210,6 +211,13 @@ pub fn close_round(
             }
             let settled = Settled { site, round, now, verdict, in_maintenance };
             apply_verdict(conn, &settled, answers, policy, &mut summary)?;
+            if !in_maintenance {
+                // An outage confirmed inside a window that outlasts it is announced
+                // at the first round after the window (once: the dedup key).
+                summary
+                    .alerts
+                    .extend(incident_alerts::announce_after_window(conn, site, now)?);
+            }
             // A certificate alert withheld now is queued by the first round after the window.
             if !in_maintenance {
                 warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
@@ -407,15 +415,13 @@ fn apply_verdict(
                 if in_maintenance {
                     return Ok(());
                 }
-                queue_alerts(
+                summary.alerts.extend(incident_alerts::queue(
                     conn,
                     site,
                     incident.id,
-                    "incident_opened",
-                    &cause,
+                    IncidentAlert::Opened { cause: &cause },
                     now,
-                    summary,
-                )?;
+                )?);
             }
         }
         Verdict::Up => {
@@ -432,18 +438,18 @@ fn apply_verdict(
             .optional()?;
             if let Some(incident) = resolved {
                 summary.incidents_resolved.push(incident.id);
-                if in_maintenance {
+                // A recovery is told only where the outage was (one confirmed
+                // inside a window and over before it ended was never announced).
+                if in_maintenance || !incident_alerts::announced(conn, incident.id)? {
                     return Ok(());
                 }
-                queue_alerts(
+                summary.alerts.extend(incident_alerts::queue(
                     conn,
                     site,
                     incident.id,
-                    "incident_resolved",
-                    "recovered",
+                    IncidentAlert::Resolved,
                     now,
-                    summary,
-                )?;
+                )?);
             }
         }
         Verdict::Unknown => {}
@@ -519,38 +525,6 @@ fn most_common_failure(answers: &[Answer]) -> String {
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
         .map_or_else(|| "down".to_owned(), |(failure, _)| failure.to_owned())
-}
-
-/// Writes one outbox row per enabled channel of the site's owner (in this
-/// transaction); the dedup key makes each alert once per channel.
-fn queue_alerts(
-    conn: &mut PgConnection,
-    site: i64,
-    incident: i64,
-    kind: &str,
-    cause: &str,
-    now: DateTime<Utc>,
-    summary: &mut CloseSummary,
-) -> Result<(), CloseError> {
-    let ids: Vec<Id> = diesel::sql_query(
-        "INSERT INTO alert_outbox (channel_id, incident_id, kind, dedup_key, payload) \
-         SELECT c.id, $2, $3, $3 || ':' || $2 || ':' || c.id, \
-                jsonb_build_object('website_id', w.id, 'url', w.url, 'name', w.name, 'state', $4::text, \
-                                   'cause', $5::text, 'at', $6::timestamptz, 'incident_id', $2) \
-         FROM websites w JOIN alert_channels c ON c.owner_id = w.owner_id \
-         WHERE w.id = $1 AND c.enabled AND c.confirmed_at IS NOT NULL \
-           AND (c.website_id IS NULL OR c.website_id = w.id) \
-         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-    )
-    .bind::<BigInt, _>(site)
-    .bind::<BigInt, _>(incident)
-    .bind::<Text, _>(kind)
-    .bind::<Text, _>(if kind == "incident_opened" { "down" } else { "up" })
-    .bind::<Text, _>(cause)
-    .bind::<Timestamptz, _>(now)
-    .load(conn)?;
-    summary.alerts.extend(ids.into_iter().map(|i| i.id));
-    Ok(())
 }
 
 /// Closes every open round up to `round` whose deadline passed, oldest first (the

@@ -307,3 +307,40 @@ fn an_outage_inside_a_window_is_stored_but_not_alerted_nor_counted_and_one_after
         "the Slack channel's reminder, once the window is over"
     );
 }
+
+#[test]
+fn an_outage_confirmed_inside_a_window_that_outlasts_it_is_announced_when_the_window_ends() {
+    let w = World::new();
+    let mut conn = w.db.connect().unwrap();
+    // Rounds 1, 2 and 3 open inside the window.
+    diesel::sql_query(
+        "INSERT INTO maintenance_windows (website_id, kind, starts_at, ends_at) VALUES ($1, 'once', $2, $3)",
+    )
+    .bind::<BigInt, _>(w.site)
+    .bind::<Timestamptz, _>(w.opened(1))
+    .bind::<Timestamptz, _>(w.opened(4))
+    .execute(&mut conn)
+    .unwrap();
+    for n in 1..=5 {
+        w.round(n, "down");
+    }
+    w.round(6, "up");
+    let now = Utc::now();
+    let mut alerts = Vec::new();
+    for n in 1..=6 {
+        let summary = close_round(&mut conn, n, now, &policy()).unwrap().unwrap();
+        alerts.push(summary.alerts.len());
+    }
+    // Confirmed in round 2, silent while the window lasts; told at round 4 (the
+    // first after it), once; the recovery in round 6 is told as usual.
+    assert_eq!(alerts, [0, 0, 0, 2, 0, 2]);
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM alert_outbox o JOIN incidents i ON i.id = o.incident_id \
+             WHERE i.opened_in_maintenance AND i.opened_round = 2 AND i.resolved_round = 6"
+        ),
+        4
+    );
+    assert_eq!(w.rollups(), (3, 6, 9, 18));
+}
