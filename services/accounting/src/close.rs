@@ -211,15 +211,13 @@ pub fn close_round(
             }
             let settled = Settled { site, round, now, verdict, in_maintenance };
             apply_verdict(conn, &settled, answers, policy, &mut summary)?;
+            // Outside a window: an outage confirmed inside one that outlasts it is
+            // announced now (once: the dedup key), and a certificate alert withheld
+            // inside one is queued now.
             if !in_maintenance {
-                // An outage confirmed inside a window that outlasts it is announced
-                // at the first round after the window (once: the dedup key).
                 summary
                     .alerts
                     .extend(incident_alerts::announce_after_window(conn, site, now)?);
-            }
-            // A certificate alert withheld now is queued by the first round after the window.
-            if !in_maintenance {
                 warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
             }
             let counts = RoundCounts {
