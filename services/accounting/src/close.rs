@@ -211,15 +211,14 @@ pub fn close_round(
             }
             let settled = Settled { site, round, now, verdict, in_maintenance };
             apply_verdict(conn, &settled, answers, policy, &mut summary)?;
-            // Outside a window: an outage confirmed inside one that outlasts it is
-            // announced now (once: the dedup key), and a certificate alert withheld
-            // inside one is queued now.
+            // Outside a window, an outage confirmed inside one that outlasts it is
+            // announced now (once: the dedup key).
             if !in_maintenance {
                 summary
                     .alerts
                     .extend(incident_alerts::announce_after_window(conn, site, now)?);
-                warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
             }
+            warn_of_tls_expiry(conn, &settled, answers, policy, &mut summary)?;
             let counts = RoundCounts {
                 up: answers.iter().filter(|a| a.status.as_deref() == Some("up")).count(),
                 down: answers.iter().filter(|a| a.status.as_deref() == Some("down")).count(),
@@ -456,15 +455,16 @@ fn apply_verdict(
 }
 
 /// Records the certificate expiry the validators saw and, when it falls within
-/// `TLS_EXPIRY_WARNING_DAYS`, alerts once per certificate and channel.
+/// `TLS_EXPIRY_WARNING_DAYS`, alerts once per certificate and channel (outside
+/// maintenance windows: one withheld inside is queued by the first round after).
 fn warn_of_tls_expiry(
     conn: &mut PgConnection,
-    site: i64,
-    now: DateTime<Utc>,
+    settled: &Settled,
     answers: &[Answer],
     policy: &ClosePolicy,
     summary: &mut CloseSummary,
 ) -> Result<(), CloseError> {
+    let &Settled { site, now, .. } = settled;
     // The expiry a majority of the site's results agree on: one validator alone
     // can neither raise an alert nor hide one.
     let Some(expires) = majority_expiry(answers) else {
@@ -474,7 +474,9 @@ fn warn_of_tls_expiry(
         .bind::<BigInt, _>(site)
         .bind::<Timestamptz, _>(expires)
         .execute(conn)?;
-    if expires > now + chrono::Duration::days(i64::from(policy.tls_warning_days)) {
+    if settled.in_maintenance
+        || expires > now + chrono::Duration::days(i64::from(policy.tls_warning_days))
+    {
         return Ok(());
     }
     let days_left = (expires - now).num_days();

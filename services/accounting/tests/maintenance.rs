@@ -344,3 +344,45 @@ fn an_outage_confirmed_inside_a_window_that_outlasts_it_is_announced_when_the_wi
     );
     assert_eq!(w.rollups(), (3, 6, 9, 18));
 }
+
+#[test]
+fn a_certificate_alert_withheld_inside_a_window_is_queued_by_the_first_round_after_it() {
+    let w = World::new();
+    let mut conn = w.db.connect().unwrap();
+    diesel::sql_query(
+        "INSERT INTO maintenance_windows (website_id, kind, starts_at, ends_at) VALUES ($1, 'once', $2, $3)",
+    )
+    .bind::<BigInt, _>(w.site)
+    .bind::<Timestamptz, _>(w.opened(1))
+    .bind::<Timestamptz, _>(w.opened(2))
+    .execute(&mut conn)
+    .unwrap();
+    w.round(1, "up");
+    w.round(2, "up");
+    // Every validator saw a certificate expiring in three days.
+    diesel::sql_query(
+        "UPDATE ticks SET tls_expires_at = date_trunc('second', now()) + interval '3 days'",
+    )
+    .execute(&mut conn)
+    .unwrap();
+    let now = Utc::now();
+    let inside = close_round(&mut conn, 1, now, &policy()).unwrap().unwrap();
+    assert!(inside.alerts.is_empty(), "{inside:?}");
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM website_status WHERE tls_expires_at IS NOT NULL"
+        ),
+        1,
+        "the expiry is recorded all the same"
+    );
+    let after = close_round(&mut conn, 2, now, &policy()).unwrap().unwrap();
+    assert_eq!(after.alerts.len(), 2, "{after:?}");
+    assert_eq!(
+        count(
+            &mut conn,
+            "SELECT count(*) FROM alert_outbox WHERE kind = 'tls_expiring'"
+        ),
+        2
+    );
+}
