@@ -13,6 +13,7 @@ pub mod hash_chain;
 pub mod html;
 pub mod jobs;
 pub mod ledger;
+pub mod maintenance;
 pub mod merkle;
 pub mod models;
 pub mod money;

@@ -397,6 +397,8 @@ pub struct Incident {
     pub cause: String,
     /// The validators' results that decided it.
     pub evidence: Json,
+    /// Confirmed in a round that opened inside a maintenance window (no alert went out).
+    pub opened_in_maintenance: bool,
 }
 
 /// One alert to deliver to one channel.
@@ -646,4 +648,32 @@ pub struct AuditReport {
     pub checked: Json,
     /// Each mismatch with exact ids.
     pub mismatches: Json,
+}
+
+/// A site's maintenance window: one-off (`once`) or every week (`weekly`).
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
+#[diesel(table_name = maintenance_windows, check_for_backend(diesel::pg::Pg))]
+pub struct MaintenanceWindow {
+    /// Row id.
+    pub id: i64,
+    /// The site.
+    pub website_id: i64,
+    /// `once` or `weekly`.
+    pub kind: String,
+    /// `once`: first instant inside.
+    pub starts_at: Option<DateTime<Utc>>,
+    /// `once`: first instant after.
+    pub ends_at: Option<DateTime<Utc>>,
+    /// `weekly`: 0 = Monday … 6 = Sunday, in `time_zone`.
+    pub weekday: Option<i16>,
+    /// `weekly`: local start time in `time_zone`.
+    pub start_time: Option<chrono::NaiveTime>,
+    /// `weekly`: length in minutes of elapsed time (1..=1440).
+    pub duration_minutes: Option<i32>,
+    /// IANA zone of `weekday` and `start_time`.
+    pub time_zone: String,
+    /// The owner's note, public.
+    pub note: Option<String>,
+    /// When it was declared.
+    pub created_at: DateTime<Utc>,
 }

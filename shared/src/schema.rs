@@ -163,6 +163,7 @@ diesel::table! {
         resolved_round -> Nullable<Int8>,
         cause -> Text,
         evidence -> Jsonb,
+        opened_in_maintenance -> Bool,
     }
 }
 
@@ -177,6 +178,7 @@ diesel::table! {
         latency_p50_ms -> Nullable<Int4>,
         latency_p95_ms -> Nullable<Int4>,
         latency_p99_ms -> Nullable<Int4>,
+        maintenance_checks -> Int4,
     }
 }
 
@@ -383,6 +385,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    maintenance_windows (id) {
+        id -> Int8,
+        website_id -> Int8,
+        kind -> Text,
+        starts_at -> Nullable<Timestamptz>,
+        ends_at -> Nullable<Timestamptz>,
+        weekday -> Nullable<Int2>,
+        start_time -> Nullable<Time>,
+        duration_minutes -> Nullable<Int4>,
+        time_zone -> Text,
+        note -> Nullable<Text>,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(api_keys -> users (user_id));
 diesel::joinable!(websites -> users (owner_id));
 diesel::joinable!(alert_channels -> users (owner_id));
@@ -393,6 +411,7 @@ diesel::joinable!(check_assignments -> validators (validator_id));
 diesel::joinable!(website_status -> websites (website_id));
 diesel::joinable!(incidents -> websites (website_id));
 diesel::joinable!(website_hourly_rollups -> websites (website_id));
+diesel::joinable!(maintenance_windows -> websites (website_id));
 diesel::joinable!(alert_outbox -> alert_channels (channel_id));
 diesel::joinable!(alert_outbox -> incidents (incident_id));
 diesel::joinable!(validator_credits -> rounds (round_number));
@@ -439,4 +458,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     target_host_checks,
     validator_stakes,
     validator_allowlist,
+    maintenance_windows,
 );

@@ -68,6 +68,7 @@ canonical! {
     sql_types::Jsonb => serde_json::Value,
     sql_types::Numeric => bigdecimal::BigDecimal,
     sql_types::Timestamptz => chrono::DateTime<chrono::Utc>,
+    sql_types::Time => chrono::NaiveTime,
 }
 
 impl<T: Canonical + sql_types::SqlType> Canonical for sql_types::Nullable<T> {
@@ -134,6 +135,7 @@ fn insert_full_row(conn: &mut PgConnection, table: &str) {
             "bytea" => "'\\x01'::bytea",
             "boolean" => "true",
             "timestamp with time zone" => "now()",
+            "time without time zone" => "'01:30'",
             "jsonb" => "'{}'::jsonb",
             other => panic!("{table}.{}: no test value for type {other}", c.column_name),
         })
@@ -250,6 +252,7 @@ fn every_table_in_schema_rs_matches_the_database() {
         canary_assignments,
         validator_stakes,
         validator_allowlist,
+        maintenance_windows,
     );
     // Every table of the database is checked, and each once.
     let checked_set: BTreeSet<String> = checked.iter().cloned().collect();

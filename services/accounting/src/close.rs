@@ -4,11 +4,16 @@
 //!
 //! Everything happens in one transaction, under a row lock on the round, and a
 //! round already closed is left alone: closing twice changes nothing.
+//!
+//! A site whose maintenance window covers the round's opening is settled all the
+//! same (results stored, status moved, incidents opened or resolved) but no alert
+//! is queued for it and its results stay out of uptime (see [`crate::rollups`]);
+//! an incident it opens is marked `opened_in_maintenance`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use bigdecimal::BigDecimal;
-use chrono::{DateTime, Timelike, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool, Bytea, Int4, Jsonb, Nullable, Numeric, Text, Timestamptz};
 use serde_json::json;
@@ -16,8 +21,10 @@ use serde_json::json;
 use overlaps_shared::ledger::{self, RoundAnswer};
 pub use overlaps_shared::ledger::{Verdict, majority};
 
-use crate::canaries;
+use crate::alerts::incidents::{self as incident_alerts, IncidentAlert};
 use crate::config::ClosePolicy;
+use crate::rollups::{self, RoundCounts};
+use crate::{canaries, maintenance};
 
 /// Why a round cannot be closed (yet).
 #[derive(Debug, thiserror::Error)]
@@ -51,6 +58,8 @@ pub struct CloseSummary {
     pub incidents_resolved: Vec<i64>,
     /// Alert outbox rows written.
     pub alerts: Vec<i64>,
+    /// Sites settled inside a maintenance window (no alert queued for them).
+    pub in_maintenance: usize,
     /// Validators credited.
     pub credited: usize,
     /// Canaries answered rightly.
@@ -186,17 +195,38 @@ pub fn close_round(
                 })
                 .collect::<Vec<_>>(),
         );
+        // Decided at the round's opening, a fixed instant: closing again or later
+        // gives the same answer.
+        let sites: Vec<i64> = by_site.keys().copied().collect();
+        let in_window = maintenance::sites_in_maintenance(conn, &sites, row.opened_at)?;
         let mut summary = CloseSummary::default();
         for (&site, answers) in &by_site {
+            let in_maintenance = in_window.contains(&site);
+            summary.in_maintenance += usize::from(in_maintenance);
             let verdict = outcome.verdicts.get(&site).copied().unwrap_or(Verdict::Unknown);
             match verdict {
                 Verdict::Up => summary.up += 1,
                 Verdict::Down => summary.down += 1,
                 Verdict::Unknown => summary.unknown += 1,
             }
-            apply_verdict(conn, site, round, now, verdict, answers, policy, &mut summary)?;
-            warn_of_tls_expiry(conn, site, now, answers, policy, &mut summary)?;
-            update_rollup(conn, site, row.opened_at, verdict, answers)?;
+            let settled = Settled { site, round, now, verdict, in_maintenance };
+            apply_verdict(conn, &settled, answers, policy, &mut summary)?;
+            // Outside a window, an outage confirmed inside one that outlasts it is
+            // announced now (once: the dedup key).
+            if !in_maintenance {
+                summary
+                    .alerts
+                    .extend(incident_alerts::announce_after_window(conn, site, now)?);
+            }
+            warn_of_tls_expiry(conn, &settled, answers, policy, &mut summary)?;
+            let counts = RoundCounts {
+                up: answers.iter().filter(|a| a.status.as_deref() == Some("up")).count(),
+                down: answers.iter().filter(|a| a.status.as_deref() == Some("down")).count(),
+                unknown: verdict == Verdict::Unknown,
+                maintenance: in_maintenance,
+                has_latency: answers.iter().any(|a| a.latency_ms.is_some()),
+            };
+            rollups::add_round(conn, site, row.opened_at, counts)?;
         }
 
         let validators: BTreeSet<i64> = outcome
@@ -268,19 +298,33 @@ pub fn close_round(
     })
 }
 
-/// Moves a site's status by one round's verdict; a change holds only after the
-/// configured number of consecutive rounds, and then opens or resolves an incident.
-#[allow(clippy::too_many_arguments)]
-fn apply_verdict(
-    conn: &mut PgConnection,
+/// One site's verdict in the round being closed.
+struct Settled {
     site: i64,
     round: i64,
     now: DateTime<Utc>,
     verdict: Verdict,
+    /// A maintenance window covers the round's opening: no alerts.
+    in_maintenance: bool,
+}
+
+/// Moves a site's status by one round's verdict; a change holds only after the
+/// configured number of consecutive rounds, and then opens or resolves an incident
+/// (alerting the owner's channels unless the site is in maintenance).
+fn apply_verdict(
+    conn: &mut PgConnection,
+    settled: &Settled,
     answers: &[Answer],
     policy: &ClosePolicy,
     summary: &mut CloseSummary,
 ) -> Result<(), CloseError> {
+    let &Settled {
+        site,
+        round,
+        now,
+        verdict,
+        in_maintenance,
+    } = settled;
     let status = diesel::sql_query("SELECT state, pending_state, pending_count FROM website_status WHERE website_id = $1 FOR UPDATE")
         .bind::<BigInt, _>(site)
         .get_result::<Status>(conn)
@@ -352,27 +396,29 @@ fn apply_verdict(
         Verdict::Down => {
             let cause = most_common_failure(answers);
             let incident = diesel::sql_query(
-                "INSERT INTO incidents (website_id, opened_at, opened_round, cause, evidence) \
-                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING id",
+                "INSERT INTO incidents (website_id, opened_at, opened_round, cause, evidence, opened_in_maintenance) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id",
             )
             .bind::<BigInt, _>(site)
             .bind::<Timestamptz, _>(now)
             .bind::<BigInt, _>(round)
             .bind::<Text, _>(&cause)
             .bind::<Jsonb, _>(&evidence)
+            .bind::<Bool, _>(in_maintenance)
             .get_result::<Id>(conn)
             .optional()?;
             if let Some(incident) = incident {
                 summary.incidents_opened.push(incident.id);
-                queue_alerts(
+                if in_maintenance {
+                    return Ok(());
+                }
+                summary.alerts.extend(incident_alerts::queue(
                     conn,
                     site,
                     incident.id,
-                    "incident_opened",
-                    &cause,
+                    IncidentAlert::Opened { cause: &cause },
                     now,
-                    summary,
-                )?;
+                )?);
             }
         }
         Verdict::Up => {
@@ -389,15 +435,18 @@ fn apply_verdict(
             .optional()?;
             if let Some(incident) = resolved {
                 summary.incidents_resolved.push(incident.id);
-                queue_alerts(
+                // A recovery is told only where the outage was (one confirmed
+                // inside a window and over before it ended was never announced).
+                if in_maintenance || !incident_alerts::announced(conn, incident.id)? {
+                    return Ok(());
+                }
+                summary.alerts.extend(incident_alerts::queue(
                     conn,
                     site,
                     incident.id,
-                    "incident_resolved",
-                    "recovered",
+                    IncidentAlert::Resolved,
                     now,
-                    summary,
-                )?;
+                )?);
             }
         }
         Verdict::Unknown => {}
@@ -406,15 +455,16 @@ fn apply_verdict(
 }
 
 /// Records the certificate expiry the validators saw and, when it falls within
-/// `TLS_EXPIRY_WARNING_DAYS`, alerts once per certificate and channel.
+/// `TLS_EXPIRY_WARNING_DAYS`, alerts once per certificate and channel (outside
+/// maintenance windows: one withheld inside is queued by the first round after).
 fn warn_of_tls_expiry(
     conn: &mut PgConnection,
-    site: i64,
-    now: DateTime<Utc>,
+    settled: &Settled,
     answers: &[Answer],
     policy: &ClosePolicy,
     summary: &mut CloseSummary,
 ) -> Result<(), CloseError> {
+    let &Settled { site, now, .. } = settled;
     // The expiry a majority of the site's results agree on: one validator alone
     // can neither raise an alert nor hide one.
     let Some(expires) = majority_expiry(answers) else {
@@ -424,7 +474,9 @@ fn warn_of_tls_expiry(
         .bind::<BigInt, _>(site)
         .bind::<Timestamptz, _>(expires)
         .execute(conn)?;
-    if expires > now + chrono::Duration::days(i64::from(policy.tls_warning_days)) {
+    if settled.in_maintenance
+        || expires > now + chrono::Duration::days(i64::from(policy.tls_warning_days))
+    {
         return Ok(());
     }
     let days_left = (expires - now).num_days();
@@ -473,93 +525,6 @@ fn most_common_failure(answers: &[Answer]) -> String {
         .into_iter()
         .max_by(|a, b| a.1.cmp(&b.1).then(b.0.cmp(a.0)))
         .map_or_else(|| "down".to_owned(), |(failure, _)| failure.to_owned())
-}
-
-/// Writes one outbox row per enabled channel of the site's owner (in this
-/// transaction); the dedup key makes each alert once per channel.
-fn queue_alerts(
-    conn: &mut PgConnection,
-    site: i64,
-    incident: i64,
-    kind: &str,
-    cause: &str,
-    now: DateTime<Utc>,
-    summary: &mut CloseSummary,
-) -> Result<(), CloseError> {
-    let ids: Vec<Id> = diesel::sql_query(
-        "INSERT INTO alert_outbox (channel_id, incident_id, kind, dedup_key, payload) \
-         SELECT c.id, $2, $3, $3 || ':' || $2 || ':' || c.id, \
-                jsonb_build_object('website_id', w.id, 'url', w.url, 'name', w.name, 'state', $4::text, \
-                                   'cause', $5::text, 'at', $6::timestamptz, 'incident_id', $2) \
-         FROM websites w JOIN alert_channels c ON c.owner_id = w.owner_id \
-         WHERE w.id = $1 AND c.enabled AND c.confirmed_at IS NOT NULL \
-           AND (c.website_id IS NULL OR c.website_id = w.id) \
-         ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
-    )
-    .bind::<BigInt, _>(site)
-    .bind::<BigInt, _>(incident)
-    .bind::<Text, _>(kind)
-    .bind::<Text, _>(if kind == "incident_opened" { "down" } else { "up" })
-    .bind::<Text, _>(cause)
-    .bind::<Timestamptz, _>(now)
-    .load(conn)?;
-    summary.alerts.extend(ids.into_iter().map(|i| i.id));
-    Ok(())
-}
-
-/// Adds the round to the site's rollup for the hour the round opened in.
-fn update_rollup(
-    conn: &mut PgConnection,
-    site: i64,
-    opened_at: DateTime<Utc>,
-    verdict: Verdict,
-    answers: &[Answer],
-) -> Result<(), CloseError> {
-    let hour = opened_at
-        .with_minute(0)
-        .and_then(|t| t.with_second(0))
-        .and_then(|t| t.with_nanosecond(0))
-        .unwrap_or(opened_at);
-    let up = answers
-        .iter()
-        .filter(|a| a.status.as_deref() == Some("up"))
-        .count();
-    let down = answers
-        .iter()
-        .filter(|a| a.status.as_deref() == Some("down"))
-        .count();
-    let latencies: Vec<i32> = answers.iter().filter_map(|a| a.latency_ms).collect();
-    diesel::sql_query(
-        "INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds) \
-         VALUES ($1, $2, $3, $4, $5, $6) \
-         ON CONFLICT (website_id, hour) DO UPDATE SET checks = website_hourly_rollups.checks + EXCLUDED.checks, \
-           up = website_hourly_rollups.up + EXCLUDED.up, down = website_hourly_rollups.down + EXCLUDED.down, \
-           unknown_rounds = website_hourly_rollups.unknown_rounds + EXCLUDED.unknown_rounds",
-    )
-    .bind::<BigInt, _>(site)
-    .bind::<Timestamptz, _>(hour)
-    .bind::<Int4, _>(i32::try_from(up + down).unwrap_or(i32::MAX))
-    .bind::<Int4, _>(i32::try_from(up).unwrap_or(i32::MAX))
-    .bind::<Int4, _>(i32::try_from(down).unwrap_or(i32::MAX))
-    .bind::<Int4, _>(i32::from(verdict == Verdict::Unknown))
-    .execute(conn)?;
-    if !latencies.is_empty() {
-        // Percentiles over the hour's ticks of this site (one hour of one site, by index).
-        diesel::sql_query(
-            "UPDATE website_hourly_rollups r SET \
-               latency_p50_ms = p.p50, latency_p95_ms = p.p95, latency_p99_ms = p.p99 \
-             FROM (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t.latency_ms) AS p50, \
-                          percentile_disc(0.95) WITHIN GROUP (ORDER BY t.latency_ms) AS p95, \
-                          percentile_disc(0.99) WITHIN GROUP (ORDER BY t.latency_ms) AS p99 \
-                   FROM ticks t \
-                   WHERE t.website_id = $1 AND t.received_at >= $2 AND t.received_at < $2 + interval '1 hour') p \
-             WHERE r.website_id = $1 AND r.hour = $2",
-        )
-        .bind::<BigInt, _>(site)
-        .bind::<Timestamptz, _>(hour)
-        .execute(conn)?;
-    }
-    Ok(())
 }
 
 /// Closes every open round up to `round` whose deadline passed, oldest first (the

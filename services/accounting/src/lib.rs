@@ -7,5 +7,7 @@ pub mod canaries;
 pub mod close;
 pub mod config;
 pub mod eon;
+pub mod maintenance;
 pub mod partitions;
+pub mod rollups;
 pub mod worker;

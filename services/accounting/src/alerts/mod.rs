@@ -3,6 +3,7 @@
 //! of attempts) is recorded and reported to the operator.
 
 pub mod channels;
+pub mod incidents;
 pub mod message;
 pub mod providers;
 pub mod reminders;

@@ -4,11 +4,14 @@
 //! incident, channel and k, so queueing is idempotent across sweeps, instances
 //! and restarts. After an outage of accounting only the latest due reminder is
 //! queued (never a burst of the missed ones); a reminder still queued when the
-//! incident resolves is cancelled at delivery.
+//! incident resolves is cancelled at delivery. While the site is inside a
+//! maintenance window no reminder is queued; after it, the latest due one is.
 
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Timestamptz};
+
+use crate::maintenance::sites_in_maintenance;
 
 /// Queues the reminders due at `now` that are not queued yet; returns their
 /// outbox ids.
@@ -18,6 +21,20 @@ pub fn queue_due(conn: &mut PgConnection, now: DateTime<Utc>) -> overlaps_shared
         #[diesel(sql_type = BigInt)]
         id: i64,
     }
+    #[derive(QueryableByName)]
+    struct Site {
+        #[diesel(sql_type = BigInt)]
+        website_id: i64,
+    }
+    let down: Vec<i64> =
+        diesel::sql_query("SELECT website_id FROM incidents WHERE resolved_at IS NULL")
+            .load::<Site>(conn)?
+            .into_iter()
+            .map(|s| s.website_id)
+            .collect();
+    let withheld: Vec<i64> = sites_in_maintenance(conn, &down, now)?
+        .into_iter()
+        .collect();
     Ok(diesel::sql_query(
         "INSERT INTO alert_outbox (channel_id, incident_id, kind, dedup_key, payload) \
          SELECT c.id, i.id, 'incident_reminder', \
@@ -33,9 +50,11 @@ pub fn queue_due(conn: &mut PgConnection, now: DateTime<Utc>) -> overlaps_shared
          WHERE i.resolved_at IS NULL AND w.enabled AND c.enabled AND c.confirmed_at IS NOT NULL \
            AND c.reminder_minutes IS NOT NULL AND due.k >= 1 \
            AND (c.website_id IS NULL OR c.website_id = w.id) \
+           AND NOT (w.id = ANY($2)) \
          ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
     )
     .bind::<Timestamptz, _>(now)
+    .bind::<Array<BigInt>, _>(&withheld)
     .load::<Id>(conn)?
     .into_iter()
     .map(|r| r.id)

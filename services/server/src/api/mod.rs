@@ -1,4 +1,5 @@
-//! The REST API under `/api/v1`: accounts and keys, websites and their status,
+//! The REST API under `/api/v1`: accounts and keys, websites, their status and
+//! maintenance windows,
 //! alert channels, validators, rounds, eons and the network's terms; documented in [`openapi`].
 
 pub mod accounts;
@@ -10,6 +11,7 @@ pub mod channels;
 pub mod confirmations;
 pub mod eons;
 pub mod errors;
+pub mod maintenance;
 pub mod network;
 pub mod openapi;
 pub mod quotas;
@@ -31,6 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
     websites::routes(cfg);
     status::routes(cfg);
+    maintenance::routes(cfg);
     channels::routes(cfg);
     validators::routes(cfg);
     admission::routes(cfg);

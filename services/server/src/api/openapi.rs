@@ -7,8 +7,8 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
-    accounts, admission, canaries, channels, confirmations, eons, network, quotas, rounds, status,
-    validators, websites,
+    accounts, admission, canaries, channels, confirmations, eons, maintenance, network, quotas,
+    rounds, status, validators, websites,
 };
 
 /// Where the document is served.
@@ -50,6 +50,9 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         status::latency,
         status::list_incidents,
         status::list_ticks,
+        maintenance::create_window,
+        maintenance::list_windows,
+        maintenance::delete_window,
         channels::create_channel,
         channels::list_channels,
         channels::get_channel,
@@ -82,6 +85,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "accounts", description = "Accounts and API keys"),
         (name = "websites", description = "Monitored websites (owners see only their own)"),
         (name = "status", description = "State, uptime, latency, incidents and ticks of a website"),
+        (name = "maintenance", description = "Maintenance windows: checks go on, alerts and uptime pause; public with the site's status"),
         (name = "channels", description = "Where alerts go: Slack, e-mail, webhooks, Discord, Telegram, Microsoft Teams, PagerDuty, ntfy, Mattermost, Pushover"),
         (name = "validators", description = "Validators, their earnings and Merkle proofs (public)"),
         (name = "rounds", description = "Check rounds, re-derivable from public data (public)"),

@@ -20,6 +20,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::auth::Caller;
 use super::errors::{ApiError, ErrorBody};
+use super::maintenance::{self, MaintenanceWindow};
 use super::websites::accessible;
 use super::{PageParams, db, hex0x, paginate};
 use crate::hub::Hub;
@@ -62,8 +63,14 @@ pub struct Status {
     pub tls_expires_at: Option<DateTime<Utc>>,
     /// The open incident, if any.
     pub open_incident_id: Option<i64>,
-    /// Uptime over 24 h / 7 d / 30 d.
+    /// Uptime over 24 h / 7 d / 30 d (rounds inside maintenance windows left out).
     pub uptime: Uptime,
+    /// Whether the site is inside a maintenance window now (checked, not alerted).
+    pub in_maintenance: bool,
+    /// The window it is inside now.
+    pub maintenance_window_id: Option<i64>,
+    /// Every maintenance window the owner declared, oldest first.
+    pub maintenance_windows: Vec<MaintenanceWindow>,
 }
 
 /// One hour of a website's checks.
@@ -79,6 +86,8 @@ pub struct HourlyStats {
     pub down: i32,
     /// Rounds the quorum could not decide.
     pub unknown_rounds: i32,
+    /// Results of rounds inside a maintenance window (in `checks`, not in `up`/`down`).
+    pub maintenance_checks: i32,
     /// Median latency, ms.
     pub latency_p50_ms: Option<i32>,
     /// 95th percentile latency, ms.
@@ -117,6 +126,8 @@ pub struct Incident {
     /// Every validator's result that decided it.
     #[schema(value_type = Object)]
     pub evidence: Json,
+    /// Confirmed inside a maintenance window: no alert went out.
+    pub opened_in_maintenance: bool,
 }
 
 impl From<IncidentRow> for Incident {
@@ -130,6 +141,7 @@ impl From<IncidentRow> for Incident {
             resolved_round: i.resolved_round,
             cause: i.cause,
             evidence: i.evidence,
+            opened_in_maintenance: i.opened_in_maintenance,
         }
     }
 }
@@ -243,6 +255,7 @@ pub async fn status(
             .first(conn)
             .optional()?;
         let uptime = uptime(conn, id)?;
+        let windows = maintenance::served(maintenance::windows_of(conn, id)?, Utc::now());
         Ok(match row {
             Some(s) => Status {
                 website_id: id,
@@ -253,6 +266,9 @@ pub async fn status(
                 tls_expires_at: s.tls_expires_at,
                 open_incident_id,
                 uptime,
+                in_maintenance: windows.in_maintenance,
+                maintenance_window_id: windows.current_window_id,
+                maintenance_windows: windows.items,
             },
             // No round has decided anything about this site yet.
             None => Status {
@@ -264,6 +280,9 @@ pub async fn status(
                 tls_expires_at: None,
                 open_incident_id,
                 uptime,
+                in_maintenance: windows.in_maintenance,
+                maintenance_window_id: windows.current_window_id,
+                maintenance_windows: windows.items,
             },
         })
     })
@@ -308,6 +327,7 @@ pub async fn latency(
             i32,
             i32,
             i32,
+            i32,
             Option<i32>,
             Option<i32>,
             Option<i32>,
@@ -322,6 +342,7 @@ pub async fn latency(
                 website_hourly_rollups::up,
                 website_hourly_rollups::down,
                 website_hourly_rollups::unknown_rounds,
+                website_hourly_rollups::maintenance_checks,
                 website_hourly_rollups::latency_p50_ms,
                 website_hourly_rollups::latency_p95_ms,
                 website_hourly_rollups::latency_p99_ms,
@@ -333,15 +354,18 @@ pub async fn latency(
     Ok(web::Json(
         rows.into_iter()
             .map(
-                |(hour, checks, up, down, unknown_rounds, p50, p95, p99)| HourlyStats {
-                    hour,
-                    checks,
-                    up,
-                    down,
-                    unknown_rounds,
-                    latency_p50_ms: p50,
-                    latency_p95_ms: p95,
-                    latency_p99_ms: p99,
+                |(hour, checks, up, down, unknown_rounds, maintenance_checks, p50, p95, p99)| {
+                    HourlyStats {
+                        hour,
+                        checks,
+                        up,
+                        down,
+                        unknown_rounds,
+                        maintenance_checks,
+                        latency_p50_ms: p50,
+                        latency_p95_ms: p95,
+                        latency_p99_ms: p99,
+                    }
                 },
             )
             .collect(),

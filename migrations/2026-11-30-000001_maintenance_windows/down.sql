@@ -1,0 +1,3 @@
+ALTER TABLE incidents DROP COLUMN opened_in_maintenance;
+ALTER TABLE website_hourly_rollups DROP COLUMN maintenance_checks;
+DROP TABLE maintenance_windows;
