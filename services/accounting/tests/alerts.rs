@@ -3,17 +3,15 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
+mod support;
+
+use support::*;
+
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Int4, Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use overlaps_accounting::alerts::channels::{Sender, webhook_signature};
 use overlaps_accounting::alerts::{Delivered, OperatorChannels, deliver};
 use overlaps_shared::testing::{HttpSink, SmtpSink, TestDatabase, install_tls_provider};
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
 
 /// An incident-opened alert for a site, queued for one channel.
 fn queued(db: &TestDatabase, kind: &str, target: &str, secret: Option<&str>) -> i64 {
@@ -41,21 +39,6 @@ fn queued(db: &TestDatabase, kind: &str, target: &str, secret: Option<&str>) -> 
     .get_result::<Id>(&mut conn)
     .unwrap()
     .id
-}
-
-fn row(db: &TestDatabase, id: i64) -> (String, i32) {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        state: String,
-        #[diesel(sql_type = Int4)]
-        attempts: i32,
-    }
-    let r: Row = diesel::sql_query("SELECT state, attempts FROM alert_outbox WHERE id = $1")
-        .bind::<BigInt, _>(id)
-        .get_result(&mut db.connect().unwrap())
-        .unwrap();
-    (r.state, r.attempts)
 }
 
 fn sender(smtp: Option<&str>) -> Sender {
@@ -104,7 +87,7 @@ async fn a_slack_alert_is_a_block_kit_message_delivered_once() {
         fields.contains("https://shop.example/") && fields.contains("/api/v1/websites/7/incidents"),
         "{fields}"
     );
-    assert_eq!(row(&db, id), ("sent".into(), 1));
+    assert_eq!(outbox_state(&db, id), ("sent".into(), 1));
 }
 
 #[tokio::test]
@@ -205,7 +188,7 @@ async fn temporary_failures_back_off_and_permanent_ones_are_recorded_and_reporte
         panic!("expected a retry")
     };
     assert!(at > chrono::Utc::now() + chrono::Duration::seconds(20));
-    assert_eq!(row(&db, flaky), ("pending".into(), 1));
+    assert_eq!(outbox_state(&db, flaky), ("pending".into(), 1));
     // Not due yet: a second delivery does nothing.
     assert_eq!(
         deliver(&pool, &sender, &none, flaky).await.unwrap(),
@@ -218,7 +201,7 @@ async fn temporary_failures_back_off_and_permanent_ones_are_recorded_and_reporte
         deliver(&pool, &sender, &none, broken).await.unwrap(),
         Delivered::Failed(_)
     ));
-    assert_eq!(row(&db, broken).0, "failed");
+    assert_eq!(outbox_state(&db, broken).0, "failed");
     // The operator hears about it through an operator alert, delivered to the hook.
     let operator_alert = diesel::sql_query("SELECT id FROM alert_outbox WHERE kind = 'operator'")
         .get_result::<Id>(&mut db.connect().unwrap())
@@ -263,7 +246,7 @@ async fn in_production_an_owner_target_on_a_private_address_is_never_contacted()
         let outcome = deliver(&pool, &guarded, &OperatorChannels::default(), id).await;
         assert!(outcome.is_ok(), "{outcome:?}");
         assert_eq!(
-            row(&db, id).0,
+            outbox_state(&db, id).0,
             "failed",
             "{kind} {target}: a permanent failure, not retried"
         );

@@ -2,47 +2,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
-use bigdecimal::BigDecimal;
+mod support;
+
+use support::*;
+
 use chrono::{DateTime, Duration, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bytea, Int4, Text, Timestamptz};
 use overlaps_accounting::close::{CloseError, close_round, close_rounds_through};
-use overlaps_accounting::config::ClosePolicy;
 use overlaps_shared::models::Tick;
 use overlaps_shared::schema::ticks;
 use overlaps_shared::testing::TestDatabase;
 use sha3::{Digest, Keccak256};
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-fn policy() -> ClosePolicy {
-    ClosePolicy {
-        reward_per_check: BigDecimal::from(1_000_000_000_000i64),
-        confirmations_down: 2,
-        confirmations_up: 1,
-        reputation_gain: 10,
-        reputation_loss: 50,
-        tls_warning_days: 14,
-        canary_penalty_bp: 5_000,
-    }
-}
 
 struct World {
     db: TestDatabase,
     site: i64,
     validators: [i64; 3],
     start: DateTime<Utc>,
-}
-
-fn count(conn: &mut PgConnection, sql: &str) -> i64 {
-    diesel::sql_query(format!("SELECT ({sql})::bigint AS id"))
-        .get_result::<Id>(conn)
-        .unwrap()
-        .id
 }
 
 fn world() -> World {

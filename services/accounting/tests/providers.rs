@@ -6,19 +6,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
 
+mod support;
+
+use support::*;
+
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Int4, Nullable, Text};
+use diesel::sql_types::{BigInt, Nullable, Text};
 use overlaps_accounting::alerts::channels::Sender;
 use overlaps_accounting::alerts::providers::ProviderUrls;
 use overlaps_accounting::alerts::{Delivered, OperatorChannels, deliver};
 use overlaps_shared::testing::{HttpSink, SinkRequest, TestDatabase, install_tls_provider};
 use serde_json::Value;
-
-#[derive(QueryableByName)]
-struct Id {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
 
 const TELEGRAM_TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw0";
 const ROUTING_KEY: &str = "0123456789abcdef0123456789abcdef";
@@ -120,21 +118,6 @@ fn resolve(db: &TestDatabase, incident: i64) {
     .unwrap();
 }
 
-fn row(db: &TestDatabase, id: i64) -> (String, i32) {
-    #[derive(QueryableByName)]
-    struct Row {
-        #[diesel(sql_type = Text)]
-        state: String,
-        #[diesel(sql_type = Int4)]
-        attempts: i32,
-    }
-    let r: Row = diesel::sql_query("SELECT state, attempts FROM alert_outbox WHERE id = $1")
-        .bind::<BigInt, _>(id)
-        .get_result(&mut db.connect().unwrap())
-        .unwrap();
-    (r.state, r.attempts)
-}
-
 fn sender(sink: &HttpSink, allow_private: bool) -> Sender {
     install_tls_provider();
     let base = sink.url().trim_end_matches("/hook").to_owned();
@@ -217,7 +200,7 @@ async fn exercise(
         deliver(&pool, &sender, &none, flaky).await.unwrap(),
         Delivered::Retry(_)
     ));
-    assert_eq!(row(&db, flaky), ("pending".into(), 1));
+    assert_eq!(outbox_state(&db, flaky), ("pending".into(), 1));
     diesel::sql_query("UPDATE alert_outbox SET next_attempt_at = now() WHERE id = $1")
         .bind::<BigInt, _>(flaky)
         .execute(&mut db.connect().unwrap())
@@ -227,7 +210,7 @@ async fn exercise(
         deliver(&pool, &sender, &none, flaky).await.unwrap(),
         Delivered::Sent
     );
-    assert_eq!(row(&db, flaky), ("sent".into(), 2));
+    assert_eq!(outbox_state(&db, flaky), ("sent".into(), 2));
     check("test", sink.received().last().unwrap());
 
     // A 4xx (but 408/429) is permanent: recorded and reported, never retried.
@@ -244,7 +227,7 @@ async fn exercise(
             "{kind}: the credential leaked into {why}"
         );
     }
-    assert_eq!(row(&db, refused).0, "failed");
+    assert_eq!(outbox_state(&db, refused).0, "failed");
     let reported = diesel::sql_query(
         "SELECT count(*)::bigint AS id FROM alert_outbox WHERE kind = 'operator' AND payload::text LIKE '%could not be delivered%'",
     )
