@@ -42,6 +42,30 @@ fn gas_cost(receipt: &TransactionReceipt) -> U256 {
     receipt.gas_used.unwrap_or_default() * receipt.effective_gas_price.unwrap_or_default()
 }
 
+/// Unstakes `staker`'s position on [`KEY`] through `contract` (called by it) and
+/// checks it was paid exactly `wei`, gas aside, with one `Unstaked` event; returns
+/// its balance after.
+async fn unstake_paid(
+    s: &Setup,
+    contract: &OverlapsRewards<SignerClient>,
+    staker: eth::Address,
+    wei: u64,
+) -> Result<U256, EthError> {
+    let before = eth::balance(&*s.operator, staker).await?;
+    let receipt = eth::send_call(contract.unstake(KEY)).await?;
+    assert_eq!(
+        events(&receipt),
+        vec![RewardsEvent::Unstaked {
+            key: KEY,
+            staker,
+            amount: U256::from(wei),
+        }]
+    );
+    let after = eth::balance(&*s.operator, staker).await?;
+    assert_eq!(after + gas_cost(&receipt), before + U256::from(wei));
+    Ok(after)
+}
+
 /// The timestamp of the block `receipt` landed in.
 async fn block_time(s: &Setup, receipt: &TransactionReceipt) -> Result<u64, EthError> {
     let number = receipt.block_number.unwrap_or_default();
@@ -192,18 +216,7 @@ async fn unstake_pays_exactly_the_stake_after_unbonding_and_only_once() -> TestR
         "NoStake",
     );
 
-    let before = eth::balance(&*s.operator, alice.address()).await?;
-    let receipt = eth::send_call(as_alice.unstake(KEY)).await?;
-    assert_eq!(
-        events(&receipt),
-        vec![RewardsEvent::Unstaked {
-            key: KEY,
-            staker: alice.address(),
-            amount: U256::from(wei),
-        }]
-    );
-    let after = eth::balance(&*s.operator, alice.address()).await?;
-    assert_eq!(after + gas_cost(&receipt), before + U256::from(wei));
+    let after = unstake_paid(&s, &as_alice, alice.address(), wei).await?;
     assert_eq!(
         eth::balance(&*s.operator, s.contract.address()).await?,
         U256::zero()
@@ -267,18 +280,7 @@ async fn a_strangers_first_stake_on_a_key_blocks_nothing_and_each_gets_its_own_b
         eth::send_call(as_stranger.unstake(KEY)).await,
         "UnstakeNotRequested",
     );
-    let before = eth::balance(&*s.operator, payout.address()).await?;
-    let receipt = eth::send_call(as_payout.unstake(KEY)).await?;
-    assert_eq!(
-        events(&receipt),
-        vec![RewardsEvent::Unstaked {
-            key: KEY,
-            staker: payout.address(),
-            amount: U256::from(wei),
-        }]
-    );
-    let after = eth::balance(&*s.operator, payout.address()).await?;
-    assert_eq!(after + gas_cost(&receipt), before + U256::from(wei));
+    let after = unstake_paid(&s, &as_payout, payout.address(), wei).await?;
     reverted_with(eth::send_call(as_payout.unstake(KEY)).await, "NoStake");
     assert_eq!(eth::balance(&*s.operator, payout.address()).await?, after);
     assert_eq!(s.contract.total_staked().call().await?, U256::from(1));
@@ -286,18 +288,7 @@ async fn a_strangers_first_stake_on_a_key_blocks_nothing_and_each_gets_its_own_b
     // Only the stranger can take its 1 wei back, and it gets exactly that.
     eth::send_call(as_stranger.request_unstake(KEY)).await?;
     s.chain.advance_time(TEST_UNBONDING_SECONDS).await?;
-    let before = eth::balance(&*s.operator, s.stranger.address()).await?;
-    let receipt = eth::send_call(as_stranger.unstake(KEY)).await?;
-    assert_eq!(
-        events(&receipt),
-        vec![RewardsEvent::Unstaked {
-            key: KEY,
-            staker: s.stranger.address(),
-            amount: U256::from(1),
-        }]
-    );
-    let after = eth::balance(&*s.operator, s.stranger.address()).await?;
-    assert_eq!(after + gas_cost(&receipt), before + U256::from(1));
+    let after = unstake_paid(&s, &as_stranger, s.stranger.address(), 1).await?;
     reverted_with(eth::send_call(as_stranger.unstake(KEY)).await, "NoStake");
     assert_eq!(
         eth::balance(&*s.operator, s.stranger.address()).await?,

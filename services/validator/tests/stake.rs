@@ -37,6 +37,28 @@ fn run(args: &[&str], rpc: &str, contract: Address, sender: usize) -> Boxed<(boo
     ))
 }
 
+/// Runs `validator stake --key-file <key_file> --payout-address <payout> --amount
+/// <amount>` signed by dev key `sender`; returns (success, output).
+fn stake_cli(
+    key_file: &str,
+    payout: &str,
+    amount: &str,
+    rpc: &str,
+    contract: Address,
+    sender: usize,
+) -> Boxed<(bool, String)> {
+    let args = [
+        "stake",
+        "--key-file",
+        key_file,
+        "--payout-address",
+        payout,
+        "--amount",
+        amount,
+    ];
+    tokio::task::block_in_place(|| run(&args, rpc, contract, sender))
+}
+
 /// The checksummed form of `address`, as `--payout-address` takes it.
 fn checksummed(address: Address) -> Boxed<String> {
     Ok(PayoutAddress::from_bytes(address.as_bytes())?.to_string())
@@ -65,25 +87,10 @@ async fn stake_sends_from_the_payout_account_and_a_second_stake_adds() -> TestRe
     let (rpc, contract) = (s.chain.rpc_url(), s.contract.address());
     let payout = s.chain.key(1).address();
     let payout_flag = checksummed(payout)?;
-    let args = |amount: &'static str| -> Vec<String> {
-        [
-            "stake",
-            "--key-file",
-            &key_file,
-            "--payout-address",
-            &payout_flag,
-            "--amount",
-            amount,
-        ]
-        .map(str::to_owned)
-        .to_vec()
-    };
     let client = eth::read_client(&rpc)?;
     let before = eth::balance(&client, contract).await?;
 
-    let first = args(ONE_ETH);
-    let first: Vec<&str> = first.iter().map(String::as_str).collect();
-    let (ok, output) = tokio::task::block_in_place(|| run(&first, &rpc, contract, 1))?;
+    let (ok, output) = stake_cli(&key_file, &payout_flag, ONE_ETH, &rpc, contract, 1)?;
     assert!(ok, "{output}");
     assert!(
         output.contains(&format!(
@@ -98,9 +105,14 @@ async fn stake_sends_from_the_payout_account_and_a_second_stake_adds() -> TestRe
         (U256::exp10(18), 0)
     );
 
-    let second = args("500000000000000000");
-    let second: Vec<&str> = second.iter().map(String::as_str).collect();
-    let (ok, output) = tokio::task::block_in_place(|| run(&second, &rpc, contract, 1))?;
+    let (ok, output) = stake_cli(
+        &key_file,
+        &payout_flag,
+        "500000000000000000",
+        &rpc,
+        contract,
+        1,
+    )?;
     assert!(ok, "{output}");
     assert!(
         output.contains("its position on the key is now 1500000000000000000 wei (1.5 ETH)"),
@@ -122,17 +134,8 @@ async fn stake_from_a_key_that_is_not_the_payout_address_is_refused_before_sendi
     let sender = s.chain.key(2).address();
     let client = eth::read_client(&rpc)?;
     let nonce_before = client.get_transaction_count(sender, None).await?;
-    let args = [
-        "stake",
-        "--key-file",
-        &key_file,
-        "--payout-address",
-        &payout,
-        "--amount",
-        ONE_ETH,
-    ];
     // Dev key 2 signs, but the node is paid to dev account 1.
-    let (ok, output) = tokio::task::block_in_place(|| run(&args, &rpc, contract, 2))?;
+    let (ok, output) = stake_cli(&key_file, &payout, ONE_ETH, &rpc, contract, 2)?;
     assert!(!ok, "{output}");
     assert!(
         output.contains(&format!(
@@ -167,16 +170,7 @@ async fn unstake_requests_then_says_when_then_pays_the_stake_back_once() -> Test
     let (rpc, contract) = (s.chain.rpc_url(), s.contract.address());
     let staker = s.chain.key(1).address();
     let payout = checksummed(staker)?;
-    let stake = [
-        "stake",
-        "--key-file",
-        &key_file,
-        "--payout-address",
-        &payout,
-        "--amount",
-        ONE_ETH,
-    ];
-    let (ok, output) = tokio::task::block_in_place(|| run(&stake, &rpc, contract, 1))?;
+    let (ok, output) = stake_cli(&key_file, &payout, ONE_ETH, &rpc, contract, 1)?;
     assert!(ok, "{output}");
     let unstake = ["unstake", "--key-file", &key_file];
     let client = eth::read_client(&rpc)?;
@@ -278,16 +272,7 @@ async fn stake_and_unstake_work_on_a_key_a_stranger_staked_on_first() -> TestRes
 
     let payout = s.chain.key(1).address();
     let payout_flag = checksummed(payout)?;
-    let stake = [
-        "stake",
-        "--key-file",
-        &key_file,
-        "--payout-address",
-        &payout_flag,
-        "--amount",
-        ONE_ETH,
-    ];
-    let (ok, output) = tokio::task::block_in_place(|| run(&stake, &rpc, contract, 1))?;
+    let (ok, output) = stake_cli(&key_file, &payout_flag, ONE_ETH, &rpc, contract, 1)?;
     assert!(ok, "{output}");
     assert!(
         output.contains("its position on the key is now 1000000000000000000 wei (1 ETH)"),
