@@ -3,6 +3,7 @@
 //! event's effects (on-chain roots, claimed amounts, stakes) once its block is final.
 
 pub mod config;
+pub mod final_event;
 pub mod follower;
 pub mod roots;
 pub mod stakes;

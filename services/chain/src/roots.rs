@@ -6,21 +6,13 @@
 use std::collections::BTreeMap;
 
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Jsonb, Nullable, Text};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable};
 
-/// A final root event, in chain order.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct RootEvent {
-    /// Its block.
-    #[diesel(sql_type = BigInt)]
-    pub block_number: i64,
-    /// `root_committed` or `root_cancelled`.
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    /// The decoded event (`eon`, `root`, and `claimable_at` for a commit).
-    #[diesel(sql_type = Jsonb)]
-    pub data: serde_json::Value,
-}
+use crate::final_event::FinalEvent;
+
+/// A final `root_committed` or `root_cancelled` event (`eon`, `root`, and
+/// `claimable_at` for a commit).
+pub type RootEvent = FinalEvent;
 
 /// What the chain says about one eon's root.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,8 +34,7 @@ fn eon_of(event: &RootEvent) -> Option<i64> {
 }
 
 fn root_of(event: &RootEvent) -> Option<Vec<u8>> {
-    let text = event.data.get("root")?.as_str()?;
-    hex::decode(text.trim_start_matches("0x")).ok()
+    hex::decode(event.text("root")?.trim_start_matches("0x")).ok()
 }
 
 /// Plays `events` (chain order) through the contract's rules.

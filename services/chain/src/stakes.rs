@@ -11,26 +11,18 @@ use std::collections::BTreeMap;
 
 use bigdecimal::BigDecimal;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Jsonb, Nullable, Numeric, Text};
+use diesel::sql_types::{Array, BigInt, Bytea, Nullable, Numeric, Text};
 use overlaps_shared::eth;
 use overlaps_shared::money::{parse, to_numeric};
+
+use crate::final_event::FinalEvent;
 
 /// The contract event kinds that move a stake.
 const KINDS: &str = "('staked', 'unstake_requested', 'unstaked')";
 
-/// A final stake event, in chain order.
-#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
-pub struct StakeEvent {
-    /// Its block.
-    #[diesel(sql_type = BigInt)]
-    pub block_number: i64,
-    /// `staked`, `unstake_requested` or `unstaked`.
-    #[diesel(sql_type = Text)]
-    pub kind: String,
-    /// The decoded event (`key`, `staker`, `amount`, and `total` or `unlock_at`).
-    #[diesel(sql_type = Jsonb)]
-    pub data: serde_json::Value,
-}
+/// A final `staked`, `unstake_requested` or `unstaked` event (`key`, `staker`,
+/// `amount`, and `total` or `unlock_at`).
+pub type StakeEvent = FinalEvent;
 
 /// Whose position: the Ed25519 key (32 bytes) and the staker's address (20 bytes).
 pub type Holder = (Vec<u8>, Vec<u8>);
@@ -46,18 +38,14 @@ pub struct Stake {
     pub block: i64,
 }
 
-fn text<'a>(event: &'a StakeEvent, field: &str) -> Option<&'a str> {
-    event.data.get(field)?.as_str()
-}
-
 fn holder_of(event: &StakeEvent) -> Option<Holder> {
-    let key = hex::decode(text(event, "key")?.trim_start_matches("0x")).ok()?;
-    let staker = eth::parse_address(text(event, "staker")?).ok()?;
+    let key = hex::decode(event.text("key")?.trim_start_matches("0x")).ok()?;
+    let staker = eth::parse_address(event.text("staker")?).ok()?;
     (key.len() == 32).then(|| (key, staker.as_bytes().to_vec()))
 }
 
 fn amount_of(event: &StakeEvent, field: &str) -> Option<BigDecimal> {
-    parse(text(event, field)?).ok().map(to_numeric)
+    parse(event.text(field)?).ok().map(to_numeric)
 }
 
 /// The position `event` leaves behind: `Some(None)` when it removes it, `None`
