@@ -76,6 +76,18 @@ impl World {
         self.start + Duration::seconds(30 * n)
     }
 
+    /// A one-off maintenance window of the site from `starts` to `ends`.
+    fn window(&self, starts: DateTime<Utc>, ends: DateTime<Utc>) {
+        diesel::sql_query(
+            "INSERT INTO maintenance_windows (website_id, kind, starts_at, ends_at) VALUES ($1, 'once', $2, $3)",
+        )
+        .bind::<BigInt, _>(self.site)
+        .bind::<Timestamptz, _>(starts)
+        .bind::<Timestamptz, _>(ends)
+        .execute(&mut self.db.connect().unwrap())
+        .unwrap();
+    }
+
     /// Round `n`, long past, where every validator answered `status`.
     fn round(&self, n: i64, status: &str) {
         let mut conn = self.db.connect().unwrap();
@@ -263,14 +275,7 @@ fn an_outage_inside_a_window_is_stored_but_not_alerted_nor_counted_and_one_after
     // A later window withholds the reminders of the open incident while it lasts;
     // after it, the latest due reminder is queued.
     let later = now + Duration::hours(2);
-    diesel::sql_query(
-        "INSERT INTO maintenance_windows (website_id, kind, starts_at, ends_at) VALUES ($1, 'once', $2, $3)",
-    )
-    .bind::<BigInt, _>(w.site)
-    .bind::<Timestamptz, _>(later)
-    .bind::<Timestamptz, _>(later + Duration::hours(1))
-    .execute(&mut conn)
-    .unwrap();
+    w.window(later, later + Duration::hours(1));
     assert!(
         reminders::queue_due(&mut conn, later + Duration::minutes(30))
             .unwrap()
@@ -290,14 +295,7 @@ fn an_outage_confirmed_inside_a_window_that_outlasts_it_is_announced_when_the_wi
     let w = World::new();
     let mut conn = w.db.connect().unwrap();
     // Rounds 1, 2 and 3 open inside the window.
-    diesel::sql_query(
-        "INSERT INTO maintenance_windows (website_id, kind, starts_at, ends_at) VALUES ($1, 'once', $2, $3)",
-    )
-    .bind::<BigInt, _>(w.site)
-    .bind::<Timestamptz, _>(w.opened(1))
-    .bind::<Timestamptz, _>(w.opened(4))
-    .execute(&mut conn)
-    .unwrap();
+    w.window(w.opened(1), w.opened(4));
     for n in 1..=5 {
         w.round(n, "down");
     }
@@ -326,14 +324,7 @@ fn an_outage_confirmed_inside_a_window_that_outlasts_it_is_announced_when_the_wi
 fn a_certificate_alert_withheld_inside_a_window_is_queued_by_the_first_round_after_it() {
     let w = World::new();
     let mut conn = w.db.connect().unwrap();
-    diesel::sql_query(
-        "INSERT INTO maintenance_windows (website_id, kind, starts_at, ends_at) VALUES ($1, 'once', $2, $3)",
-    )
-    .bind::<BigInt, _>(w.site)
-    .bind::<Timestamptz, _>(w.opened(1))
-    .bind::<Timestamptz, _>(w.opened(2))
-    .execute(&mut conn)
-    .unwrap();
+    w.window(w.opened(1), w.opened(2));
     w.round(1, "up");
     w.round(2, "up");
     // Every validator saw a certificate expiring in three days.
