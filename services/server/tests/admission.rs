@@ -253,39 +253,33 @@ async fn the_operator_keeps_the_allowlist_and_everyone_sees_each_validators_stan
     api.call(Method::PUT, &path, Some(&owner), Some(body.clone()))
         .await
         .expect_error(403, "forbidden");
-    api.call(
-        Method::PUT,
-        "/api/v1/admission/allowlist/abc",
-        Some(OPERATOR_KEY),
-        Some(body.clone()),
-    )
-    .await
-    .expect_error(422, "validation_failed");
-    api.call(
-        Method::PUT,
-        &path,
-        Some(OPERATOR_KEY),
-        Some(json!({"note": "x".repeat(201)})),
-    )
-    .await
-    .expect_error(422, "validation_failed");
     // A NUL byte, which PostgreSQL text cannot hold, is refused before it gets there.
-    api.call(
-        Method::PUT,
-        &path,
-        Some(OPERATOR_KEY),
-        Some(json!({"note": "nul\u{0}byte"})),
-    )
-    .await
-    .expect_error(422, "validation_failed");
-    api.call(
-        Method::PUT,
-        &path,
-        Some(OPERATOR_KEY),
-        Some(json!({"nope": 1})),
-    )
-    .await
-    .expect_error(400, "malformed_json");
+    let bad = [
+        (
+            "/api/v1/admission/allowlist/abc",
+            body.clone(),
+            422,
+            "validation_failed",
+        ),
+        (
+            path.as_str(),
+            json!({"note": "x".repeat(201)}),
+            422,
+            "validation_failed",
+        ),
+        (
+            path.as_str(),
+            json!({"note": "nul\u{0}byte"}),
+            422,
+            "validation_failed",
+        ),
+        (path.as_str(), json!({"nope": 1}), 400, "malformed_json"),
+    ];
+    for (target, bad_body, status, code) in bad {
+        api.call(Method::PUT, target, Some(OPERATOR_KEY), Some(bad_body))
+            .await
+            .expect_error(status, code);
+    }
     api.get("/api/v1/admission/allowlist", Some(&owner))
         .await
         .expect_error(403, "forbidden");
