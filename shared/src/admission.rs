@@ -29,6 +29,15 @@ use crate::signing::PayoutAddress;
 /// The highest selection weight (the top of the reputation scale).
 pub const MAX_WEIGHT: u32 = 10_000;
 
+/// `MIN_STAKE_WEI`'s default: 1 ETH.
+const DEFAULT_MIN_STAKE_WEI: u64 = 1_000_000_000_000_000_000;
+/// `STAKE_FULL_WEIGHT_WEI`'s default, in multiples of the minimum stake.
+const DEFAULT_FULL_WEIGHT_STAKES: u64 = 10;
+/// `WARMUP_CHECKS`'s default.
+const DEFAULT_WARMUP_CHECKS: i64 = 1000;
+/// `WARMUP_FLOOR_WEIGHT`'s default: 1 % of the full weight.
+const DEFAULT_FLOOR_WEIGHT: u32 = 100;
+
 /// How keys are admitted to selection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AdmissionMode {
@@ -91,7 +100,7 @@ impl AdmissionPolicy {
     /// Reads the admission settings.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let mode: AdmissionMode = env.optional("VALIDATOR_ADMISSION", AdmissionMode::Stake)?;
-        let min_stake = env.amount("MIN_STAKE_WEI", U256::exp10(18))?;
+        let min_stake = env.amount("MIN_STAKE_WEI", U256::from(DEFAULT_MIN_STAKE_WEI))?;
         if mode == AdmissionMode::Stake && min_stake.is_zero() {
             return Err(invalid(
                 "MIN_STAKE_WEI",
@@ -101,7 +110,7 @@ impl AdmissionPolicy {
         }
         let full_weight_stake = env.amount(
             "STAKE_FULL_WEIGHT_WEI",
-            min_stake.saturating_mul(U256::from(10)),
+            min_stake.saturating_mul(U256::from(DEFAULT_FULL_WEIGHT_STAKES)),
         )?;
         if full_weight_stake < min_stake || full_weight_stake.is_zero() {
             return Err(invalid(
@@ -114,8 +123,12 @@ impl AdmissionPolicy {
             mode,
             min_stake,
             full_weight_stake,
-            warmup_checks: env.ranged("WARMUP_CHECKS", 1000, 1..=100_000_000)?,
-            floor_weight: env.ranged("WARMUP_FLOOR_WEIGHT", 100, 1..=MAX_WEIGHT)?,
+            warmup_checks: env.ranged("WARMUP_CHECKS", DEFAULT_WARMUP_CHECKS, 1..=100_000_000)?,
+            floor_weight: env.ranged(
+                "WARMUP_FLOOR_WEIGHT",
+                DEFAULT_FLOOR_WEIGHT,
+                1..=MAX_WEIGHT,
+            )?,
         })
     }
 
@@ -123,10 +136,11 @@ impl AdmissionPolicy {
     pub fn open() -> Self {
         AdmissionPolicy {
             mode: AdmissionMode::Open,
-            min_stake: U256::exp10(18),
-            full_weight_stake: U256::exp10(19),
-            warmup_checks: 1000,
-            floor_weight: 100,
+            min_stake: U256::from(DEFAULT_MIN_STAKE_WEI),
+            full_weight_stake: U256::from(DEFAULT_MIN_STAKE_WEI)
+                * U256::from(DEFAULT_FULL_WEIGHT_STAKES),
+            warmup_checks: DEFAULT_WARMUP_CHECKS,
+            floor_weight: DEFAULT_FLOOR_WEIGHT,
         }
     }
 
