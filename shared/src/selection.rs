@@ -154,10 +154,8 @@ pub fn choose_validators(
         .collect();
     pool.sort_by_key(|c| c.validator_id);
     pool.dedup_by_key(|c| c.validator_id);
-    let mut networks: Vec<&str> = pool.iter().filter_map(|c| c.network).collect();
-    networks.sort_unstable();
-    let networks_distinct = networks.windows(2).all(|w| w[0] != w[1]);
-    if pool.len() <= quorum && networks_distinct {
+    // Only a pool no larger than the quorum needs its networks compared.
+    if pool.len() <= quorum && networks_distinct(&pool) {
         return pool.iter().map(|c| c.validator_id).collect();
     }
     let mut hasher = Keccak256::new();
@@ -188,6 +186,13 @@ pub fn choose_validators(
         }
     }
     chosen
+}
+
+/// Whether no two of `pool` share a recorded network.
+fn networks_distinct(pool: &[Candidate<'_>]) -> bool {
+    let mut networks: Vec<&str> = pool.iter().filter_map(|c| c.network).collect();
+    networks.sort_unstable();
+    networks.windows(2).all(|w| w[0] != w[1])
 }
 
 /// A candidate as a round records it: `[validator_id, weight, network]` (rounds
