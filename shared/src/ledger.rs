@@ -14,6 +14,8 @@ pub enum Verdict {
     Up,
     /// The majority saw it down.
     Down,
+    /// The majority saw it answer correctly but over its response-time limit.
+    Degraded,
     /// No majority, or no results (never "down" for lack of validators).
     Unknown,
 }
@@ -24,6 +26,7 @@ impl Verdict {
         match self {
             Verdict::Up => "up",
             Verdict::Down => "down",
+            Verdict::Degraded => "degraded",
             Verdict::Unknown => "unknown",
         }
     }
@@ -32,25 +35,31 @@ impl Verdict {
         match self {
             Verdict::Up => 1,
             Verdict::Down => 2,
+            Verdict::Degraded => 3,
             Verdict::Unknown => 0,
         }
     }
 }
 
-/// The majority of `statuses` (`up`/`down`); a tie or nothing is unknown.
+/// The verdict of `statuses` (`up`/`down`/`degraded`): the status more results
+/// report than each other one (a plurality; with two states, the majority). A tie
+/// for the most, or nothing, is unknown: a split quorum moves no site.
 pub fn majority<'a>(statuses: impl IntoIterator<Item = &'a str>) -> Verdict {
-    let (mut up, mut down) = (0usize, 0usize);
+    let (mut up, mut down, mut degraded) = (0usize, 0usize, 0usize);
     for status in statuses {
         match status {
             "up" => up += 1,
             "down" => down += 1,
+            "degraded" => degraded += 1,
             _ => {}
         }
     }
-    if up > down {
+    if up > down && up > degraded {
         Verdict::Up
-    } else if down > up {
+    } else if down > up && down > degraded {
         Verdict::Down
+    } else if degraded > up && degraded > down {
+        Verdict::Degraded
     } else {
         Verdict::Unknown
     }
@@ -65,7 +74,7 @@ pub struct RoundAnswer {
     pub website_id: i64,
     /// The validator assigned.
     pub validator_id: i64,
-    /// `up`/`down` from the stored tick; `None` when missed.
+    /// `up`/`down`/`degraded` from the stored tick; `None` when missed.
     pub status: Option<String>,
 }
 
@@ -115,6 +124,7 @@ pub fn settle_round(round: i64, answers: &[RoundAnswer]) -> RoundOutcome {
             hasher.update([match a.status.as_deref() {
                 Some("up") => 1,
                 Some("down") => 2,
+                Some("degraded") => 3,
                 _ => 0,
             }]);
             let tally = tallies.entry(a.validator_id).or_default();
@@ -166,6 +176,10 @@ mod tests {
         assert_eq!(majority(["down"]), Verdict::Down);
         assert_eq!(majority(["up", "down"]), Verdict::Unknown);
         assert_eq!(majority([]), Verdict::Unknown);
+        assert_eq!(majority(["degraded", "degraded", "up"]), Verdict::Degraded);
+        assert_eq!(majority(["degraded", "up", "down"]), Verdict::Unknown);
+        assert_eq!(majority(["degraded", "down"]), Verdict::Unknown);
+        assert_eq!(majority(["up", "up", "degraded", "down"]), Verdict::Up);
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 pub mod admission;
 pub mod canary;
+pub mod check_spec;
 pub mod config;
 pub mod db;
 pub mod dev_values;

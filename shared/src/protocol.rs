@@ -5,19 +5,22 @@
 //! hub → validator   hello { protocol, hub_id, nonce }
 //! validator → hub   signup { public_key, payout_address, signature }
 //! hub → validator   signed_up { validator_id }
-//! hub → validator   validate { assignment_id, round, url, method, timeout_ms, keyword?, deadline_ms }
+//! hub → validator   validate { assignment_id, round, url, method, timeout_ms, keyword?,
+//!                              keyword_absent?, accepted_status?, json_path?, json_expected?,
+//!                              max_response_ms?, deadline_ms }
 //! validator → hub   result { assignment_id, status, http_status?, latency_ms, failure?,
-//!                            tls_expires_at_ms?, checked_at_ms, signature }
+//!                            tls_expires_at_ms?, checked_at_ms, spec_hash, signature }
 //! hub → validator   ack { assignment_ids }          (only once stored)
 //! hub → validator   error { code, message, assignment_id? }
 //! ```
 
 use serde::{Deserialize, Serialize};
 
+use crate::check_spec::{self, CheckSpec, JsonRule, KeywordRule, StatusRange};
 use crate::signing::{self, ResultFields, SigningError};
 
 /// The protocol version announced in `hello`.
-pub const PROTOCOL: &str = "overlaps/v1";
+pub const PROTOCOL: &str = "overlaps/v2";
 
 /// A message the hub sends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,11 +73,54 @@ pub struct ValidateRequest {
     pub method: String,
     /// Overall time limit of the check.
     pub timeout_ms: u32,
-    /// A string the body must contain.
+    /// A string the body must contain (or, with `keyword_absent`, must not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyword: Option<String>,
+    /// True: the site is down when `keyword` is in the body.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keyword_absent: bool,
+    /// Status ranges counted as up; absent or empty means 200–399.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub accepted_status: Vec<StatusRange>,
+    /// A JSONPath (subset, see `check_spec`) whose value must equal `json_expected`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_path: Option<String>,
+    /// The value expected at `json_path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub json_expected: Option<serde_json::Value>,
+    /// Slower than this (to the response headers) is `degraded`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_response_ms: Option<u32>,
     /// Results after this Unix-millisecond instant are refused.
     pub deadline_ms: i64,
+}
+
+impl ValidateRequest {
+    /// The check spec this request asks for (what a result's `spec_hash` binds).
+    pub fn spec(&self) -> CheckSpec {
+        CheckSpec {
+            url: self.url.clone(),
+            method: self.method.clone(),
+            timeout_ms: self.timeout_ms,
+            accepted_status: if self.accepted_status.is_empty() {
+                check_spec::DEFAULT_ACCEPTED.to_vec()
+            } else {
+                self.accepted_status.clone()
+            },
+            keyword: self.keyword.clone().map(|text| KeywordRule {
+                text,
+                absent: self.keyword_absent,
+            }),
+            json: match (&self.json_path, &self.json_expected) {
+                (Some(path), Some(expected)) => Some(JsonRule {
+                    path: path.clone(),
+                    expected: check_spec::canonical_json(expected),
+                }),
+                _ => None,
+            },
+            max_response_ms: self.max_response_ms,
+        }
+    }
 }
 
 /// A message a validator sends.
@@ -94,7 +140,7 @@ pub enum ValidatorMessage {
     Result(CheckResult),
 }
 
-/// Up or down.
+/// Up, down or degraded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CheckStatus {
@@ -102,15 +148,34 @@ pub enum CheckStatus {
     Up,
     /// It did not.
     Down,
+    /// It answered as expected, but slower than `max_response_ms`.
+    Degraded,
 }
 
 impl CheckStatus {
-    /// `up` or `down`, as stored.
+    /// `up`, `down` or `degraded`, as stored.
     pub fn as_str(self) -> &'static str {
         match self {
             CheckStatus::Up => "up",
             CheckStatus::Down => "down",
+            CheckStatus::Degraded => "degraded",
         }
+    }
+
+    /// The byte in the signed result: 1 up, 2 down, 3 degraded.
+    pub fn code(self) -> u8 {
+        match self {
+            CheckStatus::Up => 1,
+            CheckStatus::Down => 2,
+            CheckStatus::Degraded => 3,
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [CheckStatus::Up, CheckStatus::Down, CheckStatus::Degraded]
+            .into_iter()
+            .find(|s| s.as_str() == name)
     }
 }
 
@@ -132,11 +197,18 @@ pub enum FailureReason {
     KeywordMissing,
     /// Too many redirects.
     RedirectLoop,
+    /// The keyword that must be absent is in the body.
+    KeywordPresent,
+    /// The body is not JSON, or the value at `json_path` differs from `json_expected`.
+    JsonMismatch,
+    /// Every assertion passed, but the response came after `max_response_ms`
+    /// (the one failure of a `degraded` result).
+    TooSlow,
 }
 
 impl FailureReason {
     /// Every reason, in code order.
-    pub const ALL: [FailureReason; 7] = [
+    pub const ALL: [FailureReason; 10] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Connect,
@@ -144,9 +216,12 @@ impl FailureReason {
         FailureReason::HttpStatus,
         FailureReason::KeywordMissing,
         FailureReason::RedirectLoop,
+        FailureReason::KeywordPresent,
+        FailureReason::JsonMismatch,
+        FailureReason::TooSlow,
     ];
 
-    /// The code in the signed bytes (1..=7).
+    /// The code in the signed bytes (1..=10).
     pub fn code(self) -> u8 {
         match self {
             FailureReason::Timeout => 1,
@@ -156,6 +231,9 @@ impl FailureReason {
             FailureReason::HttpStatus => 5,
             FailureReason::KeywordMissing => 6,
             FailureReason::RedirectLoop => 7,
+            FailureReason::KeywordPresent => 8,
+            FailureReason::JsonMismatch => 9,
+            FailureReason::TooSlow => 10,
         }
     }
 
@@ -169,6 +247,9 @@ impl FailureReason {
             FailureReason::HttpStatus => "http_status",
             FailureReason::KeywordMissing => "keyword_missing",
             FailureReason::RedirectLoop => "redirect_loop",
+            FailureReason::KeywordPresent => "keyword_present",
+            FailureReason::JsonMismatch => "json_mismatch",
+            FailureReason::TooSlow => "too_slow",
         }
     }
 
@@ -186,7 +267,7 @@ pub const MAX_TIME_MS: i64 = 253_402_300_799_999;
 pub struct CheckResult {
     /// The assignment answered.
     pub assignment_id: i64,
-    /// Up or down.
+    /// Up, down or degraded.
     pub status: CheckStatus,
     /// HTTP status, when a response arrived.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,22 +282,36 @@ pub struct CheckResult {
     pub tls_expires_at_ms: Option<i64>,
     /// When the check ran, Unix milliseconds.
     pub checked_at_ms: i64,
+    /// SHA-256 of the check spec evaluated (`ValidateRequest::spec`), 32 bytes hex.
+    pub spec_hash: String,
     /// Signature over [`signing::result_bytes`], 64 bytes hex.
     pub signature: String,
 }
 
 impl CheckResult {
     /// The fields covered by the signature.
+    /// (Always the current layout: a hub speaks only `overlaps/v2`; a malformed
+    /// `spec_hash` becomes zeros, which no honest signature covers.)
     pub fn fields(&self) -> ResultFields {
         ResultFields {
             assignment_id: self.assignment_id,
-            up: self.status == CheckStatus::Up,
+            status_code: self.status.code(),
             http_status: self.http_status,
             latency_ms: self.latency_ms,
             failure_code: self.failure.map_or(0, FailureReason::code),
             tls_expires_at_ms: self.tls_expires_at_ms,
             checked_at_ms: self.checked_at_ms,
+            layout: signing::ResultLayout::V2 {
+                spec_hash: self.spec_hash_bytes().unwrap_or([0; 32]),
+            },
         }
+    }
+
+    /// The decoded 32-byte spec hash, if it is 64 hex digits.
+    pub fn spec_hash_bytes(&self) -> Option<[u8; 32]> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(&self.spec_hash, &mut out).ok()?;
+        Some(out)
     }
 
     /// Checks that the fields are consistent (before any signature work).
@@ -240,9 +335,18 @@ impl CheckResult {
         if !(0..=MAX_TIME_MS).contains(&self.checked_at_ms) {
             return Err("checked_at_ms must lie between 1970 and the year 9999");
         }
+        if self.spec_hash_bytes().is_none() {
+            return Err("spec_hash must be 32 bytes of hex");
+        }
         match (self.status, self.failure) {
             (CheckStatus::Up, Some(_)) => Err("an up result has no failure"),
             (CheckStatus::Down, None) => Err("a down result names its failure"),
+            (CheckStatus::Down, Some(FailureReason::TooSlow)) => {
+                Err("too_slow is the failure of a degraded result, not a down one")
+            }
+            (CheckStatus::Degraded, f) if f != Some(FailureReason::TooSlow) => {
+                Err("a degraded result names the failure too_slow")
+            }
             _ => Ok(()),
         }
     }
@@ -325,6 +429,11 @@ mod tests {
             method: "GET".into(),
             timeout_ms: 5000,
             keyword: None,
+            keyword_absent: false,
+            accepted_status: Vec::new(),
+            json_path: None,
+            json_expected: None,
+            max_response_ms: None,
             deadline_ms: 1,
         });
         let json = serde_json::to_string(&msg).unwrap();
@@ -338,7 +447,7 @@ mod tests {
     fn failure_codes_are_distinct_and_names_round_trip() {
         let mut codes: Vec<u8> = FailureReason::ALL.iter().map(|r| r.code()).collect();
         codes.dedup();
-        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
         for reason in FailureReason::ALL {
             assert_eq!(FailureReason::from_name(reason.as_str()), Some(reason));
         }

@@ -43,6 +43,7 @@ diesel::table! {
         updated_at -> Timestamptz,
         last_scheduled_at -> Nullable<Timestamptz>,
         canary -> Bool,
+        assertions -> Jsonb,
     }
 }
 
@@ -120,6 +121,8 @@ diesel::table! {
         deadline_at -> Timestamptz,
         state -> Text,
         answered_at -> Nullable<Timestamptz>,
+        spec_hash -> Nullable<Bytea>,
+        max_response_ms -> Nullable<Int4>,
     }
 }
 
@@ -137,6 +140,8 @@ diesel::table! {
         checked_at -> Timestamptz,
         received_at -> Timestamptz,
         signature -> Bytea,
+        protocol_version -> Int2,
+        spec_hash -> Nullable<Bytea>,
     }
 }
 
@@ -179,6 +184,7 @@ diesel::table! {
         latency_p95_ms -> Nullable<Int4>,
         latency_p99_ms -> Nullable<Int4>,
         maintenance_checks -> Int4,
+        degraded_checks -> Int4,
     }
 }
 

@@ -1,9 +1,11 @@
 //! Ed25519 identities, Ethereum payout addresses and the canonical byte strings
 //! that get signed.
 //!
-//! A signed payload is never JSON text: it is a domain tag (`overlaps/v1/...`)
+//! A signed payload is never JSON text: it is a domain tag (`overlaps/v2/...`)
 //! followed by fixed-width big-endian fields, so the hub and a validator (or an
 //! auditor, years later) derive exactly the same bytes from the same values.
+//! Results stored before `overlaps/v2` keep their `overlaps/v1` layout
+//! ([`ResultLayout::V1`]) and still verify.
 
 use std::fmt;
 use std::str::FromStr;
@@ -12,9 +14,11 @@ use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
 use sha3::{Digest, Keccak256};
 
 /// Domain tag of a signup signature.
-pub const SIGNUP_DOMAIN: &[u8] = b"overlaps/v1/signup";
+pub const SIGNUP_DOMAIN: &[u8] = b"overlaps/v2/signup";
 /// Domain tag of a check-result signature.
-pub const RESULT_DOMAIN: &[u8] = b"overlaps/v1/result";
+pub const RESULT_DOMAIN: &[u8] = b"overlaps/v2/result";
+/// Domain tag of a result signed under `overlaps/v1` (kept to verify old results).
+pub const RESULT_DOMAIN_V1: &[u8] = b"overlaps/v1/result";
 
 /// Why a key, signature or address was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -234,13 +238,48 @@ pub fn signup_bytes(hub_id: &str, nonce: &[u8; 32], payout: &PayoutAddress) -> V
     out
 }
 
+/// Which signed layout a result was made under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultLayout {
+    /// `overlaps/v1/result`: no spec hash (results stored before v2).
+    V1,
+    /// `overlaps/v2/result`: the v1 fields, then the check spec's SHA-256.
+    V2 {
+        /// SHA-256 of the canonical check spec evaluated.
+        spec_hash: [u8; 32],
+    },
+}
+
+impl ResultLayout {
+    /// The layout of a stored row: its `protocol_version` (1 or 2) and `spec_hash`.
+    /// A v2 row without a 32-byte hash gets zeros, which no signature covers.
+    pub fn from_record(protocol_version: i16, spec_hash: Option<&[u8]>) -> Self {
+        if protocol_version < 2 {
+            return ResultLayout::V1;
+        }
+        let mut hash = [0u8; 32];
+        if let Some(bytes) = spec_hash.filter(|b| b.len() == 32) {
+            hash.copy_from_slice(bytes);
+        }
+        ResultLayout::V2 { spec_hash: hash }
+    }
+
+    /// The version number stored beside the result.
+    pub fn version(self) -> i16 {
+        match self {
+            ResultLayout::V1 => 1,
+            ResultLayout::V2 { .. } => 2,
+        }
+    }
+}
+
 /// The signed fields of one check result, as stored in a tick.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ResultFields {
     /// The assignment answered.
     pub assignment_id: i64,
-    /// True when the site was up.
-    pub up: bool,
+    /// 1 up, 2 down, 3 degraded (v2 only).
+    pub status_code: u8,
     /// HTTP status, when a response arrived.
     pub http_status: Option<u16>,
     /// Milliseconds to the response or failure.
@@ -251,23 +290,54 @@ pub struct ResultFields {
     pub tls_expires_at_ms: Option<i64>,
     /// When the check ran, Unix milliseconds.
     pub checked_at_ms: i64,
+    /// The layout signed (and, for v2, the spec hash).
+    pub layout: ResultLayout,
+}
+
+/// A stored or published result, by name and instant (the inputs of
+/// [`ResultFields::from_record`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ResultRecord<'a> {
+    /// The assignment answered.
+    pub assignment_id: i64,
+    /// `up`, `down` or `degraded`.
+    pub status: &'a str,
+    /// HTTP status, when a response arrived.
+    pub http_status: Option<i16>,
+    /// Milliseconds to the response or failure.
+    pub latency_ms: i32,
+    /// Failure name.
+    pub failure: Option<&'a str>,
+    /// TLS certificate expiry.
+    pub tls_expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// When the check ran.
+    pub checked_at: chrono::DateTime<chrono::Utc>,
+    /// 1 for results signed under `overlaps/v1`, 2 under `overlaps/v2`.
+    pub protocol_version: i16,
+    /// The spec hash of a v2 result.
+    pub spec_hash: Option<&'a [u8]>,
 }
 
 impl ResultFields {
     /// Rebuilds the signed fields of a stored or published result (status and failure
-    /// by name, times as instants): the hub's ticks and the public round record alike.
-    pub fn from_record(
-        assignment_id: i64,
-        status: &str,
-        http_status: Option<i16>,
-        latency_ms: i32,
-        failure: Option<&str>,
-        tls_expires_at: Option<chrono::DateTime<chrono::Utc>>,
-        checked_at: chrono::DateTime<chrono::Utc>,
-    ) -> Self {
+    /// by name, times as instants): the hub's ticks and the public round record
+    /// alike; the layout follows the stored `protocol_version`.
+    pub fn from_record(record: ResultRecord<'_>) -> Self {
+        let ResultRecord {
+            assignment_id,
+            status,
+            http_status,
+            latency_ms,
+            failure,
+            tls_expires_at,
+            checked_at,
+            protocol_version,
+            spec_hash,
+        } = record;
         ResultFields {
             assignment_id,
-            up: status == "up",
+            status_code: crate::protocol::CheckStatus::from_name(status)
+                .map_or(0, crate::protocol::CheckStatus::code),
             http_status: http_status.and_then(|s| u16::try_from(s).ok()),
             latency_ms: u32::try_from(latency_ms).unwrap_or(u32::MAX),
             failure_code: failure
@@ -275,22 +345,32 @@ impl ResultFields {
                 .map_or(0, |f| f.code()),
             tls_expires_at_ms: tls_expires_at.map(|t| t.timestamp_millis()),
             checked_at_ms: checked_at.timestamp_millis(),
+            layout: ResultLayout::from_record(protocol_version, spec_hash),
         }
     }
 }
 
-/// The bytes a validator signs for a result, bound to the hub and the assignment.
+/// The bytes a validator signs for a result, bound to the hub and the assignment
+/// (and, under v2, to the check spec). The v2 layout is the v1 layout with another
+/// tag and the spec hash appended: every v1 field keeps its offset.
 pub fn result_bytes(hub_id: &str, fields: &ResultFields) -> Vec<u8> {
-    let mut out = start(RESULT_DOMAIN);
+    let domain = match fields.layout {
+        ResultLayout::V1 => RESULT_DOMAIN_V1,
+        ResultLayout::V2 { .. } => RESULT_DOMAIN,
+    };
+    let mut out = start(domain);
     put_str(&mut out, hub_id);
     out.extend_from_slice(&fields.assignment_id.to_be_bytes());
-    out.push(if fields.up { 1 } else { 2 });
+    out.push(fields.status_code);
     out.extend_from_slice(&fields.http_status.unwrap_or(0).to_be_bytes());
     out.extend_from_slice(&fields.latency_ms.to_be_bytes());
     out.push(fields.failure_code);
     out.push(u8::from(fields.tls_expires_at_ms.is_some()));
     out.extend_from_slice(&fields.tls_expires_at_ms.unwrap_or(0).to_be_bytes());
     out.extend_from_slice(&fields.checked_at_ms.to_be_bytes());
+    if let ResultLayout::V2 { spec_hash } = fields.layout {
+        out.extend_from_slice(&spec_hash);
+    }
     out
 }
 
@@ -374,12 +454,13 @@ mod tests {
     fn every_result_field_changes_the_signed_bytes() {
         let base = ResultFields {
             assignment_id: 42,
-            up: true,
+            status_code: 1,
             http_status: Some(200),
             latency_ms: 120,
             failure_code: 0,
             tls_expires_at_ms: Some(1_900_000_000_000),
             checked_at_ms: 1_800_000_000_000,
+            layout: ResultLayout::V2 { spec_hash: [7; 32] },
         };
         let reference = result_bytes("hub", &base);
         let variants = [
@@ -388,7 +469,19 @@ mod tests {
                 ..base.clone()
             },
             ResultFields {
-                up: false,
+                status_code: 2,
+                ..base.clone()
+            },
+            ResultFields {
+                status_code: 3,
+                ..base.clone()
+            },
+            ResultFields {
+                layout: ResultLayout::V2 { spec_hash: [8; 32] },
+                ..base.clone()
+            },
+            ResultFields {
+                layout: ResultLayout::V1,
                 ..base.clone()
             },
             ResultFields {
@@ -420,6 +513,33 @@ mod tests {
             assert_ne!(result_bytes("hub", &variant), reference, "{variant:?}");
         }
         assert_ne!(result_bytes("other-hub", &base), reference);
-        assert!(reference.starts_with(b"overlaps/v1/result\0"));
+        assert!(reference.starts_with(b"overlaps/v2/result\0"));
+    }
+
+    #[test]
+    fn the_v2_layout_extends_v1_keeping_every_offset() {
+        let v2 = ResultFields {
+            assignment_id: 42,
+            status_code: 2,
+            http_status: Some(503),
+            latency_ms: 120,
+            failure_code: 5,
+            tls_expires_at_ms: None,
+            checked_at_ms: 1_800_000_000_000,
+            layout: ResultLayout::V2 { spec_hash: [9; 32] },
+        };
+        let v1 = ResultFields {
+            layout: ResultLayout::V1,
+            ..v2.clone()
+        };
+        let (new, old) = (result_bytes("hub", &v2), result_bytes("hub", &v1));
+        assert_eq!(new.len(), old.len() + 32);
+        assert_eq!(
+            new[18..old.len()],
+            old[18..],
+            "same fields at the same offsets"
+        );
+        assert_eq!(&new[old.len()..], &[9u8; 32]);
+        assert!(old.starts_with(b"overlaps/v1/result\0"));
     }
 }

@@ -161,6 +161,8 @@ fn tick_at(assignment_id: i64, received_at: chrono::DateTime<Utc>) -> Tick {
         checked_at: received_at,
         received_at,
         signature: vec![7; 64],
+        protocol_version: 1,
+        spec_hash: None,
     }
 }
 

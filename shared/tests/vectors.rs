@@ -32,7 +32,7 @@ fn address(text: &str) -> [u8; 20] {
 }
 
 /// The failure-code table of PROTOCOL.md.
-const FAILURE_CODES: [(&str, u8); 7] = [
+const FAILURE_CODES: [(&str, u8); 10] = [
     ("timeout", 1),
     ("dns", 2),
     ("connect", 3),
@@ -40,6 +40,9 @@ const FAILURE_CODES: [(&str, u8); 7] = [
     ("http_status", 5),
     ("keyword_missing", 6),
     ("redirect_loop", 7),
+    ("keyword_present", 8),
+    ("json_mismatch", 9),
+    ("too_slow", 10),
 ];
 
 #[test]
@@ -71,7 +74,7 @@ fn failure_codes_and_messages_are_as_documented() {
         .map(|(n, c)| (n.to_string(), *c))
         .collect();
     assert_eq!(table, documented);
-    assert_eq!(v.protocol, "overlaps/v1");
+    assert_eq!(v.protocol, "overlaps/v2");
     // Every message is one JSON object tagged by `type`, and every type appears.
     let mut types: Vec<String> = v
         .messages
@@ -127,7 +130,7 @@ fn signup_bytes_are_assembled_as_documented_and_signed_with_ed25519() {
     let v = committed();
     assert_eq!(v.signup.len(), 2);
     for s in &v.signup {
-        let mut bytes = start("overlaps/v1/signup", &s.hub_id);
+        let mut bytes = start("overlaps/v2/signup", &s.hub_id);
         bytes.extend_from_slice(&b32(&s.nonce));
         bytes.extend_from_slice(&address(&s.payout_address));
         assert_eq!(hex::encode(&bytes), s.bytes, "{}", s.hub_id);
@@ -140,18 +143,149 @@ fn signup_bytes_are_assembled_as_documented_and_signed_with_ed25519() {
     }
 }
 
+/// Appends a u16-length-prefixed string.
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// JSON with object keys sorted and no whitespace, written out by hand.
+fn canonical(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let members: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        canonical(&map[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The check-spec bytes of PROTOCOL.md §4 from a `validate` message.
+fn spec_bytes(m: &serde_json::Value) -> Vec<u8> {
+    let mut out = b"overlaps/v2/check-spec".to_vec();
+    out.push(0);
+    let url = m["url"].as_str().unwrap();
+    out.push(if url.starts_with("tcp://") { 2 } else { 1 }); // kind: http(s) or tcp
+    put_str(&mut out, m["url"].as_str().unwrap());
+    put_str(&mut out, m["method"].as_str().unwrap());
+    out.extend_from_slice(&(m["timeout_ms"].as_u64().unwrap() as u32).to_be_bytes());
+    let ranges: Vec<(u16, u16)> = match m.get("accepted_status") {
+        Some(list) => list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["from"].as_u64().unwrap() as u16,
+                    r["to"].as_u64().unwrap() as u16,
+                )
+            })
+            .collect(),
+        None => vec![(200, 399)],
+    };
+    out.push(ranges.len() as u8);
+    for (from, to) in ranges {
+        out.extend_from_slice(&from.to_be_bytes());
+        out.extend_from_slice(&to.to_be_bytes());
+    }
+    match m.get("keyword") {
+        None => out.push(0),
+        Some(k) => {
+            let absent = m.get("keyword_absent").is_some_and(|a| a == true);
+            out.push(if absent { 2 } else { 1 });
+            put_str(&mut out, k.as_str().unwrap());
+        }
+    }
+    match (m.get("json_path"), m.get("json_expected")) {
+        (Some(path), Some(expected)) => {
+            out.push(1);
+            put_str(&mut out, path.as_str().unwrap());
+            put_str(&mut out, &canonical(expected));
+        }
+        _ => out.push(0),
+    }
+    match m.get("max_response_ms") {
+        None => out.push(0),
+        Some(limit) => {
+            out.push(1);
+            out.extend_from_slice(&(limit.as_u64().unwrap() as u32).to_be_bytes());
+        }
+    }
+    out
+}
+
+#[test]
+fn check_spec_bytes_and_hashes_are_as_documented() {
+    use sha2::Digest;
+    let v = committed();
+    assert_eq!(v.check_specs.len(), 4);
+    for c in &v.check_specs {
+        let m: serde_json::Value = serde_json::from_str(&c.message).unwrap();
+        assert_eq!(m["type"], "validate");
+        let bytes = spec_bytes(&m);
+        assert_eq!(hex::encode(&bytes), c.bytes, "{m}");
+        assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), c.spec_hash);
+    }
+    // Every assertion appears in at least one vector.
+    let text: String = v.check_specs.iter().map(|c| c.message.clone()).collect();
+    for field in [
+        "keyword_absent",
+        "accepted_status",
+        "json_path",
+        "json_expected",
+        "max_response_ms",
+    ] {
+        assert!(text.contains(field), "{field}");
+    }
+}
+
+#[test]
+fn v1_results_keep_their_layout_and_verify() {
+    let v = committed();
+    assert!(!v.results_v1.is_empty());
+    for r in &v.results_v1 {
+        let bytes = hex::decode(&r.bytes).unwrap();
+        assert!(bytes.starts_with(b"overlaps/v1/result\0"));
+        // tag+0, hub id, then the 31 bytes of fields: no spec hash.
+        assert_eq!(
+            bytes.len(),
+            19 + 2 + r.hub_id.len() + 8 + 1 + 2 + 4 + 1 + 1 + 8 + 8
+        );
+        check_signature(&r.key_seed, &r.public_key, &bytes, &r.signature);
+    }
+}
+
 #[test]
 fn result_bytes_are_assembled_as_documented_with_every_failure_code() {
     let v = committed();
+    let specs: Vec<String> = v.check_specs.iter().map(|c| c.spec_hash.clone()).collect();
     let mut failures_seen = Vec::new();
     for r in &v.results {
         let m = &r.message;
         assert_eq!(m["type"], "result");
-        let mut bytes = start("overlaps/v1/result", &r.hub_id);
+        let mut bytes = start("overlaps/v2/result", &r.hub_id);
         bytes.extend_from_slice(&m["assignment_id"].as_i64().unwrap().to_be_bytes());
         bytes.push(match m["status"].as_str().unwrap() {
             "up" => 1,
             "down" => 2,
+            "degraded" => 3,
             other => panic!("status {other}"),
         });
         let http = m
@@ -177,6 +311,9 @@ fn result_bytes_are_assembled_as_documented_with_every_failure_code() {
             }
         }
         bytes.extend_from_slice(&m["checked_at_ms"].as_i64().unwrap().to_be_bytes());
+        let spec_hash = m["spec_hash"].as_str().unwrap();
+        assert!(specs.iter().any(|s| s == spec_hash), "a vector's spec hash");
+        bytes.extend_from_slice(&b32(spec_hash));
         assert_eq!(hex::encode(&bytes), r.bytes, "{m}");
         assert_eq!(m["signature"], r.signature.as_str());
         check_signature(&r.key_seed, &r.public_key, &bytes, &r.signature);
@@ -375,10 +512,16 @@ fn round_verdicts_results_hash_and_chain_hash_follow_the_documented_layout() {
                     .filter(|a| a.status.as_deref() == Some(s))
                     .count()
             };
-            let (verdict, code) = match count("up").cmp(&count("down")) {
-                std::cmp::Ordering::Greater => ("up", 1u8),
-                std::cmp::Ordering::Less => ("down", 2),
-                std::cmp::Ordering::Equal => ("unknown", 0),
+            // The status reported more often than each other one; a tie for the
+            // most is unknown.
+            let tallies =
+                [("up", 1u8), ("down", 2), ("degraded", 3)].map(|(s, c)| (count(s), s, c));
+            let most = tallies.iter().map(|t| t.0).max().unwrap();
+            let leaders: Vec<_> = tallies.iter().filter(|t| t.0 == most).collect();
+            let (verdict, code) = if leaders.len() == 1 {
+                (leaders[0].1, leaders[0].2)
+            } else {
+                ("unknown", 0)
             };
             verdicts.push((site, verdict.to_owned()));
             preimage.extend_from_slice(&site.to_be_bytes());
@@ -389,6 +532,7 @@ fn round_verdicts_results_hash_and_chain_hash_follow_the_documented_layout() {
                 preimage.push(match a.status.as_deref() {
                     Some("up") => 1,
                     Some("down") => 2,
+                    Some("degraded") => 3,
                     _ => 0,
                 });
             }

@@ -50,6 +50,8 @@ pub struct CloseSummary {
     pub up: usize,
     /// Sites decided down.
     pub down: usize,
+    /// Sites decided degraded.
+    pub degraded: usize,
     /// Sites with no majority.
     pub unknown: usize,
     /// Incidents opened.
@@ -108,6 +110,8 @@ struct Answer {
     latency_ms: Option<i32>,
     #[diesel(sql_type = Nullable<Timestamptz>)]
     tls_expires_at: Option<DateTime<Utc>>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    max_response_ms: Option<i32>,
 }
 
 #[derive(QueryableByName)]
@@ -167,7 +171,7 @@ pub fn close_round(
             .execute(conn)?;
         let answers: Vec<Answer> = diesel::sql_query(
             "SELECT a.id, a.website_id, a.validator_id, a.state, t.status, t.failure, t.http_status, t.latency_ms, \
-                    t.tls_expires_at \
+                    t.tls_expires_at, a.max_response_ms \
              FROM check_assignments a LEFT JOIN ticks t ON t.assignment_id = a.id \
              WHERE a.round_number = $1 ORDER BY a.website_id, a.id",
         )
@@ -207,6 +211,7 @@ pub fn close_round(
             match verdict {
                 Verdict::Up => summary.up += 1,
                 Verdict::Down => summary.down += 1,
+                Verdict::Degraded => summary.degraded += 1,
                 Verdict::Unknown => summary.unknown += 1,
             }
             let settled = Settled { site, round, now, verdict, in_maintenance };
@@ -222,6 +227,7 @@ pub fn close_round(
             let counts = RoundCounts {
                 up: answers.iter().filter(|a| a.status.as_deref() == Some("up")).count(),
                 down: answers.iter().filter(|a| a.status.as_deref() == Some("down")).count(),
+                degraded: answers.iter().filter(|a| a.status.as_deref() == Some("degraded")).count(),
                 unknown: verdict == Verdict::Unknown,
                 maintenance: in_maintenance,
                 has_latency: answers.iter().any(|a| a.latency_ms.is_some()),
@@ -349,7 +355,8 @@ fn apply_verdict(
                 1
             };
             pending = Some(observed.to_owned());
-            let needed = if verdict == Verdict::Down {
+            // Degraded is confirmed like down: both alert.
+            let needed = if matches!(verdict, Verdict::Down | Verdict::Degraded) {
                 policy.confirmations_down
             } else {
                 policy.confirmations_up
@@ -387,14 +394,20 @@ fn apply_verdict(
                 json!({
                     "assignment_id": a.id, "validator_id": a.validator_id, "state": a.state,
                     "status": a.status, "failure": a.failure, "http_status": a.http_status,
-                    "latency_ms": a.latency_ms,
+                    "latency_ms": a.latency_ms, "max_response_ms": a.max_response_ms,
                 })
             })
             .collect::<Vec<_>>(),
     );
     match verdict {
-        Verdict::Down => {
-            let cause = most_common_failure(answers);
+        Verdict::Down | Verdict::Degraded => {
+            // A degraded site's incident has the cause `degraded`; from degraded to
+            // down (or back) the open incident carries on (one per outage).
+            let cause = if verdict == Verdict::Degraded {
+                "degraded".to_owned()
+            } else {
+                most_common_failure(answers)
+            };
             let incident = diesel::sql_query(
                 "INSERT INTO incidents (website_id, opened_at, opened_round, cause, evidence, opened_in_maintenance) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING id",

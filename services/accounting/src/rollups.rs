@@ -12,6 +12,8 @@ pub struct RoundCounts {
     pub up: usize,
     /// Results `down`.
     pub down: usize,
+    /// Results `degraded` (counted apart from up and down).
+    pub degraded: usize,
     /// Whether the quorum could not decide.
     pub unknown: bool,
     /// Whether the round opened inside one of the site's maintenance windows.
@@ -23,8 +25,8 @@ pub struct RoundCounts {
 /// Adds the round to the site's rollup for the hour the round opened in.
 ///
 /// A maintenance round's results count in `checks` and `maintenance_checks`,
-/// never in `up`/`down`: uptime is `up / (up + down)`, so the window's time is
-/// left out of it, outage or not.
+/// never in `up`/`down`/`degraded_checks`: uptime is `up / (up + down +
+/// degraded)`, so the window's time is left out of it, outage or not.
 pub fn add_round(
     conn: &mut PgConnection,
     site: i64,
@@ -37,26 +39,29 @@ pub fn add_round(
         .and_then(|t| t.with_nanosecond(0))
         .unwrap_or(opened_at);
     let int = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
-    let (up, down, maintenance) = if counts.maintenance {
-        (0, 0, counts.up + counts.down)
+    let answered = counts.up + counts.down + counts.degraded;
+    let (up, down, degraded, maintenance) = if counts.maintenance {
+        (0, 0, 0, answered)
     } else {
-        (counts.up, counts.down, 0)
+        (counts.up, counts.down, counts.degraded, 0)
     };
     diesel::sql_query(
-        "INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds, maintenance_checks) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) \
+        "INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds, maintenance_checks, degraded_checks) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
          ON CONFLICT (website_id, hour) DO UPDATE SET checks = website_hourly_rollups.checks + EXCLUDED.checks, \
            up = website_hourly_rollups.up + EXCLUDED.up, down = website_hourly_rollups.down + EXCLUDED.down, \
            unknown_rounds = website_hourly_rollups.unknown_rounds + EXCLUDED.unknown_rounds, \
-           maintenance_checks = website_hourly_rollups.maintenance_checks + EXCLUDED.maintenance_checks",
+           maintenance_checks = website_hourly_rollups.maintenance_checks + EXCLUDED.maintenance_checks, \
+           degraded_checks = website_hourly_rollups.degraded_checks + EXCLUDED.degraded_checks",
     )
     .bind::<BigInt, _>(site)
     .bind::<Timestamptz, _>(hour)
-    .bind::<Int4, _>(int(counts.up + counts.down))
+    .bind::<Int4, _>(int(answered))
     .bind::<Int4, _>(int(up))
     .bind::<Int4, _>(int(down))
     .bind::<Int4, _>(i32::from(counts.unknown))
     .bind::<Int4, _>(int(maintenance))
+    .bind::<Int4, _>(int(degraded))
     .execute(conn)?;
     if counts.has_latency {
         // Percentiles over the hour's ticks of this site (one hour of one site, by index).

@@ -119,6 +119,8 @@ impl World {
                         checked_at: now,
                         received_at: now,
                         signature: vec![1; 64],
+                        protocol_version: 1,
+                        spec_hash: None,
                     })
                     .execute(&mut conn)
                     .unwrap();
@@ -454,6 +456,8 @@ impl World {
                     checked_at: now,
                     received_at: now,
                     signature: vec![1; 64],
+                    protocol_version: 1,
+                    spec_hash: None,
                 })
                 .execute(&mut conn)
                 .unwrap();

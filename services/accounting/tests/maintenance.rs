@@ -129,6 +129,8 @@ impl World {
                     checked_at: now,
                     received_at: now,
                     signature: vec![1; 64],
+                    protocol_version: 1,
+                    spec_hash: None,
                 })
                 .execute(&mut conn)
                 .unwrap();

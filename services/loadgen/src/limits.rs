@@ -52,6 +52,8 @@ pub fn raw_copy_rows_per_second(conn: &mut PgConnection, rows: usize) -> anyhow:
             checked_at: now,
             received_at: now,
             signature: vec![7; 64],
+            protocol_version: 2,
+            spec_hash: Some(vec![5; 32]),
         })
         .collect();
     let mut elapsed = Duration::ZERO;

@@ -300,6 +300,7 @@ async fn validator(
                     failure: None,
                     tls_expires_at_ms: None,
                     checked_at_ms: Utc::now().timestamp_millis(),
+                    spec_hash: hex::encode(request.spec().hash()),
                     signature: String::new(),
                 }
                 .sign(hub_id, &key);

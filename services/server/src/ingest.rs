@@ -12,10 +12,10 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Bytea, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bool, Bytea, Int4, Nullable, Text, Timestamptz};
 use overlaps_shared::db::Database;
 use overlaps_shared::models::Tick;
-use overlaps_shared::protocol::{CheckResult, ErrorCode};
+use overlaps_shared::protocol::{CheckResult, CheckStatus, ErrorCode};
 use overlaps_shared::schema::ticks;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
@@ -233,6 +233,10 @@ struct AssignmentState {
     due_at: DateTime<Utc>,
     #[diesel(sql_type = Nullable<Bytea>)]
     signature: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    spec_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    max_response_ms: Option<i32>,
 }
 
 fn millis(ms: i64) -> Option<DateTime<Utc>> {
@@ -254,17 +258,33 @@ fn store_batch(
         .iter()
         .map(|r| millis(r.result.checked_at_ms).unwrap_or_default() + skew)
         .collect();
+    let spec_hashes: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|r| r.result.spec_hash_bytes().unwrap_or_default().to_vec())
+        .collect();
+    let statuses: Vec<&str> = rows.iter().map(|r| r.result.status.as_str()).collect();
+    let latencies: Vec<i32> = rows
+        .iter()
+        .map(|r| i32::try_from(r.result.latency_ms).unwrap_or(i32::MAX))
+        .collect();
     let stored: HashMap<i64, usize> = conn.transaction(|conn| {
         let answered: Vec<Answered> = diesel::sql_query(
             "UPDATE check_assignments a SET state = 'answered', answered_at = now() \
-             FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[]) AS r(id, validator_id, latest_due) \
+             FROM unnest($1::bigint[], $2::bigint[], $3::timestamptz[], $4::bytea[], $5::text[], $6::int[]) \
+                  AS r(id, validator_id, latest_due, spec_hash, status, latency_ms) \
              WHERE a.id = r.id AND a.validator_id = r.validator_id \
                AND a.state = 'pending' AND a.deadline_at > now() AND a.due_at <= r.latest_due \
+               AND a.spec_hash = r.spec_hash \
+               AND (r.status <> 'degraded' OR r.latency_ms > a.max_response_ms) \
+               AND (r.status <> 'up' OR a.max_response_ms IS NULL OR r.latency_ms <= a.max_response_ms) \
              RETURNING a.id, a.round_number, a.website_id",
         )
         .bind::<Array<BigInt>, _>(&ids)
         .bind::<Array<BigInt>, _>(&validators)
         .bind::<Array<Timestamptz>, _>(&latest_due)
+        .bind::<Array<Bytea>, _>(&spec_hashes)
+        .bind::<Array<Text>, _>(&statuses)
+        .bind::<Array<Int4>, _>(&latencies)
         .load(conn)?;
         let received_at = Utc::now();
         let mut stored = HashMap::with_capacity(answered.len());
@@ -289,6 +309,8 @@ fn store_batch(
                 checked_at: millis(r.checked_at_ms).unwrap_or(received_at),
                 received_at,
                 signature: row.signature.to_vec(),
+                protocol_version: 2,
+                spec_hash: r.spec_hash_bytes().map(|h| h.to_vec()),
             });
             stored.insert(a.id, index);
             *per_round.entry(a.round_number).or_default() += 1;
@@ -312,7 +334,7 @@ fn store_batch(
     } else {
         diesel::sql_query(
             "SELECT a.id, a.validator_id, a.state, a.deadline_at <= now() AS past_deadline, \
-                    a.due_at, t.signature \
+                    a.due_at, t.signature, a.spec_hash, a.max_response_ms \
              FROM check_assignments a LEFT JOIN ticks t ON t.assignment_id = a.id \
              WHERE a.id = ANY($1)",
         )
@@ -369,8 +391,37 @@ fn classify(row: &ResultRow, state: Option<&AssignmentState>, skew: chrono::Dura
                 format!("checked_at_ms is before assignment {id} was sent"),
             )
         }
+        _ if row.result.spec_hash_bytes().map(|h| h.to_vec()) != state.spec_hash => {
+            Outcome::Refused(
+                ErrorCode::InvalidResult,
+                format!("spec_hash is not the hash of the check sent with assignment {id}"),
+            )
+        }
+        _ if contradicts_limit(&row.result, state.max_response_ms) => Outcome::Refused(
+            ErrorCode::InvalidResult,
+            format!(
+                "{} with latency_ms {} contradicts the limit of assignment {id} ({})",
+                row.result.status.as_str(),
+                row.result.latency_ms,
+                state
+                    .max_response_ms
+                    .map_or_else(|| "none".to_owned(), |ms| format!("{ms} ms")),
+            ),
+        ),
         // Pending and in time, yet not updated: a concurrent batch holds it. Retry.
         _ => Outcome::Unavailable,
+    }
+}
+
+/// Whether a result's status contradicts the assignment's response-time limit:
+/// `degraded` needs a latency over it, `up` one within it.
+fn contradicts_limit(result: &CheckResult, limit: Option<i32>) -> bool {
+    let latency = i64::from(result.latency_ms);
+    match (result.status, limit) {
+        (CheckStatus::Degraded, None) => true,
+        (CheckStatus::Degraded, Some(limit)) => latency <= i64::from(limit),
+        (CheckStatus::Up, Some(limit)) => latency > i64::from(limit),
+        _ => false,
     }
 }
 
@@ -394,6 +445,7 @@ mod tests {
                 failure: None,
                 tls_expires_at_ms: None,
                 checked_at_ms: 0,
+                spec_hash: String::new(),
                 signature: String::new(),
             },
             signature: [0; 64],

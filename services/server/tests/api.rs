@@ -1184,7 +1184,7 @@ async fn validators_rounds_eons_and_merkle_proofs() {
     assert_eq!(
         terms,
         serde_json::json!({
-            "protocol": "overlaps/v1",
+            "protocol": "overlaps/v2",
             "hub_id": "api-test-hub",
             "reward_per_check": "123456789012345678901234567890",
         })

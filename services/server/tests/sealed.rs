@@ -219,6 +219,7 @@ fn result(key: &Keypair, assignment_id: i64, latency_ms: u32, tls: Option<i64>) 
         failure: None,
         tls_expires_at_ms: tls,
         checked_at_ms: Utc::now().timestamp_millis(),
+        spec_hash: common::spec_hash_for("https://example.com/", 5000),
         signature: String::new(),
     }
     .sign(HUB_ID, key)

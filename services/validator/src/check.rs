@@ -1,10 +1,13 @@
 //! One website check: HTTP(S) GET or HEAD under a hard overall timeout (slow bodies
-//! included), bounded redirects, an optional keyword in the first KiB of the body,
-//! and the TLS certificate's expiry.
+//! included), bounded redirects, the site's assertions (accepted status codes, a
+//! keyword present or absent in the scanned part of the body, a JSON value, a
+//! response-time limit that makes a correct answer `degraded`) and the TLS
+//! certificate's expiry.
 
 use std::error::Error as StdError;
 use std::time::{Duration, Instant};
 
+use overlaps_shared::check_spec::{self, CheckSpec, PathStep};
 use overlaps_shared::protocol::{CheckStatus, FailureReason, ValidateRequest};
 
 use overlaps_shared::ssrf::{self as guard, DnsFailure, ForbiddenTarget, GuardedResolver};
@@ -38,6 +41,22 @@ pub enum Refused {
     /// Neither GET nor HEAD.
     #[error("unsupported method {0:?}")]
     Method(String),
+    /// An assertion this node cannot evaluate (a JSONPath outside the subset, a
+    /// path without its expected value).
+    #[error("bad assertion: {0}")]
+    BadAssertion(String),
+}
+
+/// The body assertions of one check, parsed.
+struct BodyRules<'a> {
+    keyword: Option<(&'a str, bool)>,
+    json: Option<(Vec<PathStep>, serde_json::Value)>,
+}
+
+impl BodyRules<'_> {
+    fn any(&self) -> bool {
+        self.keyword.is_some() || self.json.is_some()
+    }
 }
 
 /// Redirect chain longer than allowed.
@@ -110,19 +129,42 @@ impl Checker {
     /// Checks one site as `request` asks.
     pub async fn check(&self, request: &ValidateRequest) -> Result<CheckOutcome, Refused> {
         let url = self.admit(request)?;
+        if url.scheme() == "tcp" {
+            return self.check_tcp(request, &url).await;
+        }
         let method = match request.method.as_str() {
             "GET" => reqwest::Method::GET,
             "HEAD" => reqwest::Method::HEAD,
             other => return Err(Refused::Method(other.to_owned())),
         };
+        if request.json_path.is_some() != request.json_expected.is_some() {
+            return Err(Refused::BadAssertion(
+                "json_path and json_expected come together".into(),
+            ));
+        }
+        let spec = request.spec();
+        // A body is read only for GET: HEAD has none, so body assertions do not apply.
+        let is_get = method == reqwest::Method::GET;
+        let json = match (&request.json_path, &request.json_expected) {
+            (Some(path), Some(expected)) if is_get => Some((
+                check_spec::parse_json_path(path)
+                    .map_err(|e| Refused::BadAssertion(e.to_string()))?,
+                expected.clone(),
+            )),
+            _ => None,
+        };
+        let rules = BodyRules {
+            keyword: request
+                .keyword
+                .as_deref()
+                .filter(|_| is_get)
+                .map(|k| (k, request.keyword_absent)),
+            json,
+        };
         let checked_at_ms = chrono::Utc::now().timestamp_millis();
         let started = Instant::now();
         let timeout = Duration::from_millis(u64::from(request.timeout_ms.max(1)));
-        let keyword = request
-            .keyword
-            .as_deref()
-            .filter(|_| method == reqwest::Method::GET);
-        let run = self.fetch(url, method, keyword, started);
+        let run = self.fetch(url, method, &spec, &rules, started);
         let found = match tokio::time::timeout(timeout, run).await {
             Ok(found) => found,
             Err(_) => Err(Failure::Reason(FailureReason::Timeout, None)),
@@ -130,14 +172,23 @@ impl Checker {
         let latency =
             |at: Instant| u32::try_from(at.duration_since(started).as_millis()).unwrap_or(u32::MAX);
         match found {
-            Ok(found) => Ok(CheckOutcome {
-                status: CheckStatus::Up,
-                http_status: Some(found.http_status),
-                latency_ms: latency(found.headers_at),
-                failure: None,
-                tls_expires_at_ms: found.tls_expires_at_ms,
-                checked_at_ms,
-            }),
+            Ok(found) => {
+                let latency_ms = latency(found.headers_at);
+                // Every assertion passed; only the time limit can still fault it.
+                let slow = spec.max_response_ms.is_some_and(|limit| latency_ms > limit);
+                Ok(CheckOutcome {
+                    status: if slow {
+                        CheckStatus::Degraded
+                    } else {
+                        CheckStatus::Up
+                    },
+                    http_status: Some(found.http_status),
+                    latency_ms,
+                    failure: slow.then_some(FailureReason::TooSlow),
+                    tls_expires_at_ms: found.tls_expires_at_ms,
+                    checked_at_ms,
+                })
+            }
             Err(Failure::Reason(reason, response)) => Ok(CheckOutcome {
                 status: CheckStatus::Down,
                 http_status: response.as_ref().map(|r| r.http_status),
@@ -152,12 +203,79 @@ impl Checker {
         }
     }
 
+    /// A TCP check: up when a connection to `host:port` completes within the
+    /// timeout (degraded when that took longer than `max_response_ms`). Names are
+    /// resolved through the guard, so a private target is refused like for HTTP.
+    async fn check_tcp(
+        &self,
+        request: &ValidateRequest,
+        url: &reqwest::Url,
+    ) -> Result<CheckOutcome, Refused> {
+        let port = url.port().unwrap_or(0);
+        let checked_at_ms = chrono::Utc::now().timestamp_millis();
+        let started = Instant::now();
+        let timeout = Duration::from_millis(u64::from(request.timeout_ms.max(1)));
+        let allow_private = self.allow_private;
+        let host = url.host().map(|h| h.to_owned());
+        let connect = async move {
+            let addrs: Vec<std::net::SocketAddr> = match host {
+                Some(url::Host::Ipv4(ip)) => vec![(ip, port).into()],
+                Some(url::Host::Ipv6(ip)) => vec![(ip, port).into()],
+                Some(url::Host::Domain(name)) => match guard::resolve(&name, allow_private).await {
+                    Ok(addrs) => addrs
+                        .into_iter()
+                        .map(|a| std::net::SocketAddr::new(a.ip(), port))
+                        .collect(),
+                    Err(err) if guard::is_refusal(err.as_ref()) => {
+                        return Err(Failure::Forbidden(err.to_string()));
+                    }
+                    Err(_) => return Err(Failure::Reason(FailureReason::Dns, None)),
+                },
+                None => return Err(Failure::Reason(FailureReason::Dns, None)),
+            };
+            for addr in addrs {
+                if tokio::net::TcpStream::connect(addr).await.is_ok() {
+                    return Ok(());
+                }
+            }
+            Err(Failure::Reason(FailureReason::Connect, None))
+        };
+        let found = match tokio::time::timeout(timeout, connect).await {
+            Ok(found) => found,
+            Err(_) => Err(Failure::Reason(FailureReason::Timeout, None)),
+        };
+        let latency_ms = u32::try_from(started.elapsed().as_millis()).unwrap_or(u32::MAX);
+        let (status, failure) = match found {
+            Ok(())
+                if request
+                    .max_response_ms
+                    .is_some_and(|limit| latency_ms > limit) =>
+            {
+                (CheckStatus::Degraded, Some(FailureReason::TooSlow))
+            }
+            Ok(()) => (CheckStatus::Up, None),
+            Err(Failure::Reason(reason, _)) => (CheckStatus::Down, Some(reason)),
+            Err(Failure::Forbidden(target)) => return Err(Refused::Forbidden(target)),
+        };
+        Ok(CheckOutcome {
+            status,
+            http_status: None,
+            latency_ms,
+            failure,
+            tls_expires_at_ms: None,
+            checked_at_ms,
+        })
+    }
+
     /// Parses the URL and applies the guard to IP literals and resolved names.
     fn admit(&self, request: &ValidateRequest) -> Result<reqwest::Url, Refused> {
         let bad = |why: &str| Refused::BadUrl(request.url.clone(), why.to_owned());
         let url = reqwest::Url::parse(&request.url).map_err(|e| bad(&e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(bad("only http and https are checked"));
+        if !matches!(url.scheme(), "http" | "https" | "tcp") {
+            return Err(bad("only http, https and tcp are checked"));
+        }
+        if url.scheme() == "tcp" && url.port().is_none() {
+            return Err(bad("a tcp target names its port"));
         }
         let Some(host) = url.host_str() else {
             return Err(bad("no host"));
@@ -174,7 +292,8 @@ impl Checker {
         &self,
         url: reqwest::Url,
         method: reqwest::Method,
-        keyword: Option<&str>,
+        spec: &CheckSpec,
+        rules: &BodyRules<'_>,
         started: Instant,
     ) -> Result<Response, Failure> {
         let response = self
@@ -188,40 +307,65 @@ impl Checker {
             headers_at: Instant::now().max(started),
             tls_expires_at_ms: tls_expiry(&response),
         };
-        let status = response.status();
-        if !(status.is_success() || status.is_redirection()) {
+        let status = response.status().as_u16();
+        if !spec.accepted_status.iter().any(|r| r.contains(status)) {
             return Err(Failure::Reason(FailureReason::HttpStatus, Some(found)));
         }
-        if let Some(keyword) = keyword
-            && !self
-                .body_contains(response, keyword)
-                .await
-                .map_err(classify)?
-        {
-            return Err(Failure::Reason(FailureReason::KeywordMissing, Some(found)));
+        if !rules.any() {
+            return Ok(found);
+        }
+        // A keyword that must be present, alone, ends the read once found (a page
+        // that keeps streaming after it is up); anything else needs the scanned part.
+        let stop_at = match rules {
+            BodyRules {
+                keyword: Some((keyword, false)),
+                json: None,
+            } => Some(keyword.as_bytes()),
+            _ => None,
+        };
+        let body = self.read_body(response, stop_at).await.map_err(classify)?;
+        if let Some((keyword, absent)) = rules.keyword {
+            let needle = keyword.as_bytes();
+            let present = body.windows(needle.len().max(1)).any(|w| w == needle);
+            match (present, absent) {
+                (false, false) => {
+                    return Err(Failure::Reason(FailureReason::KeywordMissing, Some(found)));
+                }
+                (true, true) => {
+                    return Err(Failure::Reason(FailureReason::KeywordPresent, Some(found)));
+                }
+                _ => {}
+            }
+        }
+        if let Some((path, expected)) = &rules.json {
+            let matches = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .is_some_and(|document| check_spec::select(&document, path) == Some(expected));
+            if !matches {
+                return Err(Failure::Reason(FailureReason::JsonMismatch, Some(found)));
+            }
         }
         Ok(found)
     }
 
-    /// Reads at most `keyword_scan_bytes` of the body looking for `keyword`.
-    async fn body_contains(
+    /// Reads at most `keyword_scan_bytes` of the body (the part assertions see: a
+    /// longer JSON document is cut, so it does not parse and fails its assertion).
+    async fn read_body(
         &self,
         mut response: reqwest::Response,
-        keyword: &str,
-    ) -> Result<bool, reqwest::Error> {
-        let needle = keyword.as_bytes();
+        stop_at: Option<&[u8]>,
+    ) -> Result<Vec<u8>, reqwest::Error> {
         let mut seen: Vec<u8> = Vec::new();
         while let Some(chunk) = response.chunk().await? {
             let room = self.keyword_scan_bytes.saturating_sub(seen.len());
             seen.extend_from_slice(&chunk[..chunk.len().min(room)]);
-            if seen.windows(needle.len().max(1)).any(|w| w == needle) {
-                return Ok(true);
-            }
-            if seen.len() >= self.keyword_scan_bytes {
+            let found = stop_at
+                .is_some_and(|needle| seen.windows(needle.len().max(1)).any(|w| w == needle));
+            if found || seen.len() >= self.keyword_scan_bytes {
                 break;
             }
         }
-        Ok(false)
+        Ok(seen)
     }
 }
 
@@ -278,6 +422,9 @@ fn tls_expiry(response: &reqwest::Response) -> Option<i64> {
 }
 
 #[cfg(test)]
+mod assertions_tests;
+
+#[cfg(test)]
 mod tests {
     use std::time::Duration;
 
@@ -294,6 +441,11 @@ mod tests {
             method: "GET".into(),
             timeout_ms,
             keyword: keyword.map(str::to_owned),
+            keyword_absent: false,
+            accepted_status: Vec::new(),
+            json_path: None,
+            json_expected: None,
+            max_response_ms: None,
             deadline_ms: 0,
         }
     }

@@ -337,6 +337,7 @@ impl Node {
                         failure: outcome.failure,
                         tls_expires_at_ms: outcome.tls_expires_at_ms,
                         checked_at_ms: outcome.checked_at_ms,
+                        spec_hash: hex::encode(request.spec().hash()),
                         signature: String::new(),
                     }
                     .sign(&hub_id, &node.key);

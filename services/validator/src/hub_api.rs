@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use overlaps_shared::canary::{self, CanaryMode};
 use overlaps_shared::eth::U256;
 use overlaps_shared::selection::RecordedCandidate;
-use overlaps_shared::signing::ResultFields;
+use overlaps_shared::signing::{ResultFields, ResultRecord};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
@@ -153,7 +153,7 @@ pub struct PublicCanary {
 /// A signed result in a round's public record.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PublicResult {
-    /// `up` or `down`.
+    /// `up`, `down` or `degraded`.
     pub status: String,
     /// HTTP status, if any.
     pub http_status: Option<i16>,
@@ -167,20 +167,36 @@ pub struct PublicResult {
     pub tls_expires_at: Option<DateTime<Utc>>,
     /// The validator's signature, hex.
     pub signature: String,
+    /// The layout signed (1 for records published before `overlaps/v2`).
+    #[serde(default = "v1")]
+    pub protocol_version: i16,
+    /// The spec hash of a v2 result, hex.
+    #[serde(default)]
+    pub spec_hash: Option<String>,
+}
+
+fn v1() -> i16 {
+    1
 }
 
 impl PublicResult {
     /// The fields its validator signed for assignment `assignment_id`.
     pub fn signed_fields(&self, assignment_id: i64) -> ResultFields {
-        ResultFields::from_record(
+        let spec_hash = self
+            .spec_hash
+            .as_deref()
+            .and_then(|h| hex::decode(h.trim_start_matches("0x")).ok());
+        ResultFields::from_record(ResultRecord {
             assignment_id,
-            &self.status,
-            self.http_status,
-            self.latency_ms,
-            self.failure.as_deref(),
-            self.tls_expires_at,
-            self.checked_at,
-        )
+            status: &self.status,
+            http_status: self.http_status,
+            latency_ms: self.latency_ms,
+            failure: self.failure.as_deref(),
+            tls_expires_at: self.tls_expires_at,
+            checked_at: self.checked_at,
+            protocol_version: self.protocol_version,
+            spec_hash: spec_hash.as_deref(),
+        })
     }
 }
 

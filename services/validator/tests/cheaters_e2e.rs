@@ -243,6 +243,7 @@ async fn cheat(
                             .then_some(overlaps_shared::protocol::FailureReason::HttpStatus),
                         tls_expires_at_ms: None,
                         checked_at_ms: Utc::now().timestamp_millis(),
+                        spec_hash: hex::encode(request.spec().hash()),
                         signature: String::new(),
                     }
                     .sign(HUB, &key);

@@ -279,7 +279,17 @@ impl Others {
                 OWN_SIGNATURE.to_owned()
             } else {
                 let fields = overlaps_shared::signing::ResultFields::from_record(
-                    id, status, None, 10, failure, None, checked_at,
+                    overlaps_shared::signing::ResultRecord {
+                        assignment_id: id,
+                        status,
+                        http_status: None,
+                        latency_ms: 10,
+                        failure,
+                        tls_expires_at: None,
+                        checked_at,
+                        protocol_version: 1,
+                        spec_hash: None,
+                    },
                 );
                 let bytes = overlaps_shared::signing::result_bytes("stand-in", &fields);
                 format!("0x{}", hex::encode(self.keys[(validator - 8) as usize].sign(&bytes)))

@@ -11,7 +11,7 @@ use diesel::sql_types::{BigInt, Bytea, Text};
 use overlaps_shared::jobs;
 use overlaps_shared::models::Tick;
 use overlaps_shared::presence::Presence;
-use overlaps_shared::protocol::FailureReason;
+use overlaps_shared::protocol::{CheckStatus, FailureReason};
 use overlaps_shared::schema::{ticks, validators};
 use overlaps_shared::signing::{self, PublicKey, ResultFields};
 use overlaps_shared::testing::{
@@ -218,9 +218,11 @@ fn verify_tick(conn: &mut PgConnection, tick: &Tick) {
         .first(conn)
         .unwrap();
     let key = PublicKey::from_bytes(&key).unwrap();
+    // Rebuilt by hand from the stored row (not through `Tick::signed_fields`): a
+    // v2 result signs its status code and the spec hash after the v1 fields.
     let fields = ResultFields {
         assignment_id: tick.assignment_id,
-        up: tick.status == "up",
+        status_code: CheckStatus::from_name(&tick.status).unwrap().code(),
         http_status: tick.http_status.map(|s| s as u16),
         latency_ms: tick.latency_ms as u32,
         failure_code: tick
@@ -230,7 +232,11 @@ fn verify_tick(conn: &mut PgConnection, tick: &Tick) {
             .map_or(0, |f| f.code()),
         tls_expires_at_ms: tick.tls_expires_at.map(|t| t.timestamp_millis()),
         checked_at_ms: tick.checked_at.timestamp_millis(),
+        layout: signing::ResultLayout::V2 {
+            spec_hash: tick.spec_hash.clone().unwrap().try_into().unwrap(),
+        },
     };
+    assert_eq!(tick.protocol_version, 2);
     key.verify(&signing::result_bytes(HUB_ID, &fields), &tick.signature)
         .unwrap_or_else(|e| panic!("tick {} does not verify: {e}", tick.assignment_id));
 }

@@ -91,6 +91,15 @@ pub struct Website {
     pub updated_at: DateTime<Utc>,
     /// When the scheduler last assigned it.
     pub last_scheduled_at: Option<DateTime<Utc>>,
+    /// The assertions, a [`crate::check_spec::SiteAssertions`] as JSON.
+    pub assertions: serde_json::Value,
+}
+
+impl Website {
+    /// The site's assertions (defaults for anything the stored object lacks).
+    pub fn site_assertions(&self) -> crate::check_spec::SiteAssertions {
+        crate::check_spec::SiteAssertions::from_stored(&self.assertions)
+    }
 }
 
 /// A new monitored website.

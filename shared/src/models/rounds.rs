@@ -146,7 +146,7 @@ pub struct Tick {
     pub website_id: i64,
     /// The validator that signed.
     pub validator_id: i64,
-    /// `up` or `down`.
+    /// `up`, `down` or `degraded`.
     pub status: String,
     /// HTTP status code, when a response arrived.
     pub http_status: Option<i16>,
@@ -162,20 +162,26 @@ pub struct Tick {
     pub received_at: DateTime<Utc>,
     /// 64-byte Ed25519 signature over the canonical result bytes.
     pub signature: Vec<u8>,
+    /// The signed layout: 1 (`overlaps/v1`, before spec hashes) or 2.
+    pub protocol_version: i16,
+    /// SHA-256 of the check spec evaluated (v2 results).
+    pub spec_hash: Option<Vec<u8>>,
 }
 
 impl Tick {
     /// The fields its validator signed, rebuilt from the stored row.
     pub fn signed_fields(&self) -> crate::signing::ResultFields {
-        crate::signing::ResultFields::from_record(
-            self.assignment_id,
-            &self.status,
-            self.http_status,
-            self.latency_ms,
-            self.failure.as_deref(),
-            self.tls_expires_at,
-            self.checked_at,
-        )
+        crate::signing::ResultFields::from_record(crate::signing::ResultRecord {
+            assignment_id: self.assignment_id,
+            status: &self.status,
+            http_status: self.http_status,
+            latency_ms: self.latency_ms,
+            failure: self.failure.as_deref(),
+            tls_expires_at: self.tls_expires_at,
+            checked_at: self.checked_at,
+            protocol_version: self.protocol_version,
+            spec_hash: self.spec_hash.as_deref(),
+        })
     }
 }
 

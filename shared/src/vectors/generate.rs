@@ -5,6 +5,7 @@ use sha3::{Digest, Keccak256};
 
 use super::*;
 use crate::canary;
+use crate::check_spec::StatusRange;
 use crate::eth::{Address, U256};
 use crate::ledger::{self, RoundAnswer};
 use crate::merkle::{self, RewardTree};
@@ -43,7 +44,9 @@ pub fn generate() -> Result<Vectors, SigningError> {
             .collect(),
         messages: messages(&payout),
         signup: signups(&payout),
+        check_specs: check_specs(),
         results: results(),
+        results_v1: results_v1(),
         legacy_round_seed: legacy_seed(),
         selection: selections(&seeds),
         due_offsets: due_offsets(&seeds),
@@ -77,7 +80,86 @@ fn json(value: &impl serde::Serialize) -> String {
     serde_json::to_string(value).unwrap_or_default()
 }
 
+/// The `validate` requests of the vectors: a keyword, a HEAD with defaults, every
+/// assertion at once, and a TCP port check with a time limit.
+fn validate_requests() -> [ValidateRequest; 4] {
+    let plain =
+        |assignment_id, round, url: &str, method: &str, timeout_ms, deadline_ms| ValidateRequest {
+            assignment_id,
+            round,
+            url: url.into(),
+            method: method.into(),
+            timeout_ms,
+            keyword: None,
+            keyword_absent: false,
+            accepted_status: Vec::new(),
+            json_path: None,
+            json_expected: None,
+            max_response_ms: None,
+            deadline_ms,
+        };
+    [
+        ValidateRequest {
+            keyword: Some("healthy".into()),
+            ..plain(
+                4_294_967_301,
+                1_024,
+                "https://example.com/health",
+                "GET",
+                5_000,
+                T0_MS + 30_000,
+            )
+        },
+        plain(9, 3, "http://example.org/", "HEAD", 3_000, T0_MS + 60_000),
+        ValidateRequest {
+            keyword: Some("error".into()),
+            keyword_absent: true,
+            accepted_status: vec![
+                StatusRange { from: 200, to: 204 },
+                StatusRange { from: 301, to: 301 },
+            ],
+            json_path: Some("$.checks[0].status".into()),
+            json_expected: Some(serde_json::json!({"ok": true, "code": 1})),
+            max_response_ms: Some(1_000),
+            ..plain(
+                10,
+                1_024,
+                "https://api.example.com/status",
+                "GET",
+                5_000,
+                T0_MS + 30_000,
+            )
+        },
+        ValidateRequest {
+            max_response_ms: Some(500),
+            ..plain(
+                11,
+                1_024,
+                "tcp://db.example.com:5432",
+                "GET",
+                3_000,
+                T0_MS + 30_000,
+            )
+        },
+    ]
+}
+
+fn check_specs() -> Vec<CheckSpecVector> {
+    validate_requests()
+        .into_iter()
+        .map(|request| {
+            let spec = request.spec();
+            CheckSpecVector {
+                message: json(&HubMessage::Validate(request)),
+                bytes: hex::encode(spec.canonical_bytes()),
+                spec_hash: hex32(&spec.hash()),
+            }
+        })
+        .collect()
+}
+
 fn messages(payout: &PayoutAddress) -> Vec<MessageVector> {
+    let [keyword, head, assertions, tcp] = validate_requests();
     let hub = [
         HubMessage::Hello {
             protocol: PROTOCOL.into(),
@@ -85,24 +167,10 @@ fn messages(payout: &PayoutAddress) -> Vec<MessageVector> {
             nonce: hex::encode((0u8..32).collect::<Vec<_>>()),
         },
         HubMessage::SignedUp { validator_id: 17 },
-        HubMessage::Validate(ValidateRequest {
-            assignment_id: 4_294_967_301,
-            round: 1_024,
-            url: "https://example.com/health".into(),
-            method: "GET".into(),
-            timeout_ms: 5_000,
-            keyword: Some("healthy".into()),
-            deadline_ms: T0_MS + 30_000,
-        }),
-        HubMessage::Validate(ValidateRequest {
-            assignment_id: 9,
-            round: 3,
-            url: "http://example.org/".into(),
-            method: "HEAD".into(),
-            timeout_ms: 3_000,
-            keyword: None,
-            deadline_ms: T0_MS + 60_000,
-        }),
+        HubMessage::Validate(keyword),
+        HubMessage::Validate(head),
+        HubMessage::Validate(assertions),
+        HubMessage::Validate(tcp),
         HubMessage::Ack {
             assignment_ids: vec![4_294_967_301],
         },
@@ -170,8 +238,15 @@ fn signups(payout: &PayoutAddress) -> Vec<SignupVector> {
         .collect()
 }
 
-/// One result per status and failure, each field at a telling value.
+/// One result per status and failure, each field at a telling value, bound to
+/// the spec of the first `validate` request (the last three to the one with every
+/// assertion).
 fn results() -> Vec<ResultVector> {
+    let [keyword, _, assertions, _] = validate_requests();
+    let (spec, full) = (
+        hex32(&keyword.spec().hash()),
+        hex32(&assertions.spec().hash()),
+    );
     let up = |assignment_id, http_status, tls| CheckResult {
         assignment_id,
         status: CheckStatus::Up,
@@ -180,6 +255,7 @@ fn results() -> Vec<ResultVector> {
         failure: None,
         tls_expires_at_ms: tls,
         checked_at_ms: T0_MS + 1_234,
+        spec_hash: spec.clone(),
         signature: String::new(),
     };
     let down = |assignment_id, failure, http_status, latency_ms| CheckResult {
@@ -190,6 +266,7 @@ fn results() -> Vec<ResultVector> {
         failure: Some(failure),
         tls_expires_at_ms: None,
         checked_at_ms: T0_MS + 2_000,
+        spec_hash: spec.clone(),
         signature: String::new(),
     };
     let cases = [
@@ -202,10 +279,63 @@ fn results() -> Vec<ResultVector> {
         down(7, FailureReason::HttpStatus, Some(503), 80),
         down(8, FailureReason::KeywordMissing, Some(200), 95),
         down(9, FailureReason::RedirectLoop, Some(302), 410),
+        CheckResult {
+            spec_hash: full.clone(),
+            ..down(10, FailureReason::KeywordPresent, Some(200), 90)
+        },
+        CheckResult {
+            spec_hash: full.clone(),
+            ..down(10, FailureReason::JsonMismatch, Some(200), 91)
+        },
+        CheckResult {
+            status: CheckStatus::Degraded,
+            spec_hash: full.clone(),
+            ..down(10, FailureReason::TooSlow, Some(200), 1_840)
+        },
     ];
+    sign_results(&cases)
+}
+
+/// Results as stored before `overlaps/v2` (layout v1, no spec hash), for verifiers
+/// of old records.
+fn results_v1() -> Vec<ResultVector> {
     let key = key(1);
+    let cases = [
+        (11, CheckStatus::Up, Some(200), 0u8),
+        (12, CheckStatus::Down, None, FailureReason::Timeout.code()),
+    ];
     cases
         .into_iter()
+        .map(|(assignment_id, status, http_status, failure_code)| {
+            let fields = signing::ResultFields {
+                assignment_id,
+                status_code: status.code(),
+                http_status,
+                latency_ms: 120,
+                failure_code,
+                tls_expires_at_ms: None,
+                checked_at_ms: T0_MS + 3_000,
+                layout: signing::ResultLayout::V1,
+            };
+            let bytes = signing::result_bytes(HUB_ID, &fields);
+            ResultVector {
+                key_seed: hex::encode(key.seed()),
+                public_key: key.public_key().to_string(),
+                hub_id: HUB_ID.into(),
+                failure_code,
+                signature: hex::encode(key.sign(&bytes)),
+                bytes: hex::encode(bytes),
+                message: serde_json::Value::Null,
+            }
+        })
+        .collect()
+}
+
+fn sign_results(cases: &[CheckResult]) -> Vec<ResultVector> {
+    let key = key(1);
+    cases
+        .iter()
+        .cloned()
         .map(|result| {
             let result = result.sign(HUB_ID, &key);
             let bytes = signing::result_bytes(HUB_ID, &result.fields());
@@ -464,7 +594,7 @@ fn rounds() -> Vec<RoundVector> {
         validator_id,
         status: status.map(str::to_owned),
     };
-    let cases: [(i64, Vec<RoundAnswer>); 2] = [
+    let cases: [(i64, Vec<RoundAnswer>); 3] = [
         (
             7,
             vec![
@@ -483,6 +613,17 @@ fn rounds() -> Vec<RoundVector> {
                 answer(202, 1, 20, Some("down")),
                 answer(203, 1, 30, None),
                 answer(204, 5_000_000_000, 40, Some("up")),
+            ],
+        ),
+        (
+            9,
+            vec![
+                answer(301, 1, 10, Some("degraded")),
+                answer(302, 1, 20, Some("degraded")),
+                answer(303, 1, 30, Some("up")),
+                answer(304, 2, 10, Some("degraded")),
+                answer(305, 2, 20, Some("down")),
+                answer(306, 2, 30, Some("up")),
             ],
         ),
     ];

@@ -31,8 +31,12 @@ pub struct Vectors {
     pub messages: Vec<MessageVector>,
     /// Signup payloads and their signatures.
     pub signup: Vec<SignupVector>,
+    /// Check specs (`validate` messages): canonical bytes and spec hashes.
+    pub check_specs: Vec<CheckSpecVector>,
     /// Result payloads and their signatures, one per status and failure.
     pub results: Vec<ResultVector>,
+    /// Results signed under the `overlaps/v1` layout (stored before v2; still verified).
+    pub results_v1: Vec<ResultVector>,
     /// A seed chain, its reveals and the round seeds built on them.
     pub seed_chain: SeedChainVector,
     /// The round-seed rule of rounds opened before seed chains.
@@ -109,6 +113,17 @@ pub struct ResultVector {
     pub bytes: String,
     /// The Ed25519 signature (64 bytes).
     pub signature: String,
+}
+
+/// A check spec: the `validate` message that carries it, its canonical bytes and hash.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckSpecVector {
+    /// The `validate` frame.
+    pub message: String,
+    /// The canonical spec bytes.
+    pub bytes: String,
+    /// SHA-256 of the bytes: the `spec_hash` a result for it signs.
+    pub spec_hash: String,
 }
 
 /// One round of a seed chain.

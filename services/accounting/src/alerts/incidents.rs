@@ -35,6 +35,9 @@ pub fn queue(
     now: DateTime<Utc>,
 ) -> QueryResult<Vec<i64>> {
     let (kind, state, cause) = match alert {
+        IncidentAlert::Opened { cause } if cause == "degraded" => {
+            ("incident_opened", "degraded", cause)
+        }
         IncidentAlert::Opened { cause } => ("incident_opened", "down", cause),
         IncidentAlert::Resolved => ("incident_resolved", "up", "recovered"),
     };

@@ -25,7 +25,7 @@ pub struct Alert {
     /// Its display name.
     #[serde(default)]
     pub name: Option<String>,
-    /// `down` or `up`.
+    /// `down`, `degraded` or `up`.
     #[serde(default)]
     pub state: Option<String>,
     /// Why (a failure code such as `keyword_missing`, or free text for operator
@@ -186,7 +186,50 @@ pub fn describe_failure(code: &str, keyword: Option<&str>, http_status: Option<i
         "connect" => "connection refused or unreachable".to_owned(),
         "tls" => "TLS handshake or certificate failed".to_owned(),
         "redirect_loop" => "too many redirects".to_owned(),
+        "keyword_present" => match keyword {
+            Some(k) => format!("keyword '{k}' present"),
+            None => "forbidden keyword present".to_owned(),
+        },
+        "json_mismatch" => "JSON value not as expected".to_owned(),
+        "too_slow" | "degraded" => "response over the time limit".to_owned(),
         other => other.replace('_', " "),
+    }
+}
+
+/// `1840` as `1,840`.
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if n < 0 {
+        out.push('-');
+    }
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A degraded incident's evidence: `response 1,840 ms over the 1,000 ms limit`,
+/// from the median latency of the degraded results and the limit they were sent.
+fn describe_slowness(agreeing: &[&&serde_json::Value]) -> String {
+    let mut latencies: Vec<i64> = agreeing
+        .iter()
+        .filter_map(|e| e["latency_ms"].as_i64())
+        .collect();
+    latencies.sort_unstable();
+    let median = latencies.get(latencies.len() / 2).copied();
+    let limit = agreeing.iter().find_map(|e| e["max_response_ms"].as_i64());
+    match (median, limit) {
+        (Some(ms), Some(limit)) => format!(
+            "response {} ms over the {} ms limit",
+            thousands(ms),
+            thousands(limit)
+        ),
+        (Some(ms), None) => format!("response {} ms over the limit", thousands(ms)),
+        _ => "response over the time limit".to_owned(),
     }
 }
 
@@ -216,7 +259,13 @@ pub fn describe_evidence(
     let missed = entries.len() - answered;
     let agreeing: Vec<&&serde_json::Value> = entries
         .iter()
-        .filter(|e| e["status"] == "down" && (cause == "down" || e["failure"] == cause))
+        .filter(|e| {
+            if cause == "degraded" {
+                e["status"] == "degraded"
+            } else {
+                e["status"] == "down" && (cause == "down" || e["failure"] == cause)
+            }
+        })
         .collect();
     if entries.is_empty() {
         return None;
@@ -236,7 +285,11 @@ pub fn describe_evidence(
     } else {
         "validators"
     };
-    let failure = describe_failure(cause, keyword, http_status);
+    let failure = if cause == "degraded" {
+        describe_slowness(&agreeing)
+    } else {
+        describe_failure(cause, keyword, http_status)
+    };
     let mut summary = format!("{} of {answered} {plural}: {failure}", agreeing.len());
     if missed > 0 {
         summary.push_str(&format!(", {missed} did not answer"));
@@ -280,10 +333,23 @@ impl Alert {
         Some(describe_failure(cause, None, None))
     }
 
+    /// Whether the incident is about slowness (`degraded`), not an outage.
+    fn is_degraded(&self) -> bool {
+        self.state.as_deref() == Some("degraded") || self.cause.as_deref() == Some("degraded")
+    }
+
     /// A one-line summary, used as subject and fallback text.
     pub fn headline(&self) -> String {
         let site = self.site();
         match self.kind.as_str() {
+            "incident_opened" if self.is_degraded() => format!(
+                "DEGRADED: {site} ({})",
+                self.cause_in_words().unwrap_or_else(|| "too slow".into())
+            ),
+            "incident_reminder" if self.is_degraded() => format!(
+                "STILL DEGRADED: {site} ({})",
+                self.cause_in_words().unwrap_or_else(|| "too slow".into())
+            ),
             "incident_opened" => format!(
                 "DOWN: {site} ({})",
                 self.cause_in_words()
@@ -321,6 +387,23 @@ impl Alert {
         };
         fact("Site", self.url.clone());
         let (severity, text) = match self.kind.as_str() {
+            "incident_opened" | "incident_reminder" if self.is_degraded() => {
+                fact("Degraded since", opened.clone());
+                if let (Some(n), Some(max)) = (self.reminder, self.reminder_max) {
+                    fact("Reminder", Some(format!("{n} of {max}")));
+                }
+                fact("Evidence", self.evidence.clone());
+                let still = if self.kind == "incident_reminder" {
+                    "still "
+                } else {
+                    ""
+                };
+                let since = opened.map(|t| format!(" since {t}")).unwrap_or_default();
+                (
+                    Severity::Down,
+                    format!("{site} is {still}degraded (answering, but too slowly){since}."),
+                )
+            }
             "incident_opened" | "incident_reminder" => {
                 fact("Down since", opened.clone());
                 if let (Some(n), Some(max)) = (self.reminder, self.reminder_max) {
@@ -461,6 +544,34 @@ mod tests {
         assert_eq!(readable_duration(720), "12 min");
         assert_eq!(readable_duration(7380), "2 h 3 min");
         assert_eq!(readable_duration(273_600), "3 d 4 h");
+    }
+
+    #[test]
+    fn degraded_evidence_reads_the_latency_against_the_limit() {
+        let evidence = serde_json::json!([
+            {"assignment_id": 1, "status": "degraded", "failure": "too_slow", "latency_ms": 1840, "max_response_ms": 1000},
+            {"assignment_id": 2, "status": "degraded", "failure": "too_slow", "latency_ms": 1790, "max_response_ms": 1000},
+            {"assignment_id": 3, "status": "degraded", "failure": "too_slow", "latency_ms": 2210, "max_response_ms": 1000},
+        ]);
+        let described = describe_evidence(&evidence, "degraded", None).unwrap();
+        assert_eq!(
+            described.summary,
+            "3 of 3 validators: response 1,840 ms over the 1,000 ms limit"
+        );
+        let alert = Alert {
+            kind: "incident_opened".into(),
+            name: Some("Shop".into()),
+            state: Some("degraded".into()),
+            cause: Some("degraded".into()),
+            failure: Some(described.failure),
+            ..Alert::default()
+        };
+        assert_eq!(
+            alert.headline(),
+            "DEGRADED: Shop (response 1,840 ms over the 1,000 ms limit)"
+        );
+        assert_eq!(thousands(1_234_567), "1,234,567");
+        assert_eq!(thousands(999), "999");
     }
 
     #[test]

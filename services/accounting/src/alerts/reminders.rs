@@ -39,7 +39,8 @@ pub fn queue_due(conn: &mut PgConnection, now: DateTime<Utc>) -> overlaps_shared
         "INSERT INTO alert_outbox (channel_id, incident_id, kind, dedup_key, payload) \
          SELECT c.id, i.id, 'incident_reminder', \
                 'incident_reminder:' || i.id || ':' || c.id || ':' || due.k, \
-                jsonb_build_object('website_id', w.id, 'url', w.url, 'name', w.name, 'state', 'down', \
+                jsonb_build_object('website_id', w.id, 'url', w.url, 'name', w.name, \
+                                   'state', CASE WHEN i.cause = 'degraded' THEN 'degraded' ELSE 'down' END, \
                                    'cause', i.cause, 'at', i.opened_at, 'incident_id', i.id, \
                                    'reminder', due.k, 'reminder_max', c.reminder_max) \
          FROM incidents i \

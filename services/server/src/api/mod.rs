@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod admission;
+pub mod assertions;
 pub mod auth;
 pub mod canaries;
 pub mod channel_config;
@@ -18,6 +19,7 @@ pub mod quotas;
 pub mod rounds;
 pub mod status;
 pub mod validators;
+pub mod website_settings;
 pub mod websites;
 
 use actix_web::web;

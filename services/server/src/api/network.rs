@@ -18,7 +18,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct NetworkTerms {
     /// The protocol validators speak.
-    #[schema(example = "overlaps/v1")]
+    #[schema(example = "overlaps/v2")]
     pub protocol: String,
     /// The hub id that every signed signup and result covers.
     #[schema(example = "overlaps-dev")]

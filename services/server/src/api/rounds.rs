@@ -143,6 +143,11 @@ pub struct AssignmentResult {
     pub tls_expires_at: Option<DateTime<Utc>>,
     /// Ed25519 signature over the canonical result bytes, hex.
     pub signature: String,
+    /// The layout signed: 1 (`overlaps/v1/result`) or 2 (`overlaps/v2/result`,
+    /// with `spec_hash` appended).
+    pub protocol_version: i16,
+    /// SHA-256 of the check spec evaluated (v2), hex.
+    pub spec_hash: Option<String>,
 }
 
 /// Who was asked to check what in a round, and what they answered.
@@ -319,6 +324,8 @@ pub async fn list_assignments(
                     checked_at: t.checked_at,
                     tls_expires_at: t.tls_expires_at,
                     signature: hex0x(&t.signature),
+                    protocol_version: t.protocol_version,
+                    spec_hash: t.spec_hash.as_deref().map(hex0x),
                 }),
                 id: a.id,
                 website_id: a.website_id,

@@ -33,7 +33,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(list_ticks);
 }
 
-/// Share of checks that found the site up, in percent (null: no checks in the window).
+/// Share of checks that found the site up, in percent, of the results up, down
+/// and degraded (a slow site is not up); null: no checks in the window.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Uptime {
     /// Last 24 hours.
@@ -50,7 +51,8 @@ pub struct Uptime {
 pub struct Status {
     /// Website id.
     pub website_id: i64,
-    /// `up`, `down` or `unknown` (not yet decided by a quorum).
+    /// `up`, `down`, `degraded` (answering correctly but over its
+    /// `max_response_ms`) or `unknown` (not yet decided by a quorum).
     #[schema(example = "up")]
     pub state: String,
     /// Since when.
@@ -84,6 +86,8 @@ pub struct HourlyStats {
     pub up: i32,
     /// Results `down`.
     pub down: i32,
+    /// Results `degraded` (correct answers over the response-time limit).
+    pub degraded_checks: i32,
     /// Rounds the quorum could not decide.
     pub unknown_rounds: i32,
     /// Results of rounds inside a maintenance window (in `checks`, not in `up`/`down`).
@@ -164,7 +168,7 @@ pub struct Tick {
     pub round_number: i64,
     /// Validator.
     pub validator_id: i64,
-    /// `up` or `down`.
+    /// `up`, `down` or `degraded`.
     pub status: String,
     /// HTTP status, if a response came.
     pub http_status: Option<i16>,
@@ -180,6 +184,11 @@ pub struct Tick {
     pub received_at: DateTime<Utc>,
     /// The validator's Ed25519 signature, hex.
     pub signature: String,
+    /// The layout signed: 1 (`overlaps/v1/result`, before spec hashes) or 2
+    /// (`overlaps/v2/result`, with `spec_hash` appended).
+    pub protocol_version: i16,
+    /// SHA-256 of the check spec the validator evaluated (v2), hex.
+    pub spec_hash: Option<String>,
 }
 
 /// One page of ticks.
@@ -206,10 +215,10 @@ fn uptime(conn: &mut PgConnection, website_id: i64) -> Result<Uptime, ApiError> 
     let row: UptimeRow = diesel::sql_query(
         "SELECT \
            round((100.0 * SUM(up) FILTER (WHERE hour >= now() - interval '24 hours') \
-             / NULLIF(SUM(up + down) FILTER (WHERE hour >= now() - interval '24 hours'), 0))::numeric, 3)::float8 AS d1, \
+             / NULLIF(SUM(up + down + degraded_checks) FILTER (WHERE hour >= now() - interval '24 hours'), 0))::numeric, 3)::float8 AS d1, \
            round((100.0 * SUM(up) FILTER (WHERE hour >= now() - interval '7 days') \
-             / NULLIF(SUM(up + down) FILTER (WHERE hour >= now() - interval '7 days'), 0))::numeric, 3)::float8 AS d7, \
-           round((100.0 * SUM(up) / NULLIF(SUM(up + down), 0))::numeric, 3)::float8 AS d30 \
+             / NULLIF(SUM(up + down + degraded_checks) FILTER (WHERE hour >= now() - interval '7 days'), 0))::numeric, 3)::float8 AS d7, \
+           round((100.0 * SUM(up) / NULLIF(SUM(up + down + degraded_checks), 0))::numeric, 3)::float8 AS d30 \
          FROM website_hourly_rollups \
          WHERE website_id = $1 AND hour >= date_trunc('hour', now() - interval '30 days')",
     )
@@ -328,6 +337,7 @@ pub async fn latency(
             i32,
             i32,
             i32,
+            i32,
             Option<i32>,
             Option<i32>,
             Option<i32>,
@@ -341,6 +351,7 @@ pub async fn latency(
                 website_hourly_rollups::checks,
                 website_hourly_rollups::up,
                 website_hourly_rollups::down,
+                website_hourly_rollups::degraded_checks,
                 website_hourly_rollups::unknown_rounds,
                 website_hourly_rollups::maintenance_checks,
                 website_hourly_rollups::latency_p50_ms,
@@ -354,12 +365,24 @@ pub async fn latency(
     Ok(web::Json(
         rows.into_iter()
             .map(
-                |(hour, checks, up, down, unknown_rounds, maintenance_checks, p50, p95, p99)| {
+                |(
+                    hour,
+                    checks,
+                    up,
+                    down,
+                    degraded_checks,
+                    unknown_rounds,
+                    maintenance_checks,
+                    p50,
+                    p95,
+                    p99,
+                )| {
                     HourlyStats {
                         hour,
                         checks,
                         up,
                         down,
+                        degraded_checks,
                         unknown_rounds,
                         maintenance_checks,
                         latency_p50_ms: p50,
@@ -494,6 +517,8 @@ pub async fn list_ticks(
                 checked_at: t.checked_at,
                 received_at: t.received_at,
                 signature: hex0x(&t.signature),
+                protocol_version: t.protocol_version,
+                spec_hash: t.spec_hash.as_deref().map(hex0x),
             })
             .collect(),
         next_cursor,

@@ -1,6 +1,5 @@
 //! Websites: create, read, update, disable, delete, with validation.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 
 use actix_web::{HttpResponse, delete, get, patch, post, web};
@@ -8,15 +7,15 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use overlaps_shared::models::Website as WebsiteRow;
 use overlaps_shared::schema::websites;
-use overlaps_shared::ssrf;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::assertions::{Assertions, AssertionsInput, AssertionsView};
 use super::auth::Caller;
 use super::errors::{ApiError, ErrorBody};
 use super::quotas::{self, SiteLoad};
+use super::website_settings::{Settings, Valid, guard_target};
 use super::{PageParams, db, paginate};
-use crate::config::{ApiSettings, WebsiteBounds};
 use crate::hub::Hub;
 
 /// Mounts the website routes.
@@ -40,7 +39,7 @@ pub struct Website {
     /// Display name.
     #[schema(example = "Shop")]
     pub name: String,
-    /// The http(s) URL checked.
+    /// The http(s) URL checked, or `tcp://host:port` for a TCP port check.
     #[schema(example = "https://example.com/health")]
     pub url: String,
     /// `GET` or `HEAD`.
@@ -55,8 +54,11 @@ pub struct Website {
     /// Validators that check it each time.
     #[schema(example = 3)]
     pub quorum: i16,
-    /// Text the body must contain, if any.
+    /// Text the body must contain (or, with `keyword_absent`, must not), if any.
     pub keyword: Option<String>,
+    /// The other assertions.
+    #[serde(flatten)]
+    pub assertions: AssertionsView,
     /// Disabled sites are not checked.
     pub enabled: bool,
     /// Creation time.
@@ -67,7 +69,9 @@ pub struct Website {
 
 impl From<WebsiteRow> for Website {
     fn from(w: WebsiteRow) -> Self {
+        let assertions = AssertionsView::from(&w);
         Website {
+            assertions,
             id: w.id,
             owner_id: w.owner_id,
             name: w.name,
@@ -101,7 +105,8 @@ pub struct NewWebsite {
     #[serde(default)]
     #[schema(example = "Shop")]
     pub name: String,
-    /// http(s) URL to check.
+    /// http(s) URL to check, or `tcp://host:port`: up when a TCP connection to
+    /// the port completes within the timeout.
     #[schema(example = "https://example.com/health")]
     pub url: String,
     /// `GET` (default) or `HEAD`.
@@ -116,8 +121,25 @@ pub struct NewWebsite {
     /// Validators per check (1..=WEBSITE_MAX_QUORUM; default 3).
     #[schema(example = 3)]
     pub quorum: Option<i16>,
-    /// Text the body must contain.
+    /// Text the body must contain (or, with `keyword_absent`, must not).
     pub keyword: Option<String>,
+    /// Status codes counted as up: codes or ranges such as `"200-299"` (1 to 16;
+    /// default `["200-399"]`).
+    #[schema(example = json!(["200-299"]))]
+    pub accepted_status: Option<Vec<String>>,
+    /// True: the site is down when `keyword` is in the body (needs `keyword`).
+    pub keyword_absent: Option<bool>,
+    /// JSONPath subset (`$`, `.name`, `["name"]`, `[index]`, at most 256 bytes) into
+    /// the JSON body, whose value must equal `json_expected`.
+    #[schema(example = "$.status")]
+    pub json_path: Option<String>,
+    /// The JSON value expected at `json_path` (at most 1,024 bytes as JSON).
+    #[schema(value_type = Object, example = json!("ok"))]
+    pub json_expected: Option<serde_json::Value>,
+    /// A response slower than this (ms to the headers, below `timeout_ms`) is
+    /// `degraded`.
+    #[schema(example = 1000)]
+    pub max_response_ms: Option<i32>,
 }
 
 /// Changes to a website; absent fields stay as they are.
@@ -139,6 +161,23 @@ pub struct WebsiteUpdate {
     pub quorum: Option<i16>,
     /// Text the body must contain; an empty string removes it.
     pub keyword: Option<String>,
+    /// Status codes counted as up: codes or ranges such as `"200-299"` (1 to 16;
+    /// default `["200-399"]`).
+    #[schema(example = json!(["200-299"]))]
+    pub accepted_status: Option<Vec<String>>,
+    /// True: the site is down when `keyword` is in the body (needs `keyword`).
+    pub keyword_absent: Option<bool>,
+    /// JSONPath subset (`$`, `.name`, `["name"]`, `[index]`, at most 256 bytes) into
+    /// the JSON body, whose value must equal `json_expected`. An empty string removes it.
+    #[schema(example = "$.status")]
+    pub json_path: Option<String>,
+    /// The JSON value expected at `json_path` (at most 1,024 bytes as JSON).
+    #[schema(value_type = Object, example = json!("ok"))]
+    pub json_expected: Option<serde_json::Value>,
+    /// A response slower than this (ms to the headers, below `timeout_ms`) is
+    /// `degraded`. 0 removes it.
+    #[schema(example = 1000)]
+    pub max_response_ms: Option<i32>,
     /// Whether the site is checked.
     pub enabled: Option<bool>,
 }
@@ -149,125 +188,6 @@ pub struct WebsiteUpdate {
 pub struct WebsiteFilter {
     /// Operators only: only this owner's websites.
     pub owner_id: Option<i64>,
-}
-
-/// A website's settings after validation.
-#[derive(Debug, Clone)]
-struct Settings {
-    name: String,
-    url: String,
-    method: String,
-    interval_seconds: i32,
-    timeout_ms: i32,
-    quorum: i16,
-    keyword: Option<String>,
-}
-
-fn in_bounds<T: PartialOrd + std::fmt::Display + Copy>(
-    field: &'static str,
-    value: T,
-    (min, max): (T, T),
-) -> Result<T, ApiError> {
-    if value < min || value > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} must be between {min} and {max}"),
-        ));
-    }
-    Ok(value)
-}
-
-fn check_url(raw: &str) -> Result<(String, url::Url), ApiError> {
-    let raw = raw.trim();
-    if raw.len() > 2048 {
-        return Err(ApiError::invalid(
-            "url",
-            "url must be at most 2048 characters",
-        ));
-    }
-    let parsed = url::Url::parse(raw)
-        .map_err(|err| ApiError::invalid("url", format!("url is not a valid URL: {err}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(ApiError::invalid(
-            "url",
-            "url must start with http:// or https://",
-        ));
-    }
-    if parsed.host().is_none() {
-        return Err(ApiError::invalid("url", "url must name a host"));
-    }
-    Ok((parsed.to_string(), parsed))
-}
-
-impl Settings {
-    fn validate(self, bounds: &WebsiteBounds) -> Result<(Self, url::Url), ApiError> {
-        let name = self.name.trim().to_owned();
-        if name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(ApiError::invalid(
-                "name",
-                "name must be at most 100 printable characters",
-            ));
-        }
-        let (url, parsed) = check_url(&self.url)?;
-        let method = self.method.to_ascii_uppercase();
-        if !matches!(method.as_str(), "GET" | "HEAD") {
-            return Err(ApiError::invalid("method", "method must be GET or HEAD"));
-        }
-        let interval_seconds = in_bounds(
-            "interval_seconds",
-            self.interval_seconds,
-            bounds.interval_seconds,
-        )?;
-        let timeout_ms = in_bounds("timeout_ms", self.timeout_ms, bounds.timeout_ms)?;
-        if i64::from(timeout_ms) >= i64::from(interval_seconds) * 1000 {
-            return Err(ApiError::invalid(
-                "timeout_ms",
-                "timeout_ms must be shorter than the interval",
-            ));
-        }
-        let quorum = in_bounds("quorum", self.quorum, bounds.quorum)?;
-        let keyword = self.keyword.filter(|k| !k.is_empty());
-        if keyword
-            .as_ref()
-            .is_some_and(|k| k.len() > 256 || k.chars().any(char::is_control))
-        {
-            return Err(ApiError::invalid(
-                "keyword",
-                "keyword must be at most 256 printable bytes",
-            ));
-        }
-        Ok((
-            Settings {
-                name,
-                url,
-                method,
-                interval_seconds,
-                timeout_ms,
-                quorum,
-                keyword,
-            },
-            parsed,
-        ))
-    }
-}
-
-/// In production, refuses hosts that are or resolve to private, loopback,
-/// link-local or reserved addresses (the validators' SSRF guard, same rules).
-async fn guard_target(api: &ApiSettings, url: &url::Url) -> Result<(), ApiError> {
-    if !api.refuse_private_targets {
-        return Ok(());
-    }
-    let refused = || ApiError::invalid("url", "url points to a private or reserved address");
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) if ssrf::is_forbidden(IpAddr::V4(ip)) => Err(refused()),
-        Some(url::Host::Ipv6(ip)) if ssrf::is_forbidden(IpAddr::V6(ip)) => Err(refused()),
-        Some(url::Host::Domain(name)) => match ssrf::resolve(name, false).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.is::<ssrf::ForbiddenTarget>() => Err(refused()),
-            Err(_) => Err(ApiError::invalid("url", "url's host does not resolve")),
-        },
-        _ => Ok(()),
-    }
 }
 
 fn load(conn: &mut PgConnection, caller: &Caller, id: i64) -> Result<WebsiteRow, ApiError> {
@@ -293,7 +213,7 @@ pub fn accessible(
 /// Add a website to monitor.
 #[utoipa::path(
     tag = "websites",
-    request_body(content = NewWebsite, example = json!({"name": "Shop", "url": "https://example.com/health", "interval_seconds": 60, "timeout_ms": 5000, "quorum": 3})),
+    request_body(content = NewWebsite, example = json!({"name": "Shop", "url": "https://example.com/health", "interval_seconds": 60, "timeout_ms": 5000, "quorum": 3, "accepted_status": ["200-299"], "json_path": "$.status", "json_expected": "ok", "max_response_ms": 1000})),
     responses(
         (status = 201, description = "Created", body = Website),
         (status = 400, description = "Malformed JSON", body = ErrorBody),
@@ -318,6 +238,14 @@ pub async fn create_website(
         timeout_ms: body.timeout_ms.unwrap_or(5000),
         quorum: body.quorum.unwrap_or(3),
         keyword: body.keyword,
+        assertions: Assertions::default(),
+        assertions_input: AssertionsInput {
+            accepted_status: body.accepted_status,
+            keyword_absent: body.keyword_absent,
+            json_path: body.json_path,
+            json_expected: body.json_expected,
+            max_response_ms: body.max_response_ms,
+        },
     }
     .validate(&hub.config.api.websites)?;
     guard_target(&hub.config.api, &parsed).await?;
@@ -338,11 +266,7 @@ pub async fn create_website(
 }
 
 /// Stores a new website of `owner`.
-fn insert(
-    conn: &mut PgConnection,
-    owner: i64,
-    settings: &Settings,
-) -> Result<WebsiteRow, ApiError> {
+fn insert(conn: &mut PgConnection, owner: i64, settings: &Valid) -> Result<WebsiteRow, ApiError> {
     Ok(diesel::insert_into(websites::table)
         .values((
             websites::owner_id.eq(owner),
@@ -353,6 +277,7 @@ fn insert(
             websites::timeout_ms.eq(settings.timeout_ms),
             websites::quorum.eq(settings.quorum),
             websites::keyword.eq(settings.keyword.as_deref()),
+            websites::assertions.eq(settings.assertions.to_stored()),
         ))
         .returning(WebsiteRow::as_returning())
         .get_result(conn)?)
@@ -467,6 +392,7 @@ pub async fn update_website(
         db(&hub, move |conn| load(conn, &caller, id)).await?
     };
     let url_changed = body.url.is_some();
+    let assertions = current.site_assertions();
     let (settings, parsed) = Settings {
         name: body.name.unwrap_or(current.name),
         url: body.url.unwrap_or(current.url),
@@ -477,6 +403,14 @@ pub async fn update_website(
         keyword: match body.keyword {
             Some(k) => Some(k),
             None => current.keyword,
+        },
+        assertions,
+        assertions_input: AssertionsInput {
+            accepted_status: body.accepted_status,
+            keyword_absent: body.keyword_absent,
+            json_path: body.json_path,
+            json_expected: body.json_expected,
+            max_response_ms: body.max_response_ms,
         },
     }
     .validate(&hub.config.api.websites)?;
@@ -510,6 +444,7 @@ pub async fn update_website(
                     websites::timeout_ms.eq(settings.timeout_ms),
                     websites::quorum.eq(settings.quorum),
                     websites::keyword.eq(settings.keyword.as_deref()),
+                    websites::assertions.eq(settings.assertions.to_stored()),
                     websites::enabled.eq(enabled),
                     websites::updated_at.eq(diesel::dsl::now),
                 ))

@@ -15,7 +15,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(validator_socket);
 }
 
-/// The validator WebSocket (`overlaps/v1` protocol; see the README). Answers 101
+/// The validator WebSocket (`overlaps/v2` protocol; see the README). Answers 101
 /// to a WebSocket upgrade.
 #[utoipa::path(
     tag = "validators",

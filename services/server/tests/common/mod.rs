@@ -251,7 +251,7 @@ impl Client {
                 nonce,
                 protocol,
             } => {
-                assert_eq!(protocol, "overlaps/v1");
+                assert_eq!(protocol, "overlaps/v2");
                 client.hub_id = hub_id;
                 hex::decode_to_slice(nonce, &mut client.nonce).unwrap();
             }
@@ -336,7 +336,28 @@ impl Client {
     }
 }
 
-/// A signed result for `assignment_id`.
+/// The spec hash of a check of `url` on a site as [`Deployment::website`] makes it
+/// (GET, 2,000 ms, default assertions): what an honest result for it signs.
+pub fn spec_hash_of(url: &str) -> String {
+    spec_hash_for(url, 2000)
+}
+
+/// The spec hash of a GET of `url` with `timeout_ms` and default assertions (a site
+/// created through the API with only its URL has 5,000 ms).
+pub fn spec_hash_for(url: &str, timeout_ms: u32) -> String {
+    let spec = overlaps_shared::check_spec::CheckSpec {
+        url: url.into(),
+        method: "GET".into(),
+        timeout_ms,
+        accepted_status: overlaps_shared::check_spec::DEFAULT_ACCEPTED.to_vec(),
+        keyword: None,
+        json: None,
+        max_response_ms: None,
+    };
+    hex::encode(spec.hash())
+}
+
+/// A signed result for `assignment_id` (a check of `https://example.com/`).
 pub fn signed_result(key: &Keypair, assignment_id: i64, status: CheckStatus) -> CheckResult {
     CheckResult {
         assignment_id,
@@ -347,6 +368,7 @@ pub fn signed_result(key: &Keypair, assignment_id: i64, status: CheckStatus) -> 
             .then_some(overlaps_shared::protocol::FailureReason::HttpStatus),
         tls_expires_at_ms: None,
         checked_at_ms: Utc::now().timestamp_millis(),
+        spec_hash: spec_hash_of("https://example.com/"),
         signature: String::new(),
     }
     .sign(HUB_ID, key)

@@ -40,7 +40,7 @@ async fn accept_signup(listener: &TcpListener) -> Peer {
     let (stream, _) = listener.accept().await.unwrap();
     let mut peer = tokio_tungstenite::accept_async(stream).await.unwrap();
     let hello = HubMessage::Hello {
-        protocol: "overlaps/v1".into(),
+        protocol: "overlaps/v2".into(),
         hub_id: "hub".into(),
         nonce: hex::encode([9u8; 32]),
     };
@@ -61,6 +61,11 @@ fn validate(id: i64, url: &str) -> HubMessage {
         method: "GET".into(),
         timeout_ms: 2000,
         keyword: None,
+        keyword_absent: false,
+        accepted_status: Vec::new(),
+        json_path: None,
+        json_expected: None,
+        max_response_ms: None,
         deadline_ms: i64::MAX,
     })
 }

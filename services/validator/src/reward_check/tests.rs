@@ -26,6 +26,8 @@ fn assignment(id: i64, site: i64, validator: i64, status: Option<&str>) -> Publi
                 .unwrap_or_default(),
             tls_expires_at: None,
             signature: format!("0x{}", "ab".repeat(64)),
+            protocol_version: 2,
+            spec_hash: Some(format!("0x{}", "cd".repeat(32))),
         }),
         canary: None,
     }

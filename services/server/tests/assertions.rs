@@ -1,0 +1,300 @@
+//! Site assertions through the real server binary: the API validates and stores
+//! them, the hub sends them in `validate`, and a result must sign their spec hash.
+//! Cheaters play the validator: a result signed under the old v1 layout, one over a
+//! spec the hub never sent, a `degraded` or `up` that contradicts the limit sent;
+//! each is refused and nothing is stored, while the honest result lands.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // Tests may panic.
+
+mod api_support;
+mod common;
+
+use api_support::Api;
+use chrono::Utc;
+use common::Client;
+use overlaps_shared::protocol::{
+    CheckResult, CheckStatus, ErrorCode, FailureReason, HubMessage, ValidateRequest,
+};
+use overlaps_shared::signing::{self, Keypair, ResultFields, ResultLayout};
+use serde_json::json;
+
+const SITE: &str = "https://shop.example/health";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn assertions_are_validated_stored_shown_and_changed() {
+    let api = Api::start(&[]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let created = api
+        .post(
+            "/api/v1/websites",
+            Some(&alice),
+            json!({"name": "Shop", "url": SITE, "timeout_ms": 5000, "keyword": "error",
+                   "keyword_absent": true, "accepted_status": ["200-204", "301"],
+                   "json_path": "$.checks[0].status", "json_expected": {"ok": true},
+                   "max_response_ms": 1000}),
+        )
+        .await;
+    let site = created.expect(201).clone();
+    let id = site["id"].as_i64().unwrap();
+    assert_eq!(site["accepted_status"], json!(["200-204", "301"]));
+    assert_eq!(site["keyword_absent"], true);
+    assert_eq!(site["json_path"], "$.checks[0].status");
+    assert_eq!(site["json_expected"], json!({"ok": true}));
+    assert_eq!(site["max_response_ms"], 1000);
+
+    // Defaults: 200–399, no other assertion.
+    let plain = api.website(&alice, "https://plain.example/").await;
+    let plain = api
+        .get(&format!("/api/v1/websites/{plain}"), Some(&alice))
+        .await;
+    let plain = plain.expect(200);
+    assert_eq!(plain["accepted_status"], json!(["200-399"]));
+    assert_eq!(plain["keyword_absent"], false);
+    assert!(plain["json_path"].is_null() && plain["max_response_ms"].is_null());
+
+    // Every bad value, on create and on update: 422 naming the field, nothing stored.
+    let before = api.count("SELECT count(*) FROM websites");
+    let bad = [
+        (json!({"accepted_status": []}), "accepted_status"),
+        (json!({"accepted_status": ["99"]}), "accepted_status"),
+        (json!({"accepted_status": ["600"]}), "accepted_status"),
+        (json!({"accepted_status": ["300-200"]}), "accepted_status"),
+        (json!({"accepted_status": ["2xx"]}), "accepted_status"),
+        (
+            json!({"accepted_status": vec!["200"; 17]}),
+            "accepted_status",
+        ),
+        (json!({"keyword_absent": true}), "keyword_absent"),
+        (json!({"json_path": "$.a"}), "json_expected"),
+        (json!({"json_expected": 1}), "json_path"),
+        (json!({"json_path": "a.b", "json_expected": 1}), "json_path"),
+        (
+            json!({"json_path": "$..a", "json_expected": 1}),
+            "json_path",
+        ),
+        (
+            json!({"json_path": "$.a[*]", "json_expected": 1}),
+            "json_path",
+        ),
+        (
+            json!({"json_path": format!("${}", ".a".repeat(200)), "json_expected": 1}),
+            "json_path",
+        ),
+        (
+            json!({"json_path": "$.a", "json_expected": "x".repeat(1100)}),
+            "json_expected",
+        ),
+        (
+            json!({"json_path": "$.a", "json_expected": 1, "method": "HEAD"}),
+            "json_path",
+        ),
+        (json!({"max_response_ms": -5}), "max_response_ms"),
+        (json!({"max_response_ms": 5000}), "max_response_ms"),
+        (json!({"max_response_ms": 9000}), "max_response_ms"),
+    ];
+    for (extra, field) in &bad {
+        let mut body = json!({"url": "https://new.example/", "timeout_ms": 5000});
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        let answer = api
+            .post("/api/v1/websites", Some(&alice), body.clone())
+            .await;
+        answer.expect_error(422, "validation_failed");
+        assert_eq!(answer.json["details"]["field"], *field, "{body}");
+    }
+    assert_eq!(api.count("SELECT count(*) FROM websites"), before);
+    let stored = api.text(&format!(
+        "SELECT accepted_status || keyword_absent || json_path || json_expected || max_response_ms \
+         FROM websites WHERE id = {id}"
+    ));
+    // On update the site has a keyword and a JSON assertion already, so the cases
+    // that only lack those are not errors there.
+    let updatable = |extra: &serde_json::Value, field: &str| {
+        let o = extra.as_object().unwrap();
+        !(o.contains_key("method")
+            || field == "keyword_absent"
+            || (o.len() == 1 && (o.contains_key("json_path") || o.contains_key("json_expected"))))
+    };
+    for (extra, field) in bad.iter().filter(|(e, f)| updatable(e, f)) {
+        let answer = api
+            .patch(
+                &format!("/api/v1/websites/{id}"),
+                Some(&alice),
+                extra.clone(),
+            )
+            .await;
+        answer.expect_error(422, "validation_failed");
+        assert_eq!(answer.json["details"]["field"], *field, "{extra}");
+    }
+    assert_eq!(
+        api.text(&format!(
+            "SELECT accepted_status || keyword_absent || json_path || json_expected || max_response_ms \
+             FROM websites WHERE id = {id}"
+        )),
+        stored,
+        "the refused updates changed nothing"
+    );
+    // A shorter timeout may not undercut the limit kept from before.
+    api.patch(
+        &format!("/api/v1/websites/{id}"),
+        Some(&alice),
+        json!({"timeout_ms": 800}),
+    )
+    .await
+    .expect_error(422, "validation_failed");
+
+    // Removing: empty path, limit 0; removing the keyword drops its polarity.
+    let changed = api
+        .patch(
+            &format!("/api/v1/websites/{id}"),
+            Some(&alice),
+            json!({"json_path": "", "max_response_ms": 0, "keyword": ""}),
+        )
+        .await;
+    let changed = changed.expect(200);
+    assert!(changed["json_path"].is_null() && changed["json_expected"].is_null());
+    assert!(changed["max_response_ms"].is_null());
+    assert_eq!(changed["keyword_absent"], false);
+    assert_eq!(changed["accepted_status"], json!(["200-204", "301"]));
+}
+
+/// A validator signed up on `server`, with one dispatched assignment for `site`; the
+/// `validate` it received.
+async fn assigned(api: &Api, key: &Keypair, site: i64) -> (Client, i64, ValidateRequest) {
+    let dep = &api.deployment;
+    let mut client = Client::connect(&api.server.ws_url()).await;
+    let validator_id = client.signup(key).await;
+    let deadline = Utc::now() + chrono::Duration::seconds(30);
+    let round = 1 + dep.count("SELECT count(*) FROM rounds");
+    dep.round(round, deadline);
+    let assignment = dep.assign(round, site, validator_id, &api.server.instance, deadline);
+    dep.dispatch(&api.server.instance, round, vec![assignment])
+        .await;
+    match client.recv().await {
+        HubMessage::Validate(request) => {
+            assert_eq!(request.assignment_id, assignment);
+            (client, assignment, request)
+        }
+        other => panic!("expected validate, got {other:?}"),
+    }
+}
+
+/// A result for `request` with every assertion passed, `latency_ms` to the headers
+/// (`degraded` names `too_slow`).
+fn result(request: &ValidateRequest, status: CheckStatus, latency_ms: u32) -> CheckResult {
+    CheckResult {
+        assignment_id: request.assignment_id,
+        status,
+        http_status: Some(200),
+        latency_ms,
+        failure: (status == CheckStatus::Degraded).then_some(FailureReason::TooSlow),
+        tls_expires_at_ms: None,
+        checked_at_ms: Utc::now().timestamp_millis(),
+        spec_hash: hex::encode(request.spec().hash()),
+        signature: String::new(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn results_must_sign_the_spec_sent_and_agree_with_its_limit() {
+    let api = Api::start(&[]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let site = api
+        .post(
+            "/api/v1/websites",
+            Some(&alice),
+            json!({"name": "Shop", "url": SITE, "timeout_ms": 5000, "keyword": "error",
+                   "keyword_absent": true, "accepted_status": ["200-299"],
+                   "json_path": "$.status", "json_expected": "ok", "max_response_ms": 1000}),
+        )
+        .await;
+    let site = site.expect(201)["id"].as_i64().unwrap();
+    let hub = common::HUB_ID;
+    let key = Keypair::generate();
+    let (mut client, assignment, request) = assigned(&api, &key, site).await;
+
+    // The assignment carries every assertion, and the hub recorded its hash.
+    assert_eq!(request.keyword.as_deref(), Some("error"));
+    assert!(request.keyword_absent);
+    assert_eq!(request.accepted_status.len(), 1);
+    assert_eq!(request.json_path.as_deref(), Some("$.status"));
+    assert_eq!(request.json_expected, Some(json!("ok")));
+    assert_eq!(request.max_response_ms, Some(1000));
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM check_assignments WHERE id = {assignment} \
+             AND spec_hash = '\\x{}'::bytea AND max_response_ms = 1000",
+            hex::encode(request.spec().hash())
+        )),
+        1
+    );
+
+    // Cheater 1: a result signed under the v1 layout (a replay of an old result's
+    // bytes, or a node that never upgraded). The hub checks v2 bytes only.
+    let honest = result(&request, CheckStatus::Degraded, 1840);
+    let mut v1 = honest.clone();
+    let mut fields: ResultFields = honest.fields();
+    fields.layout = ResultLayout::V1;
+    v1.signature = hex::encode(key.sign(&signing::result_bytes(hub, &fields)));
+    client.send_result(v1).await;
+    assert_eq!(client.error().await, ErrorCode::BadSignature);
+
+    // Cheater 2: a validly signed result over another spec (it checked without the
+    // JSON assertion, so its `up` would look justified).
+    let mut laxer = request.clone();
+    laxer.json_path = None;
+    laxer.json_expected = None;
+    client
+        .send_result(result(&laxer, CheckStatus::Up, 200).sign(hub, &key))
+        .await;
+    assert_eq!(client.error().await, ErrorCode::InvalidResult);
+
+    // Cheater 3: `degraded` with a latency within the limit, `up` over it, and a
+    // degraded result without the too_slow failure.
+    client
+        .send_result(result(&request, CheckStatus::Degraded, 900).sign(hub, &key))
+        .await;
+    assert_eq!(client.error().await, ErrorCode::InvalidResult);
+    client
+        .send_result(result(&request, CheckStatus::Up, 1500).sign(hub, &key))
+        .await;
+    assert_eq!(client.error().await, ErrorCode::InvalidResult);
+    let mut unexplained = result(&request, CheckStatus::Degraded, 1840);
+    unexplained.failure = Some(FailureReason::Timeout);
+    client.send_result(unexplained.sign(hub, &key)).await;
+    assert_eq!(client.error().await, ErrorCode::InvalidResult);
+
+    assert_eq!(api.count("SELECT count(*) FROM ticks"), 0, "nothing stored");
+    assert_eq!(api.deployment.assignment_state(assignment), "pending");
+
+    // The honest degraded result lands, stored as v2 with its spec hash, and
+    // verifies from the stored row alone.
+    client.send_result(honest.clone().sign(hub, &key)).await;
+    assert_eq!(
+        client.recv().await,
+        HubMessage::Ack {
+            assignment_ids: vec![assignment]
+        }
+    );
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM ticks WHERE assignment_id = {assignment} AND status = 'degraded' \
+             AND failure = 'too_slow' AND latency_ms = 1840 AND protocol_version = 2 \
+             AND spec_hash = '\\x{}'::bytea",
+            hex::encode(request.spec().hash())
+        )),
+        1
+    );
+    // Ticks are public once their round closed.
+    api.sql("UPDATE rounds SET closed_at = now()");
+    let ticks = api
+        .get(&format!("/api/v1/websites/{site}/ticks"), Some(&alice))
+        .await;
+    let tick = &ticks.expect(200)["items"][0];
+    assert_eq!(tick["protocol_version"], 2);
+    assert_eq!(
+        tick["spec_hash"],
+        format!("0x{}", hex::encode(request.spec().hash()))
+    );
+}
