@@ -17,3 +17,6 @@ ALTER TABLE ticks DROP CONSTRAINT ticks_v2_has_spec_hash,
     DROP COLUMN spec_hash, DROP COLUMN protocol_version;
 ALTER TABLE check_assignments DROP COLUMN max_response_ms, DROP COLUMN spec_hash;
 ALTER TABLE websites DROP COLUMN assertions;
+DELETE FROM websites WHERE url LIKE 'tcp://%';
+ALTER TABLE websites DROP CONSTRAINT websites_url_check;
+ALTER TABLE websites ADD CONSTRAINT websites_url_check CHECK (url ~ '^https?://');

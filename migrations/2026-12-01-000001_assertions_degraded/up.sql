@@ -9,6 +9,11 @@ ALTER TABLE websites
     ADD COLUMN assertions JSONB NOT NULL DEFAULT '{}'::jsonb
         CHECK (jsonb_typeof(assertions) = 'object' AND length(assertions::text) <= 2048);
 
+-- TCP port checks are sites too: tcp://host:port.
+ALTER TABLE websites DROP CONSTRAINT websites_url_check;
+ALTER TABLE websites ADD CONSTRAINT websites_url_check
+    CHECK (url ~ '^https?://' OR url ~ '^tcp://[^/?#@]+:[0-9]{1,5}$');
+
 -- What the hub sent with each assignment (set when it is sent): a result must sign
 -- this spec hash, and a degraded one must be over this limit.
 ALTER TABLE check_assignments

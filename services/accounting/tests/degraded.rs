@@ -34,8 +34,8 @@ fn world() -> World {
         .unwrap()
         .id;
     let site = diesel::sql_query(
-        "INSERT INTO websites (owner_id, name, url, interval_seconds, timeout_ms, quorum, max_response_ms) \
-         VALUES ($1, 'Shop', 'https://shop.example/', 30, 5000, 3, 1000) RETURNING id",
+        "INSERT INTO websites (owner_id, name, url, interval_seconds, timeout_ms, quorum, assertions) \
+         VALUES ($1, 'Shop', 'https://shop.example/', 30, 5000, 3, '{\"max_response_ms\": 1000}') RETURNING id",
     )
     .bind::<BigInt, _>(owner)
     .get_result::<Id>(&mut conn)

@@ -104,10 +104,13 @@ async fn assertions_are_validated_stored_shown_and_changed() {
         assert_eq!(answer.json["details"]["field"], *field, "{body}");
     }
     assert_eq!(api.count("SELECT count(*) FROM websites"), before);
-    let stored = api.text(&format!(
-        "SELECT accepted_status || keyword_absent || json_path || json_expected || max_response_ms \
-         FROM websites WHERE id = {id}"
-    ));
+    let stored = api.text(&format!("SELECT assertions FROM websites WHERE id = {id}"));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&stored).unwrap(),
+        json!({"accepted_status": "200-204,301", "keyword_absent": true,
+               "json_path": "$.checks[0].status", "json_expected": "{\"ok\":true}",
+               "max_response_ms": 1000})
+    );
     // On update the site has a keyword and a JSON assertion already, so the cases
     // that only lack those are not errors there.
     let updatable = |extra: &serde_json::Value, field: &str| {
@@ -128,10 +131,7 @@ async fn assertions_are_validated_stored_shown_and_changed() {
         assert_eq!(answer.json["details"]["field"], *field, "{extra}");
     }
     assert_eq!(
-        api.text(&format!(
-            "SELECT accepted_status || keyword_absent || json_path || json_expected || max_response_ms \
-             FROM websites WHERE id = {id}"
-        )),
+        api.text(&format!("SELECT assertions FROM websites WHERE id = {id}")),
         stored,
         "the refused updates changed nothing"
     );
@@ -296,5 +296,89 @@ async fn results_must_sign_the_spec_sent_and_agree_with_its_limit() {
     assert_eq!(
         tick["spec_hash"],
         format!("0x{}", hex::encode(request.spec().hash()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tcp_sites_are_a_host_and_a_port_with_only_a_time_limit() {
+    let api = Api::start(&[]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let created = api
+        .post(
+            "/api/v1/websites",
+            Some(&alice),
+            json!({"name": "DB", "url": "tcp://db.example.com:5432", "timeout_ms": 3000,
+                   "max_response_ms": 500}),
+        )
+        .await;
+    let site = created.expect(201).clone();
+    assert_eq!(site["url"], "tcp://db.example.com:5432");
+    assert_eq!(site["max_response_ms"], 500);
+    let id = site["id"].as_i64().unwrap();
+
+    let before = api.count("SELECT count(*) FROM websites");
+    for (body, field) in [
+        (json!({"url": "tcp://db.example.com"}), "url"),
+        (json!({"url": "tcp://db.example.com:0"}), "url"),
+        (json!({"url": "tcp://db.example.com:5432/path"}), "url"),
+        (json!({"url": "tcp://user:pw@db.example.com:5432"}), "url"),
+        (
+            json!({"url": "tcp://db.example.com:5432", "keyword": "x"}),
+            "keyword",
+        ),
+        (
+            json!({"url": "tcp://db.example.com:5432", "method": "HEAD"}),
+            "method",
+        ),
+        (
+            json!({"url": "tcp://db.example.com:5432", "accepted_status": ["200"]}),
+            "accepted_status",
+        ),
+        (
+            json!({"url": "tcp://db.example.com:5432", "json_path": "$.a", "json_expected": 1}),
+            "json_path",
+        ),
+    ] {
+        let answer = api
+            .post("/api/v1/websites", Some(&alice), body.clone())
+            .await;
+        answer.expect_error(422, "validation_failed");
+        assert_eq!(answer.json["details"]["field"], field, "{body}");
+    }
+    assert_eq!(api.count("SELECT count(*) FROM websites"), before);
+
+    // An http site with a JSON assertion cannot turn into a port check keeping it.
+    let http = api
+        .post(
+            "/api/v1/websites",
+            Some(&alice),
+            json!({"url": "https://api.example.com/", "json_path": "$.ok", "json_expected": true}),
+        )
+        .await;
+    let http = http.expect(201)["id"].as_i64().unwrap();
+    api.patch(
+        &format!("/api/v1/websites/{http}"),
+        Some(&alice),
+        json!({"url": "tcp://api.example.com:443"}),
+    )
+    .await
+    .expect_error(422, "validation_failed");
+    assert_eq!(
+        api.text(&format!("SELECT url FROM websites WHERE id = {http}")),
+        "https://api.example.com/"
+    );
+
+    // The hub sends it as such, and its spec hash is the TCP kind's.
+    let key = Keypair::generate();
+    let (_, assignment, request) = assigned(&api, &key, id).await;
+    assert_eq!(request.url, "tcp://db.example.com:5432");
+    assert_eq!(request.max_response_ms, Some(500));
+    assert_eq!(request.spec().canonical_bytes()[23], 2, "kind tcp");
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM check_assignments WHERE id = {assignment} AND spec_hash = '\\x{}'::bytea",
+            hex::encode(request.spec().hash())
+        )),
+        1
     );
 }

@@ -258,6 +258,11 @@ async fn an_open_rounds_results_are_sealed_on_every_route_until_it_closes() {
         .iter()
         .map(|&v| api.deployment.assign(1, site, v, "api-1", deadline))
         .collect();
+    // What dispatching them would have recorded: the spec hash a result must sign.
+    api.sql(&format!(
+        "UPDATE check_assignments SET spec_hash = '\\x{}'::bytea",
+        common::spec_hash_for("https://example.com/", 5000)
+    ));
     let sent = [
         result(&keys[0], assignments[0], LATENCY_A, Some(TLS_EXPIRY_MS)),
         result(&keys[1], assignments[1], LATENCY_B, None),
