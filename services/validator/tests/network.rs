@@ -392,3 +392,115 @@ async fn a_validator_reconnects_after_the_hub_restarts_and_serves_again() {
     assert_eq!(stored.len(), 1, "{:?}", restarted._process.output());
     verify_tick(&mut conn, &stored[0]);
 }
+
+/// A site row with `assertions` (a `SiteAssertions` object) and no keyword.
+fn site_with(conn: &mut PgConnection, url: &str, keyword: Option<&str>, assertions: &str) -> i64 {
+    let site = website(conn, url);
+    diesel::sql_query("UPDATE websites SET keyword = $2, assertions = $3::jsonb WHERE id = $1")
+        .bind::<BigInt, _>(site)
+        .bind::<diesel::sql_types::Nullable<Text>, _>(keyword)
+        .bind::<Text, _>(assertions)
+        .execute(conn)
+        .unwrap();
+    site
+}
+
+/// Answers every request with 200 and `body` after `delay`.
+async fn slow_target(delay: Duration, body: &'static str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                tokio::time::sleep(delay).await;
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    format!("http://{addr}/")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_nodes_evaluate_the_assertions_sent_and_sign_their_spec() {
+    let db = TestDatabase::new().unwrap();
+    let redis = TestRedis::new().unwrap();
+    let server = start_server(&db, &redis, "s1");
+    let erroring = HttpTarget::start(200, "healthy, but: database error")
+        .await
+        .unwrap();
+    let json = HttpTarget::start(200, r#"{"status":"failing"}"#)
+        .await
+        .unwrap();
+    let slow = slow_target(Duration::from_millis(700), r#"{"status":"ok"}"#).await;
+    let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tcp = format!("tcp://127.0.0.1:{}", port.local_addr().unwrap().port());
+    tokio::spawn(async move { while port.accept().await.is_ok() {} });
+    let _nodes = [
+        start_validator(&server.ws_url),
+        start_validator(&server.ws_url),
+    ];
+    let presence = Presence::new(redis.connect().await.unwrap(), redis.keys());
+    let online = wait_online(&presence, 2).await;
+
+    let mut conn = db.connect().unwrap();
+    let sites = [
+        site_with(
+            &mut conn,
+            &erroring.url(),
+            Some("error"),
+            r#"{"keyword_absent": true}"#,
+        ),
+        site_with(
+            &mut conn,
+            &json.url(),
+            None,
+            r#"{"json_path": "$.status", "json_expected": "\"ok\""}"#,
+        ),
+        site_with(
+            &mut conn,
+            &slow,
+            None,
+            r#"{"json_path": "$.status", "json_expected": "\"ok\"", "max_response_ms": 300}"#,
+        ),
+        site_with(&mut conn, &tcp, None, "{}"),
+    ];
+    let assignments = assign_round(&mut conn, 1, &sites, &online);
+    dispatch(&redis, 1, &assignments).await;
+    let stored = wait_answered(&db, 8).await;
+    assert_eq!(stored.len(), 8, "stored {stored:?}");
+    for tick in &stored {
+        // Signed over v2 bytes with the spec hash the hub recorded when sending.
+        verify_tick(&mut conn, tick);
+        let recorded: Vec<u8> = overlaps_shared::schema::check_assignments::table
+            .find(tick.assignment_id)
+            .select(overlaps_shared::schema::check_assignments::spec_hash)
+            .first::<Option<Vec<u8>>>(&mut conn)
+            .unwrap()
+            .unwrap();
+        assert_eq!(tick.spec_hash.as_deref(), Some(&recorded[..]));
+    }
+    let of = |site: i64| -> Vec<(&str, Option<&str>)> {
+        stored
+            .iter()
+            .filter(|t| t.website_id == site)
+            .map(|t| (t.status.as_str(), t.failure.as_deref()))
+            .collect()
+    };
+    assert_eq!(of(sites[0]), vec![("down", Some("keyword_present")); 2]);
+    assert_eq!(of(sites[1]), vec![("down", Some("json_mismatch")); 2]);
+    assert_eq!(of(sites[2]), vec![("degraded", Some("too_slow")); 2]);
+    assert_eq!(of(sites[3]), vec![("up", None); 2]);
+    assert!(
+        stored
+            .iter()
+            .filter(|t| t.website_id == sites[2])
+            .all(|t| t.latency_ms > 300 && t.http_status == Some(200))
+    );
+}
