@@ -186,6 +186,30 @@ pub fn select<'a>(
     })
 }
 
+/// Whether two JSON values are equal as values: numbers by value (`1` equals
+/// `1.0`), objects regardless of key order, arrays in order.
+pub fn json_equal(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
+            (Some(x), Some(y)) => x == y,
+            _ => match (x.as_u64(), y.as_u64()) {
+                (Some(x), Some(y)) => x == y,
+                _ => x.as_f64().zip(y.as_f64()).is_some_and(|(x, y)| x == y),
+            },
+        },
+        (Value::Array(x), Value::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(x, y)| json_equal(x, y))
+        }
+        (Value::Object(x), Value::Object(y)) => {
+            x.len() == y.len()
+                && x.iter()
+                    .all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
 /// The body assertion on a keyword.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeywordRule {
@@ -436,6 +460,20 @@ mod tests {
         ] {
             assert!(parse_json_path(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn json_values_compare_by_value() {
+        use serde_json::json;
+        assert!(json_equal(&json!(1), &json!(1.0)));
+        assert!(json_equal(
+            &json!({"a": [1, "x"], "b": null}),
+            &json!({"b": null, "a": [1.0, "x"]})
+        ));
+        assert!(!json_equal(&json!(1), &json!("1")));
+        assert!(!json_equal(&json!([1, 2]), &json!([2, 1])));
+        assert!(!json_equal(&json!({"a": 1}), &json!({"a": 1, "b": 2})));
+        assert!(!json_equal(&json!(-1), &json!(18446744073709551615u64)));
     }
 
     #[test]

@@ -340,7 +340,10 @@ impl Checker {
         if let Some((path, expected)) = &rules.json {
             let matches = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
-                .is_some_and(|document| check_spec::select(&document, path) == Some(expected));
+                .is_some_and(|document| {
+                    check_spec::select(&document, path)
+                        .is_some_and(|found| check_spec::json_equal(found, expected))
+                });
             if !matches {
                 return Err(Failure::Reason(FailureReason::JsonMismatch, Some(found)));
             }

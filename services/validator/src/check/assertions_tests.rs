@@ -122,9 +122,12 @@ async fn a_json_value_must_equal_the_expected_one() {
         (CheckStatus::Down, Some(FailureReason::JsonMismatch))
     );
     // Numbers and objects compare as JSON values, not as text.
-    target.set(200, r#"{"version": 3.0, "meta": {"b": 2, "a": 1}}"#);
+    target.set(200, r#"{"version": 3.0, "meta": {"b": 2, "a": 1.0}}"#);
     json.json_path = Some("$.meta".into());
     json.json_expected = Some(serde_json::json!({"a": 1, "b": 2}));
+    assert_eq!(outcome(&json).await, (CheckStatus::Up, None));
+    json.json_path = Some("$.version".into());
+    json.json_expected = Some(serde_json::json!(3));
     assert_eq!(outcome(&json).await, (CheckStatus::Up, None));
 }
 
