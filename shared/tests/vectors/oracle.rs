@@ -266,3 +266,91 @@ pub fn proof(layers: &[Vec<[u8; 32]>], index: usize) -> Vec<[u8; 32]> {
     }
     out
 }
+
+/// Appends a u16-length-prefixed string.
+pub fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// JSON with object keys sorted and no whitespace, written out by hand.
+pub fn canonical(value: &serde_json::Value) -> String {
+    match value {
+        serde_json::Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let members: Vec<String> = keys
+                .into_iter()
+                .map(|k| {
+                    format!(
+                        "{}:{}",
+                        serde_json::Value::from(k.as_str()),
+                        canonical(&map[k])
+                    )
+                })
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        serde_json::Value::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(canonical).collect::<Vec<_>>().join(",")
+            )
+        }
+        other => other.to_string(),
+    }
+}
+
+/// The check-spec bytes of PROTOCOL.md §4 from a `validate` message.
+pub fn spec_bytes(m: &serde_json::Value) -> Vec<u8> {
+    let mut out = b"overlaps/v2/check-spec".to_vec();
+    out.push(0);
+    let url = m["url"].as_str().unwrap();
+    out.push(if url.starts_with("tcp://") { 2 } else { 1 }); // kind: http(s) or tcp
+    put_str(&mut out, m["url"].as_str().unwrap());
+    put_str(&mut out, m["method"].as_str().unwrap());
+    out.extend_from_slice(&(m["timeout_ms"].as_u64().unwrap() as u32).to_be_bytes());
+    let ranges: Vec<(u16, u16)> = match m.get("accepted_status") {
+        Some(list) => list
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["from"].as_u64().unwrap() as u16,
+                    r["to"].as_u64().unwrap() as u16,
+                )
+            })
+            .collect(),
+        None => vec![(200, 399)],
+    };
+    out.push(ranges.len() as u8);
+    for (from, to) in ranges {
+        out.extend_from_slice(&from.to_be_bytes());
+        out.extend_from_slice(&to.to_be_bytes());
+    }
+    match m.get("keyword") {
+        None => out.push(0),
+        Some(k) => {
+            let absent = m.get("keyword_absent").is_some_and(|a| a == true);
+            out.push(if absent { 2 } else { 1 });
+            put_str(&mut out, k.as_str().unwrap());
+        }
+    }
+    match (m.get("json_path"), m.get("json_expected")) {
+        (Some(path), Some(expected)) => {
+            out.push(1);
+            put_str(&mut out, path.as_str().unwrap());
+            put_str(&mut out, &canonical(expected));
+        }
+        _ => out.push(0),
+    }
+    match m.get("max_response_ms") {
+        None => out.push(0),
+        Some(limit) => {
+            out.push(1);
+            out.extend_from_slice(&(limit.as_u64().unwrap() as u32).to_be_bytes());
+        }
+    }
+    out
+}
