@@ -57,6 +57,8 @@ struct Stats {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The API readers' HTTP client needs a TLS provider even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let env = Env::from_process();
     let common = CommonConfig::from_env(&env)?;
     let plan = Plan {
@@ -118,7 +120,6 @@ async fn main() -> anyhow::Result<()> {
         "driving {} s: a round every {} s, {per_round} checks per round ...",
         plan.seconds, plan.round_seconds
     );
-    let stored_before = count_ticks(&mut conn)?;
     let first_round = match plan.round_base {
         Some(base) => base + 1,
         None => next_round(&mut conn)?,
@@ -193,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     if let Some(readers) = readers {
         readers.await??;
     }
-    let stored = count_ticks(&mut conn)? - stored_before;
+    let stored = count_ticks(&mut conn, first_round, first_round + rounds as i64 - 1)?;
     let sent = stats.sent.load(Ordering::Relaxed);
     let acked = stats.acked.load(Ordering::Relaxed);
     let refused = stats.refused.load(Ordering::Relaxed);
@@ -436,10 +437,15 @@ struct Id {
     id: i64,
 }
 
-fn count_ticks(conn: &mut PgConnection) -> anyhow::Result<i64> {
-    Ok(diesel::sql_query("SELECT count(*) AS id FROM ticks")
-        .get_result::<Id>(conn)?
-        .id)
+/// Results stored for rounds `first..=last` (other drivers' rounds are not counted).
+fn count_ticks(conn: &mut PgConnection, first: i64, last: i64) -> anyhow::Result<i64> {
+    Ok(
+        diesel::sql_query("SELECT count(*) AS id FROM ticks WHERE round_number BETWEEN $1 AND $2")
+            .bind::<BigInt, _>(first)
+            .bind::<BigInt, _>(last)
+            .get_result::<Id>(conn)?
+            .id,
+    )
 }
 
 fn next_round(conn: &mut PgConnection) -> anyhow::Result<i64> {
