@@ -441,11 +441,15 @@ run_bench() {
     psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
     local bench_url=${DATABASE_URL%/*}/$bench_db
     local server_log status=0
+    # A fresh operator key per run for the API readers (operators read every site).
+    local api_key
+    api_key="ovl_bench_$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
     server_log=${BENCH_SERVER_LOG:-$(mktemp)}
     DATABASE_URL=$bench_url REDIS_PREFIX=$prefix SERVER_BIND=$bind SERVER_INSTANCE_ID=bench-1 \
         HUB_ID=bench-hub LOG_LEVEL=warn LOG_FORMAT=json DATABASE_POOL_SIZE=${BENCH_POOL_SIZE:-16} \
         WS_MAX_CONNECTIONS_PER_IP=1000000 WS_MAX_CONNECTIONS_PER_NETWORK=1000000 \
         WS_MAX_MESSAGES_PER_SECOND=100000 VALIDATOR_ADMISSION=open \
+        OPERATOR_API_KEY=$api_key API_RATE_LIMIT_PER_KEY=1000000 API_RATE_LIMIT_PER_IP=1000000 \
         "target/$profile/server" >"$server_log" 2>&1 &
     local server_pid=$!
     CHILDREN+=("$server_pid")
@@ -456,6 +460,7 @@ run_bench() {
     done
     DATABASE_URL=$bench_url REDIS_PREFIX=$prefix HUB_URL="ws://$bind/ws/validator" HUB_ID=bench-hub \
         SERVER_INSTANCE_ID=bench-1 SERVER_PID=$server_pid LOG_LEVEL=warn \
+        BENCH_API_URL="http://$bind" BENCH_API_KEY=$api_key \
         "target/$profile/loadgen" || status=$?
     stop_children
     grep -E '"level":"(ERROR|WARN)"' "$server_log" | head -5 || true
@@ -465,15 +470,83 @@ run_bench() {
     return "$status"
 }
 
+# The connections benchmark: BENCH_CONN_SERVERS (3) server instances on one scratch
+# database and Redis prefix, each held by its own load driver (a process holds at
+# most ~20,000 open files here) with BENCH_CONN_TOTAL (50,000) validators in all,
+# one check each per BENCH_CONN_ROUND_SECONDS round, every assignment dispatched
+# to the instance its validator is connected to.
+run_connections_bench() {
+    local profile=${BENCH_PROFILE:-release} servers=${BENCH_CONN_SERVERS:-3}
+    local total=${BENCH_CONN_TOTAL:-50000} status=0 k flag=--release
+    [ "$profile" = release ] || flag=
+    cargo build $flag --bins
+    ulimit -Hn 1048576 2>/dev/null || true
+    ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+    local bench_db="${PG_DB}_connbench" prefix="overlaps-connbench-$$" out
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
+    local bench_url=${DATABASE_URL%/*}/$bench_db
+    out=$(mktemp -d)
+    local -a drivers=()
+    trap stop_children EXIT
+    say "connections: $total validators over $servers server instances"
+    for k in $(seq "$servers"); do
+        local bind="127.0.0.1:$((${BENCH_PORT:-18080} + 10 + k))"
+        DATABASE_URL=$bench_url REDIS_PREFIX=$prefix SERVER_BIND=$bind SERVER_INSTANCE_ID=bench-$k \
+            HUB_ID=bench-hub LOG_LEVEL=warn LOG_FORMAT=json DATABASE_POOL_SIZE=8 \
+            WS_MAX_CONNECTIONS_PER_IP=1000000 WS_MAX_CONNECTIONS_PER_NETWORK=1000000 \
+            WS_MAX_MESSAGES_PER_SECOND=100000 VALIDATOR_ADMISSION=open \
+            "target/$profile/server" >"$out/server-$k.log" 2>&1 &
+        CHILDREN+=("$!")
+        echo "$!" >"$out/server-$k.pid"
+        for _ in $(seq 100); do
+            (exec 3<>"/dev/tcp/${bind%:*}/${bind#*:}") 2>/dev/null && break
+            sleep 0.2
+        done
+    done
+    for k in $(seq "$servers"); do
+        local bind="127.0.0.1:$((${BENCH_PORT:-18080} + 10 + k))"
+        DATABASE_URL=$bench_url REDIS_PREFIX=$prefix HUB_URL="ws://$bind/ws/validator" HUB_ID=bench-hub \
+            SERVER_INSTANCE_ID=bench-$k SERVER_PID="$(cat "$out/server-$k.pid")" LOG_LEVEL=warn \
+            BENCH_CONNECTIONS=$((total / servers)) BENCH_CHECKS_PER_VALIDATOR=1 \
+            BENCH_ROUND_SECONDS=${BENCH_CONN_ROUND_SECONDS:-10} BENCH_SECONDS=${BENCH_CONN_SECONDS:-30} \
+            BENCH_API_READS_PER_S=0 BENCH_MEASURE_LIMITS=false BENCH_ROUND_BASE=$((k * 1000000)) \
+            "target/$profile/loadgen" >"$out/driver-$k.out" 2>&1 &
+        drivers+=("$!")
+    done
+    for k in "${!drivers[@]}"; do
+        wait "${drivers[$k]}" || status=$?
+    done
+    stop_children
+    # Per instance, then the sums over all of them.
+    for k in $(seq "$servers"); do
+        printf 'instance bench-%s: %s\n' "$k" "$(grep -E '^(connections|rss_per_conn_kib|ingest_lost|ingest_results_per_s)=' "$out/driver-$k.out" | tr '\n' ' ')"
+        grep -E '"level":"(ERROR|WARN)"' "$out/server-$k.log" | head -3 || true
+        grep -E 'failed' "$out/driver-$k.out" | head -3 || true
+    done
+    awk -F= '/^connections=/ {c += $2} /^ingest_lost=/ {l += $2} /^ingest_results_per_s=/ {r += $2}
+        /^rss_per_conn_kib=/ {s += $2; n++}
+        END {printf "connections_total=%d\nconnections_rss_per_conn_kib=%.1f\nconnections_results_per_s=%.0f\nconnections_lost=%d\n", c, s / n, r, l}' \
+        "$out"/driver-*.out
+    rm -rf "$out"
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
+    redis-cli -u "$REDIS_URL" --scan --pattern "$prefix*" | xargs -r redis-cli -u "$REDIS_URL" del >/dev/null
+    return "$status"
+}
+
 # The eon benchmark: BENCH_EON_VALIDATORS validators closed into one eon (tree,
 # proofs, storage) on a scratch database, against raw Keccak and COPY rates.
 run_eon_bench() {
-    local profile=${BENCH_PROFILE:-release} flag=--release status=0
+    local profile=${BENCH_PROFILE:-release} flag=--release status=0 validators
     [ "$profile" = release ] || flag=
     cargo build $flag --bin eonbench
     local bench_db="${PG_DB}_eonbench"
-    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
-    DATABASE_URL=${DATABASE_URL%/*}/$bench_db LOG_LEVEL=warn "target/$profile/eonbench" || status=$?
+    # Each size on a fresh database, to show how the eon grows (BENCH_EON_VALIDATORS
+    # alone runs one size).
+    for validators in ${BENCH_EON_VALIDATORS:-10000 100000 1000000}; do
+        psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
+        DATABASE_URL=${DATABASE_URL%/*}/$bench_db LOG_LEVEL=warn BENCH_EON_VALIDATORS=$validators \
+            "target/$profile/eonbench" || status=$?
+    done
     psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
     return "$status"
 }
@@ -524,10 +597,21 @@ case "$MODE" in
         say "PostgreSQL and Redis are ready"
         ;;
     bench)
-        # BENCH_ONLY=ingest or BENCH_ONLY=eon runs one of the two.
+        # BENCH_ONLY=ingest, connections or eon runs one of the three.
         provision
-        [ "${BENCH_ONLY:-}" = eon ] || run_bench
-        [ "${BENCH_ONLY:-}" = ingest ] || run_eon_bench
+        case "${BENCH_ONLY:-all}" in
+            ingest) run_bench ;;
+            eon) run_eon_bench ;;
+            connections) run_connections_bench ;;
+            all)
+                bench_status=0
+                run_bench || bench_status=$?
+                run_connections_bench || bench_status=$?
+                run_eon_bench || bench_status=$?
+                exit "$bench_status"
+                ;;
+            *) die "BENCH_ONLY is one of ingest, eon, connections" ;;
+        esac
         ;;
     fuzz)
         # Only the API fuzzer (the last step of `test`).

@@ -1,6 +1,6 @@
 //! Closing an eon: every validator's cumulative reward up to the eon's last round,
 //! attributed to payout addresses, becomes a Merkle tree whose root, total, leaves
-//! and node layers are stored in one transaction (a root commitment the verifier
+//! (a partition per eon) and node layers are stored in one transaction (a root commitment the verifier
 //! sends on-chain). Proofs are cut from the stored layers when asked for.
 //!
 //! An eon is closed exactly once: the job runs under a Redis mutex, and the eon's
@@ -16,7 +16,9 @@ use overlaps_shared::eth::{Address, U256};
 use overlaps_shared::merkle::{self, RewardTree};
 use overlaps_shared::models::{MerkleLeaf, MerkleNodes, ValidatorReward};
 use overlaps_shared::money::{self, BadAmount};
-use overlaps_shared::schema::{merkle_leaves, merkle_nodes, validator_rewards};
+use overlaps_shared::schema::merkle_nodes;
+
+use crate::eon_partition;
 
 /// When eons close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -268,20 +270,11 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
                 cumulative: money::to_numeric(*cumulative),
             })
             .collect();
-        // COPY in slices keeps the encoded buffer small.
-        for chunk in leaf_rows.chunks(50_000) {
-            diesel::copy_from(merkle_leaves::table)
-                .from_insertable(chunk.iter().collect::<Vec<_>>())
-                .execute(conn)?;
-        }
+        eon_partition::store_leaves(conn, eon, &leaf_rows)?;
         let store_leaves = started.elapsed();
         store_tree(conn, eon, &tree)?;
         let store_tree_done = started.elapsed();
-        for chunk in rewards.validators.chunks(50_000) {
-            diesel::copy_from(validator_rewards::table)
-                .from_insertable(chunk.iter().collect::<Vec<_>>())
-                .execute(conn)?;
-        }
+        eon_partition::store_rewards(conn, eon, &rewards.validators)?;
         let store = started.elapsed();
         Ok(Some(EonSummary {
             eon,

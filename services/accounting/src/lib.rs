@@ -7,6 +7,7 @@ pub mod canaries;
 pub mod close;
 pub mod config;
 pub mod eon;
+mod eon_partition;
 pub mod maintenance;
 pub mod partitions;
 pub mod rollups;

@@ -1,13 +1,15 @@
 //! `loadgen`: the load driver of `./run.sh bench`. It opens many simulated
 //! validators against a running server (real keys, real signatures, real
 //! WebSockets), plays the scheduler (a round per second, one `dispatch` job per
-//! round), answers every `validate` at once, and reports what PostgreSQL stored.
+//! round), answers every `validate` at once, and reports what PostgreSQL stored,
+//! while reading the API at a fixed rate.
 
+mod api_reads;
 mod limits;
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -37,6 +39,11 @@ struct Plan {
     seconds: u64,
     round_seconds: u64,
     server_pid: Option<u32>,
+    api_base_url: String,
+    api_key: Option<String>,
+    api_reads_per_second: u32,
+    measure_limits: bool,
+    round_base: Option<i64>,
 }
 
 /// Counters shared by every simulated validator.
@@ -50,6 +57,8 @@ struct Stats {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // The API readers' HTTP client needs a TLS provider even for plain HTTP.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let env = Env::from_process();
     let common = CommonConfig::from_env(&env)?;
     let plan = Plan {
@@ -61,15 +70,35 @@ async fn main() -> anyhow::Result<()> {
         seconds: env.ranged("BENCH_SECONDS", 20, 1..=3600)?,
         round_seconds: env.ranged("BENCH_ROUND_SECONDS", 1, 1..=600)?,
         server_pid: env.maybe("SERVER_PID")?,
+        api_base_url: env.optional("BENCH_API_URL", "http://127.0.0.1:8080".to_owned())?,
+        api_key: env.maybe("BENCH_API_KEY")?,
+        api_reads_per_second: env.ranged("BENCH_API_READS_PER_S", 2000, 0..=100_000)?,
+        // Several drivers at once (one per server instance) measure the limits once.
+        measure_limits: env.optional("BENCH_MEASURE_LIMITS", true)?,
+        // ... and number their rounds apart.
+        round_base: env.maybe("BENCH_ROUND_BASE")?,
     };
     let mut conn = PgConnection::establish(common.database_url.expose()).context("database")?;
     let redis = redis_keys::connect(common.redis_url.as_str()).await?;
     let keys = KeyPrefix::new(common.redis_prefix.clone());
 
-    println!("measuring the machine's limits ...");
-    let raw_verify = tokio::task::spawn_blocking(limits::raw_verifications_per_second).await?;
-    let raw_copy = limits::raw_copy_rows_per_second(&mut conn, 200_000)?;
+    let (raw_verify, raw_verify_all, raw_verify_batch, raw_copy) = if plan.measure_limits {
+        println!("measuring the machine's limits ...");
+        let one = tokio::task::spawn_blocking(limits::raw_verifications_per_second).await?;
+        let (all, batch) =
+            tokio::task::spawn_blocking(limits::raw_verifications_all_cores_per_second).await?;
+        (
+            one,
+            all,
+            batch,
+            limits::raw_copy_rows_per_second(&mut conn, 200_000)?,
+        )
+    } else {
+        (f64::NAN, f64::NAN, f64::NAN, f64::NAN)
+    };
     println!("  raw Ed25519 verify (1 core): {raw_verify:>10.0} /s");
+    println!("  raw Ed25519 verify (all cores, strict one by one): {raw_verify_all:>10.0} /s");
+    println!("  raw Ed25519 verify (all cores, batches of 64):     {raw_verify_batch:>10.0} /s");
     println!("  raw PostgreSQL COPY ticks:   {raw_copy:>10.0} rows/s");
 
     let rss_before = plan.server_pid.and_then(rss_kib);
@@ -91,9 +120,28 @@ async fn main() -> anyhow::Result<()> {
         "driving {} s: a round every {} s, {per_round} checks per round ...",
         plan.seconds, plan.round_seconds
     );
-    let stored_before = count_ticks(&mut conn)?;
-    let first_round = next_round(&mut conn)?;
+    let first_round = match plan.round_base {
+        Some(base) => base + 1,
+        None => next_round(&mut conn)?,
+    };
     let mut queue = jobs::dispatch_storage(redis.clone(), &keys, &plan.instance);
+    let latest_round = Arc::new(AtomicI64::new(first_round));
+    let stop_reading = Arc::new(AtomicBool::new(false));
+    let read_stats = Arc::new(api_reads::ReadStats::default());
+    let readers = plan.api_key.clone().map(|api_key| {
+        tokio::spawn(api_reads::run(
+            api_reads::ReadPlan {
+                base_url: plan.api_base_url.clone(),
+                api_key,
+                per_second: plan.api_reads_per_second,
+                sites: sites.clone(),
+            },
+            Arc::clone(&latest_round),
+            Arc::clone(&stop_reading),
+            Arc::clone(&read_stats),
+        ))
+    });
+    let cpu_before = plan.server_pid.and_then(cpu_seconds);
     let driving = Instant::now();
     let mut dispatched = 0usize;
     let mut setup = Duration::ZERO;
@@ -113,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
             &plan.instance,
         )?;
         dispatched += ids.len();
+        latest_round.store(round, Ordering::Relaxed);
         queue
             .push(Dispatch {
                 round,
@@ -140,7 +189,12 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = driving.elapsed().as_secs_f64();
-    let stored = count_ticks(&mut conn)? - stored_before;
+    let cpu_after = plan.server_pid.and_then(cpu_seconds);
+    stop_reading.store(true, Ordering::Relaxed);
+    if let Some(readers) = readers {
+        readers.await??;
+    }
+    let stored = count_ticks(&mut conn, first_round, first_round + rounds as i64 - 1)?;
     let sent = stats.sent.load(Ordering::Relaxed);
     let acked = stats.acked.load(Ordering::Relaxed);
     let refused = stats.refused.load(Ordering::Relaxed);
@@ -162,7 +216,25 @@ async fn main() -> anyhow::Result<()> {
         }
         _ => f64::NAN,
     };
-    let limit = raw_verify.min(raw_copy);
+    // The machine's limit: Ed25519 on every core at its best, or COPY, whichever is lower.
+    let verify_best = raw_verify_all.max(raw_verify_batch);
+    let limit = verify_best.min(raw_copy);
+    let hub_cpu_per_1k = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) if stored > 0 => (after - before) / (stored as f64 / 1000.0),
+        _ => f64::NAN,
+    };
+    let mut read_latencies = read_stats.latencies_us.lock().await.clone();
+    read_latencies.sort_unstable();
+    let read_pct = |p: f64| {
+        read_latencies
+            .get(
+                ((read_latencies.len() as f64 * p) as usize)
+                    .min(read_latencies.len().saturating_sub(1)),
+            )
+            .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
+    };
+    let reads_ok = read_stats.ok.load(Ordering::Relaxed);
+    let read_errors = read_stats.errors.load(Ordering::Relaxed);
 
     println!();
     println!("connections held        {:>10}", validator_ids.len());
@@ -187,7 +259,15 @@ async fn main() -> anyhow::Result<()> {
     );
     println!("dispatched->stored p99  {:>10} ms", pct(0.99));
     println!("server RSS / connection {rss_per_conn:>10.1} KiB");
+    println!("hub CPU s / 1k results  {hub_cpu_per_1k:>10.3}  (server process, user + system)");
+    println!(
+        "API reads               {:>10.0} /s answered, {read_errors} errors, p50 {:.1} ms, p99 {:.1} ms",
+        reads_ok as f64 / elapsed,
+        read_pct(0.50),
+        read_pct(0.99)
+    );
     println!("raw verify /s (1 core)  {raw_verify:>10.0}");
+    println!("raw verify /s (best, all cores) {verify_best:>10.0}");
     println!("raw COPY rows/s         {raw_copy:>10.0}");
     println!("ratio to lower limit    {:>10.3}", rate / limit);
     println!();
@@ -198,8 +278,15 @@ async fn main() -> anyhow::Result<()> {
     println!("ingest_p50_ms={}", pct(0.50));
     println!("ingest_p99_ms={}", pct(0.99));
     println!("connections={}", validator_ids.len());
+    println!("hub_cpu_s_per_1k={hub_cpu_per_1k:.3}");
+    println!("api_reads_per_s={:.0}", reads_ok as f64 / elapsed);
+    println!("api_read_errors={read_errors}");
+    println!("api_read_p50_ms={:.2}", read_pct(0.50));
+    println!("api_read_p99_ms={:.2}", read_pct(0.99));
     println!("rss_per_conn_kib={rss_per_conn:.1}");
     println!("raw_verify_per_s={raw_verify:.0}");
+    println!("raw_verify_all_cores_per_s={raw_verify_all:.0}");
+    println!("raw_verify_batch_all_cores_per_s={raw_verify_batch:.0}");
     println!("raw_copy_rows_per_s={raw_copy:.0}");
     println!("ingest_ratio_to_limit={:.3}", rate / limit);
     Ok(())
@@ -210,6 +297,17 @@ fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The process's CPU time so far (user + system), from /proc; Linux counts it in
+/// ticks of 1/100 s (`USER_HZ`, fixed at 100 for user space).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let user: f64 = fields.get(11)?.parse().ok()?;
+    let system: f64 = fields.get(12)?.parse().ok()?;
+    Some((user + system) / 100.0)
 }
 
 /// Connects and signs up `plan.connections` validators; each then serves until the end.
@@ -340,10 +438,15 @@ struct Id {
     id: i64,
 }
 
-fn count_ticks(conn: &mut PgConnection) -> anyhow::Result<i64> {
-    Ok(diesel::sql_query("SELECT count(*) AS id FROM ticks")
-        .get_result::<Id>(conn)?
-        .id)
+/// Results stored for rounds `first..=last` (other drivers' rounds are not counted).
+fn count_ticks(conn: &mut PgConnection, first: i64, last: i64) -> anyhow::Result<i64> {
+    Ok(
+        diesel::sql_query("SELECT count(*) AS id FROM ticks WHERE round_number BETWEEN $1 AND $2")
+            .bind::<BigInt, _>(first)
+            .bind::<BigInt, _>(last)
+            .get_result::<Id>(conn)?
+            .id,
+    )
 }
 
 fn next_round(conn: &mut PgConnection) -> anyhow::Result<i64> {

@@ -132,11 +132,13 @@ struct Bytes {
     bytes: i64,
 }
 
-/// The on-disk size of `tables`, indexes included.
+/// The on-disk size of `tables`, indexes and partitions included.
 fn relation_bytes(conn: &mut PgConnection, tables: &[&str]) -> anyhow::Result<i64> {
     let sum = tables
         .iter()
-        .map(|t| format!("pg_total_relation_size('{t}')"))
+        .map(|t| {
+            format!("(SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('{t}'))")
+        })
         .collect::<Vec<_>>()
         .join(" + ");
     Ok(

@@ -1,0 +1,112 @@
+//! API reads during the ingest: `GET /api/v1/websites/{id}/status` and
+//! `GET /api/v1/rounds/{n}` offered at a fixed rate by a pool of keep-alive
+//! clients, each request's latency recorded (errors and timeouts counted apart).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Mutex;
+
+/// What the readers are asked to do.
+#[derive(Clone)]
+pub struct ReadPlan {
+    /// `http://host:port` of the server.
+    pub base_url: String,
+    /// A key that may read every site's status (the bench's operator key).
+    pub api_key: String,
+    /// Requests per second offered, both routes together.
+    pub per_second: u32,
+    /// Sites whose status is read, in turn.
+    pub sites: Vec<i64>,
+}
+
+/// What the readers saw.
+#[derive(Default)]
+pub struct ReadStats {
+    /// Answers with status 200.
+    pub ok: AtomicU64,
+    /// Anything else: another status, a transport error or no answer within 5 s.
+    pub errors: AtomicU64,
+    /// Latency of every answered request, microseconds.
+    pub latencies_us: Mutex<Vec<u32>>,
+}
+
+/// Concurrent readers: each offers `per_second / READERS` requests a second.
+const READERS: u32 = 32;
+
+/// Reads until `stop` is set; `round` is the latest opened round, read in turn
+/// with the sites' status.
+pub async fn run(
+    plan: ReadPlan,
+    round: Arc<AtomicI64>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    stats: Arc<ReadStats>,
+) -> anyhow::Result<()> {
+    if plan.per_second == 0 || plan.sites.is_empty() {
+        return Ok(());
+    }
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .pool_max_idle_per_host(READERS as usize)
+        .build()?;
+    let readers = READERS.min(plan.per_second);
+    let period = Duration::from_secs_f64(f64::from(readers) / f64::from(plan.per_second));
+    let mut tasks = Vec::new();
+    for reader in 0..readers {
+        let (client, plan, round, stop, stats) = (
+            client.clone(),
+            plan.clone(),
+            Arc::clone(&round),
+            Arc::clone(&stop),
+            Arc::clone(&stats),
+        );
+        tasks.push(tokio::spawn(async move {
+            // Readers start spread over one period, so requests do not arrive in bursts.
+            tokio::time::sleep(period * reader / readers).await;
+            let mut tick = tokio::time::interval(period);
+            // A slow answer delays the next request instead of bunching them up.
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut latencies = Vec::new();
+            let mut n = reader as usize;
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                let url = if n.is_multiple_of(2) {
+                    let site = plan.sites[(n / 2) % plan.sites.len()];
+                    format!("{}/api/v1/websites/{site}/status", plan.base_url)
+                } else {
+                    format!(
+                        "{}/api/v1/rounds/{}",
+                        plan.base_url,
+                        round.load(Ordering::Relaxed).max(1)
+                    )
+                };
+                n += 1;
+                let started = Instant::now();
+                // The whole answer, body included, is part of the latency.
+                let answer = async {
+                    let response = client.get(&url).bearer_auth(&plan.api_key).send().await?;
+                    let ok = response.status().is_success();
+                    response.bytes().await?;
+                    Ok::<bool, reqwest::Error>(ok)
+                }
+                .await;
+                match answer {
+                    Ok(true) => {
+                        latencies
+                            .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
+                        stats.ok.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        stats.errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+            stats.latencies_us.lock().await.append(&mut latencies);
+        }));
+    }
+    for task in tasks {
+        task.await?;
+    }
+    Ok(())
+}
