@@ -1,5 +1,5 @@
 //! The REST API under `/api/v1`: accounts and keys, websites, their status and
-//! maintenance windows,
+//! maintenance windows, status pages,
 //! alert channels, validators, rounds, eons and the network's terms; documented in [`openapi`].
 
 pub mod accounts;
@@ -17,6 +17,7 @@ pub mod openapi;
 pub mod quotas;
 pub mod rounds;
 pub mod status;
+pub mod status_pages;
 pub mod validators;
 pub mod websites;
 
@@ -33,6 +34,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
     websites::routes(cfg);
     status::routes(cfg);
+    status_pages::routes(cfg);
     maintenance::routes(cfg);
     channels::routes(cfg);
     validators::routes(cfg);
