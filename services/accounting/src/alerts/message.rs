@@ -466,6 +466,28 @@ mod tests {
     }
 
     #[test]
+    fn links_point_at_the_status_page_when_the_site_is_on_one() {
+        let base = "https://hub.example";
+        assert_eq!(
+            alert_link(base, Some(7), Some(4), Some("acme")).as_deref(),
+            Some("https://hub.example/status/acme#incident-4")
+        );
+        assert_eq!(
+            alert_link(base, Some(7), None, Some("acme")).as_deref(),
+            Some("https://hub.example/status/acme#site-7")
+        );
+        assert_eq!(
+            alert_link(base, Some(7), Some(4), None).as_deref(),
+            Some("https://hub.example/api/v1/websites/7/incidents")
+        );
+        assert_eq!(
+            alert_link(base, Some(7), None, None).as_deref(),
+            Some("https://hub.example/api/v1/websites/7/status")
+        );
+        assert_eq!(alert_link(base, None, Some(4), Some("acme")), None);
+    }
+
+    #[test]
     fn durations_read_in_two_units() {
         assert_eq!(readable_duration(45), "45 s");
         assert_eq!(readable_duration(725), "12 min 5 s");

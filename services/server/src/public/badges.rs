@@ -216,9 +216,9 @@ mod tests {
 
     #[test]
     fn labels_and_values_are_escaped_in_the_svg() {
-        let badge = svg("<script>", "a&b", GREEN);
-        assert!(badge.contains("&lt;script&gt;"));
-        assert!(badge.contains("a&amp;b"));
-        assert!(!badge.contains("<script>"));
+        let drawn = svg("<script>", "a&b", GREEN);
+        assert!(drawn.contains("&lt;script&gt;"));
+        assert!(drawn.contains("a&amp;b"));
+        assert!(!drawn.contains("<script>"));
     }
 }
