@@ -553,11 +553,11 @@ run_status_page_bench() {
     psql "$bench_url" -qAtX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 INSERT INTO users (email) VALUES ('bench@overlaps.local');
 INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at)
-SELECT n, decode(repeat('00', 32), 'hex'), now() - interval '91 days', now() - interval '91 days', now() - interval '91 days'
+SELECT n, decode(repeat('00', 32), 'hex'), now() - interval '91 days', now() - interval '91 days' + interval '30 seconds', now() - interval '91 days' + interval '31 seconds'
 FROM generate_series(1, 3000) n;
 INSERT INTO websites (owner_id, name, url, interval_seconds, timeout_ms, quorum)
 SELECT u.id, 'Site ' || g, 'https://site' || g || '.example/', 60, 5000, 3
-FROM users u, generate_series(1, 50) g;
+FROM users u, generate_series(1, 50) g WHERE u.email = 'bench@overlaps.local';
 INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds,
     latency_p50_ms, latency_p95_ms, latency_p99_ms, maintenance_checks)
 SELECT w.id, date_trunc('hour', now()) - h * interval '1 hour', 180, 178 - (h % 7 = 0)::int, 2 + (h % 7 = 0)::int, 0,
@@ -570,7 +570,7 @@ SELECT w.id, now() - k * interval '4 days', k * 100, now() - k * interval '4 day
                     {"assignment_id": 2, "validator_id": 2, "state": "answered", "status": "down", "failure": "timeout"},
                     {"assignment_id": 3, "validator_id": 3, "state": "answered", "status": "up"}]'::jsonb
 FROM websites w, generate_series(1, 20) k;
-INSERT INTO status_pages (owner_id, slug, title) SELECT id, 'bench', 'Bench' FROM users;
+INSERT INTO status_pages (owner_id, slug, title) SELECT id, 'bench', 'Bench' FROM users WHERE email = 'bench@overlaps.local';
 INSERT INTO status_page_sites (page_id, website_id, position)
 SELECT p.id, w.id, w.id FROM status_pages p, websites w;
 ANALYZE;

@@ -230,6 +230,20 @@ async fn owners_publish_change_and_delete_pages_and_bad_data_is_refused() {
 async fn the_page_shows_the_settled_history_with_hostile_names_inert() {
     let api = Api::start(&[]);
     let world = World::new(&api).await;
+    // Older days come from the rollups too (the server then reuses settled days
+    // for a few minutes: the second load below must show the same).
+    let ago = |days: i64| {
+        (Utc::now() - Duration::days(days))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    api.sql(&format!(
+        "INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds, maintenance_checks) VALUES \
+         ({shop}, date_trunc('day', now() - interval '10 days') + interval '12 hours', 103, 90, 10, 0, 3), \
+         ({shop}, date_trunc('day', now() - interval '20 days') + interval '3 hours', 6, 0, 0, 0, 6), \
+         ({shop}, date_trunc('day', now() - interval '95 days'), 6, 0, 6, 0, 0)",
+        shop = world.shop
+    ));
 
     let missing = api.get("/status/nobody-here", None).await;
     assert_eq!(missing.status.as_u16(), 404);
@@ -292,6 +306,22 @@ async fn the_page_shows_the_settled_history_with_hostile_names_inert() {
     )));
     assert!(html.contains("No incidents in the last 90 days."));
     assert!(html.contains("median 120 ms"));
+
+    for _ in 0..2 {
+        let page = api.get(&format!("/status/{SLUG}"), None).await;
+        assert!(page.text.contains(&format!(
+            "{}: 90.00% up (10 of 100 results down); 3 checks in maintenance (not counted)",
+            ago(10)
+        )));
+        assert!(page.text.contains(&format!(
+            "class=\"bar bar-maintenance\" data-day=\"{}\"",
+            ago(20)
+        )));
+        assert!(
+            !page.text.contains(&ago(95)),
+            "older than 90 days: not shown"
+        );
+    }
 
     // The built-in assets, served with their types.
     let script = api.get("/status-assets/verify.js", None).await;

@@ -4,6 +4,8 @@
 //! with one query per site or per day.
 
 use std::collections::HashMap;
+use std::sync::{LazyLock, Mutex};
+use std::time::Instant;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use diesel::prelude::*;
@@ -190,7 +192,6 @@ pub fn sites(
     let ids: Vec<i64> = sites.iter().map(|(id, _)| *id).collect();
     let today = now.date_naive();
     let first_day = today - Duration::days(DAYS - 1);
-    let from = first_shown(now);
 
     let states: HashMap<i64, StateRow> = diesel::sql_query(
         "SELECT website_id, state, since, last_round FROM website_status WHERE website_id = ANY($1)",
@@ -201,31 +202,7 @@ pub fn sites(
     .map(|r| (r.website_id, r))
     .collect();
 
-    let mut days: HashMap<(i64, NaiveDate), Day> = HashMap::new();
-    let rows: Vec<DayRow> = diesel::sql_query(
-        "SELECT website_id, (hour AT TIME ZONE 'UTC')::date AS day, \
-           SUM(checks)::bigint AS checks, SUM(up)::bigint AS up, SUM(down)::bigint AS down, \
-           SUM(maintenance_checks)::bigint AS maintenance_checks, \
-           SUM(unknown_rounds)::bigint AS unknown_rounds \
-         FROM website_hourly_rollups WHERE website_id = ANY($1) AND hour >= $2 \
-         GROUP BY 1, 2",
-    )
-    .bind::<Array<BigInt>, _>(&ids)
-    .bind::<Timestamptz, _>(from)
-    .load(conn)?;
-    for r in rows {
-        days.insert(
-            (r.website_id, r.day),
-            Day {
-                day: r.day,
-                checks: r.checks,
-                up: r.up,
-                down: r.down,
-                maintenance_checks: r.maintenance_checks,
-                unknown_rounds: r.unknown_rounds,
-            },
-        );
-    }
+    let days = daily(conn, &ids, first_day, today)?;
 
     let latency: HashMap<i64, LatencyRow> = diesel::sql_query(
         "SELECT website_id, \
@@ -268,7 +245,7 @@ pub fn sites(
                 days: (0..DAYS)
                     .map(|offset| {
                         let day = first_day + Duration::days(offset);
-                        days.remove(&(*id, day)).unwrap_or(Day {
+                        days.get(&(*id, day)).cloned().unwrap_or(Day {
                             day,
                             ..Day::default()
                         })
@@ -281,6 +258,125 @@ pub fn sites(
             }
         })
         .collect())
+}
+
+/// How long the daily sums of settled days (before yesterday) are reused.
+const SETTLED_FOR: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Sites whose settled days are kept at most (beyond that the cache starts over).
+const SETTLED_SITES: usize = 100_000;
+
+/// A site's daily sums from a page's first day to the day before yesterday.
+struct SettledDays {
+    first_day: NaiveDate,
+    computed: Instant,
+    days: Vec<Day>,
+}
+
+/// Settled days per site, shared by every page of this process: their rollups no
+/// longer change (rounds close within minutes), so a page sums the hourly rollups
+/// of two days instead of 90 (90 days of 50 sites are 108,000 rows).
+static SETTLED: LazyLock<Mutex<HashMap<i64, SettledDays>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+fn midnight(day: NaiveDate) -> DateTime<Utc> {
+    day.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc()
+}
+
+/// Sums the rollups of `ids` per UTC day over `[from, to)` (one grouped query).
+fn sum_days(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+) -> QueryResult<Vec<DayRow>> {
+    diesel::sql_query(
+        "SELECT website_id, (hour AT TIME ZONE 'UTC')::date AS day, \
+           SUM(checks)::bigint AS checks, SUM(up)::bigint AS up, SUM(down)::bigint AS down, \
+           SUM(maintenance_checks)::bigint AS maintenance_checks, \
+           SUM(unknown_rounds)::bigint AS unknown_rounds \
+         FROM website_hourly_rollups WHERE website_id = ANY($1) AND hour >= $2 AND hour < $3 \
+         GROUP BY 1, 2",
+    )
+    .bind::<Array<BigInt>, _>(ids)
+    .bind::<Timestamptz, _>(from)
+    .bind::<Timestamptz, _>(to)
+    .load(conn)
+}
+
+/// The daily sums of `ids` from `first_day` through `today`: settled days from
+/// [`SETTLED`] (summed afresh for sites missing or older than [`SETTLED_FOR`]),
+/// yesterday and today always from the rollups.
+fn daily(
+    conn: &mut PgConnection,
+    ids: &[i64],
+    first_day: NaiveDate,
+    today: NaiveDate,
+) -> QueryResult<HashMap<(i64, NaiveDate), Day>> {
+    let live_from = today - Duration::days(1);
+    let mut days: HashMap<(i64, NaiveDate), Day> = HashMap::new();
+    let mut missing = Vec::new();
+    {
+        let cache = SETTLED
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for id in ids {
+            match cache.get(id) {
+                Some(s) if s.first_day == first_day && s.computed.elapsed() < SETTLED_FOR => {
+                    for day in &s.days {
+                        days.insert((*id, day.day), day.clone());
+                    }
+                }
+                _ => missing.push(*id),
+            }
+        }
+    }
+    let mut fresh: HashMap<i64, Vec<Day>> = missing.iter().map(|id| (*id, Vec::new())).collect();
+    if !missing.is_empty() {
+        for r in sum_days(conn, &missing, midnight(first_day), midnight(live_from))? {
+            fresh.entry(r.website_id).or_default().push(Day::from(&r));
+            days.insert((r.website_id, r.day), Day::from(&r));
+        }
+    }
+    for r in sum_days(
+        conn,
+        ids,
+        midnight(live_from),
+        midnight(today + Duration::days(1)),
+    )? {
+        days.insert((r.website_id, r.day), Day::from(&r));
+    }
+    let mut cache = SETTLED
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if cache.len() + fresh.len() > SETTLED_SITES {
+        cache.clear();
+    }
+    let computed = Instant::now();
+    for (id, settled) in fresh {
+        cache.insert(
+            id,
+            SettledDays {
+                first_day,
+                computed,
+                days: settled,
+            },
+        );
+    }
+    Ok(days)
+}
+
+impl From<&DayRow> for Day {
+    fn from(r: &DayRow) -> Self {
+        Day {
+            day: r.day,
+            checks: r.checks,
+            up: r.up,
+            down: r.down,
+            maintenance_checks: r.maintenance_checks,
+            unknown_rounds: r.unknown_rounds,
+        }
+    }
 }
 
 /// The first instant of the days a page shows at `now`.

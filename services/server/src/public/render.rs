@@ -1,6 +1,6 @@
 //! The status page as HTML: readable without JavaScript, every text from the
 //! database escaped, colours always doubled by words (state names, percentages,
-//! `title`s and hidden text on the daily bars).
+//! the daily bars' `title`s, which are their links' accessible names).
 
 use std::fmt::Write as _;
 
@@ -285,8 +285,9 @@ fn site_html(out: &mut String, slug: &str, site: &Site, now: DateTime<Utc>) {
         let (class, words) = bar(day);
         let _ = write!(
             out,
-            "<li class=\"bar bar-{class}\" data-day=\"{}\"><a href=\"{}\" title=\"{words}\">\
-             <span class=\"visually-hidden\">{words}</span></a></li>",
+            // The title is the link's accessible name (no text inside): one copy of
+            // the words for 90 × 50 bars.
+            "<li class=\"bar bar-{class}\" data-day=\"{}\"><a href=\"{}\" title=\"{words}\"></a></li>",
             day.day.format("%Y-%m-%d"),
             records_url(
                 slug,
