@@ -575,14 +575,15 @@ INSERT INTO status_page_sites (page_id, website_id, position)
 SELECT p.id, w.id, w.id FROM status_pages p, websites w;
 ANALYZE;
 SQL
-    local url="http://$bind/status/bench" n=${BENCH_STATUS_REQUESTS:-100} times
-    curl -fsS -o /dev/null "$url" || status=$?
+    local url="http://$bind/status/bench" n=${BENCH_STATUS_REQUESTS:-100} times cold
+    # The first load sums all 90 days; the next ones reuse the settled days.
+    cold=$(curl -fsS -o /dev/null -w '%{time_total}' "$url" | awk '{ printf "%.1f", $1 * 1000 }') || status=$?
     times=$(for _ in $(seq "$n"); do curl -fsS -o /dev/null -w '%{time_total}\n' "$url"; done | sort -n)
     local bytes p50 p99
     bytes=$(curl -fsS "$url" | wc -c)
     p50=$(printf '%s\n' "$times" | awk -v n="$n" 'NR == int((n + 1) / 2) { printf "%.1f", $1 * 1000 }')
     p99=$(printf '%s\n' "$times" | awk -v n="$n" 'NR == int(n * 0.99 + 0.5) { printf "%.1f", $1 * 1000 }')
-    echo "status_page_sites=50 status_page_days=90 status_page_bytes=$bytes status_page_requests=$n status_page_p50_ms=$p50 status_page_p99_ms=$p99"
+    echo "status_page_sites=50 status_page_days=90 status_page_bytes=$bytes status_page_requests=$n status_page_cold_ms=$cold status_page_p50_ms=$p50 status_page_p99_ms=$p99"
     stop_children
     psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
     return "$status"
