@@ -358,11 +358,23 @@ pub async fn list_pages(
         }
         let rows: Vec<PageRow> = query.load(conn)?;
         let (rows, next) = paginate(rows, limit, |p| p.id.to_string());
-        let mut items = Vec::with_capacity(rows.len());
-        for row in rows {
-            let ids = sites_of(conn, row.id)?;
-            items.push(served(row, ids));
+        // Every page's sites in one query.
+        let mut sites: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+        for (page, site) in status_page_sites::table
+            .filter(status_page_sites::page_id.eq_any(rows.iter().map(|r| r.id)))
+            .order((status_page_sites::page_id, status_page_sites::position))
+            .select((status_page_sites::page_id, status_page_sites::website_id))
+            .load::<(i64, i64)>(conn)?
+        {
+            sites.entry(page).or_default().push(site);
         }
+        let items = rows
+            .into_iter()
+            .map(|row| {
+                let ids = sites.remove(&row.id).unwrap_or_default();
+                served(row, ids)
+            })
+            .collect();
         Ok((items, next))
     })
     .await?;

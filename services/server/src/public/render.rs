@@ -322,7 +322,9 @@ fn site_html(out: &mut String, slug: &str, site: &Site, now: DateTime<Utc>) {
 fn overall(sites: &[Site]) -> (&'static str, String) {
     let count = |state: &str| sites.iter().filter(|s| s.state == state).count();
     let (down, degraded, up) = (count("down"), count("degraded"), count("up"));
-    if down > 0 {
+    if sites.is_empty() {
+        ("unknown", "No sites on this page".into())
+    } else if down > 0 {
         (
             "down",
             format!("Outage: {down} of {} sites down", sites.len()),
