@@ -169,9 +169,27 @@ async fn chromium_verifies_the_page_and_catches_a_tampered_record() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn chromium_catches_a_majority_that_does_not_match_the_page() {
+async fn chromium_reports_pruned_rounds_and_catches_a_majority_that_does_not_match() {
     let api = Api::start(&[]);
     let world = World::new(&api).await;
+    // An incident older than the stored results: its rounds are reported as not
+    // checked, and the rest still verifies.
+    api.sql(&format!(
+        "INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at) VALUES \
+           (100, decode(repeat('aa', 32), 'hex'), now() - interval '40 days', now() - interval '40 days' + interval '30 seconds', now() - interval '40 days' + interval '31 seconds'), \
+           (101, decode(repeat('bb', 32), 'hex'), now() - interval '39 days', now() - interval '39 days' + interval '30 seconds', now() - interval '39 days' + interval '31 seconds'); \
+         INSERT INTO incidents (website_id, opened_at, opened_round, resolved_at, resolved_round, cause, evidence) \
+         VALUES ({}, now() - interval '40 days', 100, now() - interval '39 days', 101, 'timeout', '[]')",
+        world.shop
+    ));
+    let (state, text) = verdict(&rendered_dom(&api.url(&format!("/status/{SLUG}"))));
+    assert_eq!(state, "verified", "{text}");
+    assert!(
+        text.contains(
+            "2 older rounds were not checked: their results are past the hub's retention"
+        ),
+        "{text}"
+    );
     // The hub claims the site was resolved in round 2, where every validator
     // signed down: all signatures are valid, the majority contradicts the page.
     api.sql(&format!(

@@ -447,6 +447,41 @@ async fn signed_records_are_served_only_for_published_sites_and_closed_rounds() 
         .await
         .expect_error(404, "not_found");
 
+    // An incident older than the stored results (their partitions dropped): its
+    // rounds are listed as pruned with no results, never silently left out.
+    api.sql(&format!(
+        "INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at) VALUES \
+           (100, decode(repeat('aa', 32), 'hex'), now() - interval '40 days', now() - interval '40 days' + interval '30 seconds', now() - interval '40 days' + interval '31 seconds'), \
+           (101, decode(repeat('bb', 32), 'hex'), now() - interval '39 days', now() - interval '39 days' + interval '30 seconds', now() - interval '39 days' + interval '31 seconds'); \
+         INSERT INTO incidents (website_id, opened_at, opened_round, resolved_at, resolved_round, cause, evidence) \
+         VALUES ({}, now() - interval '40 days', 100, now() - interval '39 days', 101, 'timeout', '[]')",
+        world.shop
+    ));
+    let with_old = records(format!("site={}", world.shop)).await;
+    let with_old = with_old.expect(200).clone();
+    let listed: Vec<(i64, bool, usize, Value)> = with_old["rounds"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["round"].as_i64().unwrap(),
+                r["pruned"].as_bool().unwrap(),
+                r["results"].as_array().unwrap().len(),
+                r["claimed_status"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            (OPENED_ROUND, false, 3, json!("down")),
+            (RESOLVED_ROUND, false, 3, json!("up")),
+            (100, true, 0, json!("down")),
+            (101, true, 0, json!("up")),
+        ]
+    );
+
     // Malformed queries: 422 naming the field.
     for (query, field) in [
         (String::new(), "site"),

@@ -78,6 +78,9 @@ pub struct RoundRecord {
     pub claimed_status: Option<String>,
     /// Why it is claimed, e.g. `incident 4 opened`.
     pub claim: Option<String>,
+    /// Its results were dropped with their tick partition (older than the hub's
+    /// `TICK_RETENTION_DAYS`): `results` is empty and nothing can be checked.
+    pub pruned: bool,
     /// Every stored result of the site in that round, by assignment id.
     pub results: Vec<SignedResult>,
 }
@@ -236,19 +239,57 @@ fn signed(
     let mut wanted = rounds.to_vec();
     wanted.sort_unstable();
     wanted.dedup();
+    let pruned = pruned_rounds(
+        conn,
+        &wanted
+            .iter()
+            .copied()
+            .filter(|r| !by_round.contains_key(r) && claims.contains_key(r))
+            .collect::<Vec<_>>(),
+    )?;
     Ok(wanted
         .into_iter()
         .filter_map(|round| {
-            let results = by_round.remove(&round)?;
             let claim = claims.get(&round);
+            let (results, pruned) = match by_round.remove(&round) {
+                Some(results) => (results, false),
+                // A claimed round whose results are past retention is listed as such
+                // (the verifier reports it unchecked); any other is left out.
+                None if pruned.contains(&round) => (Vec::new(), true),
+                None => return None,
+            };
             Some(RoundRecord {
                 round,
                 claimed_status: claim.map(|c| c.0.clone()),
                 claim: claim.map(|c| c.1.clone()),
+                pruned,
                 results,
             })
         })
         .collect())
+}
+
+#[derive(QueryableByName)]
+struct Pruned {
+    #[diesel(sql_type = BigInt)]
+    number: i64,
+}
+
+/// Which of the closed `rounds` opened before the oldest stored result: their
+/// results were dropped with their tick partitions (`TICK_RETENTION_DAYS`).
+fn pruned_rounds(conn: &mut PgConnection, rounds: &[i64]) -> QueryResult<Vec<i64>> {
+    if rounds.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(diesel::sql_query(
+        "SELECT number FROM rounds WHERE number = ANY($1) AND closed_at IS NOT NULL \
+           AND opened_at < COALESCE((SELECT min(received_at) FROM ticks), 'infinity')",
+    )
+    .bind::<Array<BigInt>, _>(rounds)
+    .load::<Pruned>(conn)?
+    .into_iter()
+    .map(|p| p.number)
+    .collect())
 }
 
 /// The signed records behind a status page: every result of the chosen closed

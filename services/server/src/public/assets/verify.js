@@ -90,6 +90,11 @@
     const served = new Set();
     for (const round of records.rounds) {
       served.add(String(round.round));
+      if (round.pruned === true && round.results.length === 0) {
+        // Past the hub's retention: reported as unchecked, never as verified.
+        tally.pruned += 1;
+        continue;
+      }
       const where = "round " + round.round + " of " + name;
       const statuses = [];
       for (const result of round.results) {
@@ -167,7 +172,7 @@
       return;
     }
     report(section, "pending", "Verifying the signed results in your browser…", []);
-    const tally = { signatures: 0, valid: 0, rounds: 0, claims: 0 };
+    const tally = { signatures: 0, valid: 0, rounds: 0, claims: 0, pruned: 0 };
     let failures = [];
     try {
       // A few sites at a time: a page of 50 stays well within the hub's rate limit.
@@ -184,14 +189,17 @@
       }
       return;
     }
+    const unchecked = tally.pruned > 0
+      ? " " + tally.pruned + " older rounds were not checked: their results are past the hub's retention."
+      : "";
     if (failures.length > 0) {
       report(section, "failed", "FAILED: " + failures[0] + (failures.length > 1 ? " (and " + (failures.length - 1) + " more problems)" : ""), failures);
     } else if (tally.rounds === 0) {
-      report(section, "verified", "Verified: nothing to check yet (no incident rounds in the last 90 days); every bar links to its signed results.", []);
+      report(section, "verified", "Verified: nothing to check yet (no incident rounds with stored results in the last 90 days); every bar links to its signed results." + unchecked, []);
     } else {
       report(section, "verified",
         "Verified: " + tally.valid + " of " + tally.signatures + " signatures valid over " + tally.rounds +
-        " rounds; the majority of every round matches the page (" + tally.claims + " incident openings and resolutions).", []);
+        " rounds; the majority of every round matches the page (" + tally.claims + " incident openings and resolutions)." + unchecked, []);
     }
   }
 
