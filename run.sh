@@ -385,16 +385,69 @@ SELECT u.id, c.kind, c.target FROM users u,
   (VALUES ('slack', 'http://127.0.0.1:8025/demo'), ('email', 'demo@overlaps.local')) AS c(kind, target)
 WHERE u.email = 'demo@overlaps.local'
   AND NOT EXISTS (SELECT 1 FROM alert_channels a WHERE a.owner_id = u.id AND a.kind = c.kind);
+INSERT INTO status_pages (owner_id, slug, title, description)
+SELECT id, 'demo', 'Overlaps demo', 'The dev network''s demo site, checked by the three local validators.'
+FROM users WHERE email = 'demo@overlaps.local'
+ON CONFLICT (slug) DO NOTHING;
+INSERT INTO status_page_sites (page_id, website_id, position)
+SELECT p.id, w.id, 0 FROM status_pages p, websites w
+WHERE p.slug = 'demo' AND w.url = 'http://127.0.0.1:8090/'
+ON CONFLICT DO NOTHING;
 SQL
+    DEMO_SITE_ID=$(psql "$DATABASE_URL" -qAtX -c "SELECT id FROM websites WHERE url = 'http://127.0.0.1:8090/' ORDER BY id LIMIT 1")
+    # A fresh key of the demo owner at every start, for Swagger UI's Authorize (dev
+    # only: it is printed). Keys are stored hashed (SHA-256), so the previous
+    # start's key cannot be shown again; it is revoked instead.
+    DEV_API_KEY="ovl_$(od -An -N24 -tx1 /dev/urandom | tr -d ' \n')"
+    psql "$DATABASE_URL" -qAtX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+UPDATE api_keys SET revoked_at = now()
+WHERE name = 'dev banner' AND revoked_at IS NULL
+  AND user_id = (SELECT id FROM users WHERE email = 'demo@overlaps.local');
+INSERT INTO api_keys (user_id, name, key_prefix, key_hash)
+SELECT id, 'dev banner', substr('$DEV_API_KEY', 1, 12), sha256(convert_to('$DEV_API_KEY', 'UTF8'))
+FROM users WHERE email = 'demo@overlaps.local';
+SQL
+}
+
+# The scripted outage of the dev demo site (DEMO_OUTAGE=0 turns it off): once
+# rounds have settled the site up, its page is taken away for about three rounds
+# (DEMO_OUTAGE_ROUNDS) and put back, so the demo status page shows a real
+# incident, opened and resolved by the validators, with its signed record.
+demo_outage() {
+    local round=${ROUND_SECONDS:-30} rounds=${DEMO_OUTAGE_ROUNDS:-3} state=
+    for _ in $(seq 300); do
+        state=$(psql "$DATABASE_URL" -qAtX -c "SELECT state FROM website_status WHERE website_id = $DEMO_SITE_ID" 2>/dev/null || true)
+        [ "$state" = up ] && break
+        sleep 1
+    done
+    if [ "$state" != up ]; then
+        say "demo outage: the demo site was not settled up within 5 minutes; no outage"
+        return 0
+    fi
+    say "demo outage: taking the demo site down for about $rounds rounds (DEMO_OUTAGE=0 turns this off)"
+    mv .run/demo/index.html .run/demo/index.html.away 2>/dev/null || return 0
+    sleep $((round * rounds))
+    mv .run/demo/index.html.away .run/demo/index.html
+    say "demo outage: the demo site is back; see http://${SERVER_BIND:-127.0.0.1:8080}/status/demo"
+}
+
+# Ends the scripted demo outage (if still running) and puts the demo page back.
+DEMO_OUTAGE_PID=
+stop_demo_outage() {
+    if [ -n "$DEMO_OUTAGE_PID" ]; then
+        kill "$DEMO_OUTAGE_PID" 2>/dev/null || true
+        DEMO_OUTAGE_PID=
+    fi
+    if [ -f .run/demo/index.html.away ]; then mv .run/demo/index.html.away .run/demo/index.html; fi
 }
 
 # Runs the hub services from `target/$1`, each restarted when it exits (with
 # backoff), until Ctrl-C or SIGTERM, or until the dev chain exits.
 run_services() {
     local profile=$1
-    trap 'trap - INT TERM; supervise_stop; exit 130' INT
-    trap 'trap - INT TERM; supervise_stop; exit 143' TERM
-    trap supervise_stop EXIT
+    trap 'trap - INT TERM; stop_demo_outage; supervise_stop; exit 130' INT
+    trap 'trap - INT TERM; stop_demo_outage; supervise_stop; exit 143' TERM
+    trap 'stop_demo_outage; supervise_stop' EXIT
     if [ "$profile" = debug ]; then
         start_dev_sinks
         start_dev_chain "$profile"
@@ -416,8 +469,19 @@ run_services() {
         done
         supervise_start scheduler "target/$profile/scheduler"
         seed_demo
+        # A previous run stopped mid-outage left the page away: put it back.
+        [ -f .run/demo/index.html.away ] && mv .run/demo/index.html.away .run/demo/index.html
+        if [ "${DEMO_OUTAGE:-1}" != 0 ]; then
+            demo_outage &
+            DEMO_OUTAGE_PID=$!
+        fi
+        local base="http://${SERVER_BIND:-127.0.0.1:8080}"
         say "demo site:  http://127.0.0.1:8090/ (take it down: rm .run/demo/index.html)"
+        say "status:     $base/status/demo (the demo site's public status page, verified in your browser)"
+        say "badge:      $base/badges/demo/$DEMO_SITE_ID/status.svg (Markdown: [![status]($base/badges/demo/$DEMO_SITE_ID/status.svg)]($base/status/demo))"
         say "alerts:     Slack sink prints above and in .run/slack.log; e-mail in .run/mail/new/"
+        say "Swagger UI: $base/docs (click Authorize and paste the dev API key below)"
+        say "dev key:    $DEV_API_KEY (demo owner; DEV ONLY, a new one each start, the previous one revoked)"
     fi
     say "API:        http://${SERVER_BIND:-127.0.0.1:8080}/api/v1"
     say "health:     http://${SERVER_BIND:-127.0.0.1:8080}/readyz"
@@ -533,6 +597,66 @@ run_connections_bench() {
     return "$status"
 }
 
+# The status page benchmark: a release server on a scratch database holding one
+# page of 50 sites with 90 days of hourly rollups (108,000 rows) and 20 incidents
+# each; times BENCH_STATUS_REQUESTS (100) sequential page loads over loopback
+# (curl's total time: the server's time plus a loopback round trip).
+run_status_page_bench() {
+    local profile=${BENCH_PROFILE:-release} flag=--release status=0
+    [ "$profile" = release ] || flag=
+    cargo build $flag --bin server
+    local bench_db="${PG_DB}_statusbench" bind=127.0.0.1:${BENCH_STATUS_PORT:-18082} prefix="overlaps-statusbench-$$"
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" -c "CREATE DATABASE \"$bench_db\"" >/dev/null
+    local bench_url=${DATABASE_URL%/*}/$bench_db
+    DATABASE_URL=$bench_url REDIS_PREFIX=$prefix SERVER_BIND=$bind SERVER_INSTANCE_ID=statusbench-1 \
+        HUB_ID=bench-hub LOG_LEVEL=warn LOG_FORMAT=json "target/$profile/server" >/dev/null 2>&1 &
+    local server_pid=$!
+    CHILDREN+=("$server_pid")
+    trap stop_children EXIT
+    for _ in $(seq 150); do
+        curl -fsS "http://$bind/healthz" >/dev/null 2>&1 && break
+        sleep 0.2
+    done
+    # The server ran the migrations; seed what 90 days of a 50-site page leave.
+    psql "$bench_url" -qAtX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+INSERT INTO users (email) VALUES ('bench@overlaps.local');
+INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at)
+SELECT n, decode(repeat('00', 32), 'hex'), now() - interval '91 days', now() - interval '91 days' + interval '30 seconds', now() - interval '91 days' + interval '31 seconds'
+FROM generate_series(1, 3000) n;
+INSERT INTO websites (owner_id, name, url, interval_seconds, timeout_ms, quorum)
+SELECT u.id, 'Site ' || g, 'https://site' || g || '.example/', 60, 5000, 3
+FROM users u, generate_series(1, 50) g WHERE u.email = 'bench@overlaps.local';
+INSERT INTO website_hourly_rollups (website_id, hour, checks, up, down, unknown_rounds,
+    latency_p50_ms, latency_p95_ms, latency_p99_ms, maintenance_checks)
+SELECT w.id, date_trunc('hour', now()) - h * interval '1 hour', 180, 178 - (h % 7 = 0)::int, 2 + (h % 7 = 0)::int, 0,
+       100 + h % 50, 300 + h % 90, 500, (h % 100 = 0)::int * 3
+FROM websites w, generate_series(0, 90 * 24 - 1) h;
+INSERT INTO website_status (website_id, state, last_round) SELECT id, 'up', 3000 FROM websites;
+INSERT INTO incidents (website_id, opened_at, opened_round, resolved_at, resolved_round, cause, evidence)
+SELECT w.id, now() - k * interval '4 days', k * 100, now() - k * interval '4 days' + interval '10 minutes', k * 100 + 20,
+       'timeout', '[{"assignment_id": 1, "validator_id": 1, "state": "answered", "status": "down", "failure": "timeout"},
+                    {"assignment_id": 2, "validator_id": 2, "state": "answered", "status": "down", "failure": "timeout"},
+                    {"assignment_id": 3, "validator_id": 3, "state": "answered", "status": "up"}]'::jsonb
+FROM websites w, generate_series(1, 20) k;
+INSERT INTO status_pages (owner_id, slug, title) SELECT id, 'bench', 'Bench' FROM users WHERE email = 'bench@overlaps.local';
+INSERT INTO status_page_sites (page_id, website_id, position)
+SELECT p.id, w.id, w.id FROM status_pages p, websites w;
+ANALYZE;
+SQL
+    local url="http://$bind/status/bench" n=${BENCH_STATUS_REQUESTS:-100} times cold
+    # The first load sums all 90 days; the next ones reuse the settled days.
+    cold=$(curl -fsS -o /dev/null -w '%{time_total}' "$url" | awk '{ printf "%.1f", $1 * 1000 }') || status=$?
+    times=$(for _ in $(seq "$n"); do curl -fsS -o /dev/null -w '%{time_total}\n' "$url"; done | sort -n)
+    local bytes p50 p99
+    bytes=$(curl -fsS "$url" | wc -c)
+    p50=$(printf '%s\n' "$times" | awk -v n="$n" 'NR == int((n + 1) / 2) { printf "%.1f", $1 * 1000 }')
+    p99=$(printf '%s\n' "$times" | awk -v n="$n" 'NR == int(n * 0.99 + 0.5) { printf "%.1f", $1 * 1000 }')
+    echo "status_page_sites=50 status_page_days=90 status_page_bytes=$bytes status_page_requests=$n status_page_cold_ms=$cold status_page_p50_ms=$p50 status_page_p99_ms=$p99"
+    stop_children
+    psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
+    return "$status"
+}
+
 # The eon benchmark: BENCH_EON_VALIDATORS validators closed into one eon (tree,
 # proofs, storage) on a scratch database, against raw Keccak and COPY rates.
 run_eon_bench() {
@@ -583,6 +707,8 @@ case "$MODE" in
         command -v redis-server >/dev/null 2>&1 || apt_install redis-server
         # The contract tests compile with solc-js and start their own anvil chains.
         ensure_contracts
+        # The status page's browser test drives Debian's headless Chromium.
+        command -v chromium >/dev/null 2>&1 || apt_install chromium
         say "cargo fmt --check"
         cargo fmt --all -- --check
         say "cargo clippy"
@@ -597,20 +723,22 @@ case "$MODE" in
         say "PostgreSQL and Redis are ready"
         ;;
     bench)
-        # BENCH_ONLY=ingest, connections or eon runs one of the three.
+        # BENCH_ONLY=ingest, connections, eon or statuspage runs one of them.
         provision
         case "${BENCH_ONLY:-all}" in
             ingest) run_bench ;;
-            eon) run_eon_bench ;;
             connections) run_connections_bench ;;
+            eon) run_eon_bench ;;
+            statuspage) run_status_page_bench ;;
             all)
                 bench_status=0
                 run_bench || bench_status=$?
                 run_connections_bench || bench_status=$?
                 run_eon_bench || bench_status=$?
+                run_status_page_bench || bench_status=$?
                 exit "$bench_status"
                 ;;
-            *) die "BENCH_ONLY is one of ingest, eon, connections" ;;
+            *) die "BENCH_ONLY is one of ingest, connections, eon, statuspage" ;;
         esac
         ;;
     fuzz)

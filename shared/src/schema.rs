@@ -433,6 +433,29 @@ diesel::joinable!(audit_reports -> eons (eon));
 diesel::joinable!(canary_assignments -> check_assignments (assignment_id));
 diesel::joinable!(canary_assignments -> rounds (round_number));
 diesel::joinable!(canary_assignments -> validators (validator_id));
+diesel::joinable!(status_pages -> users (owner_id));
+diesel::joinable!(status_page_sites -> status_pages (page_id));
+diesel::joinable!(status_page_sites -> websites (website_id));
+
+diesel::table! {
+    status_pages (id) {
+        id -> Int8,
+        owner_id -> Int8,
+        slug -> Text,
+        title -> Text,
+        description -> Nullable<Text>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    status_page_sites (page_id, website_id) {
+        page_id -> Int8,
+        website_id -> Int8,
+        position -> Int4,
+    }
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     users,
@@ -465,4 +488,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     validator_stakes,
     validator_allowlist,
     maintenance_windows,
+    status_pages,
+    status_page_sites,
 );

@@ -254,6 +254,8 @@ fn every_table_in_schema_rs_matches_the_database() {
         validator_stakes,
         validator_allowlist,
         maintenance_windows,
+        status_pages,
+        status_page_sites,
     );
     // Every table of the database is checked, and each once.
     let checked_set: BTreeSet<String> = checked.iter().cloned().collect();

@@ -520,3 +520,51 @@ async fn in_production_provider_targets_on_private_addresses_are_never_contacted
         "the guard let a request through"
     );
 }
+
+/// The alert of an incident whose site is on a public status page links to the
+/// incident on that page; once the page no longer shows the site, to the JSON route.
+#[tokio::test]
+async fn alerts_link_to_the_incident_on_the_status_page_showing_the_site() {
+    let db = TestDatabase::new().unwrap();
+    let pool = db.pool(2).await.unwrap();
+    let sink = HttpSink::start().await.unwrap();
+    let sender = sender(&sink, true);
+    let none = OperatorChannels::default();
+    let incident = incident(&db);
+    let channel = channel(&db, incident.owner, "discord", &sink.url(), None);
+    diesel::sql_query(
+        "WITH page AS (INSERT INTO status_pages (owner_id, slug, title) VALUES ($1, 'shop-status', 'Shop') RETURNING id) \
+         INSERT INTO status_page_sites (page_id, website_id, position) \
+         SELECT page.id, i.website_id, 0 FROM page, incidents i WHERE i.id = $2",
+    )
+    .bind::<BigInt, _>(incident.owner)
+    .bind::<BigInt, _>(incident.id)
+    .execute(&mut db.connect().unwrap())
+    .unwrap();
+
+    let down = queue(&db, channel, incident.id, "incident_opened");
+    assert_eq!(
+        deliver(&pool, &sender, &none, down).await.unwrap(),
+        Delivered::Sent
+    );
+    let body = json(&sink.received()[0]);
+    assert_eq!(
+        body["embeds"][0]["url"],
+        format!(
+            "http://127.0.0.1:8080/status/shop-status#incident-{}",
+            incident.id
+        )
+    );
+
+    diesel::sql_query("DELETE FROM status_page_sites")
+        .execute(&mut db.connect().unwrap())
+        .unwrap();
+    let again = queue(&db, channel, incident.id, "incident_opened");
+    assert_eq!(
+        deliver(&pool, &sender, &none, again).await.unwrap(),
+        Delivered::Sent
+    );
+    let body = json(&sink.received()[1]);
+    let site = body["embeds"][0]["url"].as_str().unwrap().to_owned();
+    assert!(site.ends_with("/incidents"), "{site}");
+}

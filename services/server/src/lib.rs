@@ -1,5 +1,5 @@
 //! The hub's HTTP server: the REST API with its OpenAPI document and Swagger UI,
-//! health and metrics, and the validator WebSocket. A library so tests can run
+//! public status pages and badges, health and metrics, and the validator WebSocket. A library so tests can run
 //! it in-process.
 
 pub mod api;
@@ -10,6 +10,7 @@ mod hub;
 mod ingest;
 mod metrics;
 mod middleware;
+pub mod public;
 mod ws;
 
 use std::sync::Arc;
@@ -40,6 +41,7 @@ pub fn build_server(hub: Arc<Hub>) -> std::io::Result<Server> {
             .configure(metrics::routes)
             .configure(ws::routes)
             .configure(api::routes)
+            .configure(public::routes)
             .configure(api::openapi::routes)
             .default_service(web::to(api::errors::not_found))
             // Outermost last: CORS answers preflights before anything else runs.

@@ -94,7 +94,8 @@ pub async fn around(
         path = %req.path(),
     );
     async move {
-        let limited = req.path().starts_with("/api/")
+        // Status pages too: one costs a handful of grouped queries.
+        let limited = (req.path().starts_with("/api/") || req.path().starts_with("/status/"))
             && req
                 .app_data::<web::Data<Arc<RateLimits>>>()
                 .is_some_and(|limits| !limits.allows(&req));

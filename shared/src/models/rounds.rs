@@ -231,6 +231,18 @@ pub struct Incident {
     pub opened_in_maintenance: bool,
 }
 
+impl Incident {
+    /// The status the round that opened it settled: `degraded` for a slowdown
+    /// (cause `degraded`), otherwise `down`.
+    pub fn opening_status(&self) -> &'static str {
+        if self.cause == "degraded" {
+            "degraded"
+        } else {
+            "down"
+        }
+    }
+}
+
 /// One alert to deliver to one channel.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = alert_outbox, check_for_backend(diesel::pg::Pg))]

@@ -68,6 +68,9 @@ pub struct Alert {
     /// from the evidence, for titles; webhooks have it in `evidence`.
     #[serde(skip)]
     pub failure: Option<String>,
+    /// The slug of a public status page showing the site (the link points there).
+    #[serde(skip)]
+    pub status_page: Option<String>,
 }
 
 /// How bad the news is: picks colours, priorities and PagerDuty severities.
@@ -114,17 +117,21 @@ pub struct Message {
     pub timestamp: Option<String>,
 }
 
-/// The one place alert links are made: today the incident list of the site (a
-/// JSON route); a status page URL can replace it here alone.
+/// The one place alert links are made: the incident on the public status page
+/// that shows the site (`{base}/status/{slug}#incident-{id}`), else the site's
+/// incident list (a JSON route), or its status when no incident is concerned.
 pub fn alert_link(
     api_base: &str,
     website_id: Option<i64>,
     incident_id: Option<i64>,
+    status_page: Option<&str>,
 ) -> Option<String> {
     let site = website_id?;
-    Some(match incident_id {
-        Some(_) => format!("{api_base}/api/v1/websites/{site}/incidents"),
-        None => format!("{api_base}/api/v1/websites/{site}/status"),
+    Some(match (incident_id, status_page) {
+        (Some(incident), Some(slug)) => format!("{api_base}/status/{slug}#incident-{incident}"),
+        (Some(_), None) => format!("{api_base}/api/v1/websites/{site}/incidents"),
+        (None, Some(slug)) => format!("{api_base}/status/{slug}#site-{site}"),
+        (None, None) => format!("{api_base}/api/v1/websites/{site}/status"),
     })
 }
 
@@ -472,10 +479,14 @@ impl Alert {
             title: self.headline(),
             text,
             facts,
-            link: self
-                .link
-                .clone()
-                .or_else(|| alert_link(api_base, self.website_id, self.incident_id)),
+            link: self.link.clone().or_else(|| {
+                alert_link(
+                    api_base,
+                    self.website_id,
+                    self.incident_id,
+                    self.status_page.as_deref(),
+                )
+            }),
             severity,
             dedup_key,
             timestamp: self.resolved_at.clone().or_else(|| self.at.clone()),
@@ -535,6 +546,28 @@ mod tests {
             readable_time(at, Some(chrono_tz::UTC)),
             "2026-11-27 09:59:26 UTC"
         );
+    }
+
+    #[test]
+    fn links_point_at_the_status_page_when_the_site_is_on_one() {
+        let base = "https://hub.example";
+        assert_eq!(
+            alert_link(base, Some(7), Some(4), Some("acme")).as_deref(),
+            Some("https://hub.example/status/acme#incident-4")
+        );
+        assert_eq!(
+            alert_link(base, Some(7), None, Some("acme")).as_deref(),
+            Some("https://hub.example/status/acme#site-7")
+        );
+        assert_eq!(
+            alert_link(base, Some(7), Some(4), None).as_deref(),
+            Some("https://hub.example/api/v1/websites/7/incidents")
+        );
+        assert_eq!(
+            alert_link(base, Some(7), None, None).as_deref(),
+            Some("https://hub.example/api/v1/websites/7/status")
+        );
+        assert_eq!(alert_link(base, None, Some(4), Some("acme")), None);
     }
 
     #[test]

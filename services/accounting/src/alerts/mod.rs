@@ -64,6 +64,9 @@ struct Claimed {
     evidence: Option<serde_json::Value>,
     #[diesel(sql_type = Nullable<Text>)]
     keyword: Option<String>,
+    /// A public status page showing the incident's site (the oldest, if several).
+    #[diesel(sql_type = Nullable<Text>)]
+    status_page: Option<String>,
 }
 
 /// Where operator alerts (outbox rows without a channel) go.
@@ -88,7 +91,10 @@ fn claim(
            RETURNING channel_id, incident_id, payload, kind, attempts) \
          SELECT c.kind, c.target, c.secret, claimed.payload, claimed.kind AS alert_kind, claimed.attempts, \
                 c.confirmed_at, u.time_zone, i.opened_at, i.resolved_at, i.cause AS incident_cause, \
-                i.evidence, w.keyword \
+                i.evidence, w.keyword, \
+                (SELECT p.slug FROM status_page_sites s JOIN status_pages p ON p.id = s.page_id \
+                 WHERE s.website_id = COALESCE(i.website_id, (claimed.payload->>'website_id')::bigint) \
+                 ORDER BY p.id LIMIT 1) AS status_page \
          FROM claimed LEFT JOIN alert_channels c ON c.id = claimed.channel_id \
          LEFT JOIN users u ON u.id = c.owner_id \
          LEFT JOIN incidents i ON i.id = claimed.incident_id \
@@ -185,6 +191,7 @@ async fn send_operator(
 /// Adds what the incident row knows to the payload: when it opened and was
 /// resolved, how long the site was down, and the validators' evidence in words.
 fn complete_from_incident(alert: &mut Alert, claimed: &Claimed) {
+    alert.status_page = claimed.status_page.clone();
     let Some(opened) = claimed.opened_at else {
         return;
     };

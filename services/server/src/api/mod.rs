@@ -1,5 +1,5 @@
 //! The REST API under `/api/v1`: accounts and keys, websites, their status and
-//! maintenance windows,
+//! maintenance windows, status pages,
 //! alert channels, validators, rounds, eons and the network's terms; documented in [`openapi`].
 
 pub mod accounts;
@@ -18,6 +18,7 @@ pub mod openapi;
 pub mod quotas;
 pub mod rounds;
 pub mod status;
+pub mod status_pages;
 pub mod validators;
 pub mod website_settings;
 pub mod websites;
@@ -35,6 +36,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     accounts::routes(cfg);
     websites::routes(cfg);
     status::routes(cfg);
+    status_pages::routes(cfg);
     maintenance::routes(cfg);
     channels::routes(cfg);
     validators::routes(cfg);

@@ -8,7 +8,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use super::{
     accounts, admission, canaries, channels, confirmations, eons, maintenance, network, quotas,
-    rounds, status, validators, websites,
+    rounds, status, status_pages, validators, websites,
 };
 
 /// Where the document is served.
@@ -50,6 +50,15 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         status::latency,
         status::list_incidents,
         status::list_ticks,
+        status_pages::create_page,
+        status_pages::list_pages,
+        status_pages::get_page,
+        status_pages::update_page,
+        status_pages::delete_page,
+        crate::public::records::records,
+        crate::public::status_page,
+        crate::public::asset,
+        crate::public::badges::badge,
         maintenance::create_window,
         maintenance::list_windows,
         maintenance::delete_window,
@@ -85,6 +94,7 @@ pub const DOCUMENT_PATH: &str = "/api-docs/openapi.json";
         (name = "accounts", description = "Accounts and API keys"),
         (name = "websites", description = "Monitored websites (owners see only their own)"),
         (name = "status", description = "State, uptime, latency, incidents and ticks of a website"),
+        (name = "status pages", description = "Public status pages of chosen websites at /status/{slug}, their signed records (verified in the browser) and badges"),
         (name = "maintenance", description = "Maintenance windows: checks go on, alerts and uptime pause; public with the site's status"),
         (name = "channels", description = "Where alerts go: Slack, e-mail, webhooks, Discord, Telegram, Microsoft Teams, PagerDuty, ntfy, Mattermost, Pushover"),
         (name = "validators", description = "Validators, their earnings and Merkle proofs (public)"),

@@ -1,0 +1,2 @@
+DROP TABLE status_page_sites;
+DROP TABLE status_pages;
