@@ -294,7 +294,8 @@ async fn the_page_shows_the_settled_history_with_hostile_names_inert() {
     assert!(html.contains(&format!("{today}: 100.00% up (0 of 15 results down)")));
     // The incident with its timeline and a link to its signed record.
     assert!(html.contains(&format!(
-        "id=\"incident-{}\" data-incident-id=\"{}\" data-opened-round=\"{OPENED_ROUND}\" data-resolved-round=\"{RESOLVED_ROUND}\"",
+        "id=\"incident-{}\" data-incident-id=\"{}\" data-opened-round=\"{OPENED_ROUND}\" \
+         data-opened-status=\"down\" data-resolved-round=\"{RESOLVED_ROUND}\"",
         world.incident, world.incident
     )));
     assert!(html.contains("opened in round 3; 2 of 3 validators saw it fail (http status)"));
