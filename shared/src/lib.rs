@@ -7,6 +7,7 @@ pub mod canary;
 pub mod check_spec;
 pub mod config;
 pub mod db;
+pub mod dns_check;
 pub mod dev_values;
 pub mod error;
 pub mod eth;
