@@ -260,10 +260,16 @@ mod tests {
             canonical_expected(Mx, "10  MX.Example.com.").unwrap(),
             "10 mx.example.com"
         );
-        assert_eq!(canonical_expected(Cname, "Web.Example.").unwrap(), "web.example");
+        assert_eq!(
+            canonical_expected(Cname, "Web.Example.").unwrap(),
+            "web.example"
+        );
         assert!(canonical_expected(A, "::1").is_err());
         assert!(canonical_expected(Mx, "ten mx.example.com").is_err());
-        let mx = vec!["10 mx1.example.com".to_owned(), "20 mx2.example.com".to_owned()];
+        let mx = vec![
+            "10 mx1.example.com".to_owned(),
+            "20 mx2.example.com".to_owned(),
+        ];
         assert!(expected_among(Mx, "mx2.example.com", &mx));
         assert!(expected_among(Mx, "20 mx2.example.com", &mx));
         assert!(!expected_among(Mx, "10 mx2.example.com", &mx));
@@ -273,10 +279,22 @@ mod tests {
 
     #[test]
     fn internal_names_are_recognised() {
-        for name in ["localhost", "db", "x.localhost", "printer.local", "api.internal", "nas.home.arpa"] {
+        for name in [
+            "localhost",
+            "db",
+            "x.localhost",
+            "printer.local",
+            "api.internal",
+            "nas.home.arpa",
+        ] {
             assert!(is_internal_name(name), "{name}");
         }
-        for name in ["example.com", "local.example.com", "internal.example.org", "mylan.com"] {
+        for name in [
+            "example.com",
+            "local.example.com",
+            "internal.example.org",
+            "mylan.com",
+        ] {
             assert!(!is_internal_name(name), "{name}");
         }
     }

@@ -99,7 +99,11 @@ fn a_validator_signing_up_for_a_missing_dns_answer_is_outvoted_and_earns_nothing
     let now = Utc::now();
     close_round(&mut conn, 1, now, &policy()).unwrap().unwrap();
     let second = close_round(&mut conn, 2, now, &policy()).unwrap().unwrap();
-    assert_eq!(second.incidents_opened.len(), 1, "the majority's down is confirmed");
+    assert_eq!(
+        second.incidents_opened.len(),
+        1,
+        "the majority's down is confirmed"
+    );
     assert_eq!(
         count(
             &mut conn,
@@ -119,10 +123,16 @@ fn a_validator_signing_up_for_a_missing_dns_answer_is_outvoted_and_earns_nothing
         .get_result(&mut conn)
         .unwrap();
     assert_eq!(incident.cause, "dns_mismatch");
-    let described =
-        describe_evidence(&incident.evidence, &incident.cause, Some("10 mx1.example.com")).unwrap();
+    let described = describe_evidence(
+        &incident.evidence,
+        &incident.cause,
+        Some("10 mx1.example.com"),
+    )
+    .unwrap();
     assert!(
-        described.summary.contains("DNS answer '10 mx1.example.com' missing"),
+        described
+            .summary
+            .contains("DNS answer '10 mx1.example.com' missing"),
         "{}",
         described.summary
     );

@@ -432,7 +432,10 @@ async fn dns_sites_are_a_name_and_a_type_with_an_expected_answer_and_a_time_limi
             json!({"url": "dns://example.com/A", "keyword": "192.0.2.1", "keyword_absent": true}),
             "keyword_absent",
         ),
-        (json!({"url": "dns://example.com/A", "method": "HEAD"}), "method"),
+        (
+            json!({"url": "dns://example.com/A", "method": "HEAD"}),
+            "method",
+        ),
         (
             json!({"url": "dns://example.com/A", "accepted_status": ["200"]}),
             "accepted_status",
@@ -469,7 +472,10 @@ async fn dns_sites_are_a_name_and_a_type_with_an_expected_answer_and_a_time_limi
     // Documented in the OpenAPI document.
     let doc = api.get("/api-docs/openapi.json", None).await;
     let text = doc.expect(200).to_string();
-    assert!(text.contains("dns://name/TYPE"), "OpenAPI mentions dns sites");
+    assert!(
+        text.contains("dns://name/TYPE"),
+        "OpenAPI mentions dns sites"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

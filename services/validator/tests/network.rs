@@ -516,7 +516,9 @@ async fn real_nodes_check_dns_records_through_their_configured_resolver() {
     let db = TestDatabase::new().unwrap();
     let redis = TestRedis::new().unwrap();
     let server = start_server(&db, &redis, "s1");
-    let dns = TestDnsServer::start(Duration::from_millis(500)).await.unwrap();
+    let dns = TestDnsServer::start(Duration::from_millis(500))
+        .await
+        .unwrap();
     let resolver = dns.addr().to_string();
     let _nodes = [
         start_validator_with(&server.ws_url, &["--dns-server", &resolver]),
@@ -528,8 +530,18 @@ async fn real_nodes_check_dns_records_through_their_configured_resolver() {
     let mut conn = db.connect().unwrap();
     let slow = format!("dns://{DNS_SLOW_NAME}/A");
     let sites = [
-        site_with(&mut conn, "dns://www.example.test/A", Some("192.0.2.11"), "{}"),
-        site_with(&mut conn, "dns://example.test/MX", Some("mx9.example.test"), "{}"),
+        site_with(
+            &mut conn,
+            "dns://www.example.test/A",
+            Some("192.0.2.11"),
+            "{}",
+        ),
+        site_with(
+            &mut conn,
+            "dns://example.test/MX",
+            Some("mx9.example.test"),
+            "{}",
+        ),
         site_with(&mut conn, &slow, None, r#"{"max_response_ms": 200}"#),
         site_with(&mut conn, "dns://nope.example.test/AAAA", None, "{}"),
     ];

@@ -68,7 +68,9 @@ fn answer(kind: RecordKind, data: &RData) -> Option<Answer> {
         (RecordKind::Aaaa, RData::AAAA(a)) => Some(a.0.to_string()),
         (RecordKind::Cname, RData::CNAME(c)) => Some(name(&c.0)),
         (RecordKind::Ns, RData::NS(n)) => Some(name(&n.0)),
-        (RecordKind::Mx, RData::MX(mx)) => Some(format!("{} {}", mx.preference, name(&mx.exchange))),
+        (RecordKind::Mx, RData::MX(mx)) => {
+            Some(format!("{} {}", mx.preference, name(&mx.exchange)))
+        }
         (RecordKind::Txt, RData::TXT(txt)) => Some(
             txt.txt_data
                 .iter()

@@ -61,7 +61,11 @@ async fn every_record_type_matches_its_expected_answer() {
         // expect one); only internal names are refused.
         ("dns://private.example.test/A", Some("10.0.0.5")),
     ] {
-        assert_eq!(outcome(&dns, &request(url, expected)).await, up, "{url} {expected:?}");
+        assert_eq!(
+            outcome(&dns, &request(url, expected)).await,
+            up,
+            "{url} {expected:?}"
+        );
     }
 }
 
@@ -97,27 +101,39 @@ async fn nxdomain_and_no_records_of_the_type_are_dns() {
     ] {
         assert_eq!(outcome(&dns, &request(url, None)).await, down, "{url}");
         // An expected answer changes nothing: there is nothing to compare.
-        assert_eq!(outcome(&dns, &request(url, Some(expected))).await, down, "{url}");
+        assert_eq!(
+            outcome(&dns, &request(url, Some(expected))).await,
+            down,
+            "{url}"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_slow_answer_is_degraded_and_none_in_time_is_timeout() {
-    let dns = TestDnsServer::start(Duration::from_millis(400)).await.unwrap();
+    let dns = TestDnsServer::start(Duration::from_millis(400))
+        .await
+        .unwrap();
     let url = format!("dns://{DNS_SLOW_NAME}/A");
     let slow = ValidateRequest {
         max_response_ms: Some(100),
         ..request(&url, Some("192.0.2.20"))
     };
     let found = checker(&dns, false).check(&slow).await.unwrap();
-    assert_eq!((found.status, found.failure), (CheckStatus::Degraded, Some(FailureReason::TooSlow)));
+    assert_eq!(
+        (found.status, found.failure),
+        (CheckStatus::Degraded, Some(FailureReason::TooSlow))
+    );
     assert!(found.latency_ms > 100, "{found:?}");
     // A wrong answer is down however slow (down wins).
     let wrong = ValidateRequest {
         keyword: Some("192.0.2.21".into()),
         ..slow.clone()
     };
-    assert_eq!(outcome(&dns, &wrong).await, (CheckStatus::Down, Some(FailureReason::DnsMismatch)));
+    assert_eq!(
+        outcome(&dns, &wrong).await,
+        (CheckStatus::Down, Some(FailureReason::DnsMismatch))
+    );
     let within = ValidateRequest {
         max_response_ms: Some(2000),
         ..slow.clone()
@@ -128,7 +144,10 @@ async fn a_slow_answer_is_degraded_and_none_in_time_is_timeout() {
         max_response_ms: None,
         ..slow
     };
-    assert_eq!(outcome(&dns, &short).await, (CheckStatus::Down, Some(FailureReason::Timeout)));
+    assert_eq!(
+        outcome(&dns, &short).await,
+        (CheckStatus::Down, Some(FailureReason::Timeout))
+    );
 }
 
 #[tokio::test]
@@ -142,10 +161,16 @@ async fn internal_names_and_unusable_expectations_are_refused() {
         "dns://api.internal/AAAA",
     ] {
         let refused = checker(&dns, false).check(&request(url, None)).await;
-        assert!(matches!(refused, Err(Refused::Forbidden(_))), "{url}: {refused:?}");
+        assert!(
+            matches!(refused, Err(Refused::Forbidden(_))),
+            "{url}: {refused:?}"
+        );
         // Allowed on a dev network: checked like any name (a result, not refused;
         // the resolver answers `localhost` itself, this server knows the others not).
-        let allowed = checker(&dns, true).check(&request(url, None)).await.unwrap();
+        let allowed = checker(&dns, true)
+            .check(&request(url, None))
+            .await
+            .unwrap();
         assert_ne!(allowed.status, CheckStatus::Degraded, "{url}");
     }
     let bad = checker(&dns, false)
@@ -157,7 +182,12 @@ async fn internal_names_and_unusable_expectations_are_refused() {
         ..request("dns://www.example.test/A", Some("192.0.2.10"))
     };
     let refused = checker(&dns, false).check(&absent).await;
-    assert!(matches!(refused, Err(Refused::BadAssertion(_))), "{refused:?}");
-    let bad_url = checker(&dns, false).check(&request("dns://www.example.test/SRV", None)).await;
+    assert!(
+        matches!(refused, Err(Refused::BadAssertion(_))),
+        "{refused:?}"
+    );
+    let bad_url = checker(&dns, false)
+        .check(&request("dns://www.example.test/SRV", None))
+        .await;
     assert!(matches!(bad_url, Err(Refused::BadUrl(..))), "{bad_url:?}");
 }
