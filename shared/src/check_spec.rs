@@ -231,7 +231,8 @@ pub struct JsonRule {
 /// Everything that decides a check's outcome, as sent in `validate`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CheckSpec {
-    /// The URL checked (`http`/`https`, or `tcp://host:port` for a TCP check).
+    /// The URL checked (`http`/`https`, `tcp://host:port` for a TCP check, or
+    /// `dns://name/TYPE` for a DNS record check).
     pub url: String,
     /// `GET` or `HEAD`.
     pub method: String,
@@ -251,6 +252,9 @@ pub struct CheckSpec {
 const KIND_HTTP: u8 = 1;
 /// Kind code of a TCP check (`tcp://host:port`: up when a connection completes).
 const KIND_TCP: u8 = 2;
+/// Kind code of a DNS record check (`dns://name/TYPE`; the expected answer, if
+/// any, is the keyword rule).
+const KIND_DNS: u8 = 3;
 
 fn put_str(out: &mut Vec<u8>, s: &str) {
     let len = u16::try_from(s.len()).unwrap_or(u16::MAX);
@@ -266,6 +270,8 @@ impl CheckSpec {
         out.push(0);
         out.push(if self.url.starts_with("tcp://") {
             KIND_TCP
+        } else if self.url.starts_with(crate::dns_check::SCHEME_PREFIX) {
+            KIND_DNS
         } else {
             KIND_HTTP
         });
@@ -429,6 +435,18 @@ mod tests {
             },
             CheckSpec {
                 max_response_ms: Some(1000),
+                ..base.clone()
+            },
+            CheckSpec {
+                url: "dns://example.com/A".into(),
+                ..base.clone()
+            },
+            CheckSpec {
+                url: "dns://example.com/A".into(),
+                keyword: Some(KeywordRule {
+                    text: "192.0.2.1".into(),
+                    absent: false,
+                }),
                 ..base.clone()
             },
         ];

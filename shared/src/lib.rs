@@ -8,6 +8,7 @@ pub mod check_spec;
 pub mod config;
 pub mod db;
 pub mod dev_values;
+pub mod dns_check;
 pub mod error;
 pub mod eth;
 pub mod hash_chain;

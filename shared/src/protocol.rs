@@ -67,13 +67,14 @@ pub struct ValidateRequest {
     /// The round it belongs to (the node keeps it with the acknowledgement, to find
     /// the round's public record when it checks its reward).
     pub round: i64,
-    /// http(s) URL.
+    /// http(s) URL, `tcp://host:port` or `dns://name/TYPE`.
     pub url: String,
     /// `GET` or `HEAD`.
     pub method: String,
     /// Overall time limit of the check.
     pub timeout_ms: u32,
-    /// A string the body must contain (or, with `keyword_absent`, must not).
+    /// A string the body must contain (or, with `keyword_absent`, must not); for a
+    /// `dns://` check, the answer expected among the records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keyword: Option<String>,
     /// True: the site is down when `keyword` is in the body.
@@ -204,11 +205,13 @@ pub enum FailureReason {
     /// Every assertion passed, but the response came after `max_response_ms`
     /// (the one failure of a `degraded` result).
     TooSlow,
+    /// A DNS check's name has records of the asked type, but not the expected one.
+    DnsMismatch,
 }
 
 impl FailureReason {
     /// Every reason, in code order.
-    pub const ALL: [FailureReason; 10] = [
+    pub const ALL: [FailureReason; 11] = [
         FailureReason::Timeout,
         FailureReason::Dns,
         FailureReason::Connect,
@@ -219,9 +222,10 @@ impl FailureReason {
         FailureReason::KeywordPresent,
         FailureReason::JsonMismatch,
         FailureReason::TooSlow,
+        FailureReason::DnsMismatch,
     ];
 
-    /// The code in the signed bytes (1..=10).
+    /// The code in the signed bytes (1..=11).
     pub fn code(self) -> u8 {
         match self {
             FailureReason::Timeout => 1,
@@ -234,6 +238,7 @@ impl FailureReason {
             FailureReason::KeywordPresent => 8,
             FailureReason::JsonMismatch => 9,
             FailureReason::TooSlow => 10,
+            FailureReason::DnsMismatch => 11,
         }
     }
 
@@ -250,6 +255,7 @@ impl FailureReason {
             FailureReason::KeywordPresent => "keyword_present",
             FailureReason::JsonMismatch => "json_mismatch",
             FailureReason::TooSlow => "too_slow",
+            FailureReason::DnsMismatch => "dns_mismatch",
         }
     }
 

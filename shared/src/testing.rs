@@ -8,6 +8,7 @@
 
 mod chain;
 mod db;
+mod dns;
 pub mod e2e;
 mod http;
 mod process;
@@ -17,6 +18,7 @@ pub use chain::{
     GUARDIAN_KEY, TEST_CHALLENGE_BLOCKS, TEST_UNBONDING_SECONDS, TestChain, anvil_path,
 };
 pub use db::{TestDatabase, base_config};
+pub use dns::{DNS_SLOW_NAME, TestDnsServer};
 pub use http::{HttpSink, HttpTarget, SinkRequest, SmtpSink, read_request_head};
 pub use process::{
     ServiceProcess, ValidatorKeyFile, assert_refuses_config, assert_starts_and_stops, free_port,

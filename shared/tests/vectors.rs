@@ -32,7 +32,7 @@ fn address(text: &str) -> [u8; 20] {
 }
 
 /// The failure-code table of PROTOCOL.md.
-const FAILURE_CODES: [(&str, u8); 10] = [
+const FAILURE_CODES: [(&str, u8); 11] = [
     ("timeout", 1),
     ("dns", 2),
     ("connect", 3),
@@ -43,6 +43,7 @@ const FAILURE_CODES: [(&str, u8); 10] = [
     ("keyword_present", 8),
     ("json_mismatch", 9),
     ("too_slow", 10),
+    ("dns_mismatch", 11),
 ];
 
 #[test]
@@ -147,7 +148,7 @@ fn signup_bytes_are_assembled_as_documented_and_signed_with_ed25519() {
 fn check_spec_bytes_and_hashes_are_as_documented() {
     use sha2::Digest;
     let v = committed();
-    assert_eq!(v.check_specs.len(), 4);
+    assert_eq!(v.check_specs.len(), 5);
     for c in &v.check_specs {
         let m: serde_json::Value = serde_json::from_str(&c.message).unwrap();
         assert_eq!(m["type"], "validate");
@@ -163,6 +164,8 @@ fn check_spec_bytes_and_hashes_are_as_documented() {
         "json_path",
         "json_expected",
         "max_response_ms",
+        "tcp://",
+        "dns://",
     ] {
         assert!(text.contains(field), "{field}");
     }

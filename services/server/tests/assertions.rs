@@ -382,3 +382,129 @@ async fn tcp_sites_are_a_host_and_a_port_with_only_a_time_limit() {
         1
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dns_sites_are_a_name_and_a_type_with_an_expected_answer_and_a_time_limit() {
+    let api = Api::start(&[]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let created = api
+        .post(
+            "/api/v1/websites",
+            Some(&alice),
+            json!({"name": "Mail", "url": "DNS://Example.COM./mx", "timeout_ms": 3000,
+                   "keyword": "10  MX1.Example.com.", "max_response_ms": 500}),
+        )
+        .await;
+    let site = created.expect(201).clone();
+    // Stored canonical: lower-case name without the final dot, upper-case type; the
+    // expected answer likewise.
+    assert_eq!(site["url"], "dns://example.com/MX");
+    assert_eq!(site["keyword"], "10 mx1.example.com");
+    assert_eq!(site["max_response_ms"], 500);
+    let id = site["id"].as_i64().unwrap();
+    let aaaa = api
+        .post(
+            "/api/v1/websites",
+            Some(&alice),
+            json!({"url": "dns://www.example.com/AAAA", "keyword": "2001:DB8:0::1"}),
+        )
+        .await;
+    assert_eq!(aaaa.expect(201)["keyword"], "2001:db8::1");
+
+    let before = api.count("SELECT count(*) FROM websites");
+    let long = format!("dns://{}.com/A", "a".repeat(250));
+    for (body, field) in [
+        (json!({"url": "dns://example.com/SRV"}), "url"),
+        (json!({"url": "dns://example.com"}), "url"),
+        (json!({"url": "dns://exa_mple..com/A"}), "url"),
+        (json!({"url": "dns://-bad.example.com/A"}), "url"),
+        (json!({"url": "dns://192.0.2.1/A"}), "url"),
+        (json!({"url": long}), "url"),
+        (
+            json!({"url": "dns://example.com/A", "keyword": "2001:db8::1"}),
+            "keyword",
+        ),
+        (
+            json!({"url": "dns://example.com/MX", "keyword": "ten mx.example.com"}),
+            "keyword",
+        ),
+        (
+            json!({"url": "dns://example.com/A", "keyword": "192.0.2.1", "keyword_absent": true}),
+            "keyword_absent",
+        ),
+        (
+            json!({"url": "dns://example.com/A", "method": "HEAD"}),
+            "method",
+        ),
+        (
+            json!({"url": "dns://example.com/A", "accepted_status": ["200"]}),
+            "accepted_status",
+        ),
+        (
+            json!({"url": "dns://example.com/A", "json_path": "$.a", "json_expected": 1}),
+            "json_path",
+        ),
+    ] {
+        let answer = api
+            .post("/api/v1/websites", Some(&alice), body.clone())
+            .await;
+        answer.expect_error(422, "validation_failed");
+        assert_eq!(answer.json["details"]["field"], field, "{body}");
+    }
+    assert_eq!(api.count("SELECT count(*) FROM websites"), before);
+
+    // The hub sends it as such, and its spec hash is the DNS kind's, binding the
+    // expected answer.
+    let key = Keypair::generate();
+    let (_, assignment, request) = assigned(&api, &key, id).await;
+    assert_eq!(request.url, "dns://example.com/MX");
+    assert_eq!(request.keyword.as_deref(), Some("10 mx1.example.com"));
+    assert_eq!(request.max_response_ms, Some(500));
+    assert_eq!(request.spec().canonical_bytes()[23], 3, "kind dns");
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM check_assignments WHERE id = {assignment} AND spec_hash = '\\x{}'::bytea",
+            hex::encode(request.spec().hash())
+        )),
+        1
+    );
+
+    // Documented in the OpenAPI document.
+    let doc = api.get("/api-docs/openapi.json", None).await;
+    let text = doc.expect(200).to_string();
+    assert!(
+        text.contains("dns://name/TYPE"),
+        "OpenAPI mentions dns sites"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn production_refuses_dns_sites_naming_internal_names() {
+    let api = Api::start(&[("APP_ENV", "prod")]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let before = api.count("SELECT count(*) FROM websites");
+    for url in [
+        "dns://localhost/A",
+        "dns://db/A",
+        "dns://grafana.localhost/A",
+        "dns://printer.local/AAAA",
+        "dns://vault.internal/A",
+        "dns://nas.home.arpa/A",
+    ] {
+        let answer = api
+            .post("/api/v1/websites", Some(&alice), json!({"url": url}))
+            .await;
+        answer.expect_error(422, "validation_failed");
+        assert_eq!(answer.json["details"]["field"], "url", "{url}");
+    }
+    assert_eq!(api.count("SELECT count(*) FROM websites"), before);
+    // A public name is accepted without resolving it (a name that does not exist
+    // yet is a legitimate thing to watch); a private expected answer too.
+    api.post(
+        "/api/v1/websites",
+        Some(&alice),
+        json!({"url": "dns://intranet.example.com/A", "keyword": "10.0.0.5"}),
+    )
+    .await
+    .expect(201);
+}

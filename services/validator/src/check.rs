@@ -2,12 +2,14 @@
 //! included), bounded redirects, the site's assertions (accepted status codes, a
 //! keyword present or absent in the scanned part of the body, a JSON value, a
 //! response-time limit that makes a correct answer `degraded`) and the TLS
-//! certificate's expiry.
+//! certificate's expiry. TCP port checks live in `check/tcp.rs`, DNS record checks
+//! in `check/dns.rs`.
 
 use std::error::Error as StdError;
 use std::time::{Duration, Instant};
 
 use overlaps_shared::check_spec::{self, CheckSpec, PathStep};
+use overlaps_shared::dns_check;
 use overlaps_shared::protocol::{CheckStatus, FailureReason, ValidateRequest};
 
 use overlaps_shared::ssrf::{self as guard, DnsFailure, ForbiddenTarget, GuardedResolver};
@@ -45,6 +47,10 @@ pub enum Refused {
     /// path without its expected value).
     #[error("bad assertion: {0}")]
     BadAssertion(String),
+    /// This node cannot run the check at all (no DNS resolver configuration): the
+    /// node's fault, not the site's, so it sends no result.
+    #[error("cannot check: {0}")]
+    Unavailable(String),
 }
 
 /// The body assertions of one check, parsed.
@@ -77,6 +83,8 @@ pub struct Checker {
     client: reqwest::Client,
     keyword_scan_bytes: usize,
     allow_private: bool,
+    /// The DNS server `dns://` checks ask (the system's resolvers when `None`).
+    dns_server: Option<std::net::SocketAddr>,
 }
 
 impl Checker {
@@ -123,11 +131,26 @@ impl Checker {
             client,
             keyword_scan_bytes,
             allow_private,
+            dns_server: None,
         })
+    }
+
+    /// The same checker, asking `server` in `dns://` checks instead of the
+    /// system's resolvers (`--dns-server`; tests point it at a local server).
+    pub fn with_dns_server(mut self, server: Option<std::net::SocketAddr>) -> Self {
+        self.dns_server = server;
+        self
     }
 
     /// Checks one site as `request` asks.
     pub async fn check(&self, request: &ValidateRequest) -> Result<CheckOutcome, Refused> {
+        if request
+            .url
+            .get(..dns_check::SCHEME_PREFIX.len())
+            .is_some_and(|head| head.eq_ignore_ascii_case(dns_check::SCHEME_PREFIX))
+        {
+            return self.check_dns(request).await;
+        }
         let url = self.admit(request)?;
         if url.scheme() == "tcp" {
             return self.check_tcp(request, &url).await;
@@ -360,10 +383,14 @@ fn tls_expiry(response: &reqwest::Response) -> Option<i64> {
     Some(cert.validity().not_after.timestamp().saturating_mul(1000))
 }
 
+mod dns;
 mod tcp;
 
 #[cfg(test)]
 mod assertions_tests;
+
+#[cfg(test)]
+mod dns_tests;
 
 #[cfg(test)]
 mod tests;

@@ -106,6 +106,10 @@ pub struct RunArgs {
     /// Allow checking loopback, private and link-local addresses (dev networks only).
     #[arg(long, env = "VALIDATOR_ALLOW_PRIVATE_TARGETS")]
     pub allow_private_targets: bool,
+    /// The DNS server (`ip:port`) asked in `dns://` record checks; default: the
+    /// system's resolvers (`/etc/resolv.conf`).
+    #[arg(long, env = "VALIDATOR_DNS_SERVER")]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// The hub's HTTP API, where the node fetches its proof to check its own leaf.
     #[arg(long, env = "API_URL", default_value = "http://127.0.0.1:8080")]
     pub api_url: url::Url,

@@ -141,7 +141,8 @@ async fn main() -> anyhow::Result<()> {
                 args.max_redirects,
                 usize::try_from(args.keyword_scan_kib).unwrap_or(64) * 1024,
                 args.allow_private_targets,
-            )?;
+            )?
+            .with_dns_server(args.dns_server);
             let receipts_path = args.receipts_path();
             let journal =
                 receipts::ReceiptJournal::open(&receipts_path, &args.payout_address.to_string())

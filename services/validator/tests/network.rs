@@ -15,8 +15,8 @@ use overlaps_shared::protocol::{CheckStatus, FailureReason};
 use overlaps_shared::schema::{ticks, validators};
 use overlaps_shared::signing::{self, PublicKey, ResultFields};
 use overlaps_shared::testing::{
-    HttpTarget, ServiceProcess, TestDatabase, TestRedis, ValidatorKeyFile, free_port, service_env,
-    workspace_binary,
+    DNS_SLOW_NAME, HttpTarget, ServiceProcess, TestDatabase, TestDnsServer, TestRedis,
+    ValidatorKeyFile, free_port, service_env, workspace_binary,
 };
 
 const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
@@ -76,10 +76,16 @@ struct Node {
 }
 
 fn start_validator(hub: &str) -> Node {
+    start_validator_with(hub, &[])
+}
+
+fn start_validator_with(hub: &str, extra_args: &[&str]) -> Node {
     let key_file = ValidatorKeyFile::generate(VALIDATOR);
+    let mut args = vec!["run", "--allow-private-targets"];
+    args.extend_from_slice(extra_args);
     let mut process = ServiceProcess::spawn(
         VALIDATOR,
-        &["run", "--allow-private-targets"],
+        &args,
         &[
             ("VALIDATOR_KEY_FILE", key_file.path()),
             ("HUB_URL", hub),
@@ -502,5 +508,75 @@ async fn real_nodes_evaluate_the_assertions_sent_and_sign_their_spec() {
             .iter()
             .filter(|t| t.website_id == sites[2])
             .all(|t| t.latency_ms > 300 && t.http_status == Some(200))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_nodes_check_dns_records_through_their_configured_resolver() {
+    let db = TestDatabase::new().unwrap();
+    let redis = TestRedis::new().unwrap();
+    let server = start_server(&db, &redis, "s1");
+    let dns = TestDnsServer::start(Duration::from_millis(500))
+        .await
+        .unwrap();
+    let resolver = dns.addr().to_string();
+    let _nodes = [
+        start_validator_with(&server.ws_url, &["--dns-server", &resolver]),
+        start_validator_with(&server.ws_url, &["--dns-server", &resolver]),
+    ];
+    let presence = Presence::new(redis.connect().await.unwrap(), redis.keys());
+    let online = wait_online(&presence, 2).await;
+
+    let mut conn = db.connect().unwrap();
+    let slow = format!("dns://{DNS_SLOW_NAME}/A");
+    let sites = [
+        site_with(
+            &mut conn,
+            "dns://www.example.test/A",
+            Some("192.0.2.11"),
+            "{}",
+        ),
+        site_with(
+            &mut conn,
+            "dns://example.test/MX",
+            Some("mx9.example.test"),
+            "{}",
+        ),
+        site_with(&mut conn, &slow, None, r#"{"max_response_ms": 200}"#),
+        site_with(&mut conn, "dns://nope.example.test/AAAA", None, "{}"),
+    ];
+    let assignments = assign_round(&mut conn, 1, &sites, &online);
+    dispatch(&redis, 1, &assignments).await;
+    let stored = wait_answered(&db, 8).await;
+    assert_eq!(stored.len(), 8, "stored {stored:?}");
+    for tick in &stored {
+        // Signed over v2 bytes with the spec hash (kind dns, the expected answer
+        // included) the hub recorded when sending.
+        verify_tick(&mut conn, tick);
+        let recorded: Vec<u8> = overlaps_shared::schema::check_assignments::table
+            .find(tick.assignment_id)
+            .select(overlaps_shared::schema::check_assignments::spec_hash)
+            .first::<Option<Vec<u8>>>(&mut conn)
+            .unwrap()
+            .unwrap();
+        assert_eq!(tick.spec_hash.as_deref(), Some(&recorded[..]));
+        assert_eq!(tick.http_status, None);
+    }
+    let of = |site: i64| -> Vec<(&str, Option<&str>)> {
+        stored
+            .iter()
+            .filter(|t| t.website_id == site)
+            .map(|t| (t.status.as_str(), t.failure.as_deref()))
+            .collect()
+    };
+    assert_eq!(of(sites[0]), vec![("up", None); 2]);
+    assert_eq!(of(sites[1]), vec![("down", Some("dns_mismatch")); 2]);
+    assert_eq!(of(sites[2]), vec![("degraded", Some("too_slow")); 2]);
+    assert_eq!(of(sites[3]), vec![("down", Some("dns")); 2]);
+    assert!(
+        stored
+            .iter()
+            .filter(|t| t.website_id == sites[2])
+            .all(|t| t.latency_ms > 200)
     );
 }

@@ -306,7 +306,14 @@ pub fn spec_bytes(m: &serde_json::Value) -> Vec<u8> {
     let mut out = b"overlaps/v2/check-spec".to_vec();
     out.push(0);
     let url = m["url"].as_str().unwrap();
-    out.push(if url.starts_with("tcp://") { 2 } else { 1 }); // kind: http(s) or tcp
+    // kind: http(s) 1, tcp 2, dns 3
+    out.push(if url.starts_with("tcp://") {
+        2
+    } else if url.starts_with("dns://") {
+        3
+    } else {
+        1
+    });
     put_str(&mut out, m["url"].as_str().unwrap());
     put_str(&mut out, m["method"].as_str().unwrap());
     out.extend_from_slice(&(m["timeout_ms"].as_u64().unwrap() as u32).to_be_bytes());

@@ -198,6 +198,10 @@ pub fn describe_failure(code: &str, keyword: Option<&str>, http_status: Option<i
             None => "forbidden keyword present".to_owned(),
         },
         "json_mismatch" => "JSON value not as expected".to_owned(),
+        "dns_mismatch" => match keyword {
+            Some(k) => format!("DNS answer '{k}' missing"),
+            None => "DNS answer not as expected".to_owned(),
+        },
         "too_slow" | "degraded" => "response over the time limit".to_owned(),
         other => other.replace('_', " "),
     }

@@ -1,10 +1,10 @@
-//! A website's settings as the API accepts them: bounds, the URL (http(s) or
-//! `tcp://host:port`), the method, the keyword and the assertions, and the
+//! A website's settings as the API accepts them: bounds, the URL (http(s),
+//! `tcp://host:port` or `dns://name/TYPE`), the method, the keyword and the assertions, and the
 //! production guard against private targets.
 
 use std::net::IpAddr;
 
-use overlaps_shared::ssrf;
+use overlaps_shared::{dns_check, ssrf};
 
 use super::assertions::{Assertions, AssertionsInput};
 use super::errors::ApiError;
@@ -61,12 +61,24 @@ fn check_url(raw: &str) -> Result<(String, url::Url), ApiError> {
             "url must be at most 2048 characters",
         ));
     }
+    if raw
+        .get(..dns_check::SCHEME_PREFIX.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(dns_check::SCHEME_PREFIX))
+    {
+        // A record check is a name and a type: stored as dns://name/TYPE.
+        let target = dns_check::DnsTarget::parse(raw)
+            .map_err(|err| ApiError::invalid("url", err.to_string()))?;
+        let canonical = target.url();
+        let parsed = url::Url::parse(&canonical)
+            .map_err(|err| ApiError::invalid("url", format!("url is not a valid URL: {err}")))?;
+        return Ok((canonical, parsed));
+    }
     let parsed = url::Url::parse(raw)
         .map_err(|err| ApiError::invalid("url", format!("url is not a valid URL: {err}")))?;
     if !matches!(parsed.scheme(), "http" | "https" | "tcp") {
         return Err(ApiError::invalid(
             "url",
-            "url must start with http://, https:// or tcp:// (a TCP port check)",
+            "url must start with http://, https://, tcp:// (a TCP port check) or dns:// (a DNS record check)",
         ));
     }
     if parsed.host().is_none() {
@@ -112,10 +124,20 @@ impl Settings {
             return Err(ApiError::invalid("method", "method must be GET or HEAD"));
         }
         let is_tcp = parsed.scheme() == "tcp";
-        if is_tcp && method != "GET" {
+        let dns = match parsed.scheme() {
+            "dns" => Some(
+                dns_check::DnsTarget::parse(&url)
+                    .map_err(|err| ApiError::invalid("url", err.to_string()))?,
+            ),
+            _ => None,
+        };
+        if (is_tcp || dns.is_some()) && method != "GET" {
             return Err(ApiError::invalid(
                 "method",
-                "a tcp:// check has no HTTP method (leave method out)",
+                format!(
+                    "a {}:// check has no HTTP method (leave method out)",
+                    parsed.scheme()
+                ),
             ));
         }
         let interval_seconds = in_bounds(
@@ -147,6 +169,15 @@ impl Settings {
                 "keyword must be at most 256 printable bytes",
             ));
         }
+        // For a DNS check the keyword is the expected answer, stored canonical (an
+        // address in its standard text, names lower-case without the final dot).
+        let keyword = match (&dns, keyword) {
+            (Some(target), Some(expected)) => Some(
+                dns_check::canonical_expected(target.kind, &expected)
+                    .map_err(|err| ApiError::invalid("keyword", err.to_string()))?,
+            ),
+            (_, keyword) => keyword,
+        };
         let assertions = super::assertions::apply(
             self.assertions,
             self.assertions_input,
@@ -155,19 +186,23 @@ impl Settings {
             timeout_ms,
         )?;
         // What the site keeps from before counts too (a URL changed to tcp://).
-        if is_tcp {
+        if is_tcp || dns.is_some() {
             let field = if assertions.json_path.is_some() {
                 Some("json_path")
             } else if assertions.accepted_status != Assertions::default().accepted_status {
                 Some("accepted_status")
+            } else if assertions.keyword_absent {
+                Some("keyword_absent")
             } else {
                 None
             };
             if let Some(field) = field {
-                return Err(ApiError::invalid(
-                    field,
-                    "a tcp:// check has only max_response_ms (no status or body assertions)",
-                ));
+                let message = if is_tcp {
+                    "a tcp:// check has only max_response_ms (no status or body assertions)"
+                } else {
+                    "a dns:// check has only max_response_ms and the expected answer in keyword (no status or body assertions)"
+                };
+                return Err(ApiError::invalid(field, message));
             }
         }
         Ok((
@@ -193,6 +228,20 @@ pub(super) async fn guard_target(api: &ApiSettings, url: &url::Url) -> Result<()
         return Ok(());
     }
     let refused = || ApiError::invalid("url", "url points to a private or reserved address");
+    if url.scheme() == "dns" {
+        // A DNS check connects to nothing; its guard is on the name asked about
+        // (internal names reveal internal DNS), not on the answers.
+        let internal = dns_check::DnsTarget::parse(url.as_str())
+            .map_or(true, |target| dns_check::is_internal_name(&target.name));
+        return if internal {
+            Err(ApiError::invalid(
+                "url",
+                "url names an internal DNS name (localhost, a single label, .local, .internal, .localhost, .home.arpa, .localdomain, .lan)",
+            ))
+        } else {
+            Ok(())
+        };
+    }
     match url.host() {
         Some(url::Host::Ipv4(ip)) if ssrf::is_forbidden(IpAddr::V4(ip)) => Err(refused()),
         Some(url::Host::Ipv6(ip)) if ssrf::is_forbidden(IpAddr::V6(ip)) => Err(refused()),

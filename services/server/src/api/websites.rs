@@ -39,7 +39,8 @@ pub struct Website {
     /// Display name.
     #[schema(example = "Shop")]
     pub name: String,
-    /// The http(s) URL checked, or `tcp://host:port` for a TCP port check.
+    /// The http(s) URL checked, `tcp://host:port` for a TCP port check, or
+    /// `dns://name/TYPE` (A, AAAA, CNAME, MX, TXT, NS) for a DNS record check.
     #[schema(example = "https://example.com/health")]
     pub url: String,
     /// `GET` or `HEAD`.
@@ -54,7 +55,10 @@ pub struct Website {
     /// Validators that check it each time.
     #[schema(example = 3)]
     pub quorum: i16,
-    /// Text the body must contain (or, with `keyword_absent`, must not), if any.
+    /// Text the body must contain (or, with `keyword_absent`, must not), if any;
+    /// for a `dns://` site, the answer expected among the records (canonical: an
+    /// address, a lower-case name, `preference exchange` or the exchange for MX,
+    /// the joined strings for TXT).
     pub keyword: Option<String>,
     /// The other assertions.
     #[serde(flatten)]
@@ -105,8 +109,11 @@ pub struct NewWebsite {
     #[serde(default)]
     #[schema(example = "Shop")]
     pub name: String,
-    /// http(s) URL to check, or `tcp://host:port`: up when a TCP connection to
-    /// the port completes within the timeout.
+    /// http(s) URL to check; `tcp://host:port`: up when a TCP connection to the
+    /// port completes within the timeout; or `dns://name/TYPE` (TYPE one of A,
+    /// AAAA, CNAME, MX, TXT, NS): up when the name has a record of the type (and
+    /// `keyword`, the expected answer, is among them). TCP and DNS checks take only
+    /// `max_response_ms` besides.
     #[schema(example = "https://example.com/health")]
     pub url: String,
     /// `GET` (default) or `HEAD`.
@@ -121,7 +128,11 @@ pub struct NewWebsite {
     /// Validators per check (1..=WEBSITE_MAX_QUORUM; default 3).
     #[schema(example = 3)]
     pub quorum: Option<i16>,
-    /// Text the body must contain (or, with `keyword_absent`, must not).
+    /// Text the body must contain (or, with `keyword_absent`, must not); for a
+    /// `dns://` site, the expected answer: an IPv4/IPv6 address (A/AAAA), a name
+    /// (CNAME, NS), `mx.example.com` or `10 mx.example.com` (MX), the record's
+    /// joined strings (TXT).
+    #[schema(example = "healthy")]
     pub keyword: Option<String>,
     /// Status codes counted as up: codes or ranges such as `"200-299"` (1 to 16;
     /// default `["200-399"]`).
@@ -159,7 +170,8 @@ pub struct WebsiteUpdate {
     pub timeout_ms: Option<i32>,
     /// Validators per check.
     pub quorum: Option<i16>,
-    /// Text the body must contain; an empty string removes it.
+    /// Text the body must contain (for a `dns://` site: the expected answer); an
+    /// empty string removes it.
     pub keyword: Option<String>,
     /// Status codes counted as up: codes or ranges such as `"200-299"` (1 to 16;
     /// default `["200-399"]`).

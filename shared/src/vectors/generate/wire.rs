@@ -11,8 +11,9 @@ use crate::protocol::{
 use crate::signing::{self, PayoutAddress};
 
 /// The `validate` requests of the vectors: a keyword, a HEAD with defaults, every
-/// assertion at once, and a TCP port check with a time limit.
-fn validate_requests() -> [ValidateRequest; 4] {
+/// assertion at once, a TCP port check with a time limit, and a DNS record check
+/// with an expected answer.
+fn validate_requests() -> [ValidateRequest; 5] {
     let plain =
         |assignment_id, round, url: &str, method: &str, timeout_ms, deadline_ms| ValidateRequest {
             assignment_id,
@@ -71,6 +72,18 @@ fn validate_requests() -> [ValidateRequest; 4] {
                 T0_MS + 30_000,
             )
         },
+        ValidateRequest {
+            keyword: Some("10 mx1.example.com".into()),
+            max_response_ms: Some(800),
+            ..plain(
+                12,
+                1_024,
+                "dns://example.com/MX",
+                "GET",
+                2_000,
+                T0_MS + 30_000,
+            )
+        },
     ]
 }
 
@@ -89,7 +102,7 @@ pub(super) fn check_specs() -> Vec<CheckSpecVector> {
 }
 
 pub(super) fn messages(payout: &PayoutAddress) -> Vec<MessageVector> {
-    let [keyword, head, assertions, tcp] = validate_requests();
+    let [keyword, head, assertions, tcp, dns] = validate_requests();
     let hub = [
         HubMessage::Hello {
             protocol: PROTOCOL.into(),
@@ -101,6 +114,7 @@ pub(super) fn messages(payout: &PayoutAddress) -> Vec<MessageVector> {
         HubMessage::Validate(head),
         HubMessage::Validate(assertions),
         HubMessage::Validate(tcp),
+        HubMessage::Validate(dns),
         HubMessage::Ack {
             assignment_ids: vec![4_294_967_301],
         },
@@ -169,13 +183,14 @@ pub(super) fn signups(payout: &PayoutAddress) -> Vec<SignupVector> {
 }
 
 /// One result per status and failure, each field at a telling value, bound to
-/// the spec of the first `validate` request (the last three to the one with every
-/// assertion).
+/// the spec of the first `validate` request (the next three to the one with every
+/// assertion, the last to the DNS check).
 pub(super) fn results() -> Vec<ResultVector> {
-    let [keyword, _, assertions, _] = validate_requests();
-    let (spec, full) = (
+    let [keyword, _, assertions, _, dns] = validate_requests();
+    let (spec, full, dns) = (
         hex32(&keyword.spec().hash()),
         hex32(&assertions.spec().hash()),
+        hex32(&dns.spec().hash()),
     );
     let up = |assignment_id, http_status, tls| CheckResult {
         assignment_id,
@@ -221,6 +236,10 @@ pub(super) fn results() -> Vec<ResultVector> {
             status: CheckStatus::Degraded,
             spec_hash: full.clone(),
             ..down(10, FailureReason::TooSlow, Some(200), 1_840)
+        },
+        CheckResult {
+            spec_hash: dns,
+            ..down(12, FailureReason::DnsMismatch, None, 23)
         },
     ];
     sign_results(&cases)
