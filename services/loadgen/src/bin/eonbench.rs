@@ -137,7 +137,11 @@ fn relation_bytes(conn: &mut PgConnection, tables: &[&str]) -> anyhow::Result<i6
     let sum = tables
         .iter()
         .map(|t| {
-            format!("(SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('{t}'))")
+            // A partitioned table has no storage of its own: add its partitions'.
+            format!(
+                "pg_total_relation_size('{t}') + (SELECT coalesce(sum(pg_total_relation_size(relid)), 0) \
+                 FROM pg_partition_tree('{t}') WHERE relid <> '{t}'::regclass)"
+            )
         })
         .collect::<Vec<_>>()
         .join(" + ");
