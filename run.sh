@@ -714,7 +714,7 @@ case "$MODE" in
         say "cargo clippy"
         cargo clippy --workspace --all-targets -- -D warnings
         say "cargo test"
-        cargo test --workspace
+        cargo test --workspace --no-fail-fast
         run_api_fuzz
         ;;
     provision)

@@ -284,7 +284,16 @@ fn rounds_chain_their_seeds_and_assignments_rederive_from_stored_public_data() {
         .map(|d| d.server_instance.as_str())
         .collect();
     instances.sort_unstable();
-    assert_eq!(instances, ["s1", "s2"], "one job per instance");
+    // The instances serving a chosen validator (the draw depends on the random seed
+    // chain: v2 on s2 is left out of both quorums now and then).
+    let mut serving: Vec<&str> = stored
+        .values()
+        .flatten()
+        .map(|r| r.server_instance.as_str())
+        .collect();
+    serving.sort_unstable();
+    serving.dedup();
+    assert_eq!(instances, serving, "one job per instance");
     for dispatch in &first.dispatches {
         assert_eq!(dispatch.round, first.number);
         let mut got = dispatch.assignment_ids.clone();
