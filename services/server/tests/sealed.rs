@@ -91,6 +91,8 @@ struct Ids {
     validators: Vec<i64>,
     round: i64,
     public_key: String,
+    status_page: i64,
+    slug: String,
 }
 
 /// Every concrete GET path for a documented route: each path parameter replaced by
@@ -115,6 +117,21 @@ fn concrete_paths(template: &str, operation: &Value, ids: &Ids) -> Vec<String> {
                     ("rounds", "number") => vec![ids.round.to_string()],
                     // No eon can cover an open round; its routes are walked all the same.
                     ("eons", "number") => vec!["1".to_owned()],
+                    // The public status page showing the site, its records and badges.
+                    ("status-pages", "id") => vec![ids.status_page.to_string()],
+                    ("status-pages" | "status" | "badges", "slug") => vec![ids.slug.clone()],
+                    ("{slug}", "site") => vec![ids.website.to_string()],
+                    ("{site}", "file") => [
+                        "status",
+                        "uptime-24h",
+                        "uptime-7d",
+                        "uptime-30d",
+                        "latency-24h",
+                    ]
+                    .iter()
+                    .map(|kind| format!("{kind}.svg"))
+                    .collect(),
+                    ("status-assets", "name") => vec!["status.css".into(), "verify.js".into()],
                     _ => panic!(
                         "GET {template}: no value for {{{name}}} after /{resource}/; \
                          add it to the sealed-rounds walk"
@@ -139,6 +156,11 @@ fn concrete_paths(template: &str, operation: &Value, ids: &Ids) -> Vec<String> {
             "eon" => query.push("eon=1".to_owned()),
             "public_key" => query.push(format!("public_key={}", ids.public_key)),
             "owner_id" => query.push(format!("owner_id={}", ids.owner)),
+            "site" => query.push(format!("site={}", ids.website)),
+            // A status page's records take one of round, incident and day: the open
+            // round is the one that must stay sealed.
+            "round" => query.push(format!("round={}", ids.round)),
+            "incident" | "day" => {}
             // Continues a page; every list here fits in one.
             "cursor" => {}
             _ => panic!(
@@ -238,6 +260,15 @@ async fn an_open_rounds_results_are_sealed_on_every_route_until_it_closes() {
         )
         .await;
     let channel = channel.expect(201)["id"].as_i64().unwrap();
+    // A public status page shows the site: its page, records and badges are walked too.
+    let page = api
+        .post(
+            "/api/v1/status-pages",
+            Some(&owner_key),
+            json!({"slug": "sealed-walk", "title": "Sealed walk", "website_ids": [site]}),
+        )
+        .await;
+    let status_page = page.expect(201)["id"].as_i64().unwrap();
 
     // Three real validators; A and B answer with real signed results, C does not.
     let keys = [
@@ -300,6 +331,8 @@ async fn an_open_rounds_results_are_sealed_on_every_route_until_it_closes() {
         validators: validators.clone(),
         round: 1,
         public_key: keys[0].public_key().to_string(),
+        status_page,
+        slug: "sealed-walk".into(),
     };
 
     // Open round: no answer of any route, to anyone, shows any of it.
