@@ -453,7 +453,7 @@ mod tests {
     fn failure_codes_are_distinct_and_names_round_trip() {
         let mut codes: Vec<u8> = FailureReason::ALL.iter().map(|r| r.code()).collect();
         codes.dedup();
-        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        assert_eq!(codes, (1..=11).collect::<Vec<u8>>());
         for reason in FailureReason::ALL {
             assert_eq!(FailureReason::from_name(reason.as_str()), Some(reason));
         }
