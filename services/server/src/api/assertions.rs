@@ -23,7 +23,7 @@ pub struct AssertionsView {
     #[schema(example = "$.status")]
     pub json_path: Option<String>,
     /// The value that must be at `json_path`.
-    #[schema(value_type = Object, nullable = true, example = json!("ok"))]
+    #[schema(schema_with = any_json_value)]
     pub json_expected: Option<Json>,
     /// A slower response (to the headers) is `degraded`.
     #[schema(example = 1000)]
@@ -166,4 +166,15 @@ pub fn apply(
 
 fn parse(text: &str) -> Option<Json> {
     serde_json::from_str(text).ok()
+}
+
+/// Any JSON value (string, number, boolean, array or object), or null: the schema
+/// of `json_expected` (utoipa would describe `serde_json::Value` as an object).
+fn any_json_value() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::SchemaType::AnyValue)
+        .description(Some(
+            "The JSON value that must be at `json_path` (any JSON type).",
+        ))
+        .build()
 }
