@@ -32,6 +32,7 @@ pub mod selection;
 pub mod service;
 pub mod shutdown;
 pub mod signing;
+pub mod site_check;
 pub mod ssrf;
 pub mod telemetry;
 #[cfg(feature = "testing")]

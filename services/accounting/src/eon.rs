@@ -59,9 +59,10 @@ pub enum EonError {
 pub struct EonTimings {
     /// Reading credits and the previous eon.
     pub load: Duration,
-    /// Hashing the leaves and building the tree.
+    /// Hashing the leaves and building the tree (beside the rewards' storage).
     pub tree: Duration,
-    /// Writing the commitment, leaves, tree layers and rewards, in all.
+    /// Writing the rewards, commitment, leaves and tree layers, in all (wall time,
+    /// the tree's hashing included as it overlaps).
     pub store: Duration,
     /// Of which the leaves.
     pub store_leaves: Duration,
@@ -233,22 +234,34 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
 
         let rewards = attribute(eon, rows, previous_leaves)?;
         let summary_leaves = rewards.leaves.len();
-        let started = Instant::now();
-        let leaf_hashes = merkle::leaf_hashes(&rewards.leaves);
-        let tree = RewardTree::build(&leaf_hashes);
-        let root = tree.root();
-        let tree_time = started.elapsed();
-
-        let started = Instant::now();
         let total = rewards
             .leaves
             .iter()
             .fold(U256::zero(), |sum, (_, amount)| sum.saturating_add(*amount));
-        diesel::sql_query("INSERT INTO eons (number, first_round, last_round) VALUES ($1, $2, $3)")
-            .bind::<BigInt, _>(eon)
-            .bind::<BigInt, _>(next.first_round)
-            .bind::<BigInt, _>(next.last_round)
-            .execute(conn)?;
+        // The tree is hashed on a thread of its own while PostgreSQL stores the
+        // validators' rewards (which do not depend on it): the two overlap on two
+        // cores instead of taking turns.
+        let leaves = &rewards.leaves;
+        let (tree, tree_time, store_started, store_rewards) = std::thread::scope(|scope| {
+            let hashing = scope.spawn(move || {
+                let started = Instant::now();
+                let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
+                (tree, started.elapsed())
+            });
+            let store_started = Instant::now();
+            let stored = insert_eon(conn, eon, &next)
+                .and_then(|()| Ok(eon_partition::store_rewards(conn, eon, &rewards.validators)?));
+            let store_rewards = store_started.elapsed();
+            // A panic while hashing is a bug; surface it as such, not as a lost tree.
+            let (tree, tree_time) = match hashing.join() {
+                Ok(built) => built,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
+            stored.map(|()| (tree, tree_time, store_started, store_rewards))
+        })?;
+        let root = tree.root();
+
+        let commit_started = Instant::now();
         diesel::sql_query(
             "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count) \
              VALUES ($1, $2, $3::numeric, $4, $5)",
@@ -271,11 +284,10 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
             })
             .collect();
         eon_partition::store_leaves(conn, eon, &leaf_rows)?;
-        let store_leaves = started.elapsed();
+        let store_leaves = commit_started.elapsed();
         store_tree(conn, eon, &tree)?;
-        let store_tree_done = started.elapsed();
-        eon_partition::store_rewards(conn, eon, &rewards.validators)?;
-        let store = started.elapsed();
+        let store_tree_time = commit_started.elapsed() - store_leaves;
+        let store = store_started.elapsed();
         Ok(Some(EonSummary {
             eon,
             first_round: next.first_round,
@@ -289,11 +301,21 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
                 tree: tree_time,
                 store,
                 store_leaves,
-                store_tree: store_tree_done - store_leaves,
-                store_rewards: store - store_tree_done,
+                store_tree: store_tree_time,
+                store_rewards,
             },
         }))
     })
+}
+
+/// Records eon `eon` and its rounds (what its partitions and commitment refer to).
+fn insert_eon(conn: &mut PgConnection, eon: i64, next: &NextEon) -> Result<(), EonError> {
+    diesel::sql_query("INSERT INTO eons (number, first_round, last_round) VALUES ($1, $2, $3)")
+        .bind::<BigInt, _>(eon)
+        .bind::<BigInt, _>(next.first_round)
+        .bind::<BigInt, _>(next.last_round)
+        .execute(conn)?;
+    Ok(())
 }
 
 /// An eon's rewards: per validator, and per payout address (the leaves, ordered by address).

@@ -16,13 +16,14 @@ use anyhow::Context as _;
 use apalis::prelude::TaskSink;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bytea, Int4, Text, Timestamptz};
 use futures::{SinkExt, StreamExt};
 use overlaps_shared::config::{CommonConfig, Env};
 use overlaps_shared::jobs::{self, Dispatch};
 use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage, ValidatorMessage};
 use overlaps_shared::redis_keys::{self, KeyPrefix};
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
+use overlaps_shared::site_check::SiteCheck;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -114,7 +115,7 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = plan.server_pid.and_then(rss_kib);
 
-    let sites = create_sites(&mut conn, plan.checks_per_validator)?;
+    let (sites, spec_hashes) = create_sites(&mut conn, plan.checks_per_validator)?;
     let per_round = validator_ids.len() * sites.len();
     println!(
         "driving {} s: a round every {} s, {per_round} checks per round ...",
@@ -158,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
             spread,
             &validator_ids,
             &sites,
+            &spec_hashes,
             &plan.instance,
         )?;
         dispatched += ids.len();
@@ -457,27 +459,38 @@ fn next_round(conn: &mut PgConnection) -> anyhow::Result<i64> {
     )
 }
 
-/// `count` websites owned by a bench account.
-fn create_sites(conn: &mut PgConnection, count: usize) -> anyhow::Result<Vec<i64>> {
+/// `count` websites owned by a bench account, and the spec hash each one's
+/// assignments record (as the scheduler does).
+fn create_sites(conn: &mut PgConnection, count: usize) -> anyhow::Result<(Vec<i64>, Vec<Vec<u8>>)> {
     let owner = diesel::sql_query(
         "INSERT INTO users (email, name) VALUES ('bench-' || gen_random_uuid() || '@example.com', 'bench') RETURNING id",
     )
     .get_result::<Id>(conn)?
     .id;
     let mut sites = Vec::with_capacity(count);
+    let mut spec_hashes = Vec::with_capacity(count);
     for i in 0..count {
+        let check = SiteCheck {
+            url: format!("https://bench-{i}.example.com/"),
+            method: "GET".into(),
+            timeout_ms: 1000,
+            keyword: None,
+            assertions: serde_json::json!({}),
+        };
         sites.push(
             diesel::sql_query(
                 "INSERT INTO websites (owner_id, url, interval_seconds, timeout_ms, quorum) \
-                 VALUES ($1, $2, 1, 1000, 3) RETURNING id",
+                 VALUES ($1, $2, 1, $3, 3) RETURNING id",
             )
             .bind::<BigInt, _>(owner)
-            .bind::<Text, _>(format!("https://bench-{i}.example.com/"))
+            .bind::<Text, _>(&check.url)
+            .bind::<Int4, _>(check.timeout_ms)
             .get_result::<Id>(conn)?
             .id,
         );
+        spec_hashes.push(check.spec_hash().to_vec());
     }
-    Ok(sites)
+    Ok((sites, spec_hashes))
 }
 
 /// Opens a round and assigns every site to every validator; returns the assignment ids.
@@ -488,6 +501,7 @@ fn open_round(
     spread: Duration,
     validators: &[i64],
     sites: &[i64],
+    spec_hashes: &[Vec<u8>],
     instance: &str,
 ) -> anyhow::Result<Vec<i64>> {
     diesel::sql_query("INSERT INTO rounds (number, seed, deadline_at) VALUES ($1, $2, $3)")
@@ -496,9 +510,9 @@ fn open_round(
         .bind::<Timestamptz, _>(deadline)
         .execute(conn)?;
     let ids = diesel::sql_query(
-        "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at) \
-         SELECT $1, w.id, v.id, $2, now() + random() * make_interval(secs => $6), $3 \
-         FROM unnest($4::bigint[]) AS v(id) CROSS JOIN unnest($5::bigint[]) AS w(id) \
+        "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at, spec_hash) \
+         SELECT $1, w.id, v.id, $2, now() + random() * make_interval(secs => $6), $3, w.spec_hash \
+         FROM unnest($4::bigint[]) AS v(id) CROSS JOIN unnest($5::bigint[], $7::bytea[]) AS w(id, spec_hash) \
          RETURNING id",
     )
     .bind::<BigInt, _>(round)
@@ -507,6 +521,7 @@ fn open_round(
     .bind::<Array<BigInt>, _>(validators)
     .bind::<Array<BigInt>, _>(sites)
     .bind::<diesel::sql_types::Double, _>(spread.as_secs_f64())
+    .bind::<Array<Bytea>, _>(spec_hashes)
     .load::<Id>(conn)?;
     Ok(ids.into_iter().map(|r| r.id).collect())
 }

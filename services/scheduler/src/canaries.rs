@@ -12,6 +12,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Int4, Nullable, Text, Timestamptz};
 use overlaps_shared::canary::{self, CanaryEndpoints, CanaryMode, CanarySecret};
 use overlaps_shared::hash_chain;
+use overlaps_shared::site_check::SiteCheck;
 
 /// How the scheduler mixes canaries into rounds.
 #[derive(Debug, Clone)]
@@ -70,6 +71,20 @@ pub struct PlannedCanary {
     pub keyword: Option<String>,
     /// The time limit sent.
     pub timeout_ms: u32,
+}
+
+impl PlannedCanary {
+    /// The check sent, as dispatch builds it from `canary_assignments` and the
+    /// canary site (`method`): default assertions.
+    pub fn check(&self, method: &str) -> SiteCheck {
+        SiteCheck {
+            url: self.url.clone(),
+            method: method.to_owned(),
+            timeout_ms: i32::try_from(self.timeout_ms).unwrap_or(i32::MAX),
+            keyword: self.keyword.clone(),
+            assertions: serde_json::json!({}),
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -209,13 +224,14 @@ pub fn plan(
         .collect())
 }
 
-/// The website row canary assignments point at (created on first use).
-pub fn canary_site(conn: &mut PgConnection) -> QueryResult<i64> {
-    if let Some(site) = diesel::sql_query("SELECT id FROM websites WHERE canary")
-        .get_result::<Id>(conn)
+/// The website row canary assignments point at (created on first use), with the
+/// method its checks are sent with.
+pub fn canary_site(conn: &mut PgConnection) -> QueryResult<(i64, String)> {
+    if let Some(site) = diesel::sql_query("SELECT id, method FROM websites WHERE canary")
+        .get_result::<CanarySite>(conn)
         .optional()?
     {
-        return Ok(site.id);
+        return Ok((site.id, site.method));
     }
     diesel::sql_query(
         "INSERT INTO users (email, name) VALUES ('canaries@overlaps.invalid', 'Overlaps canaries') \
@@ -229,9 +245,17 @@ pub fn canary_site(conn: &mut PgConnection) -> QueryResult<i64> {
          ON CONFLICT (canary) WHERE canary DO NOTHING",
     )
     .execute(conn)?;
-    Ok(diesel::sql_query("SELECT id FROM websites WHERE canary")
-        .get_result::<Id>(conn)?
-        .id)
+    let site = diesel::sql_query("SELECT id, method FROM websites WHERE canary")
+        .get_result::<CanarySite>(conn)?;
+    Ok((site.id, site.method))
+}
+
+#[derive(QueryableByName)]
+struct CanarySite {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    method: String,
 }
 
 /// Records what was sent for each canary assignment (`assigned`: assignment id

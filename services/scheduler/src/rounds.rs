@@ -22,6 +22,7 @@ use overlaps_shared::jobs::Dispatch;
 use overlaps_shared::operator_alert;
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate, RecordedCandidate};
+use overlaps_shared::site_check::SiteCheck;
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 
@@ -97,6 +98,43 @@ struct DueSite {
     quorum: i16,
     #[diesel(sql_type = Text)]
     url: String,
+    #[diesel(sql_type = Text)]
+    method: String,
+    #[diesel(sql_type = Int4)]
+    timeout_ms: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    keyword: Option<String>,
+    #[diesel(sql_type = Jsonb)]
+    assertions: serde_json::Value,
+}
+
+impl DueSite {
+    fn check(&self) -> SiteCheck {
+        SiteCheck {
+            url: self.url.clone(),
+            method: self.method.clone(),
+            timeout_ms: self.timeout_ms,
+            keyword: self.keyword.clone(),
+            assertions: self.assertions.clone(),
+        }
+    }
+}
+
+/// What an assignment records of the check it asks for: the spec hash its result
+/// must sign and the response-time limit.
+#[derive(Debug, Clone, PartialEq)]
+struct RecordedSpec {
+    hash: Vec<u8>,
+    max_response_ms: Option<i32>,
+}
+
+impl RecordedSpec {
+    fn of(check: &SiteCheck) -> Self {
+        RecordedSpec {
+            hash: check.spec_hash().to_vec(),
+            max_response_ms: check.max_response_ms_column(),
+        }
+    }
 }
 
 #[derive(QueryableByName)]
@@ -262,19 +300,22 @@ fn chain_error(message: String) -> overlaps_shared::Error {
 }
 
 /// The sites due at `now`, longest-waiting first, split by the per-host cap into
-/// those checked this round and those put off.
+/// those checked this round and those put off; with the spec each due site's
+/// assignments record.
 fn due_sites(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     cap_per_minute: u32,
-) -> overlaps_shared::Result<(Vec<DueCheck>, Vec<DueCheck>)> {
+) -> overlaps_shared::Result<(Vec<DueCheck>, Vec<DueCheck>, HashMap<i64, RecordedSpec>)> {
     let due: Vec<DueSite> = diesel::sql_query(
-        "SELECT id, quorum, url FROM websites WHERE enabled \
+        "SELECT id, quorum, url, method, timeout_ms, keyword, assertions FROM websites WHERE enabled \
          AND (last_scheduled_at IS NULL OR last_scheduled_at + make_interval(secs => interval_seconds) <= $1) \
          ORDER BY last_scheduled_at NULLS FIRST, id",
     )
     .bind::<Timestamptz, _>(now)
     .load(conn)?;
+    let specs: HashMap<i64, RecordedSpec> =
+        due.iter().map(|site| (site.id, RecordedSpec::of(&site.check()))).collect();
     let due: Vec<DueCheck> = due
         .into_iter()
         .map(|site| DueCheck {
@@ -290,7 +331,7 @@ fn due_sites(
     let used = host_cap::used_in_window(conn, now, &hosts)?;
     let (mut admitted, deferred) = host_cap::admit(due, &used, cap_per_minute);
     admitted.sort_by_key(|d| d.website_id);
-    Ok((admitted, deferred))
+    Ok((admitted, deferred, specs))
 }
 
 /// The online validators admitted at `now`, by id, each with its selection weight
@@ -338,7 +379,7 @@ pub fn open_round(
         let candidates: Vec<Candidate<'_>> = admitted.iter().map(RecordedCandidate::as_candidate).collect();
         let instance_of: HashMap<i64, &str> =
             online.iter().map(|v| (v.validator_id, v.server_instance.as_str())).collect();
-        let (due, deferred) = due_sites(conn, now, rules.host_checks_per_minute)?;
+        let (due, deferred, specs) = due_sites(conn, now, rules.host_checks_per_minute)?;
 
         let length = chrono::Duration::from_std(round_length).unwrap_or(chrono::Duration::MAX);
         let deadline_at = now + length;
@@ -346,7 +387,10 @@ pub fn open_round(
         let spread = round_length / 2;
         let mut degraded = false;
         let (mut sites, mut validators, mut instances, mut due_ats) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        // Recorded now, so dispatch only sends (it rewrites them for a site edited since).
+        let (mut spec_hashes, mut limits) = (Vec::new(), Vec::new());
         for site in &due {
+            let spec = specs.get(&site.website_id);
             let quorum = usize::try_from(site.checks).unwrap_or(1);
             let chosen = selection::choose_validators(&seed, site.website_id, &candidates, quorum);
             degraded |= chosen.len() < quorum;
@@ -357,14 +401,21 @@ pub fn open_round(
                 validators.push(validator_id);
                 instances.push(instance_of.get(&validator_id).copied().unwrap_or_default().to_owned());
                 due_ats.push(due_at);
+                // (Always found; a row without one is recorded by dispatch.)
+                spec_hashes.push(spec.map(|s| s.hash.clone()));
+                limits.push(spec.and_then(|s| s.max_response_ms));
             }
         }
         // Canaries go in beside the real checks, indistinguishable in the messages.
         let candidate_ids: Vec<i64> = candidates.iter().map(|c| c.validator_id).collect();
         let planned = canaries::plan(conn, number, now, &candidate_ids, &due_ats, canary_policy)?;
         let canary_site = if planned.is_empty() { None } else { Some(canaries::canary_site(conn)?) };
-        if let Some(canary_site) = canary_site {
+        if let Some((canary_site, method)) = &canary_site {
+            let canary_site = *canary_site;
             for canary in &planned {
+                let spec = RecordedSpec::of(&canary.check(method));
+                spec_hashes.push(Some(spec.hash));
+                limits.push(spec.max_response_ms);
                 sites.push(canary_site);
                 validators.push(canary.validator_id);
                 instances.push(instance_of.get(&canary.validator_id).copied().unwrap_or_default().to_owned());
@@ -386,8 +437,8 @@ pub fn open_round(
         .bind::<Jsonb, _>(candidates_json)
         .execute(conn)?;
         let assigned: Vec<Assigned> = diesel::sql_query(
-            "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at) \
-             SELECT $1, s, v, i, d, $2 FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[]) AS t(s, v, i, d) \
+            "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at, spec_hash, max_response_ms) \
+             SELECT $1, s, v, i, d, $2, h, m FROM unnest($3::bigint[], $4::bigint[], $5::text[], $6::timestamptz[], $7::bytea[], $8::int[]) AS t(s, v, i, d, h, m) \
              RETURNING id, server_instance, website_id, validator_id",
         )
         .bind::<BigInt, _>(number)
@@ -396,10 +447,12 @@ pub fn open_round(
         .bind::<Array<BigInt>, _>(&validators)
         .bind::<Array<Text>, _>(&instances)
         .bind::<Array<Timestamptz>, _>(&due_ats)
+        .bind::<Array<Nullable<Bytea>>, _>(&spec_hashes)
+        .bind::<Array<Nullable<Int4>>, _>(&limits)
         .load(conn)?;
         let canary_rows: Vec<(i64, i64)> = assigned
             .iter()
-            .filter(|a| Some(a.website_id) == canary_site)
+            .filter(|a| canary_site.as_ref().map(|(site, _)| *site) == Some(a.website_id))
             .map(|a| (a.id, a.validator_id))
             .collect();
         canaries::record(conn, number, &canary_rows, &planned)?;

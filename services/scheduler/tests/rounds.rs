@@ -670,20 +670,11 @@ struct CanaryRow {
     due_at: DateTime<Utc>,
 }
 
-#[test]
-fn canaries_come_from_key_chains_committed_an_epoch_ahead_beside_real_checks() {
+/// Canaries at rate 100 %: one for every candidate each round, in chains of 3 rounds.
+fn every_validator_a_canary(secret: &overlaps_shared::canary::CanarySecret) -> CanaryPolicy {
     use overlaps_scheduler::canaries::CanaryServing;
-    use overlaps_shared::canary::{
-        self, CANARY_CHAIN_DOMAIN, CanaryEndpoints, CanaryMode, CanarySecret,
-    };
-
-    let db = TestDatabase::new().unwrap();
-    let mut conn = db.connect().unwrap();
-    let ids: Vec<i64> = (1..=4).map(|n| validator(&mut conn, n, 5000)).collect();
-    website(&mut conn, 30, 2, true);
-    let here = online(&ids.iter().map(|&v| (v, "s1")).collect::<Vec<_>>());
-    let secret: CanarySecret = "ab".repeat(32).parse().unwrap();
-    let policy = CanaryPolicy {
+    use overlaps_shared::canary::CanaryEndpoints;
+    CanaryPolicy {
         rate_bp: 10_000,
         chain_rounds: 3,
         serving: Some(CanaryServing {
@@ -695,7 +686,20 @@ fn canaries_come_from_key_chains_committed_an_epoch_ahead_beside_real_checks() {
             },
             timeout_ms: 1000,
         }),
-    };
+    }
+}
+
+#[test]
+fn canaries_come_from_key_chains_committed_an_epoch_ahead_beside_real_checks() {
+    use overlaps_shared::canary::{self, CANARY_CHAIN_DOMAIN, CanaryMode, CanarySecret};
+
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    let ids: Vec<i64> = (1..=4).map(|n| validator(&mut conn, n, 5000)).collect();
+    website(&mut conn, 30, 2, true);
+    let here = online(&ids.iter().map(|&v| (v, "s1")).collect::<Vec<_>>());
+    let secret: CanarySecret = "ab".repeat(32).parse().unwrap();
+    let policy = every_validator_a_canary(&secret);
     for i in 0..7 {
         let rules = rules(LENGTH, HUB, CHAIN, policy.clone());
         rounds::open_round(&mut conn, at(30 * i), &rules, &here).unwrap();
@@ -774,4 +778,90 @@ fn canaries_come_from_key_chains_committed_an_epoch_ahead_beside_real_checks() {
             );
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct RecordedCheck {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    url: String,
+    #[diesel(sql_type = Text)]
+    method: String,
+    #[diesel(sql_type = Int4)]
+    timeout_ms: i32,
+    #[diesel(sql_type = Nullable<Text>)]
+    keyword: Option<String>,
+    #[diesel(sql_type = Jsonb)]
+    assertions: serde_json::Value,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    spec_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    max_response_ms: Option<i32>,
+}
+
+/// The scheduler records each assignment's spec hash and limit when it opens the
+/// round (so the server's dispatch need not write them): they must be those of the
+/// check dispatch builds from the same rows, real checks and canaries alike.
+#[test]
+fn each_assignment_records_the_spec_of_the_check_it_will_be_sent() {
+    use overlaps_shared::site_check::SiteCheck;
+
+    let db = TestDatabase::new().unwrap();
+    let mut conn = db.connect().unwrap();
+    let ids: Vec<i64> = (1..=4).map(|n| validator(&mut conn, n, 5000)).collect();
+    website(&mut conn, 30, 2, true);
+    let asserted = website(&mut conn, 30, 3, true);
+    diesel::sql_query(
+        "UPDATE websites SET method = 'HEAD', keyword = 'Welcome', timeout_ms = 2500, \
+         assertions = '{\"accepted_status\":\"200-299\",\"keyword_absent\":true,\"max_response_ms\":750}' \
+         WHERE id = $1",
+    )
+    .bind::<BigInt, _>(asserted)
+    .execute(&mut conn)
+    .unwrap();
+    let here = online(&ids.iter().map(|&v| (v, "s1")).collect::<Vec<_>>());
+    let secret = "cd".repeat(32).parse().unwrap();
+    let rules = rules(LENGTH, HUB, CHAIN, every_validator_a_canary(&secret));
+    rounds::open_round(&mut conn, at(0), &rules, &here).unwrap();
+
+    // What dispatch reads to build each message.
+    let rows: Vec<RecordedCheck> = diesel::sql_query(
+        "SELECT a.id, COALESCE(c.url, w.url) AS url, w.method, COALESCE(c.timeout_ms, w.timeout_ms) AS timeout_ms, \
+                CASE WHEN c.assignment_id IS NULL THEN w.keyword ELSE c.keyword END AS keyword, \
+                CASE WHEN c.assignment_id IS NULL THEN w.assertions ELSE '{}'::jsonb END AS assertions, \
+                a.spec_hash, a.max_response_ms \
+         FROM check_assignments a JOIN websites w ON w.id = a.website_id \
+         LEFT JOIN canary_assignments c ON c.assignment_id = a.id ORDER BY a.id",
+    )
+    .load(&mut conn)
+    .unwrap();
+    // 2 + 3 real checks and one canary per validator.
+    assert_eq!(rows.len(), 2 + 3 + ids.len());
+    let mut limits = BTreeMap::new();
+    for row in &rows {
+        let check = SiteCheck {
+            url: row.url.clone(),
+            method: row.method.clone(),
+            timeout_ms: row.timeout_ms,
+            keyword: row.keyword.clone(),
+            assertions: row.assertions.clone(),
+        };
+        assert_eq!(
+            row.spec_hash.as_deref(),
+            Some(&check.spec_hash()[..]),
+            "assignment {} ({})",
+            row.id,
+            row.url
+        );
+        assert_eq!(row.max_response_ms, check.max_response_ms_column());
+        *limits.entry(row.max_response_ms).or_insert(0) += 1;
+    }
+    // The asserted site's three checks carry its limit; nothing else has one.
+    assert_eq!(limits.get(&Some(750)), Some(&3));
+    assert_eq!(limits.get(&None), Some(&(2 + ids.len())));
+    let hashes: std::collections::BTreeSet<&Vec<u8>> =
+        rows.iter().filter_map(|r| r.spec_hash.as_ref()).collect();
+    // Two sites, and canaries with their own URLs: never one hash for all.
+    assert!(hashes.len() >= 3, "{} distinct spec hashes", hashes.len());
 }

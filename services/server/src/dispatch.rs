@@ -8,9 +8,9 @@ use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Bytea, Int4, Jsonb, Nullable, Text, Timestamptz};
-use overlaps_shared::check_spec::{self, SiteAssertions};
 use overlaps_shared::jobs::{self, Dispatch};
 use overlaps_shared::protocol::{HubMessage, ValidateRequest};
+use overlaps_shared::site_check::SiteCheck;
 use tracing::Instrument;
 
 use crate::hub::Hub;
@@ -36,39 +36,48 @@ struct PendingCheck {
     /// The site's assertions (`{}` for canaries: defaults).
     #[diesel(sql_type = Jsonb)]
     assertions: serde_json::Value,
+    /// What the scheduler recorded when it opened the round.
+    #[diesel(sql_type = Nullable<Bytea>)]
+    spec_hash: Option<Vec<u8>>,
+    #[diesel(sql_type = Nullable<Int4>)]
+    max_response_ms: Option<i32>,
 }
 
 impl PendingCheck {
-    /// The response-time limit sent (and recorded on the assignment).
-    fn max_response_ms(&self) -> Option<u32> {
-        SiteAssertions::from_stored(&self.assertions)
-            .max_response_ms
-            .and_then(|ms| u32::try_from(ms).ok())
+    fn check(&self) -> SiteCheck {
+        SiteCheck {
+            url: self.url.clone(),
+            method: self.method.clone(),
+            timeout_ms: self.timeout_ms,
+            keyword: self.keyword.clone(),
+            assertions: self.assertions.clone(),
+        }
     }
 
     /// The `validate` message for this check (its spec is what the result signs).
     fn request(&self, round: i64) -> ValidateRequest {
-        let a = SiteAssertions::from_stored(&self.assertions);
-        // The default travels as no field at all (as before assertions existed).
-        let accepted_status = Some(a.ranges())
-            .filter(|ranges| ranges[..] != check_spec::DEFAULT_ACCEPTED[..])
-            .unwrap_or_default();
-        let json_expected = a.expected_value();
-        ValidateRequest {
-            assignment_id: self.id,
-            round,
-            url: self.url.clone(),
-            method: self.method.clone(),
-            timeout_ms: u32::try_from(self.timeout_ms).unwrap_or(0),
-            keyword: self.keyword.clone(),
-            keyword_absent: a.keyword_absent && self.keyword.is_some(),
-            accepted_status,
-            json_path: a.json_path.clone().filter(|_| json_expected.is_some()),
-            json_expected,
-            max_response_ms: self.max_response_ms(),
-            deadline_ms: self.deadline_at.timestamp_millis(),
+        self.check()
+            .request(self.id, round, self.deadline_at.timestamp_millis())
+    }
+}
+
+/// Assignments whose recorded spec hash or limit is not that of the check about to
+/// be sent: the site changed after its round opened (or the row was written without
+/// them). Their record is brought in line before anything is sent, so ingest always
+/// compares a result with the check its validator received.
+fn stale_specs(checks: &[PendingCheck]) -> (Vec<i64>, Vec<Vec<u8>>, Vec<Option<i32>>) {
+    let mut stale = (Vec::new(), Vec::new(), Vec::new());
+    for c in checks {
+        let check = c.check();
+        let hash = check.spec_hash();
+        let limit = check.max_response_ms_column();
+        if c.spec_hash.as_deref() != Some(&hash[..]) || c.max_response_ms != limit {
+            stale.0.push(c.id);
+            stale.1.push(hash.to_vec());
+            stale.2.push(limit);
         }
     }
+    stale
 }
 
 /// Consumes this instance's `dispatch` queue until the process stops; a worker
@@ -107,7 +116,8 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
                 "SELECT a.id, a.validator_id, a.due_at, a.deadline_at, \
                         COALESCE(c.url, w.url) AS url, w.method, COALESCE(c.timeout_ms, w.timeout_ms) AS timeout_ms, \
                         CASE WHEN c.assignment_id IS NULL THEN w.keyword ELSE c.keyword END AS keyword, \
-                        CASE WHEN c.assignment_id IS NULL THEN w.assertions ELSE '{}'::jsonb END AS assertions \
+                        CASE WHEN c.assignment_id IS NULL THEN w.assertions ELSE '{}'::jsonb END AS assertions, \
+                        a.spec_hash, a.max_response_ms \
                  FROM check_assignments a JOIN websites w ON w.id = a.website_id \
                  LEFT JOIN canary_assignments c ON c.assignment_id = a.id \
                  WHERE a.id = ANY($1) AND a.state = 'pending' AND a.server_instance = $2 \
@@ -119,37 +129,28 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
         })
         .await?;
     let round = job.round;
-    // What each result must sign, recorded before anything is sent: ingest refuses
-    // a result whose spec hash differs, and a degraded one under this limit.
-    let (ids, hashes, limits): (Vec<i64>, Vec<Vec<u8>>, Vec<Option<i32>>) = checks
-        .iter()
-        .map(|c| {
-            let limit = c.max_response_ms().and_then(|ms| i32::try_from(ms).ok());
-            (c.id, c.request(round).spec().hash().to_vec(), limit)
-        })
-        .fold(
-            (Vec::new(), Vec::new(), Vec::new()),
-            |mut acc, (id, hash, limit)| {
-                acc.0.push(id);
-                acc.1.push(hash);
-                acc.2.push(limit);
-                acc
-            },
-        );
-    hub.infra
-        .db
-        .run(move |conn| {
-            Ok(diesel::sql_query(
-                "UPDATE check_assignments a SET spec_hash = s.spec_hash, max_response_ms = s.max_response_ms \
-                 FROM unnest($1::bigint[], $2::bytea[], $3::int[]) AS s(id, spec_hash, max_response_ms) \
-                 WHERE a.id = s.id AND a.state = 'pending'",
-            )
-            .bind::<Array<BigInt>, _>(&ids)
-            .bind::<Array<Bytea>, _>(&hashes)
-            .bind::<Array<Nullable<Int4>>, _>(&limits)
-            .execute(conn)?)
-        })
-        .await?;
+    // What each result must sign is recorded before anything is sent: ingest refuses
+    // a result whose spec hash differs, and a degraded one under this limit. The
+    // scheduler recorded it at the round's opening; only a site edited since (rare)
+    // costs a write here.
+    let (ids, hashes, limits) = stale_specs(&checks);
+    if !ids.is_empty() {
+        tracing::debug!(stale = ids.len(), "recording the specs of sites changed since the round opened");
+        hub.infra
+            .db
+            .run(move |conn| {
+                Ok(diesel::sql_query(
+                    "UPDATE check_assignments a SET spec_hash = s.spec_hash, max_response_ms = s.max_response_ms \
+                     FROM unnest($1::bigint[], $2::bytea[], $3::int[]) AS s(id, spec_hash, max_response_ms) \
+                     WHERE a.id = s.id AND a.state = 'pending'",
+                )
+                .bind::<Array<BigInt>, _>(&ids)
+                .bind::<Array<Bytea>, _>(&hashes)
+                .bind::<Array<Nullable<Int4>>, _>(&limits)
+                .execute(conn)?)
+            })
+            .await?;
+    }
     let hub = Arc::clone(&hub);
     tokio::spawn(
         send_when_due(hub, round, checks).instrument(tracing::info_span!("dispatch_sends", round)),

@@ -196,6 +196,114 @@ fn result(request: &ValidateRequest, status: CheckStatus, latency_ms: u32) -> Ch
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct StoredSite {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    url: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    method: String,
+    #[diesel(sql_type = diesel::sql_types::Int4)]
+    timeout_ms: i32,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    keyword: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Jsonb)]
+    assertions: serde_json::Value,
+}
+
+/// The scheduler records each assignment's spec when the round opens; an owner may
+/// edit the site before the check is sent. Dispatch then sends the site as it is
+/// and records that spec instead: a validator signing the spec recorded at the
+/// opening (which it was never sent) is refused, the one signing what it was sent
+/// is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_site_edited_after_its_round_opened_is_sent_and_recorded_as_edited() {
+    use diesel::RunQueryDsl;
+    use overlaps_shared::site_check::SiteCheck;
+
+    let api = Api::start(&[]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let site = api
+        .post(
+            "/api/v1/websites",
+            Some(&alice),
+            json!({"name": "Shop", "url": SITE, "timeout_ms": 5000, "max_response_ms": 1000}),
+        )
+        .await;
+    let site = site.expect(201)["id"].as_i64().unwrap();
+    let dep = &api.deployment;
+    let stored: StoredSite = diesel::sql_query(
+        "SELECT url, method, timeout_ms, keyword, assertions FROM websites WHERE id = $1",
+    )
+    .bind::<diesel::sql_types::BigInt, _>(site)
+    .get_result(&mut dep.conn())
+    .unwrap();
+    let at_opening = SiteCheck {
+        url: stored.url,
+        method: stored.method,
+        timeout_ms: stored.timeout_ms,
+        keyword: stored.keyword,
+        assertions: stored.assertions,
+    };
+
+    let key = Keypair::generate();
+    let mut client = Client::connect(&api.server.ws_url()).await;
+    let validator_id = client.signup(&key).await;
+    let deadline = Utc::now() + chrono::Duration::seconds(30);
+    dep.round(1, deadline);
+    let assignment = dep.assign(1, site, validator_id, &api.server.instance, deadline);
+    // What the scheduler records at the opening.
+    api.sql(&format!(
+        "UPDATE check_assignments SET spec_hash = '\\x{}'::bytea, max_response_ms = 1000 WHERE id = {assignment}",
+        hex::encode(at_opening.spec_hash())
+    ));
+    // The owner relaxes the limit before the check goes out.
+    api.patch(
+        &format!("/api/v1/websites/{site}"),
+        Some(&alice),
+        json!({"max_response_ms": 2000}),
+    )
+    .await
+    .expect(200);
+    dep.dispatch(&api.server.instance, 1, vec![assignment]).await;
+    let request = match client.recv().await {
+        HubMessage::Validate(request) => request,
+        other => panic!("expected validate, got {other:?}"),
+    };
+    assert_eq!(request.max_response_ms, Some(2000), "sent as edited");
+    assert_ne!(request.spec().hash(), at_opening.spec_hash());
+    assert_eq!(
+        api.count(&format!(
+            "SELECT count(*) FROM check_assignments WHERE id = {assignment} \
+             AND spec_hash = '\\x{}'::bytea AND max_response_ms = 2000",
+            hex::encode(request.spec().hash())
+        )),
+        1,
+        "recorded as sent"
+    );
+
+    // The cheater signs the spec of the opening (it learned the old limit from the
+    // site's public record) to call a 1,500 ms answer degraded.
+    let mut old = request.clone();
+    old.max_response_ms = Some(1000);
+    assert_eq!(old.spec().hash(), at_opening.spec_hash());
+    client
+        .send_result(result(&old, CheckStatus::Degraded, 1500).sign(common::HUB_ID, &key))
+        .await;
+    assert_eq!(client.error().await, ErrorCode::InvalidResult);
+    assert_eq!(api.count("SELECT count(*) FROM ticks"), 0);
+
+    // Under the limit it was sent, 1,500 ms is up, and that lands.
+    client
+        .send_result(result(&request, CheckStatus::Up, 1500).sign(common::HUB_ID, &key))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        HubMessage::Ack {
+            assignment_ids: vec![assignment]
+        }
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn results_must_sign_the_spec_sent_and_agree_with_its_limit() {
     let api = Api::start(&[]);
