@@ -35,6 +35,8 @@ pub type PgPooled = PooledConnection<ConnectionManager<PgConnection>>;
 #[derive(Clone)]
 pub struct Database {
     pool: PgPool,
+    /// Where its connections go (for a separate pool to the same database).
+    url: DatabaseUrl,
 }
 
 impl std::fmt::Debug for Database {
@@ -49,6 +51,7 @@ impl Database {
     /// Opens a pool of up to `size` connections; fails if PostgreSQL is unreachable.
     pub async fn connect(url: &DatabaseUrl, size: u32) -> Result<Self> {
         let manager = ConnectionManager::<PgConnection>::new(url.expose());
+        let kept = url.clone();
         let pool = tokio::task::spawn_blocking(move || {
             Pool::builder()
                 .max_size(size)
@@ -58,7 +61,26 @@ impl Database {
                 .build(manager)
         })
         .await??;
-        Ok(Database { pool })
+        Ok(Database {
+            pool,
+            url: kept,
+        })
+    }
+
+    /// A second pool of up to `size` connections to the same database, opened as
+    /// it is used: one part of a process (the HTTP API, say) then cannot take every
+    /// connection another part (storing results) waits for.
+    pub fn separate_pool(&self, size: u32) -> Self {
+        let pool = Pool::builder()
+            .max_size(size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(10))
+            .test_on_check_out(true)
+            .build_unchecked(ConnectionManager::new(self.url.expose()));
+        Database {
+            pool,
+            url: self.url.clone(),
+        }
     }
 
     /// The underlying pool.

@@ -4,22 +4,31 @@
 //! them when it opens a round and the server's dispatch rebuilds the message from
 //! the same columns, so both must build it here, the one way.
 
+use diesel::QueryableByName;
+use diesel::sql_types::{Int4, Jsonb, Nullable, Text};
+
 use crate::check_spec::{self, CheckSpec, SiteAssertions};
 use crate::protocol::ValidateRequest;
 
 /// A check as stored: a website's columns, or a canary's URL, keyword and timeout
-/// with default assertions.
-#[derive(Debug, Clone, PartialEq)]
+/// with default assertions. Queries select these five columns by name (embed it
+/// with `#[diesel(embed)]`).
+#[derive(Debug, Clone, PartialEq, QueryableByName)]
 pub struct SiteCheck {
     /// http(s) URL, `tcp://host:port` or `dns://name/TYPE`.
+    #[diesel(sql_type = Text)]
     pub url: String,
     /// `GET` or `HEAD`.
+    #[diesel(sql_type = Text)]
     pub method: String,
     /// Overall time limit of the check.
+    #[diesel(sql_type = Int4)]
     pub timeout_ms: i32,
     /// The site's keyword (or a DNS check's expected answer).
+    #[diesel(sql_type = Nullable<Text>)]
     pub keyword: Option<String>,
     /// The site's stored assertions (`{}`: defaults).
+    #[diesel(sql_type = Jsonb)]
     pub assertions: serde_json::Value,
 }
 

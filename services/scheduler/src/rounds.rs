@@ -96,28 +96,9 @@ struct DueSite {
     id: i64,
     #[diesel(sql_type = Int2)]
     quorum: i16,
-    #[diesel(sql_type = Text)]
-    url: String,
-    #[diesel(sql_type = Text)]
-    method: String,
-    #[diesel(sql_type = Int4)]
-    timeout_ms: i32,
-    #[diesel(sql_type = Nullable<Text>)]
-    keyword: Option<String>,
-    #[diesel(sql_type = Jsonb)]
-    assertions: serde_json::Value,
-}
-
-impl DueSite {
-    fn check(&self) -> SiteCheck {
-        SiteCheck {
-            url: self.url.clone(),
-            method: self.method.clone(),
-            timeout_ms: self.timeout_ms,
-            keyword: self.keyword.clone(),
-            assertions: self.assertions.clone(),
-        }
-    }
+    /// What its assignments ask for.
+    #[diesel(embed)]
+    check: SiteCheck,
 }
 
 /// What an assignment records of the check it asks for: the spec hash its result
@@ -315,13 +296,13 @@ fn due_sites(
     .bind::<Timestamptz, _>(now)
     .load(conn)?;
     let specs: HashMap<i64, RecordedSpec> =
-        due.iter().map(|site| (site.id, RecordedSpec::of(&site.check()))).collect();
+        due.iter().map(|site| (site.id, RecordedSpec::of(&site.check))).collect();
     let due: Vec<DueCheck> = due
         .into_iter()
         .map(|site| DueCheck {
             website_id: site.id,
             // The API stores only URLs with a host; one without counts as its own.
-            host: host_cap::target_host(&site.url).unwrap_or(site.url),
+            host: host_cap::target_host(&site.check.url).unwrap_or(site.check.url),
             checks: i64::from(site.quorum),
         })
         .collect();

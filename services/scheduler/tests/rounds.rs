@@ -784,16 +784,8 @@ fn canaries_come_from_key_chains_committed_an_epoch_ahead_beside_real_checks() {
 struct RecordedCheck {
     #[diesel(sql_type = BigInt)]
     id: i64,
-    #[diesel(sql_type = Text)]
-    url: String,
-    #[diesel(sql_type = Text)]
-    method: String,
-    #[diesel(sql_type = Int4)]
-    timeout_ms: i32,
-    #[diesel(sql_type = Nullable<Text>)]
-    keyword: Option<String>,
-    #[diesel(sql_type = Jsonb)]
-    assertions: serde_json::Value,
+    #[diesel(embed)]
+    check: overlaps_shared::site_check::SiteCheck,
     #[diesel(sql_type = Nullable<Bytea>)]
     spec_hash: Option<Vec<u8>>,
     #[diesel(sql_type = Nullable<Int4>)]
@@ -805,8 +797,6 @@ struct RecordedCheck {
 /// check dispatch builds from the same rows, real checks and canaries alike.
 #[test]
 fn each_assignment_records_the_spec_of_the_check_it_will_be_sent() {
-    use overlaps_shared::site_check::SiteCheck;
-
     let db = TestDatabase::new().unwrap();
     let mut conn = db.connect().unwrap();
     let ids: Vec<i64> = (1..=4).map(|n| validator(&mut conn, n, 5000)).collect();
@@ -840,19 +830,13 @@ fn each_assignment_records_the_spec_of_the_check_it_will_be_sent() {
     assert_eq!(rows.len(), 2 + 3 + ids.len());
     let mut limits = BTreeMap::new();
     for row in &rows {
-        let check = SiteCheck {
-            url: row.url.clone(),
-            method: row.method.clone(),
-            timeout_ms: row.timeout_ms,
-            keyword: row.keyword.clone(),
-            assertions: row.assertions.clone(),
-        };
+        let check = &row.check;
         assert_eq!(
             row.spec_hash.as_deref(),
             Some(&check.spec_hash()[..]),
             "assignment {} ({})",
             row.id,
-            row.url
+            check.url
         );
         assert_eq!(row.max_response_ms, check.max_response_ms_column());
         *limits.entry(row.max_response_ms).or_insert(0) += 1;

@@ -92,6 +92,9 @@ pub struct ApiSettings {
     pub rate_limit_per_key: u32,
     /// `API_RATE_LIMIT_PER_IP`: requests per second per client address (bursts to 2×).
     pub rate_limit_per_ip: u32,
+    /// `API_DATABASE_POOL_SIZE`: connections of the HTTP API's own pool, apart from
+    /// the validators' (`DATABASE_POOL_SIZE`), so neither can starve the other.
+    pub database_pool_size: u32,
     /// `API_TEST_ALERT_SECONDS`: one test alert per channel this often, across all
     /// server instances.
     pub test_alert_interval: Duration,
@@ -219,6 +222,7 @@ fn api_settings(env: &Env, app_env: AppEnv) -> Result<ApiSettings, ConfigError> 
         )?,
         rate_limit_per_key: env.ranged("API_RATE_LIMIT_PER_KEY", 50, 1..=1_000_000)?,
         rate_limit_per_ip: env.ranged("API_RATE_LIMIT_PER_IP", 100, 1..=1_000_000)?,
+        database_pool_size: env.ranged("API_DATABASE_POOL_SIZE", 10, 1..=500)?,
         test_alert_interval: Duration::from_secs(env.ranged(
             "API_TEST_ALERT_SECONDS",
             10,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use apalis::prelude::{BoxDynError, Data, WorkerBuilder};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Int4, Jsonb, Nullable, Text, Timestamptz};
+use diesel::sql_types::{Array, BigInt, Bytea, Int4, Nullable, Text, Timestamptz};
 use overlaps_shared::jobs::{self, Dispatch};
 use overlaps_shared::protocol::{HubMessage, ValidateRequest};
 use overlaps_shared::site_check::SiteCheck;
@@ -25,17 +25,9 @@ struct PendingCheck {
     due_at: DateTime<Utc>,
     #[diesel(sql_type = Timestamptz)]
     deadline_at: DateTime<Utc>,
-    #[diesel(sql_type = Text)]
-    url: String,
-    #[diesel(sql_type = Text)]
-    method: String,
-    #[diesel(sql_type = Int4)]
-    timeout_ms: i32,
-    #[diesel(sql_type = Nullable<Text>)]
-    keyword: Option<String>,
-    /// The site's assertions (`{}` for canaries: defaults).
-    #[diesel(sql_type = Jsonb)]
-    assertions: serde_json::Value,
+    /// The site's check (a canary's URL, keyword and timeout with default assertions).
+    #[diesel(embed)]
+    check: SiteCheck,
     /// What the scheduler recorded when it opened the round.
     #[diesel(sql_type = Nullable<Bytea>)]
     spec_hash: Option<Vec<u8>>,
@@ -44,19 +36,9 @@ struct PendingCheck {
 }
 
 impl PendingCheck {
-    fn check(&self) -> SiteCheck {
-        SiteCheck {
-            url: self.url.clone(),
-            method: self.method.clone(),
-            timeout_ms: self.timeout_ms,
-            keyword: self.keyword.clone(),
-            assertions: self.assertions.clone(),
-        }
-    }
-
     /// The `validate` message for this check (its spec is what the result signs).
     fn request(&self, round: i64) -> ValidateRequest {
-        self.check()
+        self.check
             .request(self.id, round, self.deadline_at.timestamp_millis())
     }
 }
@@ -68,9 +50,8 @@ impl PendingCheck {
 fn stale_specs(checks: &[PendingCheck]) -> (Vec<i64>, Vec<Vec<u8>>, Vec<Option<i32>>) {
     let mut stale = (Vec::new(), Vec::new(), Vec::new());
     for c in checks {
-        let check = c.check();
-        let hash = check.spec_hash();
-        let limit = check.max_response_ms_column();
+        let hash = c.check.spec_hash();
+        let limit = c.check.max_response_ms_column();
         if c.spec_hash.as_deref() != Some(&hash[..]) || c.max_response_ms != limit {
             stale.0.push(c.id);
             stale.1.push(hash.to_vec());

@@ -10,6 +10,7 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use ipnet::IpNet;
+use overlaps_shared::db::Database;
 use overlaps_shared::network;
 use overlaps_shared::presence::Presence;
 use overlaps_shared::protocol::HubMessage;
@@ -26,8 +27,11 @@ use crate::ingest::Ingest;
 pub struct Hub {
     /// Settings.
     pub config: ServerConfig,
-    /// PostgreSQL and Redis.
+    /// PostgreSQL and Redis (the database pool of validators' traffic: results,
+    /// dispatch, signups).
     pub infra: Infrastructure,
+    /// The HTTP API's own database pool (`API_DATABASE_POOL_SIZE`).
+    pub api_db: Database,
     /// Validators connected to this instance.
     pub sessions: Sessions,
     /// Open connections per client address and address block.
@@ -46,6 +50,7 @@ impl Hub {
     /// Wires the hub together; spawns the ingest task on the current runtime.
     pub fn new(config: ServerConfig, infra: Infrastructure) -> Arc<Self> {
         let ingest = Ingest::start(infra.db.clone(), config.ingest);
+        let api_db = infra.db.separate_pool(config.api.database_pool_size);
         let presence = Presence::new(infra.redis.clone(), &infra.keys);
         let connections = ConnectionLimits::new(
             config.limits.max_connections_per_ip,
@@ -55,6 +60,7 @@ impl Hub {
         Arc::new(Hub {
             config,
             infra,
+            api_db,
             sessions: Sessions::default(),
             connections,
             failed_signups,

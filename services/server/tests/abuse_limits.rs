@@ -1,7 +1,7 @@
 //! Abuse limits through the real server binary: per-account quotas (sites and
 //! checks a day) that the operator sets per account, held under concurrent
 //! requests; and e-mail channels that receive nothing until their address
-//! confirms through the link it was sent.
+//! confirms through the link it was sent; and the API's own database pool.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -504,4 +504,90 @@ async fn an_email_channel_receives_nothing_until_its_address_confirms() {
     )
     .await
     .expect(201);
+}
+
+/// The HTTP API has a database pool of its own: API requests stuck on the database
+/// (here each waits on a lock, as a flood of slow reads would queue) hold none of
+/// the connections a validator signs up and its results are stored with. With one
+/// shared pool, the stuck requests took every connection and the result waited.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_requests_stuck_on_the_database_do_not_stop_results_being_stored() {
+    use diesel::RunQueryDsl;
+    use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage};
+    use overlaps_shared::signing::Keypair;
+
+    let api = Api::start(&[("API_DATABASE_POOL_SIZE", "2"), ("DATABASE_POOL_SIZE", "3")]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let site = add_site(&api, &alice, json!({"url": "https://example.com/"}))
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .unwrap();
+
+    // Every authenticated request now waits on this lock, holding an API connection.
+    let mut locker = api.conn();
+    diesel::sql_query("BEGIN").execute(&mut locker).unwrap();
+    diesel::sql_query("LOCK TABLE api_keys IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut locker)
+        .unwrap();
+    let stuck: Vec<_> = (0..6)
+        .map(|_| {
+            let request = api.http.get(api.url("/api/v1/websites")).bearer_auth(&alice);
+            tokio::spawn(async move { request.send().await.unwrap().status() })
+        })
+        .collect();
+    // Both API connections wait on the lock (the other requests wait for them).
+    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock'";
+    for _ in 0..100 {
+        if api.deployment.count(waiting) >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(api.deployment.count(waiting), 2, "the API pool is held");
+
+    // A validator signs up, is sent a check and its result is stored meanwhile.
+    let key = Keypair::generate();
+    let mut client = common::Client::connect(&api.server.ws_url()).await;
+    let validator_id = client.signup(&key).await;
+    let deadline = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let dep = &api.deployment;
+    dep.round(1, deadline);
+    let assignment = dep.assign(1, site, validator_id, &api.server.instance, deadline);
+    dep.dispatch(&api.server.instance, 1, vec![assignment]).await;
+    let request = match client.recv().await {
+        HubMessage::Validate(request) => request,
+        other => panic!("expected validate, got {other:?}"),
+    };
+    let result = CheckResult {
+        assignment_id: assignment,
+        status: CheckStatus::Up,
+        http_status: Some(200),
+        latency_ms: 20,
+        failure: None,
+        tls_expires_at_ms: None,
+        checked_at_ms: chrono::Utc::now().timestamp_millis(),
+        spec_hash: hex::encode(request.spec().hash()),
+        signature: String::new(),
+    };
+    client
+        .send_result(result.sign(common::HUB_ID, &key))
+        .await;
+    assert_eq!(
+        client.recv().await,
+        HubMessage::Ack {
+            assignment_ids: vec![assignment]
+        }
+    );
+    assert!(
+        stuck.iter().all(|task| !task.is_finished()),
+        "the API requests were still stuck when the result was stored"
+    );
+
+    // Released, every stuck request is answered.
+    diesel::sql_query("ROLLBACK").execute(&mut locker).unwrap();
+    for task in stuck {
+        assert_eq!(task.await.unwrap().as_u16(), 200);
+    }
 }

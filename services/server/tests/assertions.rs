@@ -196,20 +196,6 @@ fn result(request: &ValidateRequest, status: CheckStatus, latency_ms: u32) -> Ch
     }
 }
 
-#[derive(diesel::QueryableByName)]
-struct StoredSite {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    url: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    method: String,
-    #[diesel(sql_type = diesel::sql_types::Int4)]
-    timeout_ms: i32,
-    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
-    keyword: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Jsonb)]
-    assertions: serde_json::Value,
-}
-
 /// The scheduler records each assignment's spec when the round opens; an owner may
 /// edit the site before the check is sent. Dispatch then sends the site as it is
 /// and records that spec instead: a validator signing the spec recorded at the
@@ -231,19 +217,13 @@ async fn a_site_edited_after_its_round_opened_is_sent_and_recorded_as_edited() {
         .await;
     let site = site.expect(201)["id"].as_i64().unwrap();
     let dep = &api.deployment;
-    let stored: StoredSite = diesel::sql_query(
+    // The site as the scheduler read it when the round opened.
+    let at_opening: SiteCheck = diesel::sql_query(
         "SELECT url, method, timeout_ms, keyword, assertions FROM websites WHERE id = $1",
     )
     .bind::<diesel::sql_types::BigInt, _>(site)
     .get_result(&mut dep.conn())
     .unwrap();
-    let at_opening = SiteCheck {
-        url: stored.url,
-        method: stored.method,
-        timeout_ms: stored.timeout_ms,
-        keyword: stored.keyword,
-        assertions: stored.assertions,
-    };
 
     let key = Keypair::generate();
     let mut client = Client::connect(&api.server.ws_url()).await;

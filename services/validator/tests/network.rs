@@ -411,28 +411,6 @@ fn site_with(conn: &mut PgConnection, url: &str, keyword: Option<&str>, assertio
     site
 }
 
-/// Answers every request with 200 and `body` after `delay`.
-async fn slow_target(delay: Duration, body: &'static str) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                tokio::time::sleep(delay).await;
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_nodes_evaluate_the_assertions_sent_and_sign_their_spec() {
     let db = TestDatabase::new().unwrap();
@@ -444,7 +422,9 @@ async fn real_nodes_evaluate_the_assertions_sent_and_sign_their_spec() {
     let json = HttpTarget::start(200, r#"{"status":"failing"}"#)
         .await
         .unwrap();
-    let slow = slow_target(Duration::from_millis(700), r#"{"status":"ok"}"#).await;
+    let slow = HttpTarget::start_delayed(200, r#"{"status":"ok"}"#, Duration::from_millis(700))
+        .await
+        .unwrap();
     let port = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tcp = format!("tcp://127.0.0.1:{}", port.local_addr().unwrap().port());
     tokio::spawn(async move { while port.accept().await.is_ok() {} });
@@ -471,7 +451,7 @@ async fn real_nodes_evaluate_the_assertions_sent_and_sign_their_spec() {
         ),
         site_with(
             &mut conn,
-            &slow,
+            &slow.url(),
             None,
             r#"{"json_path": "$.status", "json_expected": "\"ok\"", "max_response_ms": 300}"#,
         ),

@@ -43,6 +43,12 @@ pub async fn read_request_head(stream: &mut tokio::net::TcpStream) -> Option<Str
 impl HttpTarget {
     /// Starts serving on a free port of 127.0.0.1.
     pub async fn start(status: u16, body: &str) -> Result<Self> {
+        Self::start_delayed(status, body, Duration::ZERO).await
+    }
+
+    /// Like [`HttpTarget::start`], answering each request only `delay` after it
+    /// arrived (a slow site).
+    pub async fn start_delayed(status: u16, body: &str, delay: Duration) -> Result<Self> {
         use tokio::io::AsyncWriteExt;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
@@ -59,6 +65,9 @@ impl HttpTarget {
                         return;
                     }
                     counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if !delay.is_zero() {
+                        tokio::time::sleep(delay).await;
+                    }
                     let (status, body) = shared
                         .lock()
                         .map(|g| g.clone())

@@ -3,16 +3,17 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use diesel::prelude::*;
 use overlaps_shared::models::{ApiKey, User};
 use overlaps_shared::schema::{api_keys, users};
-use overlaps_shared::service::Infrastructure;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use super::errors::ApiError;
+use crate::hub::Hub;
 
 /// Every key starts with this, so a leaked one is recognisable in logs and scanners.
 pub const KEY_PREFIX: &str = "ovl_";
@@ -255,12 +256,12 @@ async fn caller_of(req: HttpRequest) -> Result<Option<Caller>, ApiError> {
     let Some(token) = bearer(&req)? else {
         return Ok(None);
     };
-    let infra = req
-        .app_data::<web::Data<Infrastructure>>()
+    let hub = req
+        .app_data::<web::Data<Arc<Hub>>>()
         .cloned()
         .ok_or(ApiError::Unauthorized("authentication unavailable"))?;
-    let caller = infra
-        .db
+    let caller = hub
+        .api_db
         .run(move |conn| Ok(authenticate(conn, &token)))
         .await??;
     Ok(Some(caller))

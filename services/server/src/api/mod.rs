@@ -55,7 +55,7 @@ where
     F: FnOnce(&mut PgConnection) -> Result<T, ApiError> + Send + 'static,
     T: Send + 'static,
 {
-    hub.infra.db.run(move |conn| Ok(work(conn))).await?
+    hub.api_db.run(move |conn| Ok(work(conn))).await?
 }
 
 /// Largest page any list returns.

@@ -7,7 +7,6 @@ use std::time::Duration;
 use overlaps_shared::check_spec::StatusRange;
 use overlaps_shared::protocol::{CheckStatus, FailureReason, ValidateRequest};
 use overlaps_shared::testing::HttpTarget;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{Checker, Refused};
 
@@ -36,27 +35,6 @@ fn checker() -> Checker {
 async fn outcome(request: &ValidateRequest) -> (CheckStatus, Option<FailureReason>) {
     let found = checker().check(request).await.unwrap();
     (found.status, found.failure)
-}
-
-/// A server that waits `delay` before sending a 200 with `body` (headers included).
-async fn slow_server(delay: Duration, body: &'static str) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf).await;
-                tokio::time::sleep(delay).await;
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = stream.write_all(reply.as_bytes()).await;
-            });
-        }
-    });
-    format!("http://{addr}/")
 }
 
 #[tokio::test]
@@ -133,7 +111,10 @@ async fn a_json_value_must_equal_the_expected_one() {
 
 #[tokio::test]
 async fn a_correct_but_slow_answer_is_degraded_and_a_failing_one_stays_down() {
-    let url = slow_server(Duration::from_millis(400), r#"{"status":"ok"}"#).await;
+    let slow = HttpTarget::start_delayed(200, r#"{"status":"ok"}"#, Duration::from_millis(400))
+        .await
+        .unwrap();
+    let url = slow.url();
     let mut limited = request(&url);
     limited.max_response_ms = Some(150);
     let found = checker().check(&limited).await.unwrap();
