@@ -61,10 +61,7 @@ impl Database {
                 .build(manager)
         })
         .await??;
-        Ok(Database {
-            pool,
-            url: kept,
-        })
+        Ok(Database { pool, url: kept })
     }
 
     /// A second pool of up to `size` connections to the same database, opened as

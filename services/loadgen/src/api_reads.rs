@@ -30,6 +30,23 @@ pub struct ReadStats {
     pub errors: AtomicU64,
     /// Latency of every answered request, microseconds.
     pub latencies_us: Mutex<Vec<u32>>,
+    /// The errors by route and kind (`status 404`, `round timeout`, …).
+    pub error_kinds: Mutex<std::collections::BTreeMap<String, u64>>,
+}
+
+impl ReadStats {
+    /// `"round 404 ×3, status timeout ×1"`, or `none`.
+    pub async fn error_summary(&self) -> String {
+        let kinds = self.error_kinds.lock().await;
+        if kinds.is_empty() {
+            return "none".to_owned();
+        }
+        kinds
+            .iter()
+            .map(|(kind, n)| format!("{kind} ×{n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// Concurrent readers: each offers `per_second / READERS` requests a second.
@@ -71,6 +88,11 @@ pub async fn run(
             let mut n = reader as usize;
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
+                let route = if n.is_multiple_of(2) {
+                    "status"
+                } else {
+                    "round"
+                };
                 let url = if n.is_multiple_of(2) {
                     let site = plan.sites[(n / 2) % plan.sites.len()];
                     format!("{}/api/v1/websites/{site}/status", plan.base_url)
@@ -86,21 +108,25 @@ pub async fn run(
                 // The whole answer, body included, is part of the latency.
                 let answer = async {
                     let response = client.get(&url).bearer_auth(&plan.api_key).send().await?;
-                    let ok = response.status().is_success();
+                    let status = response.status();
                     response.bytes().await?;
-                    Ok::<bool, reqwest::Error>(ok)
+                    Ok::<reqwest::StatusCode, reqwest::Error>(status)
                 }
                 .await;
-                match answer {
-                    Ok(true) => {
+                let kind = match answer {
+                    Ok(status) if status.is_success() => {
                         latencies
                             .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
                         stats.ok.fetch_add(1, Ordering::Relaxed);
+                        continue;
                     }
-                    _ => {
-                        stats.errors.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                    Ok(status) => format!("{route} {}", status.as_u16()),
+                    Err(err) if err.is_timeout() => format!("{route} timeout"),
+                    Err(err) if err.is_connect() => format!("{route} connect"),
+                    Err(_) => format!("{route} transport"),
+                };
+                stats.errors.fetch_add(1, Ordering::Relaxed);
+                *stats.error_kinds.lock().await.entry(kind).or_default() += 1;
             }
             stats.latencies_us.lock().await.append(&mut latencies);
         }));

@@ -152,16 +152,22 @@ async fn main() -> anyhow::Result<()> {
         let round = first_round + i as i64;
         let deadline = Utc::now() + chrono::Duration::milliseconds(DEADLINE_AFTER_MS);
         let spread = Duration::from_millis(plan.round_seconds * 800);
-        let ids = open_round(
-            &mut conn,
-            round,
-            deadline,
-            spread,
-            &validator_ids,
-            &sites,
-            &spec_hashes,
-            &plan.instance,
-        )?;
+        // A blocking query (up to a second for a round's assignments): the runtime
+        // moves this worker's other tasks (simulated validators, API readers) to a
+        // fresh thread meanwhile, or they would wait for it and their latencies
+        // would measure this driver, not the hub.
+        let ids = tokio::task::block_in_place(|| {
+            open_round(
+                &mut conn,
+                round,
+                deadline,
+                spread,
+                &validator_ids,
+                &sites,
+                &spec_hashes,
+                &plan.instance,
+            )
+        })?;
         dispatched += ids.len();
         latest_round.store(round, Ordering::Relaxed);
         queue
@@ -237,6 +243,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let reads_ok = read_stats.ok.load(Ordering::Relaxed);
     let read_errors = read_stats.errors.load(Ordering::Relaxed);
+    let read_error_kinds = read_stats.error_summary().await;
 
     println!();
     println!("connections held        {:>10}", validator_ids.len());
@@ -263,7 +270,7 @@ async fn main() -> anyhow::Result<()> {
     println!("server RSS / connection {rss_per_conn:>10.1} KiB");
     println!("hub CPU s / 1k results  {hub_cpu_per_1k:>10.3}  (server process, user + system)");
     println!(
-        "API reads               {:>10.0} /s answered, {read_errors} errors, p50 {:.1} ms, p99 {:.1} ms",
+        "API reads               {:>10.0} /s answered, {read_errors} errors ({read_error_kinds}), p50 {:.1} ms, p99 {:.1} ms",
         reads_ok as f64 / elapsed,
         read_pct(0.50),
         read_pct(0.99)

@@ -295,8 +295,10 @@ fn due_sites(
     )
     .bind::<Timestamptz, _>(now)
     .load(conn)?;
-    let specs: HashMap<i64, RecordedSpec> =
-        due.iter().map(|site| (site.id, RecordedSpec::of(&site.check))).collect();
+    let specs: HashMap<i64, RecordedSpec> = due
+        .iter()
+        .map(|site| (site.id, RecordedSpec::of(&site.check)))
+        .collect();
     let due: Vec<DueCheck> = due
         .into_iter()
         .map(|site| DueCheck {

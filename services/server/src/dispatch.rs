@@ -116,7 +116,10 @@ pub async fn dispatch(job: Dispatch, hub: Data<Arc<Hub>>) -> Result<(), BoxDynEr
     // costs a write here.
     let (ids, hashes, limits) = stale_specs(&checks);
     if !ids.is_empty() {
-        tracing::debug!(stale = ids.len(), "recording the specs of sites changed since the round opened");
+        tracing::debug!(
+            stale = ids.len(),
+            "recording the specs of sites changed since the round opened"
+        );
         hub.infra
             .db
             .run(move |conn| {

@@ -532,7 +532,10 @@ async fn api_requests_stuck_on_the_database_do_not_stop_results_being_stored() {
         .unwrap();
     let stuck: Vec<_> = (0..6)
         .map(|_| {
-            let request = api.http.get(api.url("/api/v1/websites")).bearer_auth(&alice);
+            let request = api
+                .http
+                .get(api.url("/api/v1/websites"))
+                .bearer_auth(&alice);
             tokio::spawn(async move { request.send().await.unwrap().status() })
         })
         .collect();
@@ -555,7 +558,8 @@ async fn api_requests_stuck_on_the_database_do_not_stop_results_being_stored() {
     let dep = &api.deployment;
     dep.round(1, deadline);
     let assignment = dep.assign(1, site, validator_id, &api.server.instance, deadline);
-    dep.dispatch(&api.server.instance, 1, vec![assignment]).await;
+    dep.dispatch(&api.server.instance, 1, vec![assignment])
+        .await;
     let request = match client.recv().await {
         HubMessage::Validate(request) => request,
         other => panic!("expected validate, got {other:?}"),
@@ -571,9 +575,7 @@ async fn api_requests_stuck_on_the_database_do_not_stop_results_being_stored() {
         spec_hash: hex::encode(request.spec().hash()),
         signature: String::new(),
     };
-    client
-        .send_result(result.sign(common::HUB_ID, &key))
-        .await;
+    client.send_result(result.sign(common::HUB_ID, &key)).await;
     assert_eq!(
         client.recv().await,
         HubMessage::Ack {

@@ -244,7 +244,8 @@ async fn a_site_edited_after_its_round_opened_is_sent_and_recorded_as_edited() {
     )
     .await
     .expect(200);
-    dep.dispatch(&api.server.instance, 1, vec![assignment]).await;
+    dep.dispatch(&api.server.instance, 1, vec![assignment])
+        .await;
     let request = match client.recv().await {
         HubMessage::Validate(request) => request,
         other => panic!("expected validate, got {other:?}"),
