@@ -115,8 +115,8 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = plan.server_pid.and_then(rss_kib);
 
-    let (sites, spec_hashes) = create_sites(&mut conn, plan.checks_per_validator)?;
-    let per_round = validator_ids.len() * sites.len();
+    let sites = create_sites(&mut conn, plan.checks_per_validator)?;
+    let per_round = validator_ids.len() * sites.ids.len();
     println!(
         "driving {} s: a round every {} s, {per_round} checks per round ...",
         plan.seconds, plan.round_seconds
@@ -135,7 +135,7 @@ async fn main() -> anyhow::Result<()> {
                 base_url: plan.api_base_url.clone(),
                 api_key,
                 per_second: plan.api_reads_per_second,
-                sites: sites.clone(),
+                sites: sites.ids.clone(),
             },
             Arc::clone(&latest_round),
             Arc::clone(&stop_reading),
@@ -164,7 +164,6 @@ async fn main() -> anyhow::Result<()> {
                 spread,
                 &validator_ids,
                 &sites,
-                &spec_hashes,
                 &plan.instance,
             )
         })?;
@@ -466,9 +465,15 @@ fn next_round(conn: &mut PgConnection) -> anyhow::Result<i64> {
     )
 }
 
-/// `count` websites owned by a bench account, and the spec hash each one's
-/// assignments record (as the scheduler does).
-fn create_sites(conn: &mut PgConnection, count: usize) -> anyhow::Result<(Vec<i64>, Vec<Vec<u8>>)> {
+/// The bench's websites, with the spec hash each one's assignments record (as the
+/// scheduler records it).
+struct BenchSites {
+    ids: Vec<i64>,
+    spec_hashes: Vec<Vec<u8>>,
+}
+
+/// `count` websites owned by a bench account.
+fn create_sites(conn: &mut PgConnection, count: usize) -> anyhow::Result<BenchSites> {
     let owner = diesel::sql_query(
         "INSERT INTO users (email, name) VALUES ('bench-' || gen_random_uuid() || '@example.com', 'bench') RETURNING id",
     )
@@ -497,7 +502,10 @@ fn create_sites(conn: &mut PgConnection, count: usize) -> anyhow::Result<(Vec<i6
         );
         spec_hashes.push(check.spec_hash().to_vec());
     }
-    Ok((sites, spec_hashes))
+    Ok(BenchSites {
+        ids: sites,
+        spec_hashes,
+    })
 }
 
 /// Opens a round and assigns every site to every validator; returns the assignment ids.
@@ -507,8 +515,7 @@ fn open_round(
     deadline: chrono::DateTime<Utc>,
     spread: Duration,
     validators: &[i64],
-    sites: &[i64],
-    spec_hashes: &[Vec<u8>],
+    sites: &BenchSites,
     instance: &str,
 ) -> anyhow::Result<Vec<i64>> {
     diesel::sql_query("INSERT INTO rounds (number, seed, deadline_at) VALUES ($1, $2, $3)")
@@ -526,9 +533,9 @@ fn open_round(
     .bind::<Text, _>(instance)
     .bind::<Timestamptz, _>(deadline)
     .bind::<Array<BigInt>, _>(validators)
-    .bind::<Array<BigInt>, _>(sites)
+    .bind::<Array<BigInt>, _>(&sites.ids)
     .bind::<diesel::sql_types::Double, _>(spread.as_secs_f64())
-    .bind::<Array<Bytea>, _>(spec_hashes)
+    .bind::<Array<Bytea>, _>(&sites.spec_hashes)
     .load::<Id>(conn)?;
     Ok(ids.into_iter().map(|r| r.id).collect())
 }

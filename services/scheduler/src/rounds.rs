@@ -280,6 +280,16 @@ fn chain_error(message: String) -> overlaps_shared::Error {
     overlaps_shared::Error::SeedChain(message)
 }
 
+/// The sites due at a round's opening.
+struct DueSites {
+    /// Checked this round.
+    admitted: Vec<DueCheck>,
+    /// Put off by the per-host cap.
+    deferred: Vec<DueCheck>,
+    /// What each due site's assignments record.
+    specs: HashMap<i64, RecordedSpec>,
+}
+
 /// The sites due at `now`, longest-waiting first, split by the per-host cap into
 /// those checked this round and those put off; with the spec each due site's
 /// assignments record.
@@ -287,7 +297,7 @@ fn due_sites(
     conn: &mut PgConnection,
     now: DateTime<Utc>,
     cap_per_minute: u32,
-) -> overlaps_shared::Result<(Vec<DueCheck>, Vec<DueCheck>, HashMap<i64, RecordedSpec>)> {
+) -> overlaps_shared::Result<DueSites> {
     let due: Vec<DueSite> = diesel::sql_query(
         "SELECT id, quorum, url, method, timeout_ms, keyword, assertions FROM websites WHERE enabled \
          AND (last_scheduled_at IS NULL OR last_scheduled_at + make_interval(secs => interval_seconds) <= $1) \
@@ -314,7 +324,11 @@ fn due_sites(
     let used = host_cap::used_in_window(conn, now, &hosts)?;
     let (mut admitted, deferred) = host_cap::admit(due, &used, cap_per_minute);
     admitted.sort_by_key(|d| d.website_id);
-    Ok((admitted, deferred, specs))
+    Ok(DueSites {
+        admitted,
+        deferred,
+        specs,
+    })
 }
 
 /// The online validators admitted at `now`, by id, each with its selection weight
@@ -362,7 +376,8 @@ pub fn open_round(
         let candidates: Vec<Candidate<'_>> = admitted.iter().map(RecordedCandidate::as_candidate).collect();
         let instance_of: HashMap<i64, &str> =
             online.iter().map(|v| (v.validator_id, v.server_instance.as_str())).collect();
-        let (due, deferred, specs) = due_sites(conn, now, rules.host_checks_per_minute)?;
+        let DueSites { admitted: due, deferred, specs } =
+            due_sites(conn, now, rules.host_checks_per_minute)?;
 
         let length = chrono::Duration::from_std(round_length).unwrap_or(chrono::Duration::MAX);
         let deadline_at = now + length;
