@@ -136,3 +136,72 @@ pub async fn run(
     }
     Ok(())
 }
+
+/// The server's request-duration histogram (`/metrics`): cumulative counts by
+/// upper bound in seconds, `+Inf` last.
+pub type Buckets = Vec<(f64, u64)>;
+
+/// Reads `overlaps_http_request_duration_seconds` from the server's `/metrics`;
+/// `None` when it cannot (the figure is then not printed).
+pub async fn server_buckets(base_url: &str) -> Option<Buckets> {
+    let text = reqwest::get(format!("{base_url}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    let buckets: Buckets = text
+        .lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("overlaps_http_request_duration_seconds_bucket{le=\"")?;
+            let (bound, count) = rest.split_once("\"} ")?;
+            let bound = if bound == "+Inf" {
+                f64::INFINITY
+            } else {
+                bound.parse().ok()?
+            };
+            Some((bound, count.trim().parse().ok()?))
+        })
+        .collect();
+    (!buckets.is_empty()).then_some(buckets)
+}
+
+/// The upper bound (seconds) of the bucket holding quantile `q` of the requests
+/// answered between two scrapes; `None` when none were.
+pub fn quantile_bound(before: &Buckets, after: &Buckets, q: f64) -> Option<f64> {
+    let between: Vec<(f64, u64)> = after
+        .iter()
+        .map(|&(bound, count)| {
+            let earlier = before
+                .iter()
+                .find(|(b, _)| *b == bound)
+                .map_or(0, |(_, c)| *c);
+            (bound, count.saturating_sub(earlier))
+        })
+        .collect();
+    let total = between.last()?.1;
+    if total == 0 {
+        return None;
+    }
+    let wanted = (total as f64 * q).ceil() as u64;
+    between
+        .iter()
+        .find(|(_, count)| *count >= wanted)
+        .map(|(bound, _)| *bound)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quantile_is_the_bucket_that_holds_it_between_two_scrapes() {
+        let before = vec![(0.001, 5), (0.01, 10), (1.0, 10), (f64::INFINITY, 10)];
+        // 100 more: 90 within 1 ms, 9 within 10 ms, 1 over 1 s.
+        let after = vec![(0.001, 95), (0.01, 109), (1.0, 109), (f64::INFINITY, 110)];
+        assert_eq!(quantile_bound(&before, &after, 0.5), Some(0.001));
+        assert_eq!(quantile_bound(&before, &after, 0.95), Some(0.01));
+        assert_eq!(quantile_bound(&before, &after, 0.999), Some(f64::INFINITY));
+        assert_eq!(quantile_bound(&after, &after, 0.5), None);
+    }
+}

@@ -143,6 +143,12 @@ async fn main() -> anyhow::Result<()> {
         ))
     });
     let cpu_before = plan.server_pid.and_then(cpu_seconds);
+    // The server's own timing of the reads (its `/metrics` histogram), to tell its
+    // time from the wait on the way (sockets, the driver's own scheduling).
+    let server_timing_before = match &readers {
+        Some(_) => api_reads::server_buckets(&plan.api_base_url).await,
+        None => None,
+    };
     let driving = Instant::now();
     let mut dispatched = 0usize;
     let mut setup = Duration::ZERO;
@@ -198,9 +204,19 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = driving.elapsed().as_secs_f64();
     let cpu_after = plan.server_pid.and_then(cpu_seconds);
     stop_reading.store(true, Ordering::Relaxed);
+    let reading = readers.is_some();
     if let Some(readers) = readers {
         readers.await??;
     }
+    let server_timing = match (&server_timing_before, reading) {
+        (Some(before), true) => api_reads::server_buckets(&plan.api_base_url)
+            .await
+            .map(|after| {
+                let bound = |q| api_reads::quantile_bound(before, &after, q).map(|s| s * 1000.0);
+                (bound(0.50), bound(0.99))
+            }),
+        _ => None,
+    };
     let stored = count_ticks(&mut conn, first_round, first_round + rounds as i64 - 1)?;
     let sent = stats.sent.load(Ordering::Relaxed);
     let acked = stats.acked.load(Ordering::Relaxed);
@@ -274,6 +290,11 @@ async fn main() -> anyhow::Result<()> {
         read_pct(0.50),
         read_pct(0.99)
     );
+    if let Some((Some(p50), Some(p99))) = server_timing {
+        println!(
+            "API reads, server's own time  p50 ≤ {p50} ms, p99 ≤ {p99} ms  (bucket bounds of /metrics)"
+        );
+    }
     println!("raw verify /s (1 core)  {raw_verify:>10.0}");
     println!("raw verify /s (best, all cores) {verify_best:>10.0}");
     println!("raw COPY rows/s         {raw_copy:>10.0}");
@@ -291,6 +312,10 @@ async fn main() -> anyhow::Result<()> {
     println!("api_read_errors={read_errors}");
     println!("api_read_p50_ms={:.2}", read_pct(0.50));
     println!("api_read_p99_ms={:.2}", read_pct(0.99));
+    if let Some((Some(p50), Some(p99))) = server_timing {
+        println!("api_read_server_p50_le_ms={p50}");
+        println!("api_read_server_p99_le_ms={p99}");
+    }
     println!("rss_per_conn_kib={rss_per_conn:.1}");
     println!("raw_verify_per_s={raw_verify:.0}");
     println!("raw_verify_all_cores_per_s={raw_verify_all:.0}");

@@ -1,6 +1,7 @@
 //! `/metrics` in the Prometheus text format: validator connections, results
 //! stored (rate them for results/s), round lag, job queue depths, alert failures
-//! and API requests. Counters live in process; gauges are read at scrape time.
+//! and API requests (by status class, and how long the server took to answer).
+//! Counters live in process; gauges are read at scrape time.
 //!
 //! Rounds are sealed until closed, and `/metrics` is public: results stored are
 //! counted only once their round has closed. Counted as they arrive, the counter
@@ -17,7 +18,8 @@ use overlaps_shared::jobs::{
     self, AuditEon, CloseEon, CloseRound, Dispatch, Job, SendAlert, SubmitRoot,
 };
 use prometheus::{
-    Encoder, Gauge, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 use crate::hub::Hub;
@@ -33,6 +35,7 @@ struct Metrics {
     /// Results stored per round whose round was open at the last look: not counted yet.
     sealed_results: Mutex<BTreeMap<i64, u64>>,
     requests: IntCounterVec,
+    request_seconds: Histogram,
     connections: IntGauge,
     round_lag: Gauge,
     open_rounds: IntGauge,
@@ -54,6 +57,13 @@ fn build() -> Result<Metrics, prometheus::Error> {
         ),
         &["class"],
     )?;
+    let request_seconds = Histogram::with_opts(
+        HistogramOpts::new(
+            "http_request_duration_seconds",
+            "Time from a request reaching the server's middleware to its answer",
+        )
+        .buckets(REQUEST_SECONDS_BUCKETS.to_vec()),
+    )?;
     let connections = IntGauge::new(
         "validator_connections",
         "Signed-up validator sockets held by this server instance",
@@ -74,6 +84,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
     let alerts_pending = IntGauge::new("alerts_pending", "Alerts waiting for delivery")?;
     registry.register(Box::new(results_stored.clone()))?;
     registry.register(Box::new(requests.clone()))?;
+    registry.register(Box::new(request_seconds.clone()))?;
     registry.register(Box::new(connections.clone()))?;
     registry.register(Box::new(round_lag.clone()))?;
     registry.register(Box::new(open_rounds.clone()))?;
@@ -85,6 +96,7 @@ fn build() -> Result<Metrics, prometheus::Error> {
         results_stored,
         sealed_results: Mutex::new(BTreeMap::new()),
         requests,
+        request_seconds,
         connections,
         round_lag,
         open_rounds,
@@ -148,9 +160,16 @@ fn unseal_results(m: &Metrics, open_rounds: &[i64]) {
     });
 }
 
-/// Counts one answered HTTP request by status class (`2xx`, `4xx`, ...).
-pub fn request_answered(status: u16) {
+/// Upper bounds of the request-duration buckets, seconds (1 ms to 10 s).
+const REQUEST_SECONDS_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 7.5, 10.0,
+];
+
+/// Counts one answered HTTP request by status class (`2xx`, `4xx`, ...), and how
+/// long the server took to answer it.
+pub fn request_answered(status: u16, took: std::time::Duration) {
     if let Some(m) = get_metrics() {
+        m.request_seconds.observe(took.as_secs_f64());
         let class = match status {
             100..=199 => "1xx",
             200..=299 => "2xx",

@@ -86,6 +86,7 @@ pub async fn around(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!(
         "request",
@@ -107,7 +108,7 @@ pub async fn around(
             next.call(req).await?.map_into_left_body()
         };
         let status = response.status();
-        crate::metrics::request_answered(status.as_u16());
+        crate::metrics::request_answered(status.as_u16(), started.elapsed());
         if status.is_server_error() {
             tracing::warn!(%status, "answered");
         } else {

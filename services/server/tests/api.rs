@@ -1278,9 +1278,18 @@ async fn errors_are_json_rate_limits_cors_and_metrics() {
         "overlaps_queue_depth{queue=\"send_alert\"}",
         "overlaps_alert_failures",
         "overlaps_http_requests_total{class=\"4xx\"}",
+        "overlaps_http_request_duration_seconds_bucket{le=\"0.001\"}",
+        "overlaps_http_request_duration_seconds_bucket{le=\"+Inf\"}",
     ] {
         assert!(text.contains(name), "{name} missing from\n{text}");
     }
+    // Every answered request is timed (this test made several before).
+    let timed: u64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("overlaps_http_request_duration_seconds_count "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(timed >= 3, "{timed} requests timed");
 
     // Rate limits: per key and per address, 429 JSON with Retry-After.
     let limited = Api::start(&[
