@@ -175,14 +175,23 @@ async fn main() -> anyhow::Result<()> {
         })?;
         dispatched += ids.len();
         latest_round.store(round, Ordering::Relaxed);
-        queue
-            .push(Dispatch {
-                round,
-                server_instance: plan.instance.clone(),
-                assignment_ids: ids,
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("dispatch: {e}"))?;
+        let job = Dispatch {
+            round,
+            server_instance: plan.instance.clone(),
+            assignment_ids: ids,
+        };
+        // Redis answers late under this load now and then: try again rather than
+        // abandon the run. (A push that timed out may have landed: the hub then
+        // dispatches the round twice, and resends nothing already answered.)
+        let mut attempt = 1;
+        while let Err(err) = queue.push(job.clone()).await {
+            if attempt == 3 {
+                anyhow::bail!("dispatch of round {round}: {err}");
+            }
+            eprintln!("dispatch of round {round}: {err}; trying again");
+            attempt += 1;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
         setup += setup_started.elapsed();
         let next = Duration::from_secs((i + 1) * plan.round_seconds);
         if let Some(wait) = next.checked_sub(driving.elapsed()) {
