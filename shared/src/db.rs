@@ -53,12 +53,7 @@ impl Database {
         let manager = ConnectionManager::<PgConnection>::new(url.expose());
         let kept = url.clone();
         let pool = tokio::task::spawn_blocking(move || {
-            Pool::builder()
-                .max_size(size)
-                .min_idle(Some(1))
-                .connection_timeout(Duration::from_secs(10))
-                .test_on_check_out(true)
-                .build(manager)
+            pool_builder(size).min_idle(Some(1)).build(manager)
         })
         .await??;
         Ok(Database { pool, url: kept })
@@ -68,11 +63,8 @@ impl Database {
     /// it is used: one part of a process (the HTTP API, say) then cannot take every
     /// connection another part (storing results) waits for.
     pub fn separate_pool(&self, size: u32) -> Self {
-        let pool = Pool::builder()
-            .max_size(size)
+        let pool = pool_builder(size)
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(10))
-            .test_on_check_out(true)
             .build_unchecked(ConnectionManager::new(self.url.expose()));
         Database {
             pool,
@@ -104,6 +96,15 @@ impl Database {
         self.run(|conn| run_migrations(conn).map(|applied| applied.len()))
             .await
     }
+}
+
+/// How every pool is built: up to `size` connections, each tested when taken
+/// (one PostgreSQL restarted since is not handed out), 10 s to wait for one.
+fn pool_builder(size: u32) -> diesel::r2d2::Builder<ConnectionManager<PgConnection>> {
+    Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(10))
+        .test_on_check_out(true)
 }
 
 /// Applies every pending migration while holding the migration lock.

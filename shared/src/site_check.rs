@@ -10,6 +10,16 @@ use diesel::sql_types::{Int4, Jsonb, Nullable, Text};
 use crate::check_spec::{self, CheckSpec, SiteAssertions};
 use crate::protocol::ValidateRequest;
 
+/// What an assignment records of the check it asks for: the spec hash its result
+/// must sign and the response-time limit (as the assignment's columns store them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedSpec {
+    /// SHA-256 of the spec.
+    pub hash: [u8; 32],
+    /// `max_response_ms`, if the site has one.
+    pub max_response_ms: Option<i32>,
+}
+
 /// A check as stored: a website's columns, or a canary's URL, keyword and timeout
 /// with default assertions. Queries select these five columns by name (embed it
 /// with `#[diesel(embed)]`).
@@ -33,16 +43,15 @@ pub struct SiteCheck {
 }
 
 impl SiteCheck {
-    /// The response-time limit sent (and recorded on the assignment).
-    pub fn max_response_ms(&self) -> Option<u32> {
-        SiteAssertions::from_stored(&self.assertions)
-            .max_response_ms
-            .and_then(|ms| u32::try_from(ms).ok())
-    }
-
-    /// The limit as the assignment column stores it.
-    pub fn max_response_ms_column(&self) -> Option<i32> {
-        self.max_response_ms().and_then(|ms| i32::try_from(ms).ok())
+    /// What an assignment of this check records: its spec hash and limit.
+    pub fn recorded(&self) -> RecordedSpec {
+        let request = self.request(0, 0, 0);
+        RecordedSpec {
+            hash: request.spec().hash(),
+            max_response_ms: request
+                .max_response_ms
+                .and_then(|ms| i32::try_from(ms).ok()),
+        }
     }
 
     /// The `validate` message for assignment `assignment_id` of `round`.
@@ -64,7 +73,7 @@ impl SiteCheck {
             accepted_status,
             json_path: a.json_path.clone().filter(|_| json_expected.is_some()),
             json_expected,
-            max_response_ms: self.max_response_ms(),
+            max_response_ms: a.max_response_ms.and_then(|ms| u32::try_from(ms).ok()),
             deadline_ms,
         }
     }
@@ -110,7 +119,8 @@ mod tests {
                 check.spec_hash()
             );
         }
-        assert_eq!(check.max_response_ms_column(), Some(800));
+        assert_eq!(check.recorded().max_response_ms, Some(800));
+        assert_eq!(check.recorded().hash, check.spec_hash());
     }
 
     #[test]

@@ -88,20 +88,15 @@ pub async fn run(
             let mut n = reader as usize;
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
-                let route = if n.is_multiple_of(2) {
-                    "status"
-                } else {
-                    "round"
-                };
-                let url = if n.is_multiple_of(2) {
+                let (route, url) = if n.is_multiple_of(2) {
                     let site = plan.sites[(n / 2) % plan.sites.len()];
-                    format!("{}/api/v1/websites/{site}/status", plan.base_url)
-                } else {
-                    format!(
-                        "{}/api/v1/rounds/{}",
-                        plan.base_url,
-                        round.load(Ordering::Relaxed).max(1)
+                    (
+                        "status",
+                        format!("{}/api/v1/websites/{site}/status", plan.base_url),
                     )
+                } else {
+                    let number = round.load(Ordering::Relaxed).max(1);
+                    ("round", format!("{}/api/v1/rounds/{number}", plan.base_url))
                 };
                 n += 1;
                 let started = Instant::now();

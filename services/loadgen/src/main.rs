@@ -213,18 +213,18 @@ async fn main() -> anyhow::Result<()> {
     let elapsed = driving.elapsed().as_secs_f64();
     let cpu_after = plan.server_pid.and_then(cpu_seconds);
     stop_reading.store(true, Ordering::Relaxed);
-    let reading = readers.is_some();
     if let Some(readers) = readers {
         readers.await??;
     }
-    let server_timing = match (&server_timing_before, reading) {
-        (Some(before), true) => api_reads::server_buckets(&plan.api_base_url)
+    // (Only read before when there were readers.)
+    let server_timing = match &server_timing_before {
+        Some(before) => api_reads::server_buckets(&plan.api_base_url)
             .await
             .map(|after| {
                 let bound = |q| api_reads::quantile_bound(before, &after, q).map(|s| s * 1000.0);
                 (bound(0.50), bound(0.99))
             }),
-        _ => None,
+        None => None,
     };
     let stored = count_ticks(&mut conn, first_round, first_round + rounds as i64 - 1)?;
     let sent = stats.sent.load(Ordering::Relaxed);

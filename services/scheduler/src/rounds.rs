@@ -22,7 +22,7 @@ use overlaps_shared::jobs::Dispatch;
 use overlaps_shared::operator_alert;
 use overlaps_shared::presence::OnlineValidator;
 use overlaps_shared::selection::{self, Candidate, RecordedCandidate};
-use overlaps_shared::site_check::SiteCheck;
+use overlaps_shared::site_check::{RecordedSpec, SiteCheck};
 use rand::TryRngCore;
 use rand::rngs::OsRng;
 
@@ -99,23 +99,6 @@ struct DueSite {
     /// What its assignments ask for.
     #[diesel(embed)]
     check: SiteCheck,
-}
-
-/// What an assignment records of the check it asks for: the spec hash its result
-/// must sign and the response-time limit.
-#[derive(Debug, Clone, PartialEq)]
-struct RecordedSpec {
-    hash: Vec<u8>,
-    max_response_ms: Option<i32>,
-}
-
-impl RecordedSpec {
-    fn of(check: &SiteCheck) -> Self {
-        RecordedSpec {
-            hash: check.spec_hash().to_vec(),
-            max_response_ms: check.max_response_ms_column(),
-        }
-    }
 }
 
 #[derive(QueryableByName)]
@@ -307,7 +290,7 @@ fn due_sites(
     .load(conn)?;
     let specs: HashMap<i64, RecordedSpec> = due
         .iter()
-        .map(|site| (site.id, RecordedSpec::of(&site.check)))
+        .map(|site| (site.id, site.check.recorded()))
         .collect();
     let due: Vec<DueCheck> = due
         .into_iter()
@@ -400,7 +383,7 @@ pub fn open_round(
                 instances.push(instance_of.get(&validator_id).copied().unwrap_or_default().to_owned());
                 due_ats.push(due_at);
                 // (Always found; a row without one is recorded by dispatch.)
-                spec_hashes.push(spec.map(|s| s.hash.clone()));
+                spec_hashes.push(spec.map(|s| s.hash.to_vec()));
                 limits.push(spec.and_then(|s| s.max_response_ms));
             }
         }
@@ -411,8 +394,8 @@ pub fn open_round(
         if let Some((canary_site, method)) = &canary_site {
             let canary_site = *canary_site;
             for canary in &planned {
-                let spec = RecordedSpec::of(&canary.check(method));
-                spec_hashes.push(Some(spec.hash));
+                let spec = canary.check(method).recorded();
+                spec_hashes.push(Some(spec.hash.to_vec()));
                 limits.push(spec.max_response_ms);
                 sites.push(canary_site);
                 validators.push(canary.validator_id);

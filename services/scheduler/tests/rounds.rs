@@ -838,7 +838,7 @@ fn each_assignment_records_the_spec_of_the_check_it_will_be_sent() {
             row.id,
             check.url
         );
-        assert_eq!(row.max_response_ms, check.max_response_ms_column());
+        assert_eq!(row.max_response_ms, check.recorded().max_response_ms);
         *limits.entry(row.max_response_ms).or_insert(0) += 1;
     }
     // The asserted site's three checks carry its limit; nothing else has one.

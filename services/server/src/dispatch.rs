@@ -50,12 +50,13 @@ impl PendingCheck {
 fn stale_specs(checks: &[PendingCheck]) -> (Vec<i64>, Vec<Vec<u8>>, Vec<Option<i32>>) {
     let mut stale = (Vec::new(), Vec::new(), Vec::new());
     for c in checks {
-        let hash = c.check.spec_hash();
-        let limit = c.check.max_response_ms_column();
-        if c.spec_hash.as_deref() != Some(&hash[..]) || c.max_response_ms != limit {
+        let spec = c.check.recorded();
+        if c.spec_hash.as_deref() != Some(&spec.hash[..])
+            || c.max_response_ms != spec.max_response_ms
+        {
             stale.0.push(c.id);
-            stale.1.push(hash.to_vec());
-            stale.2.push(limit);
+            stale.1.push(spec.hash.to_vec());
+            stale.2.push(spec.max_response_ms);
         }
     }
     stale
