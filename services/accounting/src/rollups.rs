@@ -64,15 +64,19 @@ pub fn add_round(
     .bind::<Int4, _>(int(degraded))
     .execute(conn)?;
     if counts.has_latency {
-        // Percentiles over the hour's ticks of this site (one hour of one site, by index).
+        // Percentiles over the ticks of this site's rounds that opened in the hour:
+        // the rollup's hour is the round's, not the tick's arrival (a round opened
+        // at 11:59:50 is answered after 12:00). A tick is never received before its
+        // round opened, so `received_at >= hour` keeps the scan on the site's index.
         diesel::sql_query(
             "UPDATE website_hourly_rollups r SET \
                latency_p50_ms = p.p50, latency_p95_ms = p.p95, latency_p99_ms = p.p99 \
              FROM (SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY t.latency_ms) AS p50, \
                           percentile_disc(0.95) WITHIN GROUP (ORDER BY t.latency_ms) AS p95, \
                           percentile_disc(0.99) WITHIN GROUP (ORDER BY t.latency_ms) AS p99 \
-                   FROM ticks t \
-                   WHERE t.website_id = $1 AND t.received_at >= $2 AND t.received_at < $2 + interval '1 hour') p \
+                   FROM ticks t JOIN rounds o ON o.number = t.round_number \
+                   WHERE t.website_id = $1 AND t.received_at >= $2 \
+                     AND o.opened_at >= $2 AND o.opened_at < $2 + interval '1 hour') p \
              WHERE r.website_id = $1 AND r.hour = $2",
         )
         .bind::<BigInt, _>(site)

@@ -78,8 +78,26 @@ impl World {
     /// Round `n` (30 s long, long past) where validator i answered `statuses[i]`
     /// (`None`: never answered).
     fn round(&self, n: i64, statuses: [Option<&str>; 3]) {
+        self.round_at(
+            n,
+            self.start + Duration::seconds(30 * n),
+            None,
+            40,
+            statuses,
+        );
+    }
+
+    /// Round `n` opened at `opened`, its results received at `received` (`None`:
+    /// now), validator i's latency `latency + i` ms.
+    fn round_at(
+        &self,
+        n: i64,
+        opened: DateTime<Utc>,
+        received: Option<DateTime<Utc>>,
+        latency: i32,
+        statuses: [Option<&str>; 3],
+    ) {
         let mut conn = self.db.connect().unwrap();
-        let opened = self.start + Duration::seconds(30 * n);
         diesel::sql_query(
             "INSERT INTO rounds (number, seed, opened_at, deadline_at) VALUES ($1, $2, $3, $4)",
         )
@@ -104,7 +122,7 @@ impl World {
             .unwrap()
             .id;
             if let Some(status) = status {
-                let now = Utc::now();
+                let now = received.unwrap_or_else(Utc::now);
                 diesel::insert_into(ticks::table)
                     .values(&Tick {
                         assignment_id: assignment,
@@ -113,7 +131,7 @@ impl World {
                         validator_id: self.validators[i],
                         status: (*status).into(),
                         http_status: (*status == "up").then_some(200),
-                        latency_ms: 40 + i as i32,
+                        latency_ms: latency + i as i32,
                         failure: (*status == "down").then(|| "connect".to_owned()),
                         tls_expires_at: None,
                         checked_at: now,
@@ -324,6 +342,58 @@ fn a_round_before_its_deadline_or_unknown_is_not_closed() {
         .unwrap()
         .unwrap();
     assert_eq!(closed.up, 1);
+}
+
+#[test]
+fn latency_rolls_up_into_the_hour_its_round_opened_in_not_the_hour_it_arrived() {
+    // A round opened at hh:59:50 is answered after the hour turned; its latency
+    // belongs to hh (beside its up/down counts), and the next hour holds only its own.
+    let w = world();
+    let mut conn = w.db.connect().unwrap();
+    let now = Utc::now();
+    let hour = DateTime::from_timestamp((now.timestamp() / 3600 - 3) * 3600, 0).unwrap();
+    let next = hour + Duration::hours(1);
+    let up = Some("up");
+    w.round_at(
+        1,
+        hour + Duration::seconds(3590),
+        Some(next + Duration::seconds(5)),
+        40,
+        [up, up, up],
+    );
+    w.round_at(
+        2,
+        next + Duration::seconds(20),
+        Some(next + Duration::seconds(25)),
+        300,
+        [up, up, up],
+    );
+    close_rounds_through(&mut conn, 2, now, &policy()).unwrap();
+    #[derive(QueryableByName, Debug, PartialEq)]
+    struct Rollup {
+        #[diesel(sql_type = Timestamptz)]
+        hour: DateTime<Utc>,
+        #[diesel(sql_type = Int4)]
+        checks: i32,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
+        latency_p50_ms: Option<i32>,
+        #[diesel(sql_type = diesel::sql_types::Nullable<Int4>)]
+        latency_p99_ms: Option<i32>,
+    }
+    let rollups: Vec<Rollup> = diesel::sql_query(
+        "SELECT hour, checks, latency_p50_ms, latency_p99_ms FROM website_hourly_rollups \
+         WHERE website_id = $1 ORDER BY hour",
+    )
+    .bind::<BigInt, _>(w.site)
+    .load(&mut conn)
+    .unwrap();
+    let rollup = |hour, p50, p99| Rollup {
+        hour,
+        checks: 3,
+        latency_p50_ms: Some(p50),
+        latency_p99_ms: Some(p99),
+    };
+    assert_eq!(rollups, [rollup(hour, 41, 42), rollup(next, 301, 302)]);
 }
 
 #[test]
