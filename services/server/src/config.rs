@@ -95,6 +95,9 @@ pub struct ApiSettings {
     /// `API_DATABASE_POOL_SIZE`: connections of the HTTP API's own pool, apart from
     /// the validators' (`DATABASE_POOL_SIZE`), so neither can starve the other.
     pub database_pool_size: u32,
+    /// `API_READ_CACHE_MS`: how long a caller, a site's status and a round are
+    /// kept in memory (0: not at all); see `api::read_cache`.
+    pub read_cache_ttl: Duration,
     /// `API_TEST_ALERT_SECONDS`: one test alert per channel this often, across all
     /// server instances.
     pub test_alert_interval: Duration,
@@ -223,6 +226,11 @@ fn api_settings(env: &Env, app_env: AppEnv) -> Result<ApiSettings, ConfigError> 
         rate_limit_per_key: env.ranged("API_RATE_LIMIT_PER_KEY", 50, 1..=1_000_000)?,
         rate_limit_per_ip: env.ranged("API_RATE_LIMIT_PER_IP", 100, 1..=1_000_000)?,
         database_pool_size: env.ranged("API_DATABASE_POOL_SIZE", 10, 1..=500)?,
+        read_cache_ttl: Duration::from_millis(env.ranged(
+            "API_READ_CACHE_MS",
+            1_000,
+            0..=60_000,
+        )?),
         test_alert_interval: Duration::from_secs(env.ranged(
             "API_TEST_ALERT_SECONDS",
             10,

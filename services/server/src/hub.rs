@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::api::read_cache::ReadCache;
 use crate::config::ServerConfig;
 use crate::ingest::Ingest;
 
@@ -32,6 +33,8 @@ pub struct Hub {
     pub infra: Infrastructure,
     /// The HTTP API's own database pool (`API_DATABASE_POOL_SIZE`).
     pub api_db: Database,
+    /// The API's short-lived read caches (`API_READ_CACHE_MS`).
+    pub read_cache: ReadCache,
     /// Validators connected to this instance.
     pub sessions: Sessions,
     /// Open connections per client address and address block.
@@ -57,10 +60,12 @@ impl Hub {
             config.limits.max_connections_per_block,
         );
         let failed_signups = FailedSignups::new(config.limits.max_failed_signups_per_minute);
+        let read_cache = ReadCache::new(config.api.read_cache_ttl);
         Arc::new(Hub {
             config,
             infra,
             api_db,
+            read_cache,
             sessions: Sessions::default(),
             connections,
             failed_signups,

@@ -20,6 +20,7 @@ use tracing::Instrument;
 use crate::api::auth;
 use crate::api::errors::ApiError;
 use crate::config::ApiSettings;
+use crate::hub::Hub;
 
 /// The client's address: the peer's, or behind a trusted proxy the one the proxy
 /// reports in `X-Forwarded-For`. None when the peer address is unknown.
@@ -100,6 +101,14 @@ pub async fn around(
             && req
                 .app_data::<web::Data<Arc<RateLimits>>>()
                 .is_some_and(|limits| !limits.allows(&req));
+        // A write through the API forgets the read caches, so its author reads it back.
+        let writes = !matches!(
+            *req.method(),
+            actix_web::http::Method::GET
+                | actix_web::http::Method::HEAD
+                | actix_web::http::Method::OPTIONS
+        ) && req.path().starts_with("/api/");
+        let hub = req.app_data::<web::Data<Arc<Hub>>>().cloned();
         let mut response = if limited {
             tracing::info!("rate limited");
             let response = ApiError::RateLimited.error_response();
@@ -108,6 +117,12 @@ pub async fn around(
             next.call(req).await?.map_into_left_body()
         };
         let status = response.status();
+        if writes
+            && !status.is_client_error()
+            && let Some(hub) = hub
+        {
+            hub.read_cache.forget_all();
+        }
         crate::metrics::request_answered(status.as_u16(), started.elapsed());
         if status.is_server_error() {
             tracing::warn!(%status, "answered");

@@ -201,10 +201,10 @@ pub fn ensure_operator_key(
 }
 
 /// Looks up the caller behind `key`; records its use at most once a minute.
-fn authenticate(conn: &mut PgConnection, key: &str) -> Result<Caller, ApiError> {
+fn authenticate(conn: &mut PgConnection, key_hash: &[u8]) -> Result<Caller, ApiError> {
     let found: Option<(ApiKey, User)> = api_keys::table
         .inner_join(users::table)
-        .filter(api_keys::key_hash.eq(hash_key(key)))
+        .filter(api_keys::key_hash.eq(key_hash))
         .select((ApiKey::as_select(), User::as_select()))
         .first(conn)
         .optional()?;
@@ -267,10 +267,18 @@ async fn caller_of(req: HttpRequest) -> Result<Option<Caller>, ApiError> {
         .app_data::<web::Data<Arc<Hub>>>()
         .cloned()
         .ok_or(ApiError::Unauthorized("authentication unavailable"))?;
+    let key_hash = hash_key(&token);
+    if let Some(caller) = hub.read_cache.caller(&key_hash) {
+        return Ok(Some(caller));
+    }
+    let ticket = hub.read_cache.ticket();
+    let looked_up = key_hash.clone();
     let caller = hub
         .api_db
-        .run(move |conn| Ok(authenticate(conn, &token)))
+        .run(move |conn| Ok(authenticate(conn, &looked_up)))
         .await??;
+    hub.read_cache
+        .remember_caller(ticket, key_hash, caller.clone());
     Ok(Some(caller))
 }
 

@@ -16,6 +16,7 @@ pub mod maintenance;
 pub mod network;
 pub mod openapi;
 pub mod quotas;
+pub mod read_cache;
 pub mod rounds;
 pub mod status;
 pub mod status_pages;

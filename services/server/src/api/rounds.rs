@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use actix_web::{get, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use overlaps_shared::models::{
@@ -238,8 +238,12 @@ pub async fn list_rounds(
 pub async fn get_round(
     hub: web::Data<Arc<Hub>>,
     number: web::Path<i64>,
-) -> Result<web::Json<Round>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let number = number.into_inner();
+    if let Some(kept) = hub.read_cache.round(number) {
+        return Ok(kept);
+    }
+    let ticket = hub.read_cache.ticket();
     let (row, chains) = db(&hub, move |conn| {
         let row = rounds::table
             .find(number)
@@ -251,7 +255,8 @@ pub async fn get_round(
         Ok((row, chains))
     })
     .await?;
-    Ok(web::Json(Round::new(row, &chains)))
+    hub.read_cache
+        .remember_round(ticket, number, &Round::new(row, &chains))
 }
 
 /// The `state` of every assignment of a round that is not closed yet.

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use actix_web::{get, web};
+use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable};
@@ -248,9 +248,13 @@ pub async fn status(
     hub: web::Data<Arc<Hub>>,
     caller: Caller,
     id: web::Path<i64>,
-) -> Result<web::Json<Status>, ApiError> {
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    let status = db(&hub, move |conn| {
+    if let Some(kept) = hub.read_cache.status(id, &caller) {
+        return kept;
+    }
+    let ticket = hub.read_cache.ticket();
+    let (owner_id, status) = db(&hub, move |conn| {
         let site = accessible(conn, &caller, id)?;
         let row: Option<WebsiteStatus> = website_status::table
             .find(id)
@@ -265,38 +269,42 @@ pub async fn status(
             .optional()?;
         let uptime = uptime(conn, id)?;
         let windows = maintenance::served(maintenance::windows_of(conn, id)?, Utc::now());
-        Ok(match row {
-            Some(s) => Status {
-                website_id: id,
-                state: s.state,
-                since: s.since,
-                last_round: s.last_round,
-                pending_state: s.pending_state,
-                tls_expires_at: s.tls_expires_at,
-                open_incident_id,
-                uptime,
-                in_maintenance: windows.in_maintenance,
-                maintenance_window_id: windows.current_window_id,
-                maintenance_windows: windows.items,
+        Ok((
+            site.owner_id,
+            match row {
+                Some(s) => Status {
+                    website_id: id,
+                    state: s.state,
+                    since: s.since,
+                    last_round: s.last_round,
+                    pending_state: s.pending_state,
+                    tls_expires_at: s.tls_expires_at,
+                    open_incident_id,
+                    uptime,
+                    in_maintenance: windows.in_maintenance,
+                    maintenance_window_id: windows.current_window_id,
+                    maintenance_windows: windows.items,
+                },
+                // No round has decided anything about this site yet.
+                None => Status {
+                    website_id: id,
+                    state: "unknown".into(),
+                    since: site.created_at,
+                    last_round: None,
+                    pending_state: None,
+                    tls_expires_at: None,
+                    open_incident_id,
+                    uptime,
+                    in_maintenance: windows.in_maintenance,
+                    maintenance_window_id: windows.current_window_id,
+                    maintenance_windows: windows.items,
+                },
             },
-            // No round has decided anything about this site yet.
-            None => Status {
-                website_id: id,
-                state: "unknown".into(),
-                since: site.created_at,
-                last_round: None,
-                pending_state: None,
-                tls_expires_at: None,
-                open_incident_id,
-                uptime,
-                in_maintenance: windows.in_maintenance,
-                maintenance_window_id: windows.current_window_id,
-                maintenance_windows: windows.items,
-            },
-        })
+        ))
     })
     .await?;
-    Ok(web::Json(status))
+    hub.read_cache
+        .remember_status(ticket, id, owner_id, &status)
 }
 
 /// Checks, outcomes and latency p50/p95/p99 per hour, oldest first.
