@@ -526,6 +526,8 @@ run_bench() {
         SERVER_INSTANCE_ID=bench-1 SERVER_PID=$server_pid LOG_LEVEL=warn \
         BENCH_API_URL="http://$bind" BENCH_API_KEY=$api_key \
         "target/$profile/loadgen" || status=$?
+    # The server's read caches, as it ran (the API read figures depend on them).
+    echo "api_read_cache_ms=${API_READ_CACHE_MS:-1000}"
     stop_children
     grep -E '"level":"(ERROR|WARN)"' "$server_log" | head -5 || true
     [ -n "${BENCH_SERVER_LOG:-}" ] || rm -f "$server_log"

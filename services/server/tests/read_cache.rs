@@ -148,3 +148,38 @@ async fn rounds_are_kept_but_a_missing_round_is_not_and_everything_expires() {
     tokio::time::sleep(std::time::Duration::from_millis(900)).await;
     assert_eq!(state(&api, site, &alice).await, "up");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_polled_answer_is_refreshed_in_the_background_before_it_expires() {
+    // TTL 4 s: past 2 s the first reader still gets the kept answer and starts a
+    // refresh; the fresh one is served well before the kept one would expire.
+    let api = Api::start(&[("API_READ_CACHE_MS", "4000")]);
+    let (_, alice) = api.owner("alice@example.com").await;
+    let site = api.website(&alice, "https://shop.example/").await;
+    let started = std::time::Instant::now();
+    assert_eq!(state(&api, site, &alice).await, "unknown");
+    settle(&api, site, "down");
+    // Alice's key is revoked behind the API's back (another instance, the CLI).
+    api.sql(
+        "UPDATE api_keys SET revoked_at = now() \
+         WHERE user_id = (SELECT id FROM users WHERE email = 'alice@example.com')",
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2_100)).await;
+    // Served from the cache, and the refreshes start.
+    assert_eq!(
+        state(&api, site, api_support::OPERATOR_KEY).await,
+        "unknown"
+    );
+    api.get("/api/v1/account", Some(&alice)).await.expect(200);
+    let mut refreshed = (false, false);
+    while started.elapsed() < std::time::Duration::from_millis(3_600) && refreshed != (true, true) {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        refreshed.0 |= state(&api, site, api_support::OPERATOR_KEY).await == "down";
+        refreshed.1 |= api.get("/api/v1/account", Some(&alice)).await.status == 401;
+    }
+    assert_eq!(
+        refreshed,
+        (true, true),
+        "status and revocation seen within the TTL"
+    );
+}

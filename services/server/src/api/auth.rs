@@ -268,18 +268,38 @@ async fn caller_of(req: HttpRequest) -> Result<Option<Caller>, ApiError> {
         .cloned()
         .ok_or(ApiError::Unauthorized("authentication unavailable"))?;
     let key_hash = hash_key(&token);
-    if let Some(caller) = hub.read_cache.caller(&key_hash) {
-        return Ok(Some(caller));
+    if let Some(hit) = hub.read_cache.caller(&key_hash) {
+        if hit.refresh {
+            let hub = Arc::clone(&hub);
+            actix_web::rt::spawn(async move {
+                // A failure keeps the kept caller until its TTL; a refusal forgets it.
+                let _ = look_up_caller(&hub, key_hash).await;
+            });
+        }
+        return Ok(Some(hit.value));
     }
+    Ok(Some(look_up_caller(&hub, key_hash).await?))
+}
+
+/// Looks up the caller behind `key_hash` and keeps it (forgets it when refused).
+async fn look_up_caller(hub: &Hub, key_hash: Vec<u8>) -> Result<Caller, ApiError> {
     let ticket = hub.read_cache.ticket();
     let looked_up = key_hash.clone();
-    let caller = hub
+    let found = hub
         .api_db
         .run(move |conn| Ok(authenticate(conn, &looked_up)))
-        .await??;
-    hub.read_cache
-        .remember_caller(ticket, key_hash, caller.clone());
-    Ok(Some(caller))
+        .await?;
+    match found {
+        Ok(caller) => {
+            hub.read_cache
+                .remember_caller(ticket, key_hash, caller.clone());
+            Ok(caller)
+        }
+        Err(refused) => {
+            hub.read_cache.forget_caller(&key_hash);
+            Err(refused)
+        }
+    }
 }
 
 type Fut<T> = Pin<Box<dyn Future<Output = Result<T, ApiError>>>>;

@@ -9,10 +9,16 @@
 //! writes. Authorization is checked on every hit: a cached status remembers its
 //! site's owner and is served only to that owner or an operator. Unknown keys and
 //! errors are never kept, so a random key costs a lookup as it always did.
+//!
+//! An entry read past half its TTL is refreshed in the background by the first
+//! reader that sees it (the others keep being served), so a steadily polled answer
+//! never expires under its readers and none of them waits for a busy database.
+//! The bound holds all the same: nothing served is older than the TTL.
 
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
@@ -26,9 +32,27 @@ use super::errors::ApiError;
 /// Entries each cache holds at most (least recently used go first).
 const MAX_ENTRIES: u64 = 100_000;
 
-/// One bounded cache whose entries expire; absent when caching is off.
+/// A kept value, with when it was read and whether a refresh was started.
 #[derive(Clone)]
-struct Recent<K, V>(Option<Cache<K, V>>);
+struct Kept<V> {
+    value: V,
+    read_at: Instant,
+    refreshing: Arc<AtomicBool>,
+}
+
+/// A value from a cache, and whether this reader should refresh it.
+pub struct Hit<V> {
+    /// The kept value.
+    pub value: V,
+    /// True for exactly one reader once the entry is past half its TTL.
+    pub refresh: bool,
+}
+
+/// One bounded cache whose entries expire; absent when caching is off.
+struct Recent<K, V> {
+    cache: Option<Cache<K, Kept<V>>>,
+    refresh_after: Duration,
+}
 
 impl<K, V> Recent<K, V>
 where
@@ -36,16 +60,31 @@ where
     V: Clone + Send + Sync + 'static,
 {
     fn new(ttl: Duration) -> Self {
-        Recent((!ttl.is_zero()).then(|| {
-            Cache::builder()
-                .max_capacity(MAX_ENTRIES)
-                .time_to_live(ttl)
-                .build()
-        }))
+        Recent {
+            cache: (!ttl.is_zero()).then(|| {
+                Cache::builder()
+                    .max_capacity(MAX_ENTRIES)
+                    .time_to_live(ttl)
+                    .build()
+            }),
+            refresh_after: ttl / 2,
+        }
     }
 
-    fn get(&self, key: &K) -> Option<V> {
-        self.0.as_ref()?.get(key)
+    fn get(&self, key: &K) -> Option<Hit<V>> {
+        let kept = self.cache.as_ref()?.get(key)?;
+        let refresh = kept.read_at.elapsed() >= self.refresh_after
+            && !kept.refreshing.swap(true, Ordering::SeqCst);
+        Some(Hit {
+            value: kept.value,
+            refresh,
+        })
+    }
+
+    fn remove(&self, key: &K) {
+        if let Some(cache) = &self.cache {
+            cache.invalidate(key);
+        }
     }
 
     /// Keeps `value` unless the caches were cleared since `ticket` was taken: an
@@ -55,20 +94,25 @@ where
     where
         K: Clone,
     {
-        let Some(cache) = &self.0 else {
+        let Some(cache) = &self.cache else {
             return;
         };
         if generation.load(Ordering::SeqCst) != ticket.0 {
             return;
         }
-        cache.insert(key.clone(), value);
+        let kept = Kept {
+            value,
+            read_at: ticket.1,
+            refreshing: Arc::new(AtomicBool::new(false)),
+        };
+        cache.insert(key.clone(), kept);
         if generation.load(Ordering::SeqCst) != ticket.0 {
             cache.invalidate(&key);
         }
     }
 
     fn clear(&self) {
-        if let Some(cache) = &self.0 {
+        if let Some(cache) = &self.cache {
             cache.invalidate_all();
         }
     }
@@ -84,7 +128,7 @@ struct OwnedAnswer {
 /// Taken before reading the database: what was read may be kept only if nothing
 /// was written through the API in between.
 #[derive(Debug, Clone, Copy)]
-pub struct Ticket(u64);
+pub struct Ticket(u64, Instant);
 
 /// The API's read caches (one per server instance).
 pub struct ReadCache {
@@ -98,7 +142,7 @@ pub struct ReadCache {
 impl std::fmt::Debug for ReadCache {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadCache")
-            .field("enabled", &self.callers.0.is_some())
+            .field("enabled", &self.callers.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -116,12 +160,17 @@ impl ReadCache {
 
     /// Take before reading what is to be kept.
     pub fn ticket(&self) -> Ticket {
-        Ticket(self.generation.load(Ordering::SeqCst))
+        Ticket(self.generation.load(Ordering::SeqCst), Instant::now())
     }
 
     /// The caller behind the key with SHA-256 `key_hash`, if looked up lately.
-    pub fn caller(&self, key_hash: &[u8]) -> Option<Caller> {
+    pub fn caller(&self, key_hash: &[u8]) -> Option<Hit<Caller>> {
         self.callers.get(&key_hash.to_vec())
+    }
+
+    /// Forgets the caller behind `key_hash` (its key was found revoked or gone).
+    pub fn forget_caller(&self, key_hash: &[u8]) {
+        self.callers.remove(&key_hash.to_vec());
     }
 
     /// Keeps the caller found behind `key_hash`.
@@ -133,13 +182,22 @@ impl ReadCache {
     /// Site `id`'s status answer for `caller`: `Some(Ok)` when kept and the caller
     /// may see it, `Some(Err(not found))` when kept for a site of someone else
     /// (answered like a missing site, as the database path does), `None` when not kept.
-    pub fn status(&self, id: i64, caller: &Caller) -> Option<Result<HttpResponse, ApiError>> {
-        let answer = self.statuses.get(&id)?;
-        Some(if caller.may_access(answer.owner_id) {
-            Ok(json_response(answer.body))
-        } else {
-            Err(ApiError::NotFound("website"))
+    /// `refresh` is true for the one reader that should reload it.
+    pub fn status(&self, id: i64, caller: &Caller) -> Option<Hit<Result<HttpResponse, ApiError>>> {
+        let hit = self.statuses.get(&id)?;
+        Some(Hit {
+            value: if caller.may_access(hit.value.owner_id) {
+                Ok(json_response(hit.value.body))
+            } else {
+                Err(ApiError::NotFound("website"))
+            },
+            refresh: hit.refresh,
         })
+    }
+
+    /// Forgets site `id`'s status (the site was found gone).
+    pub fn forget_status(&self, id: i64) {
+        self.statuses.remove(&id);
     }
 
     /// Keeps site `id`'s status (owned by `owner_id`) and returns it as an answer.
@@ -164,8 +222,11 @@ impl ReadCache {
     }
 
     /// Round `number`'s answer, if kept.
-    pub fn round(&self, number: i64) -> Option<HttpResponse> {
-        self.rounds.get(&number).map(json_response)
+    pub fn round(&self, number: i64) -> Option<Hit<HttpResponse>> {
+        self.rounds.get(&number).map(|hit| Hit {
+            value: json_response(hit.value),
+            refresh: hit.refresh,
+        })
     }
 
     /// Keeps round `number` and returns it as an answer.
@@ -222,13 +283,11 @@ mod tests {
         let owner = caller(1, Role::Owner);
         assert!(cache.status(7, &owner).is_none());
         cache.remember_status(cache.ticket(), 7, 1, &"up").ok();
-        assert!(matches!(cache.status(7, &owner), Some(Ok(_))));
+        let served = |who: &Caller| cache.status(7, who).map(|hit| hit.value);
+        assert!(matches!(served(&owner), Some(Ok(_))));
+        assert!(matches!(served(&caller(9, Role::Operator)), Some(Ok(_))));
         assert!(matches!(
-            cache.status(7, &caller(9, Role::Operator)),
-            Some(Ok(_))
-        ));
-        assert!(matches!(
-            cache.status(7, &caller(2, Role::Owner)),
+            served(&caller(2, Role::Owner)),
             Some(Err(ApiError::NotFound("website")))
         ));
         cache.forget_all();
@@ -244,6 +303,23 @@ mod tests {
         assert!(cache.round(3).is_none());
         cache.remember_round(cache.ticket(), 3, &"fresh").ok();
         assert!(cache.round(3).is_some());
+    }
+
+    #[test]
+    fn past_half_its_ttl_exactly_one_reader_refreshes_an_entry() {
+        let cache = ReadCache::new(Duration::from_millis(200));
+        cache.remember_round(cache.ticket(), 3, &"round").ok();
+        assert!(!cache.round(3).is_some_and(|hit| hit.refresh), "fresh");
+        std::thread::sleep(Duration::from_millis(120));
+        let refreshes = (0..10)
+            .filter(|_| cache.round(3).is_some_and(|hit| hit.refresh))
+            .count();
+        assert_eq!(refreshes, 1);
+        // The refreshed answer starts a new life; past the TTL nothing is served.
+        cache.remember_round(cache.ticket(), 3, &"round").ok();
+        assert!(!cache.round(3).is_some_and(|hit| hit.refresh));
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(cache.round(3).is_none());
     }
 
     #[test]

@@ -240,11 +240,22 @@ pub async fn get_round(
     number: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let number = number.into_inner();
-    if let Some(kept) = hub.read_cache.round(number) {
-        return Ok(kept);
+    if let Some(hit) = hub.read_cache.round(number) {
+        if hit.refresh {
+            let hub = Arc::clone(&hub);
+            actix_web::rt::spawn(async move {
+                let _ = load_round(&hub, number).await;
+            });
+        }
+        return Ok(hit.value);
     }
+    load_round(&hub, number).await
+}
+
+/// Reads round `number` and keeps its answer.
+async fn load_round(hub: &Hub, number: i64) -> Result<HttpResponse, ApiError> {
     let ticket = hub.read_cache.ticket();
-    let (row, chains) = db(&hub, move |conn| {
+    let (row, chains) = db(hub, move |conn| {
         let row = rounds::table
             .find(number)
             .select(RoundRow::as_select())

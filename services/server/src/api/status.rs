@@ -24,6 +24,8 @@ use super::maintenance::{self, MaintenanceWindow};
 use super::websites::accessible;
 use super::{PageParams, db, hex0x, paginate};
 use crate::hub::Hub;
+use overlaps_shared::models::Website as WebsiteRow;
+use overlaps_shared::schema::websites;
 
 /// Mounts the status routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -250,12 +252,45 @@ pub async fn status(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
-    if let Some(kept) = hub.read_cache.status(id, &caller) {
-        return kept;
+    if let Some(hit) = hub.read_cache.status(id, &caller) {
+        if hit.refresh {
+            let hub = Arc::clone(&hub);
+            actix_web::rt::spawn(async move {
+                let _ = load_status(&hub, id, None).await;
+            });
+        }
+        return hit.value;
     }
+    load_status(&hub, id, Some(caller))
+        .await?
+        .ok_or(ApiError::NotFound("website"))
+}
+
+/// Reads site `id`'s status and keeps it: `caller`'s answer (another owner's site
+/// is not found, before anything else is read), or for a background refresh
+/// (`None`) the answer kept for its readers; `Ok(None)` when the site is gone.
+async fn load_status(
+    hub: &Hub,
+    id: i64,
+    caller: Option<Caller>,
+) -> Result<Option<HttpResponse>, ApiError> {
     let ticket = hub.read_cache.ticket();
-    let (owner_id, status) = db(&hub, move |conn| {
-        let site = accessible(conn, &caller, id)?;
+    let found = db(hub, move |conn| {
+        let site: Option<WebsiteRow> = websites::table
+            .find(id)
+            .select(WebsiteRow::as_select())
+            .first(conn)
+            .optional()?;
+        let Some(site) = site else {
+            return Ok(None);
+        };
+        if caller
+            .as_ref()
+            .is_some_and(|c| !c.may_access(site.owner_id))
+        {
+            // Another owner's site is answered exactly like a missing one.
+            return Err(ApiError::NotFound("website"));
+        }
         let row: Option<WebsiteStatus> = website_status::table
             .find(id)
             .select(WebsiteStatus::as_select())
@@ -269,7 +304,7 @@ pub async fn status(
             .optional()?;
         let uptime = uptime(conn, id)?;
         let windows = maintenance::served(maintenance::windows_of(conn, id)?, Utc::now());
-        Ok((
+        Ok(Some((
             site.owner_id,
             match row {
                 Some(s) => Status {
@@ -300,11 +335,19 @@ pub async fn status(
                     maintenance_windows: windows.items,
                 },
             },
-        ))
+        )))
     })
     .await?;
-    hub.read_cache
-        .remember_status(ticket, id, owner_id, &status)
+    match found {
+        Some((owner_id, answer)) => hub
+            .read_cache
+            .remember_status(ticket, id, owner_id, &answer)
+            .map(Some),
+        None => {
+            hub.read_cache.forget_status(id);
+            Ok(None)
+        }
+    }
 }
 
 /// Checks, outcomes and latency p50/p95/p99 per hour, oldest first.
