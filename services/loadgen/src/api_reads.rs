@@ -28,8 +28,10 @@ pub struct ReadStats {
     pub ok: AtomicU64,
     /// Anything else: another status, a transport error or no answer within 5 s.
     pub errors: AtomicU64,
-    /// Latency of every answered request, microseconds.
-    pub latencies_us: Mutex<Vec<u32>>,
+    /// Latency of every answered status request, microseconds.
+    pub status_latencies_us: Mutex<Vec<u32>>,
+    /// Latency of every answered round request, microseconds.
+    pub round_latencies_us: Mutex<Vec<u32>>,
     /// The errors by route and kind (`status 404`, `round timeout`, …).
     pub error_kinds: Mutex<std::collections::BTreeMap<String, u64>>,
 }
@@ -84,7 +86,7 @@ pub async fn run(
             let mut tick = tokio::time::interval(period);
             // A slow answer delays the next request instead of bunching them up.
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            let mut latencies = Vec::new();
+            let (mut status_latencies, mut round_latencies) = (Vec::new(), Vec::new());
             let mut n = reader as usize;
             while !stop.load(Ordering::Relaxed) {
                 tick.tick().await;
@@ -110,6 +112,11 @@ pub async fn run(
                 .await;
                 let kind = match answer {
                     Ok(status) if status.is_success() => {
+                        let latencies = if route == "status" {
+                            &mut status_latencies
+                        } else {
+                            &mut round_latencies
+                        };
                         latencies
                             .push(u32::try_from(started.elapsed().as_micros()).unwrap_or(u32::MAX));
                         stats.ok.fetch_add(1, Ordering::Relaxed);
@@ -123,7 +130,16 @@ pub async fn run(
                 stats.errors.fetch_add(1, Ordering::Relaxed);
                 *stats.error_kinds.lock().await.entry(kind).or_default() += 1;
             }
-            stats.latencies_us.lock().await.append(&mut latencies);
+            stats
+                .status_latencies_us
+                .lock()
+                .await
+                .append(&mut status_latencies);
+            stats
+                .round_latencies_us
+                .lock()
+                .await
+                .append(&mut round_latencies);
         }));
     }
     for task in tasks {

@@ -255,16 +255,23 @@ async fn main() -> anyhow::Result<()> {
         (Some(before), Some(after)) if stored > 0 => (after - before) / (stored as f64 / 1000.0),
         _ => f64::NAN,
     };
-    let mut read_latencies = read_stats.latencies_us.lock().await.clone();
-    read_latencies.sort_unstable();
-    let read_pct = |p: f64| {
-        read_latencies
-            .get(
-                ((read_latencies.len() as f64 * p) as usize)
-                    .min(read_latencies.len().saturating_sub(1)),
-            )
+    let mut status_latencies = read_stats.status_latencies_us.lock().await.clone();
+    let mut round_latencies = read_stats.round_latencies_us.lock().await.clone();
+    let mut read_latencies = [status_latencies.clone(), round_latencies.clone()].concat();
+    for latencies in [
+        &mut read_latencies,
+        &mut status_latencies,
+        &mut round_latencies,
+    ] {
+        latencies.sort_unstable();
+    }
+    // Percentile `p` of sorted microseconds, in ms.
+    let pct_ms = |sorted: &[u32], p: f64| {
+        sorted
+            .get(((sorted.len() as f64 * p) as usize).min(sorted.len().saturating_sub(1)))
             .map_or(f64::NAN, |us| f64::from(*us) / 1000.0)
     };
+    let read_pct = |p: f64| pct_ms(&read_latencies, p);
     let reads_ok = read_stats.ok.load(Ordering::Relaxed);
     let read_errors = read_stats.errors.load(Ordering::Relaxed);
     let read_error_kinds = read_stats.error_summary().await;
@@ -299,6 +306,13 @@ async fn main() -> anyhow::Result<()> {
         read_pct(0.50),
         read_pct(0.99)
     );
+    println!(
+        "  of which status         p50 {:.1} ms, p99 {:.1} ms; rounds p50 {:.1} ms, p99 {:.1} ms",
+        pct_ms(&status_latencies, 0.50),
+        pct_ms(&status_latencies, 0.99),
+        pct_ms(&round_latencies, 0.50),
+        pct_ms(&round_latencies, 0.99)
+    );
     if let Some((Some(p50), Some(p99))) = server_timing {
         println!(
             "API reads, server's own time  p50 ≤ {p50} ms, p99 ≤ {p99} ms  (bucket bounds of /metrics)"
@@ -321,6 +335,14 @@ async fn main() -> anyhow::Result<()> {
     println!("api_read_errors={read_errors}");
     println!("api_read_p50_ms={:.2}", read_pct(0.50));
     println!("api_read_p99_ms={:.2}", read_pct(0.99));
+    println!(
+        "api_read_status_p99_ms={:.2}",
+        pct_ms(&status_latencies, 0.99)
+    );
+    println!(
+        "api_read_round_p99_ms={:.2}",
+        pct_ms(&round_latencies, 0.99)
+    );
     if let Some((Some(p50), Some(p99))) = server_timing {
         println!("api_read_server_p50_le_ms={p50}");
         println!("api_read_server_p99_le_ms={p99}");
