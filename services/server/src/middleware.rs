@@ -108,7 +108,9 @@ pub async fn around(
                 | actix_web::http::Method::HEAD
                 | actix_web::http::Method::OPTIONS
         ) && req.path().starts_with("/api/");
-        let hub = req.app_data::<web::Data<Arc<Hub>>>().cloned();
+        let hub = writes
+            .then(|| req.app_data::<web::Data<Arc<Hub>>>().cloned())
+            .flatten();
         let mut response = if limited {
             tracing::info!("rate limited");
             let response = ApiError::RateLimited.error_response();
@@ -117,9 +119,8 @@ pub async fn around(
             next.call(req).await?.map_into_left_body()
         };
         let status = response.status();
-        if writes
+        if let Some(hub) = hub
             && !status.is_client_error()
-            && let Some(hub) = hub
         {
             hub.read_cache.forget_all();
         }

@@ -269,13 +269,8 @@ async fn caller_of(req: HttpRequest) -> Result<Option<Caller>, ApiError> {
         .ok_or(ApiError::Unauthorized("authentication unavailable"))?;
     let key_hash = hash_key(&token);
     if let Some(hit) = hub.read_cache.caller(&key_hash) {
-        if hit.refresh {
-            let hub = Arc::clone(&hub);
-            actix_web::rt::spawn(async move {
-                // A failure keeps the kept caller until its TTL; a refusal forgets it.
-                let _ = look_up_caller(&hub, key_hash).await;
-            });
-        }
+        // A refusal forgets the kept caller.
+        hit.refresh_with(|| async move { look_up_caller(&hub, key_hash).await });
         return Ok(Some(hit.value));
     }
     Ok(Some(look_up_caller(&hub, key_hash).await?))
@@ -292,7 +287,7 @@ async fn look_up_caller(hub: &Hub, key_hash: Vec<u8>) -> Result<Caller, ApiError
     match found {
         Ok(caller) => {
             hub.read_cache
-                .remember_caller(ticket, key_hash, caller.clone());
+                .remember_caller(ticket, &key_hash, caller.clone());
             Ok(caller)
         }
         Err(refused) => {

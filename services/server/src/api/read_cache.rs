@@ -15,6 +15,7 @@
 //! never expires under its readers and none of them waits for a busy database.
 //! The bound holds all the same: nothing served is older than the TTL.
 
+use std::future::Future;
 use std::hash::Hash;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,6 +47,22 @@ pub struct Hit<V> {
     pub value: V,
     /// True for exactly one reader once the entry is past half its TTL.
     pub refresh: bool,
+}
+
+impl<V> Hit<V> {
+    /// Runs `reload` in the background if this reader is the one to refresh the
+    /// entry; a failed reload leaves the kept answer to its TTL.
+    pub fn refresh_with<F>(&self, reload: impl FnOnce() -> F)
+    where
+        F: Future + 'static,
+    {
+        if self.refresh {
+            let reload = reload();
+            actix_web::rt::spawn(async move {
+                let _ = reload.await;
+            });
+        }
+    }
 }
 
 /// One bounded cache whose entries expire; absent when caching is off.
@@ -132,7 +149,8 @@ pub struct Ticket(u64, Instant);
 
 /// The API's read caches (one per server instance).
 pub struct ReadCache {
-    callers: Recent<Vec<u8>, Caller>,
+    /// By the key's SHA-256.
+    callers: Recent<[u8; 32], Caller>,
     statuses: Recent<i64, OwnedAnswer>,
     rounds: Recent<i64, Bytes>,
     /// Bumped by every [`ReadCache::forget_all`].
@@ -165,18 +183,21 @@ impl ReadCache {
 
     /// The caller behind the key with SHA-256 `key_hash`, if looked up lately.
     pub fn caller(&self, key_hash: &[u8]) -> Option<Hit<Caller>> {
-        self.callers.get(&key_hash.to_vec())
+        self.callers.get(&<[u8; 32]>::try_from(key_hash).ok()?)
     }
 
     /// Forgets the caller behind `key_hash` (its key was found revoked or gone).
     pub fn forget_caller(&self, key_hash: &[u8]) {
-        self.callers.remove(&key_hash.to_vec());
+        if let Ok(key) = <[u8; 32]>::try_from(key_hash) {
+            self.callers.remove(&key);
+        }
     }
 
     /// Keeps the caller found behind `key_hash`.
-    pub fn remember_caller(&self, ticket: Ticket, key_hash: Vec<u8>, caller: Caller) {
-        self.callers
-            .insert(ticket, &self.generation, key_hash, caller);
+    pub fn remember_caller(&self, ticket: Ticket, key_hash: &[u8], caller: Caller) {
+        if let Ok(key) = <[u8; 32]>::try_from(key_hash) {
+            self.callers.insert(ticket, &self.generation, key, caller);
+        }
     }
 
     /// Site `id`'s status answer for `caller`: `Some(Ok)` when kept and the caller
@@ -325,7 +346,7 @@ mod tests {
     #[test]
     fn a_zero_ttl_keeps_nothing() {
         let cache = ReadCache::new(Duration::ZERO);
-        cache.remember_caller(cache.ticket(), vec![1; 32], caller(1, Role::Owner));
+        cache.remember_caller(cache.ticket(), &[1; 32], caller(1, Role::Owner));
         cache.remember_round(cache.ticket(), 3, &"round").ok();
         assert!(cache.caller(&[1; 32]).is_none());
         assert!(cache.round(3).is_none());

@@ -241,12 +241,10 @@ pub async fn get_round(
 ) -> Result<HttpResponse, ApiError> {
     let number = number.into_inner();
     if let Some(hit) = hub.read_cache.round(number) {
-        if hit.refresh {
+        hit.refresh_with(|| {
             let hub = Arc::clone(&hub);
-            actix_web::rt::spawn(async move {
-                let _ = load_round(&hub, number).await;
-            });
-        }
+            async move { load_round(&hub, number).await }
+        });
         return Ok(hit.value);
     }
     load_round(&hub, number).await

@@ -12,8 +12,12 @@ use actix_web::{HttpResponse, get, web};
 use chrono::{DateTime, TimeZone, Utc};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Double, Nullable};
-use overlaps_shared::models::{Incident as IncidentRow, Tick as TickRow, WebsiteStatus};
-use overlaps_shared::schema::{incidents, rounds, ticks, website_hourly_rollups, website_status};
+use overlaps_shared::models::{
+    Incident as IncidentRow, Tick as TickRow, Website as WebsiteRow, WebsiteStatus,
+};
+use overlaps_shared::schema::{
+    incidents, rounds, ticks, website_hourly_rollups, website_status, websites,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use utoipa::{IntoParams, ToSchema};
@@ -24,8 +28,6 @@ use super::maintenance::{self, MaintenanceWindow};
 use super::websites::accessible;
 use super::{PageParams, db, hex0x, paginate};
 use crate::hub::Hub;
-use overlaps_shared::models::Website as WebsiteRow;
-use overlaps_shared::schema::websites;
 
 /// Mounts the status routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -253,12 +255,10 @@ pub async fn status(
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     if let Some(hit) = hub.read_cache.status(id, &caller) {
-        if hit.refresh {
+        hit.refresh_with(|| {
             let hub = Arc::clone(&hub);
-            actix_web::rt::spawn(async move {
-                let _ = load_status(&hub, id, None).await;
-            });
-        }
+            async move { load_status(&hub, id, None).await }
+        });
         return hit.value;
     }
     load_status(&hub, id, Some(caller))
