@@ -79,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         // ... and number their rounds apart.
         round_base: env.maybe("BENCH_ROUND_BASE")?,
     };
-    let mut conn = PgConnection::establish(common.database_url.expose()).context("database")?;
+    let mut conn = overlaps_shared::db::connect_once(&common.database_url).context("database")?;
     let redis = redis_keys::connect(common.redis_url.as_str()).await?;
     let keys = KeyPrefix::new(common.redis_prefix.clone());
 
@@ -130,7 +130,7 @@ async fn main() -> anyhow::Result<()> {
     let stop_reading = Arc::new(AtomicBool::new(false));
     let read_stats = Arc::new(api_reads::ReadStats::default());
     let readers = plan.api_key.clone().map(|api_key| {
-        tokio::spawn(api_reads::run(
+        api_reads::start(
             api_reads::ReadPlan {
                 base_url: plan.api_base_url.clone(),
                 api_key,
@@ -140,8 +140,9 @@ async fn main() -> anyhow::Result<()> {
             Arc::clone(&latest_round),
             Arc::clone(&stop_reading),
             Arc::clone(&read_stats),
-        ))
+        )
     });
+    let readers = readers.transpose()?;
     let cpu_before = plan.server_pid.and_then(cpu_seconds);
     // The server's own timing of the reads (its `/metrics` histogram), to tell its
     // time from the wait on the way (sockets, the driver's own scheduling).
@@ -214,7 +215,9 @@ async fn main() -> anyhow::Result<()> {
     let cpu_after = plan.server_pid.and_then(cpu_seconds);
     stop_reading.store(true, Ordering::Relaxed);
     if let Some(readers) = readers {
-        readers.await??;
+        tokio::task::spawn_blocking(move || readers.join())
+            .await?
+            .map_err(|_| anyhow::anyhow!("the API readers' thread panicked"))??;
     }
     // (Only read before when there were readers.)
     let server_timing = match &server_timing_before {

@@ -13,7 +13,7 @@ use overlaps_shared::protocol::{HubMessage, ValidateRequest};
 use overlaps_shared::site_check::SiteCheck;
 use tracing::Instrument;
 
-use crate::hub::Hub;
+use crate::hub::{Frame, Hub};
 
 #[derive(QueryableByName)]
 struct PendingCheck {
@@ -156,7 +156,7 @@ async fn send_when_due(hub: Arc<Hub>, round: i64, checks: Vec<PendingCheck>) {
         }
         let validator_id = check.validator_id;
         let id = check.id;
-        let request = HubMessage::Validate(check.request(round));
+        let request = Frame::of(&HubMessage::Validate(check.request(round)));
         // A full outbox means the validator is not keeping up: count it as missed
         // rather than queue without bound.
         let delivered = hub

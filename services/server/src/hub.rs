@@ -118,13 +118,34 @@ impl OpenConnections {
     }
 }
 
+/// A message for one validator, serialized as JSON text by whoever queues it.
+///
+/// Why not the `HubMessage` itself: a tokio channel holds its first block of 32
+/// slots from the start, and every idle connection has an outbox; 32 strings are
+/// 768 bytes, 32 `HubMessage`s (a `validate` is about 200 bytes) over 6 KiB.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame(String);
+
+impl Frame {
+    /// The JSON text of `msg`.
+    pub fn of(msg: &HubMessage) -> Self {
+        // Serialising our own message types cannot fail; an empty frame would be refused.
+        Frame(serde_json::to_string(msg).unwrap_or_default())
+    }
+
+    /// The text to send.
+    pub fn into_text(self) -> String {
+        self.0
+    }
+}
+
 /// A signed-up connection's outbox.
 #[derive(Debug, Clone)]
 pub struct SessionHandle {
     /// Distinguishes a reconnection from the connection it replaced.
     pub connection_id: u64,
     /// Messages to push to the validator.
-    pub outbox: mpsc::Sender<HubMessage>,
+    pub outbox: mpsc::Sender<Frame>,
 }
 
 /// Validators whose socket this instance holds.
@@ -158,7 +179,7 @@ impl Sessions {
     }
 
     /// The outbox of a connected validator.
-    pub fn outbox(&self, validator_id: i64) -> Option<mpsc::Sender<HubMessage>> {
+    pub fn outbox(&self, validator_id: i64) -> Option<mpsc::Sender<Frame>> {
         self.map().get(&validator_id).map(|h| h.outbox.clone())
     }
 
@@ -312,5 +333,30 @@ impl FailedSignups {
         blocked.retain(|_, until| *until > now);
         blocked.insert(ip, now + wait);
         Err(wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use overlaps_shared::protocol::ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn a_frame_is_the_message_as_the_validator_reads_it() {
+        let msg = HubMessage::Error {
+            code: ErrorCode::Unavailable,
+            message: "not stored; resend later".into(),
+            assignment_id: Some(7),
+        };
+        let text = Frame::of(&msg).into_text();
+        assert_eq!(serde_json::from_str::<HubMessage>(&text).ok(), Some(msg));
+    }
+
+    #[test]
+    fn an_outbox_slot_is_a_string_not_a_message() {
+        // Every idle connection holds a block of 32 slots: keep a slot small.
+        assert_eq!(std::mem::size_of::<Frame>(), std::mem::size_of::<String>());
+        assert!(std::mem::size_of::<HubMessage>() > 4 * std::mem::size_of::<Frame>());
     }
 }

@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::signup::{SignedUp, sign_up};
-use crate::hub::{ConnectionSlot, Hub, SessionHandle};
+use crate::hub::{ConnectionSlot, Frame, Hub, SessionHandle};
 use crate::ingest::Outcome;
 
 static NEXT_CONNECTION: AtomicU64 = AtomicU64::new(1);
@@ -69,7 +69,8 @@ pub async fn run(hub: Arc<Hub>, mut socket: Session, stream: MessageStream, slot
             outbox: mpsc::channel(OUTBOX_CAPACITY),
         };
         let ending = connection.serve(stream).await;
-        connection.finish(ending).await;
+        // Boxed for the same reason as the signup: it runs once, at the end.
+        Box::pin(connection.finish(ending)).await;
         drop(slot);
     }
     .instrument(span)
@@ -89,13 +90,11 @@ struct Connection {
     /// Results submitted to the ingest whose outcome is not sent yet.
     in_flight: JoinSet<()>,
     /// Messages for the validator from dispatch and from settled results.
-    outbox: (mpsc::Sender<HubMessage>, mpsc::Receiver<HubMessage>),
+    outbox: (mpsc::Sender<Frame>, mpsc::Receiver<Frame>),
 }
 
 async fn send(socket: &mut Session, msg: &HubMessage) -> Result<(), actix_ws::Closed> {
-    // Serialising our own message types cannot fail; an empty frame would be refused.
-    let text = serde_json::to_string(msg).unwrap_or_default();
-    socket.text(text).await
+    socket.text(Frame::of(msg).into_text()).await
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, assignment_id: Option<i64>) -> HubMessage {
@@ -170,8 +169,8 @@ impl Connection {
                         Message::Pong(_) | Message::Nop => {}
                     }
                 }
-                Some(msg) = self.outbox.1.recv() => {
-                    if send(&mut self.socket, &msg).await.is_err() {
+                Some(frame) = self.outbox.1.recv() => {
+                    if self.socket.text(frame.into_text()).await.is_err() {
                         return Ending::Gone;
                     }
                 }
@@ -239,8 +238,9 @@ impl Connection {
                 payout_address,
                 signature,
             } => {
-                self.on_signup(&public_key, &payout_address, &signature)
-                    .await
+                // Boxed: once per connection, and its state (database and Redis
+                // calls) would otherwise sit in every idle connection's task.
+                Box::pin(self.on_signup(&public_key, &payout_address, &signature)).await
             }
             ValidatorMessage::Result(result) => {
                 self.on_result(result).await;
@@ -413,7 +413,7 @@ impl Connection {
                     error(ErrorCode::Unavailable, "not stored; resend later", Some(id))
                 }
             };
-            let _ = outbox.send(reply).await;
+            let _ = outbox.send(Frame::of(&reply)).await;
         });
         // Reap finished submissions so the set stays small.
         while self.in_flight.try_join_next().is_some() {}
@@ -424,8 +424,8 @@ impl Connection {
         // Let results already submitted settle, and deliver their acks if we still can.
         let settle = async { while self.in_flight.join_next().await.is_some() {} };
         let _ = tokio::time::timeout(Duration::from_secs(5), settle).await;
-        while let Ok(msg) = self.outbox.1.try_recv() {
-            if send(&mut self.socket, &msg).await.is_err() {
+        while let Ok(frame) = self.outbox.1.try_recv() {
+            if self.socket.text(frame.into_text()).await.is_err() {
                 break;
             }
         }
