@@ -54,7 +54,8 @@ impl std::fmt::Debug for Database {
 /// was corrupted, an abort or SIGSEGV, at about one server stop in three after
 /// thousands of validator connections had closed (openssl/openssl#6214).
 /// rust-openssl's `init` asks for no such handler; whichever initialisation comes
-/// first counts, so every connection here is opened after it.
+/// first counts, so it runs before every first connection here (`connect`,
+/// `connect_once`; a `separate_pool` comes from a connected `Database`).
 fn init_tls_without_exit_cleanup() {
     openssl_sys::init();
 }
@@ -76,7 +77,6 @@ impl Database {
     /// it is used: one part of a process (the HTTP API, say) then cannot take every
     /// connection another part (storing results) waits for.
     pub fn separate_pool(&self, size: u32) -> Self {
-        init_tls_without_exit_cleanup();
         let pool = pool_builder(size)
             .min_idle(Some(0))
             .build_unchecked(ConnectionManager::new(self.url.expose()));

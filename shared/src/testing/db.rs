@@ -1,6 +1,6 @@
 //! A fresh, migrated PostgreSQL database per test.
 
-use diesel::{Connection, RunQueryDsl};
+use diesel::RunQueryDsl;
 
 use crate::config::{CommonConfig, ConfigError, DatabaseUrl, Env};
 use crate::db::{self, Database};
@@ -60,7 +60,7 @@ impl TestDatabase {
 
     /// A new connection to it.
     pub fn connect(&self) -> Result<diesel::PgConnection> {
-        Ok(diesel::PgConnection::establish(self.url.expose())?)
+        db::connect_once(&self.url)
     }
 
     /// A pool on it.
