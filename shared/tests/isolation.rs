@@ -79,3 +79,36 @@ fn tests_read_the_same_settings_as_the_services() {
     let from_env = overlaps_shared::config::CommonConfig::from_env(&Env::from_process()).unwrap();
     assert_eq!(config.database_url, from_env.database_url);
 }
+
+/// Chains started at the same moment, while other threads take and release
+/// ports as tests do, are each a live anvil of their own: a block mined on one
+/// is on no other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_test_chain_is_its_own_even_when_started_together() {
+    use ethers::providers::Middleware;
+    use overlaps_shared::testing::{TestChain, free_port};
+
+    let churn = std::thread::spawn(|| {
+        for _ in 0..2_000 {
+            let _ = free_port();
+        }
+    });
+    let starts: Vec<_> = (0..6)
+        .map(|_| std::thread::spawn(TestChain::start))
+        .collect();
+    let chains: Vec<TestChain> = starts
+        .into_iter()
+        .map(|start| start.join().unwrap().unwrap())
+        .collect();
+    churn.join().unwrap();
+    let mut urls: Vec<String> = chains.iter().map(TestChain::rpc_url).collect();
+    urls.sort();
+    urls.dedup();
+    assert_eq!(urls.len(), chains.len(), "two chains share a port");
+    chains[0].mine(3).await.unwrap();
+    for (i, chain) in chains.iter().enumerate() {
+        let client = overlaps_shared::eth::read_client(&chain.rpc_url()).unwrap();
+        let height = client.get_block_number().await.unwrap().as_u64();
+        assert_eq!(height, if i == 0 { 3 } else { 0 }, "chain {i}");
+    }
+}

@@ -1,9 +1,8 @@
 //! A private anvil dev chain per test.
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::free_port;
 use crate::{Error, Result};
 
 /// The anvil binary that `npm install` in `shared/contracts` installs.
@@ -41,35 +40,43 @@ impl TestChain {
                 path.display()
             ))));
         }
-        // A port taken between free_port and anvil's bind makes anvil exit: retry.
-        for _ in 0..5 {
-            let port = free_port()?;
-            let child = Command::new(&path)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--host",
-                    "127.0.0.1",
-                    "--silent",
-                ])
-                .args(args)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()?;
-            let mut chain = TestChain { child, port };
-            let deadline = Instant::now() + Duration::from_secs(20);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = chain.child.try_wait() {
-                    break;
+        // Anvil binds port 0 itself and prints the port it got: no window in
+        // which another test's listener can take a port we picked (a probe that
+        // connected to someone else's listener once called a dead anvil ready).
+        let mut child = Command::new(&path)
+            .args(["--port", "0", "--host", "127.0.0.1"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let Some(stdout) = child.stdout.take() else {
+            let _ = child.kill();
+            return Err(Error::Io(std::io::Error::other("anvil has no stdout")));
+        };
+        let (port_tx, port_rx) = std::sync::mpsc::channel();
+        // Anvil logs every request on stdout; the thread keeps the pipe drained.
+        std::thread::spawn(move || {
+            let mut port_tx = Some(port_tx);
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+                let Ok(line) = line else { break };
+                if let Some(tx) = &port_tx
+                    && let Some(port) = listening_port(&line)
+                {
+                    let _ = tx.send(port);
+                    port_tx = None;
                 }
-                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Ok(chain);
-                }
-                std::thread::sleep(Duration::from_millis(50));
             }
-            let _ = chain.child.kill();
+        });
+        match port_rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => Ok(TestChain { child, port }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(Error::Io(std::io::Error::other(
+                    "anvil did not report a listening port within 20 s",
+                )))
+            }
         }
-        Err(Error::Io(std::io::Error::other("anvil did not start")))
     }
 
     /// The JSON-RPC URL.
@@ -167,6 +174,16 @@ pub const TEST_CHALLENGE_BLOCKS: u64 = 5;
 /// [`TestChain::advance_time`].
 pub const TEST_UNBONDING_SECONDS: u64 = 3600;
 
+/// The port of anvil's `Listening on 127.0.0.1:PORT` line.
+fn listening_port(line: &str) -> Option<u16> {
+    line.trim()
+        .strip_prefix("Listening on ")?
+        .rsplit(':')
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn chain_error(err: crate::eth::EthError) -> Error {
     Error::Io(std::io::Error::other(err.to_string()))
 }
@@ -175,5 +192,21 @@ impl Drop for TestChain {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::listening_port;
+
+    #[test]
+    fn the_port_is_read_from_anvils_listening_line() {
+        assert_eq!(listening_port("Listening on 127.0.0.1:41231"), Some(41231));
+        assert_eq!(
+            listening_port("  Listening on 127.0.0.1:8545\r"),
+            Some(8545)
+        );
+        assert_eq!(listening_port("Available Accounts"), None);
+        assert_eq!(listening_port("Listening on 127.0.0.1:notaport"), None);
     }
 }
