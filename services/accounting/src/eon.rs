@@ -10,15 +10,17 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use diesel::data_types::PgNumeric;
 use diesel::prelude::*;
+use diesel::sql_types::Numeric;
 use diesel::sql_types::{BigInt, Bytea, Nullable, Text, Timestamptz};
 use overlaps_shared::eth::{Address, U256};
 use overlaps_shared::merkle::{self, RewardTree};
-use overlaps_shared::models::{MerkleLeaf, MerkleNodes, ValidatorReward};
+use overlaps_shared::models::MerkleNodes;
 use overlaps_shared::money::{self, BadAmount};
 use overlaps_shared::schema::merkle_nodes;
 
-use crate::eon_partition;
+use crate::eon_partition::{self, EonReward};
 
 /// When eons close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,26 +165,28 @@ pub fn due_eon(
     Ok(due.then_some(next.number))
 }
 
+// Amounts arrive as NUMERIC wire values and become `U256`s without text or
+// `BigDecimal` in between (a million rows an eon at 1 M validators).
 #[derive(QueryableByName)]
 struct RewardRow {
     #[diesel(sql_type = BigInt)]
     validator_id: i64,
     #[diesel(sql_type = Nullable<Bytea>)]
     payout_address: Option<Vec<u8>>,
-    #[diesel(sql_type = Text)]
-    earned: String,
-    #[diesel(sql_type = Text)]
-    previous_cumulative: String,
-    #[diesel(sql_type = Text)]
-    previous_attributed: String,
+    #[diesel(sql_type = Numeric)]
+    earned: PgNumeric,
+    #[diesel(sql_type = Numeric)]
+    previous_cumulative: PgNumeric,
+    #[diesel(sql_type = Numeric)]
+    previous_attributed: PgNumeric,
 }
 
 #[derive(QueryableByName)]
 struct PreviousLeaf {
     #[diesel(sql_type = Bytea)]
     payout_address: Vec<u8>,
-    #[diesel(sql_type = Text)]
-    cumulative: String,
+    #[diesel(sql_type = Numeric)]
+    cumulative: PgNumeric,
 }
 
 /// Closes eon `eon` with every round closed so far; `Ok(None)` when it was already
@@ -209,16 +213,21 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
             });
         }
         // This eon's credits plus each validator's standing after the previous eon.
+        // Driven by the validators so that every input is already in id order
+        // (merge joins, no sort of the million rows).
         let rows: Vec<RewardRow> = diesel::sql_query(
             "SELECT v.id AS validator_id, v.payout_address, \
-                    COALESCE(c.earned, 0)::text AS earned, \
-                    COALESCE(p.cumulative, 0)::text AS previous_cumulative, \
-                    COALESCE(p.attributed, 0)::text AS previous_attributed \
-             FROM (SELECT validator_id, sum(amount) AS earned FROM validator_credits \
-                   WHERE round_number BETWEEN $1 AND $2 GROUP BY validator_id) c \
-             FULL JOIN (SELECT validator_id, cumulative, attributed FROM validator_rewards WHERE eon = $3) p \
-               USING (validator_id) \
-             JOIN validators v ON v.id = validator_id \
+                    COALESCE(c.earned, 0) AS earned, \
+                    COALESCE(p.cumulative, 0) AS previous_cumulative, \
+                    COALESCE(p.attributed, 0) AS previous_attributed \
+             FROM validators v \
+             LEFT JOIN (SELECT validator_id, sum(amount) AS earned FROM validator_credits \
+                        WHERE round_number BETWEEN $1 AND $2 GROUP BY validator_id) c \
+               ON c.validator_id = v.id \
+             LEFT JOIN (SELECT validator_id, cumulative, attributed FROM validator_rewards \
+                        WHERE eon = $3) p \
+               ON p.validator_id = v.id \
+             WHERE c.validator_id IS NOT NULL OR p.validator_id IS NOT NULL \
              ORDER BY v.id",
         )
         .bind::<BigInt, _>(next.first_round)
@@ -226,13 +235,13 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
         .bind::<BigInt, _>(eon - 1)
         .load(conn)?;
         let previous_leaves: Vec<PreviousLeaf> = diesel::sql_query(
-            "SELECT payout_address, cumulative::text AS cumulative FROM merkle_leaves WHERE eon = $1",
+            "SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1",
         )
         .bind::<BigInt, _>(eon - 1)
         .load(conn)?;
         let load = started.elapsed();
 
-        let rewards = attribute(eon, rows, previous_leaves)?;
+        let rewards = attribute(rows, previous_leaves)?;
         let summary_leaves = rewards.leaves.len();
         let total = rewards
             .leaves
@@ -249,8 +258,13 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
                 (tree, started.elapsed())
             });
             let store_started = Instant::now();
-            let stored = insert_eon(conn, eon, &next)
-                .and_then(|()| Ok(eon_partition::store_rewards(conn, eon, &rewards.validators)?));
+            let stored = insert_eon(conn, eon, &next).and_then(|()| {
+                Ok(eon_partition::store_rewards(
+                    conn,
+                    eon,
+                    &rewards.validators,
+                )?)
+            });
             let store_rewards = store_started.elapsed();
             // A panic while hashing is a bug; surface it as such, not as a lost tree.
             let (tree, tree_time) = match hashing.join() {
@@ -272,18 +286,7 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
         .bind::<diesel::sql_types::Int4, _>(i32::try_from(summary_leaves).unwrap_or(i32::MAX))
         .bind::<diesel::sql_types::Int4, _>(i32::try_from(rewards.excluded).unwrap_or(i32::MAX))
         .execute(conn)?;
-        let leaf_rows: Vec<MerkleLeaf> = rewards
-            .leaves
-            .iter()
-            .enumerate()
-            .map(|(index, (address, cumulative))| MerkleLeaf {
-                eon,
-                leaf_index: i32::try_from(index).unwrap_or(i32::MAX),
-                payout_address: address.as_bytes().to_vec(),
-                cumulative: money::to_numeric(*cumulative),
-            })
-            .collect();
-        eon_partition::store_leaves(conn, eon, &leaf_rows)?;
+        eon_partition::store_leaves(conn, eon, &rewards.leaves)?;
         let store_leaves = commit_started.elapsed();
         store_tree(conn, eon, &tree)?;
         let store_tree_time = commit_started.elapsed() - store_leaves;
@@ -320,7 +323,7 @@ fn insert_eon(conn: &mut PgConnection, eon: i64, next: &NextEon) -> Result<(), E
 
 /// An eon's rewards: per validator, and per payout address (the leaves, ordered by address).
 struct Attribution {
-    validators: Vec<ValidatorReward>,
+    validators: Vec<EonReward>,
     leaves: Vec<(Address, U256)>,
     excluded: usize,
 }
@@ -328,21 +331,20 @@ struct Attribution {
 /// Adds each validator's unattributed reward to its current payout address; a
 /// validator without one accrues and is left out of the tree.
 fn attribute(
-    eon: i64,
     rows: Vec<RewardRow>,
     previous_leaves: Vec<PreviousLeaf>,
 ) -> Result<Attribution, EonError> {
     let mut leaves: BTreeMap<Address, U256> = BTreeMap::new();
     for leaf in previous_leaves {
         let address = address_of(&leaf.payout_address).ok_or(EonError::BadAddress(-1))?;
-        leaves.insert(address, money::parse(&leaf.cumulative)?);
+        leaves.insert(address, money::from_pg_numeric(&leaf.cumulative)?);
     }
     let mut validators = Vec::with_capacity(rows.len());
     let mut excluded = 0;
     for row in rows {
-        let earned = money::parse(&row.earned)?;
-        let cumulative = money::parse(&row.previous_cumulative)?.saturating_add(earned);
-        let mut attributed = money::parse(&row.previous_attributed)?;
+        let earned = money::from_pg_numeric(&row.earned)?;
+        let cumulative = money::from_pg_numeric(&row.previous_cumulative)?.saturating_add(earned);
+        let mut attributed = money::from_pg_numeric(&row.previous_attributed)?;
         match &row.payout_address {
             Some(bytes) => {
                 let address = address_of(bytes).ok_or(EonError::BadAddress(row.validator_id))?;
@@ -354,13 +356,12 @@ fn attribute(
             None if cumulative > attributed => excluded += 1,
             None => {}
         }
-        validators.push(ValidatorReward {
-            eon,
+        validators.push(EonReward {
             validator_id: row.validator_id,
             payout_address: row.payout_address,
-            earned: money::to_numeric(earned),
-            cumulative: money::to_numeric(cumulative),
-            attributed: money::to_numeric(attributed),
+            earned,
+            cumulative,
+            attributed,
         });
     }
     Ok(Attribution {

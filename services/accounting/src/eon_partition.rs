@@ -5,10 +5,12 @@
 //! and bounds in one pass. Row by row into the indexed tables cost 7-15 µs a row
 //! (2 million rows an eon at 1 M validators); see the migration `eon_partitions`.
 //! Everything runs inside the eon's transaction, so a failure leaves nothing behind.
+//! Amounts go on the wire as NUMERIC digits computed from the `U256` directly.
 
-use bigdecimal::BigDecimal;
+use diesel::data_types::PgNumeric;
 use diesel::prelude::*;
-use overlaps_shared::models::{MerkleLeaf, ValidatorReward};
+use overlaps_shared::eth::{Address, U256};
+use overlaps_shared::money;
 
 diesel::table! {
     /// `merkle_leaves_e{N}` while it is loaded (only inside the closing transaction).
@@ -48,7 +50,7 @@ struct IncomingLeaf<'a> {
     eon: i64,
     leaf_index: i32,
     payout_address: &'a [u8],
-    cumulative: &'a BigDecimal,
+    cumulative: PgNumeric,
 }
 
 #[derive(Insertable)]
@@ -57,29 +59,46 @@ struct IncomingReward<'a> {
     eon: i64,
     validator_id: i64,
     payout_address: Option<&'a [u8]>,
-    earned: &'a BigDecimal,
-    cumulative: &'a BigDecimal,
-    attributed: &'a BigDecimal,
+    earned: PgNumeric,
+    cumulative: PgNumeric,
+    attributed: PgNumeric,
+}
+
+/// One validator's standing at an eon's close.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EonReward {
+    /// The validator.
+    pub validator_id: i64,
+    /// Its payout address at the close, if it has one.
+    pub payout_address: Option<Vec<u8>>,
+    /// Earned in the eon.
+    pub earned: U256,
+    /// Earned up to the eon.
+    pub cumulative: U256,
+    /// Added to a leaf so far.
+    pub attributed: U256,
 }
 
 /// Rows per COPY statement: keeps the encoded buffer small.
 const COPY_ROWS: usize = 50_000;
 
-/// Stores eon `eon`'s leaves as the partition `merkle_leaves_e{eon}`.
+/// Stores eon `eon`'s leaves (in tree order) as the partition `merkle_leaves_e{eon}`.
 pub(crate) fn store_leaves(
     conn: &mut PgConnection,
     eon: i64,
-    leaves: &[MerkleLeaf],
+    leaves: &[(Address, U256)],
 ) -> QueryResult<()> {
-    create_incoming(conn, "merkle_leaves")?;
-    for chunk in leaves.chunks(COPY_ROWS) {
+    create_incoming(conn, "merkle_leaves", eon)?;
+    for (chunk_index, chunk) in leaves.chunks(COPY_ROWS).enumerate() {
+        let first = chunk_index * COPY_ROWS;
         let rows: Vec<IncomingLeaf<'_>> = chunk
             .iter()
-            .map(|leaf| IncomingLeaf {
-                eon: leaf.eon,
-                leaf_index: leaf.leaf_index,
-                payout_address: &leaf.payout_address,
-                cumulative: &leaf.cumulative,
+            .enumerate()
+            .map(|(offset, (address, cumulative))| IncomingLeaf {
+                eon,
+                leaf_index: i32::try_from(first + offset).unwrap_or(i32::MAX),
+                payout_address: address.as_bytes(),
+                cumulative: money::to_pg_numeric(*cumulative),
             })
             .collect();
         diesel::copy_from(merkle_leaves_incoming::table)
@@ -100,19 +119,19 @@ pub(crate) fn store_leaves(
 pub(crate) fn store_rewards(
     conn: &mut PgConnection,
     eon: i64,
-    rewards: &[ValidatorReward],
+    rewards: &[EonReward],
 ) -> QueryResult<()> {
-    create_incoming(conn, "validator_rewards")?;
+    create_incoming(conn, "validator_rewards", eon)?;
     for chunk in rewards.chunks(COPY_ROWS) {
         let rows: Vec<IncomingReward<'_>> = chunk
             .iter()
             .map(|reward| IncomingReward {
-                eon: reward.eon,
+                eon,
                 validator_id: reward.validator_id,
                 payout_address: reward.payout_address.as_deref(),
-                earned: &reward.earned,
-                cumulative: &reward.cumulative,
-                attributed: &reward.attributed,
+                earned: money::to_pg_numeric(reward.earned),
+                cumulative: money::to_pg_numeric(reward.cumulative),
+                attributed: money::to_pg_numeric(reward.attributed),
             })
             .collect();
         diesel::copy_from(validator_rewards_incoming::table)
@@ -133,10 +152,12 @@ pub(crate) fn store_rewards(
 }
 
 /// A bare table shaped like `parent` (its columns and CHECK constraints, which the
-/// attach requires; no index, no foreign key yet).
-fn create_incoming(conn: &mut PgConnection, parent: &str) -> QueryResult<()> {
+/// attach requires; no index, no foreign key yet), plus a CHECK of the partition's
+/// bound: with it, the attach proves the bound instead of scanning every row.
+fn create_incoming(conn: &mut PgConnection, parent: &str, eon: i64) -> QueryResult<()> {
     diesel::sql_query(format!(
-        "CREATE TABLE {parent}_incoming (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+        "CREATE TABLE {parent}_incoming (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, \
+         CONSTRAINT {parent}_e{eon}_bound CHECK (eon = {eon}))"
     ))
     .execute(conn)?;
     Ok(())
@@ -152,6 +173,11 @@ fn attach(conn: &mut PgConnection, parent: &str, eon: i64) -> QueryResult<()> {
     .execute(conn)?;
     diesel::sql_query(format!(
         "ALTER TABLE {parent} ATTACH PARTITION {parent}_e{eon} FOR VALUES IN ({eon})"
+    ))
+    .execute(conn)?;
+    // The partition's bound now says the same.
+    diesel::sql_query(format!(
+        "ALTER TABLE {parent}_e{eon} DROP CONSTRAINT {parent}_e{eon}_bound"
     ))
     .execute(conn)?;
     Ok(())
