@@ -153,7 +153,7 @@ mod tests {
         ];
         let mut power = U256::one();
         for _ in 0..77 {
-            power = power * 10;
+            power *= 10;
             amounts.extend([
                 power,
                 power - 1,

@@ -258,7 +258,7 @@ diesel::table! {
 }
 
 diesel::table! {
-    validator_rewards (eon, validator_id) {
+    validator_rewards (validator_id, eon) {
         eon -> Int8,
         validator_id -> Int8,
         payout_address -> Nullable<Bytea>,

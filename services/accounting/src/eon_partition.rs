@@ -28,7 +28,7 @@ diesel::table! {
 
 diesel::table! {
     /// `validator_rewards_e{N}` while it is loaded (only inside the closing transaction).
-    validator_rewards_incoming (eon, validator_id) {
+    validator_rewards_incoming (validator_id, eon) {
         /// The eon.
         eon -> BigInt,
         /// The validator.
@@ -138,14 +138,11 @@ pub(crate) fn store_rewards(
             .from_insertable(rows)
             .execute(conn)?;
     }
+    // The one index the parent's key attaches to (see the migration
+    // `rewards_keyed_by_validator`).
     diesel::sql_query(format!(
         "ALTER TABLE validator_rewards_incoming \
-         ADD CONSTRAINT validator_rewards_e{eon}_pkey PRIMARY KEY (eon, validator_id)"
-    ))
-    .execute(conn)?;
-    diesel::sql_query(format!(
-        "CREATE INDEX validator_rewards_e{eon}_validator_idx \
-         ON validator_rewards_incoming (validator_id, eon)"
+         ADD CONSTRAINT validator_rewards_e{eon}_pkey PRIMARY KEY (validator_id, eon)"
     ))
     .execute(conn)?;
     attach(conn, "validator_rewards", eon)
