@@ -86,6 +86,13 @@ impl Database {
         }
     }
 
+    /// A connection of its own, outside the pool: for work beside a pooled
+    /// connection (an eon's close loads on two at once) that must not wait for, or
+    /// starve, the pool.
+    pub fn connect_dedicated(&self) -> Result<PgConnection> {
+        connect_once(&self.url)
+    }
+
     /// The underlying pool.
     pub fn pool(&self) -> &PgPool {
         &self.pool

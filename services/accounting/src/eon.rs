@@ -190,9 +190,30 @@ struct PreviousLeaf {
 }
 
 /// Closes eon `eon` with every round closed so far; `Ok(None)` when it was already
-/// closed. The caller holds the eon mutex.
-pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>, EonError> {
-    conn.transaction(|conn| {
+/// closed. The caller holds the eon mutex. `staging` is a second connection (not
+/// in a transaction) on which the validators' rewards are loaded beside the rest;
+/// nothing it loads is visible until this close commits.
+pub fn close_eon(
+    conn: &mut PgConnection,
+    staging: &mut PgConnection,
+    eon: i64,
+) -> Result<Option<EonSummary>, EonError> {
+    let closed = conn.transaction(|conn| close_in_transaction(conn, staging, eon));
+    if closed.is_err() {
+        // What was staged for a close that did not commit is not kept.
+        if let Err(err) = eon_partition::discard_staged_rewards(staging) {
+            tracing::warn!(eon, error = %err, "could not drop the staged rewards");
+        }
+    }
+    closed
+}
+
+fn close_in_transaction(
+    conn: &mut PgConnection,
+    staging: &mut PgConnection,
+    eon: i64,
+) -> Result<Option<EonSummary>, EonError> {
+    {
         let started = Instant::now();
         // A round close taking back credits (a failed canary) waits, or is waited for.
         diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
@@ -247,31 +268,47 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
             .leaves
             .iter()
             .fold(U256::zero(), |sum, (_, amount)| sum.saturating_add(*amount));
-        // The tree is hashed on a thread of its own while PostgreSQL stores the
-        // validators' rewards (which do not depend on it): the two overlap on two
-        // cores instead of taking turns.
+        // Three things overlap instead of taking turns: the tree is hashed on a
+        // thread of its own, the validators' rewards are loaded on the staging
+        // connection (a second PostgreSQL backend, so a second core), and the
+        // leaves go into this transaction. Neither storage depends on the tree.
         let leaves = &rewards.leaves;
-        let (tree, tree_time, store_started, store_rewards) = std::thread::scope(|scope| {
+        let validators = &rewards.validators;
+        let store_started = Instant::now();
+        let (tree, tree_time, store_rewards, store_leaves) = std::thread::scope(|scope| {
             let hashing = scope.spawn(move || {
                 let started = Instant::now();
                 let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
                 (tree, started.elapsed())
             });
-            let store_started = Instant::now();
-            let stored = insert_eon(conn, eon, &next).and_then(|()| {
-                Ok(eon_partition::store_rewards(
-                    conn,
-                    eon,
-                    &rewards.validators,
-                )?)
+            let staging_rewards = scope.spawn(move || {
+                let started = Instant::now();
+                eon_partition::stage_rewards(staging, eon, validators).map(|()| started.elapsed())
             });
-            let store_rewards = store_started.elapsed();
-            // A panic while hashing is a bug; surface it as such, not as a lost tree.
+            let stored_leaves = insert_eon(conn, eon, &next).and_then(|()| {
+                eon_partition::store_leaves(conn, eon, leaves)?;
+                Ok(store_started.elapsed())
+            });
+            // A panic on either thread is a bug; surface it as such.
+            let staged = match staging_rewards.join() {
+                Ok(staged) => staged,
+                Err(panic) => std::panic::resume_unwind(panic),
+            };
             let (tree, tree_time) = match hashing.join() {
                 Ok(built) => built,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
-            stored.map(|()| (tree, tree_time, store_started, store_rewards))
+            let store_leaves = stored_leaves?;
+            let staged = staged?;
+            // Attaching checks the staged rows' foreign keys inside this transaction.
+            let attach_started = Instant::now();
+            eon_partition::attach_rewards(conn, eon)?;
+            Ok::<_, EonError>((
+                tree,
+                tree_time,
+                staged + attach_started.elapsed(),
+                store_leaves,
+            ))
         })?;
         let root = tree.root();
 
@@ -286,10 +323,8 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
         .bind::<diesel::sql_types::Int4, _>(i32::try_from(summary_leaves).unwrap_or(i32::MAX))
         .bind::<diesel::sql_types::Int4, _>(i32::try_from(rewards.excluded).unwrap_or(i32::MAX))
         .execute(conn)?;
-        eon_partition::store_leaves(conn, eon, &rewards.leaves)?;
-        let store_leaves = commit_started.elapsed();
         store_tree(conn, eon, &tree)?;
-        let store_tree_time = commit_started.elapsed() - store_leaves;
+        let store_tree_time = commit_started.elapsed();
         let store = store_started.elapsed();
         Ok(Some(EonSummary {
             eon,
@@ -308,7 +343,7 @@ pub fn close_eon(conn: &mut PgConnection, eon: i64) -> Result<Option<EonSummary>
                 store_rewards,
             },
         }))
-    })
+    }
 }
 
 /// Records eon `eon` and its rounds (what its partitions and commitment refer to).

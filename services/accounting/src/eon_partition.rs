@@ -4,7 +4,10 @@
 //! attached to `merkle_leaves` / `validator_rewards`, which checks its foreign keys
 //! and bounds in one pass. Row by row into the indexed tables cost 7-15 µs a row
 //! (2 million rows an eon at 1 M validators); see the migration `eon_partitions`.
-//! Everything runs inside the eon's transaction, so a failure leaves nothing behind.
+//! The leaves load inside the eon's transaction; the rewards load on a second
+//! connection beside them and are attached inside it, so until the eon commits
+//! neither is part of its table. A failed close leaves at most the staged table,
+//! which it drops (or, after a crash, the next close replaces).
 //! Amounts go on the wire as NUMERIC digits computed from the `U256` directly.
 
 use diesel::data_types::PgNumeric;
@@ -115,37 +118,55 @@ pub(crate) fn store_leaves(
     attach(conn, "merkle_leaves", eon)
 }
 
-/// Stores eon `eon`'s validators' rewards as the partition `validator_rewards_e{eon}`.
-pub(crate) fn store_rewards(
-    conn: &mut PgConnection,
+/// Loads eon `eon`'s validators' rewards into `validator_rewards_incoming` on the
+/// staging connection, committed but not yet a partition: the closing transaction
+/// attaches it with [`attach_rewards`]. A table left by a close that failed is
+/// replaced (one close runs at a time, under the eon mutex and boundary lock).
+pub(crate) fn stage_rewards(
+    staging: &mut PgConnection,
     eon: i64,
     rewards: &[EonReward],
 ) -> QueryResult<()> {
-    create_incoming(conn, "validator_rewards", eon)?;
-    for chunk in rewards.chunks(COPY_ROWS) {
-        let rows: Vec<IncomingReward<'_>> = chunk
-            .iter()
-            .map(|reward| IncomingReward {
-                eon,
-                validator_id: reward.validator_id,
-                payout_address: reward.payout_address.as_deref(),
-                earned: money::to_pg_numeric(reward.earned),
-                cumulative: money::to_pg_numeric(reward.cumulative),
-                attributed: money::to_pg_numeric(reward.attributed),
-            })
-            .collect();
-        diesel::copy_from(validator_rewards_incoming::table)
-            .from_insertable(rows)
-            .execute(conn)?;
-    }
-    // The one index the parent's key attaches to (see the migration
-    // `rewards_keyed_by_validator`).
-    diesel::sql_query(format!(
-        "ALTER TABLE validator_rewards_incoming \
-         ADD CONSTRAINT validator_rewards_e{eon}_pkey PRIMARY KEY (validator_id, eon)"
-    ))
-    .execute(conn)?;
+    staging.transaction(|conn| {
+        discard_staged_rewards(conn)?;
+        create_incoming(conn, "validator_rewards", eon)?;
+        for chunk in rewards.chunks(COPY_ROWS) {
+            let rows: Vec<IncomingReward<'_>> = chunk
+                .iter()
+                .map(|reward| IncomingReward {
+                    eon,
+                    validator_id: reward.validator_id,
+                    payout_address: reward.payout_address.as_deref(),
+                    earned: money::to_pg_numeric(reward.earned),
+                    cumulative: money::to_pg_numeric(reward.cumulative),
+                    attributed: money::to_pg_numeric(reward.attributed),
+                })
+                .collect();
+            diesel::copy_from(validator_rewards_incoming::table)
+                .from_insertable(rows)
+                .execute(conn)?;
+        }
+        // The one index the parent's key attaches to (see the migration
+        // `rewards_keyed_by_validator`).
+        diesel::sql_query(format!(
+            "ALTER TABLE validator_rewards_incoming \
+             ADD CONSTRAINT validator_rewards_e{eon}_pkey PRIMARY KEY (validator_id, eon)"
+        ))
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Makes the staged rewards eon `eon`'s partition `validator_rewards_e{eon}`,
+/// inside the closing transaction.
+pub(crate) fn attach_rewards(conn: &mut PgConnection, eon: i64) -> QueryResult<()> {
     attach(conn, "validator_rewards", eon)
+}
+
+/// Drops rewards staged for a close that did not commit.
+pub(crate) fn discard_staged_rewards(staging: &mut PgConnection) -> QueryResult<()> {
+    diesel::sql_query("DROP TABLE IF EXISTS validator_rewards_incoming").execute(staging)?;
+    Ok(())
 }
 
 /// A bare table shaped like `parent` (its columns and CHECK constraints, which the

@@ -192,10 +192,14 @@ pub async fn close_eon(
     };
     let lease = guard.into_lease();
     let number = job.eon;
+    let db = accounting.infra.db.clone();
     let closed = accounting
         .infra
         .db
-        .run(move |conn| database_apart(eon::close_eon(conn, number)))
+        .run(move |conn| {
+            let mut staging = db.connect_dedicated()?;
+            database_apart(eon::close_eon(conn, &mut staging, number))
+        })
         .await?;
     if let Err(err) = lease.release().await {
         tracing::warn!(error = %err, "could not release the eon lock");

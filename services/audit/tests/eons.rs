@@ -299,7 +299,13 @@ impl World {
         w.round(2, [Some("up"), Some("down"), Some("up")]);
         w.round(3, [Some("down"), Some("down"), None]);
         w.close_rounds();
-        let summary = close_eon(&mut w.db.connect().unwrap(), 1).unwrap().unwrap();
+        let summary = close_eon(
+            &mut w.db.connect().unwrap(),
+            &mut w.db.connect().unwrap(),
+            1,
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!((summary.first_round, summary.last_round), (1, 3));
         w
     }
@@ -449,10 +455,14 @@ fn an_eon_closes_from_stored_ticks_and_every_proof_verifies_independently() {
     );
 
     // Closing again changes nothing; the next eon cannot skip ahead.
-    assert!(close_eon(&mut conn, 1).unwrap().is_none());
-    assert!(close_eon(&mut conn, 3).is_err());
     assert!(
-        close_eon(&mut conn, 2).is_err(),
+        close_eon(&mut conn, &mut w.db.connect().unwrap(), 1)
+            .unwrap()
+            .is_none()
+    );
+    assert!(close_eon(&mut conn, &mut w.db.connect().unwrap(), 3).is_err());
+    assert!(
+        close_eon(&mut conn, &mut w.db.connect().unwrap(), 2).is_err(),
         "no round closed since eon 1"
     );
     let report = w.audit(1);
@@ -464,6 +474,98 @@ fn an_eon_closes_from_stored_ticks_and_every_proof_verifies_independently() {
     // Layer 0 (two leaves) and the root's layer.
     assert_eq!(report.checked.tree_chunks, 2);
     assert_eq!(report.checked.onchain, "not_yet_onchain");
+}
+
+/// The first eon's three rounds, closed, without the eon.
+fn rounds_of_the_first_eon() -> World {
+    let w = world();
+    w.round(1, [Some("up"), Some("up"), Some("up")]);
+    w.round(2, [Some("up"), Some("down"), Some("up")]);
+    w.round(3, [Some("down"), Some("down"), None]);
+    w.close_rounds();
+    w
+}
+
+fn staged_rewards_exist(conn: &mut PgConnection) -> bool {
+    count_of(
+        conn,
+        "SELECT count(*) AS n FROM pg_class WHERE relname = 'validator_rewards_incoming'",
+    ) > 0
+}
+
+#[test]
+fn a_close_that_fails_after_its_rewards_were_staged_stores_nothing_and_keeps_no_staged_table() {
+    let w = rounds_of_the_first_eon();
+    // Another session holds the leaves' DEFAULT partition, so the leaves' attach
+    // waits past the closing session's lock timeout while the rewards are staged.
+    let mut blocker = w.db.connect().unwrap();
+    w.exec("SELECT 1"); // the database is ready
+    diesel::sql_query("BEGIN").execute(&mut blocker).unwrap();
+    diesel::sql_query("LOCK TABLE merkle_leaves_default IN ACCESS SHARE MODE")
+        .execute(&mut blocker)
+        .unwrap();
+    let mut conn = w.db.connect().unwrap();
+    let mut staging = w.db.connect().unwrap();
+    diesel::sql_query("SET lock_timeout = '300ms'")
+        .execute(&mut conn)
+        .unwrap();
+    assert!(close_eon(&mut conn, &mut staging, 1).is_err());
+    assert!(
+        !staged_rewards_exist(&mut conn),
+        "the staged rewards were kept"
+    );
+    assert_eq!(count_of(&mut conn, "SELECT count(*) AS n FROM eons"), 0);
+    assert_eq!(
+        count_of(&mut conn, "SELECT count(*) AS n FROM validator_rewards"),
+        0
+    );
+    assert_eq!(
+        count_of(&mut conn, "SELECT count(*) AS n FROM merkle_leaves"),
+        0
+    );
+
+    diesel::sql_query("ROLLBACK").execute(&mut blocker).unwrap();
+    let summary = close_eon(&mut conn, &mut staging, 1).unwrap().unwrap();
+    assert_eq!(summary.leaves, 2);
+    assert!(w.audit(1).ok);
+}
+
+#[test]
+fn rewards_staged_by_a_killed_close_are_replaced_never_attached() {
+    let w = rounds_of_the_first_eon();
+    // What a close killed after staging leaves behind, here with a forged reward:
+    // the next close must compute its own, not adopt these rows.
+    w.exec(
+        "CREATE TABLE validator_rewards_incoming \
+         (LIKE validator_rewards INCLUDING DEFAULTS INCLUDING CONSTRAINTS)",
+    );
+    w.exec(&format!(
+        "INSERT INTO validator_rewards_incoming (eon, validator_id, earned, cumulative, attributed) \
+         VALUES (1, {}, 1000000000000000000000, 1000000000000000000000, 0)",
+        w.validators[3]
+    ));
+    let mut conn = w.db.connect().unwrap();
+    close_eon(&mut conn, &mut w.db.connect().unwrap(), 1)
+        .unwrap()
+        .unwrap();
+    assert!(!staged_rewards_exist(&mut conn));
+    // v3's reward is what its credits add up to, not the forged amount.
+    let v3 = w.validators[3];
+    let earned = count_of(
+        &mut conn,
+        &format!(
+            "SELECT earned::bigint AS n FROM validator_rewards WHERE eon = 1 AND validator_id = {v3}"
+        ),
+    );
+    let credited = count_of(
+        &mut conn,
+        &format!(
+            "SELECT sum(amount)::bigint AS n FROM validator_credits WHERE validator_id = {v3}"
+        ),
+    );
+    assert_eq!(earned, credited);
+    assert!(earned > 0 && earned < 100 * REWARD);
+    assert!(w.audit(1).ok);
 }
 
 #[test]
@@ -481,7 +583,9 @@ fn later_eons_carry_leaves_and_attribute_only_new_earnings_to_a_changed_address(
     }
     w.round(4, [Some("up"), Some("up"), Some("up")]); // v0 1, v1 2, v2 2, v3 1
     w.close_rounds();
-    close_eon(&mut conn, 2).unwrap().unwrap();
+    close_eon(&mut conn, &mut w.db.connect().unwrap(), 2)
+        .unwrap()
+        .unwrap();
     let amounts: Vec<(Vec<u8>, String)> = leaves(&mut conn, 2)
         .into_iter()
         .map(|l| (l.payout_address, l.cumulative))
@@ -767,7 +871,9 @@ fn canary_eon() -> World {
         }
     }
     w.close_rounds();
-    close_eon(&mut conn, 1).unwrap().unwrap();
+    close_eon(&mut conn, &mut w.db.connect().unwrap(), 1)
+        .unwrap()
+        .unwrap();
     w
 }
 
@@ -991,7 +1097,9 @@ fn rounds_before_seed_chains_are_audited_by_the_old_rule_and_later_ones_by_the_n
     w.round(5, [Some("up"), Some("up"), Some("up")]);
     w.close_rounds();
     let mut conn = w.db.connect().unwrap();
-    close_eon(&mut conn, 1).unwrap().unwrap();
+    close_eon(&mut conn, &mut w.db.connect().unwrap(), 1)
+        .unwrap()
+        .unwrap();
     let report = w.audit(1);
     assert!(report.ok, "{:?}", report.mismatches);
     assert_eq!(report.checked.seeds, 5);

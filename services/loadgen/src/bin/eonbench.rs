@@ -46,8 +46,9 @@ fn main() -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
 
+    let mut staging = db::connect_once(&common.database_url)?;
     let started = Instant::now();
-    let summary = close_eon(&mut conn, 1)?
+    let summary = close_eon(&mut conn, &mut staging, 1)?
         .ok_or_else(|| anyhow::anyhow!("eon 1 was already closed in the scratch database"))?;
     let whole = started.elapsed();
     let t = summary.timings;
