@@ -153,6 +153,16 @@ pub(crate) fn stage_rewards(
              ADD CONSTRAINT validator_rewards_e{eon}_pkey PRIMARY KEY (validator_id, eon)"
         ))
         .execute(conn)?;
+        // Checked here, beside the leaves: the attach adopts a foreign key the
+        // partition already has instead of checking every row again inside the
+        // closing transaction (0.6 s at 1 M validators). The key to `eons` cannot
+        // be checked here (the eon's row is not committed yet); the attach does it.
+        diesel::sql_query(format!(
+            "ALTER TABLE validator_rewards_incoming \
+             ADD CONSTRAINT validator_rewards_e{eon}_validator_fkey \
+             FOREIGN KEY (validator_id) REFERENCES validators (id)"
+        ))
+        .execute(conn)?;
         Ok(())
     })
 }
