@@ -1,7 +1,9 @@
 //! Closing an eon: every validator's cumulative reward up to the eon's last round,
 //! attributed to payout addresses, becomes a Merkle tree whose root, total, leaves
-//! (a partition per eon) and node layers are stored in one transaction (a root commitment the verifier
-//! sends on-chain). Proofs are cut from the stored layers when asked for.
+//! (a partition per eon) and node layers are stored in one transaction (a root
+//! commitment the verifier sends on-chain); the validators' rewards are loaded on a
+//! second connection beside it and attached inside it. Proofs are cut from the
+//! stored layers when asked for.
 //!
 //! An eon is closed exactly once: the job runs under a Redis mutex, and the eon's
 //! primary key makes a second close in a racing transaction fail without effect.
@@ -63,14 +65,14 @@ pub struct EonTimings {
     pub load: Duration,
     /// Hashing the leaves and building the tree (beside the rewards' storage).
     pub tree: Duration,
-    /// Writing the rewards, commitment, leaves and tree layers, in all (wall time,
-    /// the tree's hashing included as it overlaps).
+    /// Writing the rewards, commitment, leaves and tree layers, in all (wall time;
+    /// the tree's hashing, the leaves and the rewards overlap).
     pub store: Duration,
-    /// Of which the leaves.
+    /// From the start of storage until the leaves were attached.
     pub store_leaves: Duration,
-    /// Of which the tree layers.
+    /// The commitment and the tree layers, after the rest.
     pub store_tree: Duration,
-    /// Of which the validators' rewards.
+    /// Staging the validators' rewards on the second connection, plus their attach.
     pub store_rewards: Duration,
 }
 
@@ -213,137 +215,134 @@ fn close_in_transaction(
     staging: &mut PgConnection,
     eon: i64,
 ) -> Result<Option<EonSummary>, EonError> {
-    {
-        let started = Instant::now();
-        // A round close taking back credits (a failed canary) waits, or is waited for.
-        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-            .bind::<BigInt, _>(overlaps_shared::db::EON_BOUNDARY_LOCK)
-            .execute(conn)?;
-        let next = match next_eon(conn)? {
-            Ok(next) => next,
-            Err(number) if eon < number => return Ok(None),
-            Err(_) => return Err(EonError::NoRounds(eon)),
-        };
-        if eon < next.number {
-            return Ok(None);
-        }
-        if eon > next.number {
-            return Err(EonError::OutOfOrder {
-                eon,
-                next: next.number,
-            });
-        }
-        // This eon's credits plus each validator's standing after the previous eon.
-        // Driven by the validators so that every input is already in id order
-        // (merge joins, no sort of the million rows).
-        let rows: Vec<RewardRow> = diesel::sql_query(
-            "SELECT v.id AS validator_id, v.payout_address, \
-                    COALESCE(c.earned, 0) AS earned, \
-                    COALESCE(p.cumulative, 0) AS previous_cumulative, \
-                    COALESCE(p.attributed, 0) AS previous_attributed \
-             FROM validators v \
-             LEFT JOIN (SELECT validator_id, sum(amount) AS earned FROM validator_credits \
-                        WHERE round_number BETWEEN $1 AND $2 GROUP BY validator_id) c \
-               ON c.validator_id = v.id \
-             LEFT JOIN (SELECT validator_id, cumulative, attributed FROM validator_rewards \
-                        WHERE eon = $3) p \
-               ON p.validator_id = v.id \
-             WHERE c.validator_id IS NOT NULL OR p.validator_id IS NOT NULL \
-             ORDER BY v.id",
-        )
-        .bind::<BigInt, _>(next.first_round)
-        .bind::<BigInt, _>(next.last_round)
-        .bind::<BigInt, _>(eon - 1)
-        .load(conn)?;
-        let previous_leaves: Vec<PreviousLeaf> = diesel::sql_query(
-            "SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1",
-        )
-        .bind::<BigInt, _>(eon - 1)
-        .load(conn)?;
-        let load = started.elapsed();
-
-        let rewards = attribute(rows, previous_leaves)?;
-        let summary_leaves = rewards.leaves.len();
-        let total = rewards
-            .leaves
-            .iter()
-            .fold(U256::zero(), |sum, (_, amount)| sum.saturating_add(*amount));
-        // Three things overlap instead of taking turns: the tree is hashed on a
-        // thread of its own, the validators' rewards are loaded on the staging
-        // connection (a second PostgreSQL backend, so a second core), and the
-        // leaves go into this transaction. Neither storage depends on the tree.
-        let leaves = &rewards.leaves;
-        let validators = &rewards.validators;
-        let store_started = Instant::now();
-        let (tree, tree_time, store_rewards, store_leaves) = std::thread::scope(|scope| {
-            let hashing = scope.spawn(move || {
-                let started = Instant::now();
-                let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
-                (tree, started.elapsed())
-            });
-            let staging_rewards = scope.spawn(move || {
-                let started = Instant::now();
-                eon_partition::stage_rewards(staging, eon, validators).map(|()| started.elapsed())
-            });
-            let stored_leaves = insert_eon(conn, eon, &next).and_then(|()| {
-                eon_partition::store_leaves(conn, eon, leaves)?;
-                Ok(store_started.elapsed())
-            });
-            // A panic on either thread is a bug; surface it as such.
-            let staged = match staging_rewards.join() {
-                Ok(staged) => staged,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            let (tree, tree_time) = match hashing.join() {
-                Ok(built) => built,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            let store_leaves = stored_leaves?;
-            let staged = staged?;
-            // Attaching checks the staged rows' foreign keys inside this transaction.
-            let attach_started = Instant::now();
-            eon_partition::attach_rewards(conn, eon)?;
-            Ok::<_, EonError>((
-                tree,
-                tree_time,
-                staged + attach_started.elapsed(),
-                store_leaves,
-            ))
-        })?;
-        let root = tree.root();
-
-        let commit_started = Instant::now();
-        diesel::sql_query(
-            "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count) \
-             VALUES ($1, $2, $3::numeric, $4, $5)",
-        )
-        .bind::<BigInt, _>(eon)
-        .bind::<Bytea, _>(root.to_vec())
-        .bind::<Text, _>(total.to_string())
-        .bind::<diesel::sql_types::Int4, _>(i32::try_from(summary_leaves).unwrap_or(i32::MAX))
-        .bind::<diesel::sql_types::Int4, _>(i32::try_from(rewards.excluded).unwrap_or(i32::MAX))
+    let started = Instant::now();
+    // A round close taking back credits (a failed canary) waits, or is waited for.
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<BigInt, _>(overlaps_shared::db::EON_BOUNDARY_LOCK)
         .execute(conn)?;
-        store_tree(conn, eon, &tree)?;
-        let store_tree_time = commit_started.elapsed();
-        let store = store_started.elapsed();
-        Ok(Some(EonSummary {
-            eon,
-            first_round: next.first_round,
-            last_round: next.last_round,
-            root,
-            total,
-            leaves: summary_leaves,
-            excluded: rewards.excluded,
-            timings: EonTimings {
-                load,
-                tree: tree_time,
-                store,
-                store_leaves,
-                store_tree: store_tree_time,
-                store_rewards,
-            },
-        }))
+    let next = match next_eon(conn)? {
+        Ok(next) => next,
+        Err(number) if eon < number => return Ok(None),
+        Err(_) => return Err(EonError::NoRounds(eon)),
+    };
+    if eon < next.number {
+        return Ok(None);
     }
+    if eon > next.number {
+        return Err(EonError::OutOfOrder {
+            eon,
+            next: next.number,
+        });
+    }
+    // This eon's credits plus each validator's standing after the previous eon.
+    // Driven by the validators so that every input is already in id order
+    // (merge joins, no sort of the million rows).
+    let rows: Vec<RewardRow> = diesel::sql_query(
+        "SELECT v.id AS validator_id, v.payout_address, \
+                COALESCE(c.earned, 0) AS earned, \
+                COALESCE(p.cumulative, 0) AS previous_cumulative, \
+                COALESCE(p.attributed, 0) AS previous_attributed \
+         FROM validators v \
+         LEFT JOIN (SELECT validator_id, sum(amount) AS earned FROM validator_credits \
+                    WHERE round_number BETWEEN $1 AND $2 GROUP BY validator_id) c \
+           ON c.validator_id = v.id \
+         LEFT JOIN (SELECT validator_id, cumulative, attributed FROM validator_rewards \
+                    WHERE eon = $3) p \
+           ON p.validator_id = v.id \
+         WHERE c.validator_id IS NOT NULL OR p.validator_id IS NOT NULL \
+         ORDER BY v.id",
+    )
+    .bind::<BigInt, _>(next.first_round)
+    .bind::<BigInt, _>(next.last_round)
+    .bind::<BigInt, _>(eon - 1)
+    .load(conn)?;
+    let previous_leaves: Vec<PreviousLeaf> =
+        diesel::sql_query("SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1")
+            .bind::<BigInt, _>(eon - 1)
+            .load(conn)?;
+    let load = started.elapsed();
+
+    let rewards = attribute(rows, previous_leaves)?;
+    let summary_leaves = rewards.leaves.len();
+    let total = rewards
+        .leaves
+        .iter()
+        .fold(U256::zero(), |sum, (_, amount)| sum.saturating_add(*amount));
+    // Three things overlap instead of taking turns: the tree is hashed on a
+    // thread of its own, the validators' rewards are loaded on the staging
+    // connection (a second PostgreSQL backend, so a second core), and the
+    // leaves go into this transaction. Neither storage depends on the tree.
+    let leaves = &rewards.leaves;
+    let validators = &rewards.validators;
+    let store_started = Instant::now();
+    let (tree, tree_time, store_rewards, store_leaves) = std::thread::scope(|scope| {
+        let hashing = scope.spawn(move || {
+            let started = Instant::now();
+            let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
+            (tree, started.elapsed())
+        });
+        let staging_rewards = scope.spawn(move || {
+            let started = Instant::now();
+            eon_partition::stage_rewards(staging, eon, validators).map(|()| started.elapsed())
+        });
+        let stored_leaves = insert_eon(conn, eon, &next).and_then(|()| {
+            eon_partition::store_leaves(conn, eon, leaves)?;
+            Ok(store_started.elapsed())
+        });
+        // A panic on either thread is a bug; surface it as such.
+        let staged = match staging_rewards.join() {
+            Ok(staged) => staged,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let (tree, tree_time) = match hashing.join() {
+            Ok(built) => built,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let store_leaves = stored_leaves?;
+        let staged = staged?;
+        // Attaching checks the staged rows' foreign keys inside this transaction.
+        let attach_started = Instant::now();
+        eon_partition::attach_rewards(conn, eon)?;
+        Ok::<_, EonError>((
+            tree,
+            tree_time,
+            staged + attach_started.elapsed(),
+            store_leaves,
+        ))
+    })?;
+    let root = tree.root();
+
+    let commit_started = Instant::now();
+    diesel::sql_query(
+        "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count) \
+         VALUES ($1, $2, $3::numeric, $4, $5)",
+    )
+    .bind::<BigInt, _>(eon)
+    .bind::<Bytea, _>(root.to_vec())
+    .bind::<Text, _>(total.to_string())
+    .bind::<diesel::sql_types::Int4, _>(i32::try_from(summary_leaves).unwrap_or(i32::MAX))
+    .bind::<diesel::sql_types::Int4, _>(i32::try_from(rewards.excluded).unwrap_or(i32::MAX))
+    .execute(conn)?;
+    store_tree(conn, eon, &tree)?;
+    let store_tree_time = commit_started.elapsed();
+    let store = store_started.elapsed();
+    Ok(Some(EonSummary {
+        eon,
+        first_round: next.first_round,
+        last_round: next.last_round,
+        root,
+        total,
+        leaves: summary_leaves,
+        excluded: rewards.excluded,
+        timings: EonTimings {
+            load,
+            tree: tree_time,
+            store,
+            store_leaves,
+            store_tree: store_tree_time,
+            store_rewards,
+        },
+    }))
 }
 
 /// Records eon `eon` and its rounds (what its partitions and commitment refer to).
