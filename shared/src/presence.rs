@@ -1,7 +1,8 @@
 //! Which validators are online, and through which server instance.
 //!
 //! A sorted set holds each online validator with the instant its presence expires
-//! (refreshed by the server holding its socket at every heartbeat); a hash maps it
+//! (refreshed by the server holding its socket at every heartbeat, all of its
+//! validators in one call per thousand); a hash maps it
 //! to that server instance, another to the network it connects from
 //! ([`crate::network::network_of`]). A crashed server's validators drop out by
 //! themselves after one TTL, so the scheduler never assigns work to a socket nobody
@@ -33,6 +34,23 @@ for _, id in ipairs(expired) do
     redis.call('HDEL', KEYS[3], id)
 end
 return #expired";
+
+/// Extends the expiry (ARGV[1]) of each validator in ARGV[2..] that is still
+/// online and returns the others: only the score moves, so a refresh can neither
+/// bring back a withdrawn validator nor repoint one that reconnected elsewhere.
+const REFRESH: &str = r"
+local missing = {}
+for i = 2, #ARGV do
+    if redis.call('ZSCORE', KEYS[1], ARGV[i]) then
+        redis.call('ZADD', KEYS[1], 'XX', ARGV[1], ARGV[i])
+    else
+        missing[#missing + 1] = ARGV[i]
+    end
+end
+return missing";
+
+/// Validators per refresh call: bounds how long Redis runs one script.
+const REFRESH_CHUNK: usize = 1_000;
 
 /// A validator seen online.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,6 +117,27 @@ impl Presence {
             .query_async::<()>(&mut conn)
             .await?;
         Ok(())
+    }
+
+    /// Keeps `validator_ids` online for another `ttl`, in one call per thousand
+    /// (one refresh per validator and heartbeat was most of Redis' work at 50,000
+    /// connections). Returns those that are no longer online (expired or
+    /// withdrawn), whose holder decides whether to announce them again.
+    pub async fn refresh(&self, validator_ids: &[i64], ttl: Duration) -> Result<Vec<i64>> {
+        let expires = now_ms() + i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2);
+        let script = redis::Script::new(REFRESH);
+        let mut conn = self.conn.clone();
+        let mut missing = Vec::new();
+        for chunk in validator_ids.chunks(REFRESH_CHUNK) {
+            let mut invocation = script.key(&self.online_key);
+            invocation.arg(expires);
+            for id in chunk {
+                invocation.arg(*id);
+            }
+            let gone: Vec<i64> = invocation.invoke_async(&mut conn).await?;
+            missing.extend(gone);
+        }
+        Ok(missing)
     }
 
     /// Marks `validator_id` offline, if `instance` is still the one holding it.

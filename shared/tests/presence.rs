@@ -70,3 +70,77 @@ async fn presence_expires_when_not_refreshed_and_leaves_no_keys_behind() {
         redis.existing_keys()
     );
 }
+
+#[tokio::test]
+async fn a_refresh_keeps_the_online_online_and_names_the_others_without_reviving_them() {
+    let redis = TestRedis::new().unwrap();
+    let presence = Presence::new(redis.connect().await.unwrap(), redis.keys());
+    // Long enough to announce them all on a loaded machine, short enough to wait out.
+    let short = Duration::from_secs(2);
+    // More than one call's worth, so the chunks are exercised.
+    let ids: Vec<i64> = (1..=2_500).collect();
+    for &id in &ids {
+        presence
+            .announce(id, "s1", &net(id % 250), short)
+            .await
+            .unwrap();
+    }
+    // 7 is withdrawn; 8 reconnected to s2, whose mapping a refresh from s1 must keep.
+    assert!(presence.withdraw(7, "s1").await.unwrap());
+    presence.announce(8, "s2", &net(8), short).await.unwrap();
+    let missing = presence
+        .refresh(&ids, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(missing, vec![7]);
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let online = presence.online().await.unwrap();
+    assert_eq!(
+        online.len(),
+        ids.len() - 1,
+        "the refresh outlived the short TTL"
+    );
+    assert!(
+        online.iter().all(|v| v.validator_id != 7),
+        "a withdrawn validator came back"
+    );
+    let eight = online.iter().find(|v| v.validator_id == 8).unwrap();
+    assert_eq!(eight.server_instance, "s2");
+
+    // Once expired and pruned, a refresh does not bring a validator back either.
+    presence
+        .announce(9_000, "s1", &net(9), Duration::from_millis(100))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        presence
+            .online()
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.validator_id != 9_000)
+    );
+    assert_eq!(
+        presence
+            .refresh(&[9_000], Duration::from_secs(30))
+            .await
+            .unwrap(),
+        vec![9_000]
+    );
+    assert!(
+        presence
+            .online()
+            .await
+            .unwrap()
+            .iter()
+            .all(|v| v.validator_id != 9_000)
+    );
+    assert!(
+        presence
+            .refresh(&[], Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}

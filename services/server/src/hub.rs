@@ -146,6 +146,8 @@ pub struct SessionHandle {
     pub connection_id: u64,
     /// Messages to push to the validator.
     pub outbox: mpsc::Sender<Frame>,
+    /// The network it connects from, for announcing it again if its presence lapsed.
+    pub network: String,
 }
 
 /// Validators whose socket this instance holds.
@@ -181,6 +183,16 @@ impl Sessions {
     /// The outbox of a connected validator.
     pub fn outbox(&self, validator_id: i64) -> Option<mpsc::Sender<Frame>> {
         self.map().get(&validator_id).map(|h| h.outbox.clone())
+    }
+
+    /// The validators connected here.
+    pub fn validator_ids(&self) -> Vec<i64> {
+        self.map().keys().copied().collect()
+    }
+
+    /// The network a connected validator connects from.
+    pub fn network_of(&self, validator_id: i64) -> Option<String> {
+        self.map().get(&validator_id).map(|h| h.network.clone())
     }
 
     /// How many validators are connected here.

@@ -10,6 +10,7 @@ mod hub;
 mod ingest;
 mod metrics;
 mod middleware;
+mod presence_refresh;
 pub mod public;
 mod ws;
 
@@ -56,12 +57,13 @@ pub fn build_server(hub: Arc<Hub>) -> std::io::Result<Server> {
     Ok(server)
 }
 
-/// Starts the background work of a server instance: the `dispatch` consumer and
-/// the deadline sweep.
+/// Starts the background work of a server instance: the `dispatch` consumer, the
+/// deadline sweep and the presence refresh of its validators.
 pub fn spawn_background(hub: &Arc<Hub>) -> Vec<tokio::task::JoinHandle<()>> {
     vec![
         tokio::spawn(dispatch::run_worker(Arc::clone(hub))),
         tokio::spawn(dispatch::sweep_expired(Arc::clone(hub))),
+        tokio::spawn(presence_refresh::refresh_forever(Arc::clone(hub))),
     ]
 }
 

@@ -178,17 +178,10 @@ impl Connection {
                     if last_heard.elapsed() > limits.heartbeat * 3 {
                         return Ending::Close(CloseCode::Away, "heartbeat timeout".into());
                     }
+                    // Presence is refreshed for every session at once
+                    // (`presence_refresh`), not here.
                     if self.socket.ping(b"").await.is_err() {
                         return Ending::Gone;
-                    }
-                    if let State::SignedUp(signed) = &self.state {
-                        let validator_id = signed.validator_id;
-                        if let Err(err) = self.hub.presence
-                            .announce(validator_id, &self.hub.config.instance_id, &self.network, limits.presence_ttl)
-                            .await
-                        {
-                            tracing::warn!(error = %err, "presence refresh failed");
-                        }
                     }
                 }
                 () = lease_lost => {
@@ -277,6 +270,7 @@ impl Connection {
                     SessionHandle {
                         connection_id: self.connection_id,
                         outbox: self.outbox.0.clone(),
+                        network: self.network.clone(),
                     },
                 );
                 let announced = self
