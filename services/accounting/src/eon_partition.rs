@@ -30,7 +30,8 @@ diesel::table! {
 }
 
 diesel::table! {
-    /// `validator_rewards_e{N}` while it is loaded (only inside the closing transaction).
+    /// `validator_rewards_e{N}` while it is staged (on the staging connection, until
+    /// the closing transaction attaches it).
     validator_rewards_incoming (validator_id, eon) {
         /// The eon.
         eon -> BigInt,

@@ -1,7 +1,7 @@
 //! Keeping this instance's validators online: every heartbeat, one refresh for all
 //! of them (a call per thousand) instead of one Redis transaction per connection.
-//! At 50,000 connections the per-connection refresh was most of Redis' commands,
-//! and its timeouts cost sessions their locks.
+//! At 50,000 connections the per-connection refresh was most of Redis' commands
+//! (five per connection every heartbeat).
 //!
 //! A refresh only moves the expiry of validators still online. One whose presence
 //! lapsed while its socket is still here (Redis unreachable for longer than the
