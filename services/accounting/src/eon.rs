@@ -183,12 +183,21 @@ struct RewardRow {
     previous_attributed: PgNumeric,
 }
 
+/// A stored leaf: the previous eon's, carried forward, or one a tree is rebuilt from.
 #[derive(QueryableByName)]
-struct PreviousLeaf {
+struct StoredLeaf {
     #[diesel(sql_type = Bytea)]
     payout_address: Vec<u8>,
     #[diesel(sql_type = Numeric)]
     cumulative: PgNumeric,
+}
+
+impl StoredLeaf {
+    /// Its address and amount; refused if either is malformed.
+    fn decoded(&self) -> Result<(Address, U256), EonError> {
+        let address = address_of(&self.payout_address).ok_or(EonError::BadAddress(-1))?;
+        Ok((address, money::from_pg_numeric(&self.cumulative)?))
+    }
 }
 
 /// Closes eon `eon` with every round closed so far; `Ok(None)` when it was already
@@ -256,7 +265,7 @@ fn close_in_transaction(
     .bind::<BigInt, _>(next.last_round)
     .bind::<BigInt, _>(eon - 1)
     .load(conn)?;
-    let previous_leaves: Vec<PreviousLeaf> =
+    let previous_leaves: Vec<StoredLeaf> =
         diesel::sql_query("SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1")
             .bind::<BigInt, _>(eon - 1)
             .load(conn)?;
@@ -289,18 +298,12 @@ fn close_in_transaction(
             eon_partition::store_leaves(conn, eon, leaves)?;
             Ok(store_started.elapsed())
         });
-        // A panic on either thread is a bug; surface it as such.
-        let staged = match staging_rewards.join() {
-            Ok(staged) => staged,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        let (tree, tree_time) = match hashing.join() {
-            Ok(built) => built,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
+        let staged = joined(staging_rewards);
+        let (tree, tree_time) = joined(hashing);
         let store_leaves = stored_leaves?;
         let staged = staged?;
-        // Attaching checks the staged rows' foreign keys inside this transaction.
+        // The attach checks the staged rows' key to `eons` inside this transaction
+        // (the one to `validators` was checked while staging).
         let attach_started = Instant::now();
         eon_partition::attach_rewards(conn, eon)?;
         Ok::<_, EonError>((
@@ -345,6 +348,15 @@ fn close_in_transaction(
     }))
 }
 
+/// What a scoped thread returned; a panic on it is a bug, surfaced as such (not
+/// as a lost tree or a missing table).
+fn joined<T>(handle: std::thread::ScopedJoinHandle<'_, T>) -> T {
+    match handle.join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    }
+}
+
 /// Records eon `eon` and its rounds (what its partitions and commitment refer to).
 fn insert_eon(conn: &mut PgConnection, eon: i64, next: &NextEon) -> Result<(), EonError> {
     diesel::sql_query("INSERT INTO eons (number, first_round, last_round) VALUES ($1, $2, $3)")
@@ -366,12 +378,12 @@ struct Attribution {
 /// validator without one accrues and is left out of the tree.
 fn attribute(
     rows: Vec<RewardRow>,
-    previous_leaves: Vec<PreviousLeaf>,
+    previous_leaves: Vec<StoredLeaf>,
 ) -> Result<Attribution, EonError> {
     let mut leaves: BTreeMap<Address, U256> = BTreeMap::new();
     for leaf in previous_leaves {
-        let address = address_of(&leaf.payout_address).ok_or(EonError::BadAddress(-1))?;
-        leaves.insert(address, money::from_pg_numeric(&leaf.cumulative)?);
+        let (address, cumulative) = leaf.decoded()?;
+        leaves.insert(address, cumulative);
     }
     let mut validators = Vec::with_capacity(rows.len());
     let mut excluded = 0;
@@ -433,14 +445,6 @@ struct TreeMissing {
     root: Vec<u8>,
 }
 
-#[derive(QueryableByName)]
-struct StoredLeaf {
-    #[diesel(sql_type = Bytea)]
-    payout_address: Vec<u8>,
-    #[diesel(sql_type = Text)]
-    cumulative: String,
-}
-
 /// The eons [`store_missing_trees`] rebuilt, and those it refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TreesRebuilt {
@@ -461,16 +465,14 @@ pub fn store_missing_trees(conn: &mut PgConnection) -> Result<TreesRebuilt, EonE
     let mut rebuilt = TreesRebuilt::default();
     for eon in missing {
         let leaves: Vec<StoredLeaf> = diesel::sql_query(
-            "SELECT payout_address, cumulative::text AS cumulative FROM merkle_leaves              WHERE eon = $1 ORDER BY leaf_index",
+            "SELECT payout_address, cumulative FROM merkle_leaves \
+             WHERE eon = $1 ORDER BY leaf_index",
         )
         .bind::<BigInt, _>(eon.eon)
         .load(conn)?;
         let leaves = leaves
             .iter()
-            .map(|leaf| {
-                let address = address_of(&leaf.payout_address).ok_or(EonError::BadAddress(-1))?;
-                Ok((address, money::parse(&leaf.cumulative)?))
-            })
+            .map(StoredLeaf::decoded)
             .collect::<Result<Vec<_>, EonError>>()?;
         let tree = RewardTree::build(&merkle::leaf_hashes(&leaves));
         if tree.root()[..] != eon.root[..] {

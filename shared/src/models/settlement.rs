@@ -93,24 +93,6 @@ pub struct MerkleNodes {
     pub hashes: Vec<u8>,
 }
 
-/// One validator's reward as of an eon.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable)]
-#[diesel(table_name = validator_rewards, check_for_backend(diesel::pg::Pg), treat_none_as_default_value = false)]
-pub struct ValidatorReward {
-    /// The eon.
-    pub eon: i64,
-    /// The validator.
-    pub validator_id: i64,
-    /// Its payout address at the eon's close; `None`: left out of the tree.
-    pub payout_address: Option<Vec<u8>>,
-    /// Credited in this eon's rounds.
-    pub earned: BigDecimal,
-    /// Credited in every round up to this eon's last.
-    pub cumulative: BigDecimal,
-    /// The part of `cumulative` added to a payout address's leaf so far.
-    pub attributed: BigDecimal,
-}
-
 /// One on-chain call the verifier is responsible for.
 #[derive(Debug, Clone, PartialEq, Queryable, Selectable, Identifiable)]
 #[diesel(table_name = ethereum_transactions, check_for_backend(diesel::pg::Pg))]
