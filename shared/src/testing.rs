@@ -22,6 +22,7 @@ pub use dns::{DNS_SLOW_NAME, TestDnsServer};
 pub use http::{HttpSink, HttpTarget, SinkRequest, SmtpSink, read_request_head};
 pub use process::{
     ServiceProcess, ValidatorKeyFile, assert_refuses_config, assert_starts_and_stops, free_port,
-    install_tls_provider, poll_until, service_env, spawn_ready, wait_until, workspace_binary,
+    install_tls_provider, poll_until, service_env, spawn_ready, spawn_server, wait_until,
+    workspace_binary,
 };
 pub use redis::{PrivateRedis, TestRedis};

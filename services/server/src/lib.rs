@@ -23,8 +23,16 @@ pub use crate::hub::Hub;
 pub use crate::ingest::{Ingest, Outcome};
 use crate::middleware::RateLimits;
 
-/// Binds the HTTP server; the returned future runs it.
-pub fn build_server(hub: Arc<Hub>) -> std::io::Result<Server> {
+/// The HTTP server, bound: run it by awaiting `server`.
+pub struct BoundServer {
+    /// The future that serves until stopped.
+    pub server: Server,
+    /// Where it listens: `SERVER_BIND`, with the port the system chose when it is 0.
+    pub address: std::net::SocketAddr,
+}
+
+/// Binds the HTTP server to `SERVER_BIND` (port 0: a free port, reported back).
+pub fn build_server(hub: Arc<Hub>) -> std::io::Result<BoundServer> {
     let bind = hub.config.bind;
     let state = web::Data::new(Arc::clone(&hub));
     let infra = web::Data::new(hub.infra.clone());
@@ -52,9 +60,13 @@ pub fn build_server(hub: Arc<Hub>) -> std::io::Result<Server> {
     // Signals are handled by main, which stops the server gracefully.
     .disable_signals()
     .shutdown_timeout(5)
-    .bind(bind)?
-    .run();
-    Ok(server)
+    .bind(bind)?;
+    // One address was given, so one socket is bound.
+    let address = server.addrs().first().copied().unwrap_or(bind);
+    Ok(BoundServer {
+        server: server.run(),
+        address,
+    })
 }
 
 /// Starts the background work of a server instance: the `dispatch` consumer, the

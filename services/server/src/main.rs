@@ -2,8 +2,8 @@
 
 use clap::{Parser, Subcommand};
 use overlaps_server::{
-    Hub, ServerConfig, build_server, create_operator_key, ensure_configured_operator_key,
-    spawn_background,
+    BoundServer, Hub, ServerConfig, build_server, create_operator_key,
+    ensure_configured_operator_key, spawn_background,
 };
 use overlaps_shared::{service, shutdown};
 
@@ -55,14 +55,18 @@ async fn main() -> anyhow::Result<()> {
         println!("{key}");
         return Ok(());
     }
-    let (bind, instance) = (config.bind, config.instance_id.clone());
+    let instance = config.instance_id.clone();
     let hub = Hub::new(config, infra);
     ensure_configured_operator_key(&hub).await?;
-    let server = build_server(hub.clone())?;
+    let BoundServer {
+        server,
+        address: bind,
+    } = build_server(hub.clone())?;
     let handle = server.handle();
     let running = tokio::spawn(server);
     let background = spawn_background(&hub);
     let stop = shutdown::ShutdownSignal::listen()?;
+    // The bound address, so a server started on port 0 says which port it has.
     tracing::info!(service = "server", %bind, %instance, "ready");
     stop.received().await;
     // Graceful: validators are told to reconnect and their locks released before the

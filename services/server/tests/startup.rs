@@ -6,15 +6,14 @@ use std::time::Duration;
 
 use overlaps_shared::testing::{
     ServiceProcess, TestDatabase, TestRedis, assert_refuses_config, assert_starts_and_stops,
-    free_port, service_env,
+    service_env, spawn_server,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_server");
 
 #[test]
 fn starts_against_real_postgres_and_redis_and_stops_on_sigterm_within_5s() {
-    let bind = format!("127.0.0.1:{}", free_port().unwrap());
-    assert_starts_and_stops(BIN, &[("SERVER_BIND", &bind)]);
+    assert_starts_and_stops(BIN, &[("SERVER_BIND", "127.0.0.1:0")]);
 }
 
 #[test]
@@ -72,16 +71,7 @@ fn refuses_bad_api_settings_naming_each() {
 async fn health_and_readiness_answer_over_http() {
     let db = TestDatabase::empty().unwrap();
     let redis = TestRedis::new().unwrap();
-    let bind = format!("127.0.0.1:{}", free_port().unwrap());
-    let mut env = service_env(&db, &redis);
-    env.push(("SERVER_BIND".into(), bind.clone()));
-    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut server = ServiceProcess::spawn(BIN, &[], &envs).unwrap();
-    assert!(
-        server.wait_ready(Duration::from_secs(60)).is_some(),
-        "{:?}",
-        server.output()
-    );
+    let (mut server, bind) = spawn_server(BIN, &service_env(&db, &redis));
 
     overlaps_shared::testing::install_tls_provider();
     let client = reqwest::Client::new();
@@ -113,4 +103,46 @@ async fn health_and_readiness_answer_over_http() {
     assert_eq!(body["postgres"]["ok"], false);
     assert_eq!(body["redis"]["ok"], true);
     assert!(server.terminate(Duration::from_secs(5)).unwrap().is_some());
+}
+
+/// Port 0 in `SERVER_BIND`: the system picks a free port and the `ready` line names
+/// it, so two servers started at once never race for one port.
+#[tokio::test]
+async fn a_server_bound_to_port_0_reports_the_port_it_got_and_serves_there() {
+    let db = TestDatabase::empty().unwrap();
+    let redis = TestRedis::new().unwrap();
+    let env = service_env(&db, &redis);
+    let (mut first, first_bind) = spawn_server(BIN, &env);
+    let (mut second, second_bind) = spawn_server(BIN, &env);
+    assert_ne!(first_bind, second_bind);
+    overlaps_shared::testing::install_tls_provider();
+    let client = reqwest::Client::new();
+    for bind in [&first_bind, &second_bind] {
+        assert!(
+            bind.starts_with("127.0.0.1:") && !bind.ends_with(":0"),
+            "{bind}"
+        );
+        let health = client
+            .get(format!("http://{bind}/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(health.status(), 200, "{bind}");
+    }
+    // A port another process holds is refused, not silently replaced by another.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_bind = taken.local_addr().unwrap().to_string();
+    let mut env = service_env(&db, &redis);
+    env.push(("SERVER_BIND".into(), taken_bind.clone()));
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut refused = ServiceProcess::spawn(BIN, &[], &envs).unwrap();
+    let status = refused.wait_exit(Duration::from_secs(30)).unwrap();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "{:?}",
+        refused.output()
+    );
+    for server in [&mut first, &mut second] {
+        assert!(server.terminate(Duration::from_secs(5)).unwrap().is_some());
+    }
 }

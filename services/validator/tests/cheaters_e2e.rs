@@ -23,7 +23,7 @@ use futures::{SinkExt, StreamExt};
 use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage, ValidatorMessage};
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
 use overlaps_shared::testing::e2e::{
-    distinct_loopback, scalar, spawn_binary as spawn, start_validator,
+    distinct_loopback, scalar, spawn_binary as spawn, spawn_hub_server, start_validator,
 };
 use overlaps_shared::testing::{
     HttpTarget, TestDatabase, TestRedis, free_port, service_env, wait_until,
@@ -284,7 +284,6 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
     let db = TestDatabase::new().unwrap();
     let redis = TestRedis::new().unwrap();
     let site = HttpTarget::start(200, "all healthy").await.unwrap();
-    let bind = format!("127.0.0.1:{}", free_port().unwrap());
     let (http_port, tls_port, refused_port) = (
         free_port().unwrap(),
         free_port().unwrap(),
@@ -295,7 +294,6 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
     let mut env = service_env(&db, &redis);
     let settings = [
         ("HUB_ID", HUB.to_owned()),
-        ("SERVER_BIND", bind.clone()),
         ("ROUND_SECONDS", "2".into()),
         ("SCHEDULER_LOCK_TTL_SECONDS", "3".into()),
         ("EON_ROUNDS", "20".into()),
@@ -315,7 +313,7 @@ async fn honest_checking_earns_the_most_and_lazy_copying_random_at_most_half() {
         ("CANARY_TIMEOUT_MS", "600".into()),
     ];
     env.extend(settings.map(|(k, v)| (k.to_owned(), v)));
-    let _server = spawn("server", &[], &env);
+    let (_server, bind) = spawn_hub_server(&env);
     let _accounting = spawn("accounting", &[], &env);
     let _canary = spawn("canary", &[], &env);
     let api = format!("http://{bind}");

@@ -16,7 +16,7 @@ use overlaps_shared::schema::{ticks, validators};
 use overlaps_shared::signing::{self, PublicKey, ResultFields};
 use overlaps_shared::testing::{
     DNS_SLOW_NAME, HttpTarget, ServiceProcess, TestDatabase, TestDnsServer, TestRedis,
-    ValidatorKeyFile, free_port, service_env, workspace_binary,
+    ValidatorKeyFile, free_port, service_env, spawn_server, workspace_binary,
 };
 
 const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
@@ -39,30 +39,17 @@ fn start_server_with(
     instance: &str,
     extra: &[(&str, &str)],
 ) -> Server {
-    let bind = extra
-        .iter()
-        .find(|(k, _)| *k == "SERVER_BIND")
-        .map(|(_, v)| (*v).to_owned());
-    let bind = bind.unwrap_or_else(|| format!("127.0.0.1:{}", free_port().unwrap()));
     let mut env = service_env(db, redis);
     env.extend([
-        ("SERVER_BIND".to_owned(), bind.clone()),
         ("SERVER_INSTANCE_ID".to_owned(), instance.to_owned()),
         ("HUB_ID".to_owned(), HUB_ID.to_owned()),
     ]);
     env.extend(
         extra
             .iter()
-            .filter(|(k, _)| *k != "SERVER_BIND")
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
     );
-    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut process = ServiceProcess::spawn(&workspace_binary("server"), &[], &envs).unwrap();
-    assert!(
-        process.wait_ready(Duration::from_secs(60)).is_some(),
-        "{:?}",
-        process.output()
-    );
+    let (process, bind) = spawn_server(&workspace_binary("server"), &env);
     Server {
         _process: process,
         ws_url: format!("ws://{bind}/ws/validator"),

@@ -10,10 +10,10 @@ use std::time::Duration;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use overlaps_shared::testing::e2e::{
-    DEV_PAYOUT, scalar as count, spawn_binary as spawn, start_validator,
+    DEV_PAYOUT, scalar as count, spawn_binary as spawn, spawn_hub_server, start_validator,
 };
 use overlaps_shared::testing::{
-    HttpSink, HttpTarget, SmtpSink, TestDatabase, TestRedis, free_port, service_env, wait_until,
+    HttpSink, HttpTarget, SmtpSink, TestDatabase, TestRedis, service_env, wait_until,
 };
 
 #[derive(QueryableByName)]
@@ -30,13 +30,11 @@ async fn an_outage_opens_an_incident_with_alerts_and_recovery_resolves_it() {
     let slack = HttpSink::start().await.unwrap();
     let smtp = SmtpSink::start().unwrap();
     let site = HttpTarget::start(200, "all healthy").await.unwrap();
-    let bind = format!("127.0.0.1:{}", free_port().unwrap());
 
     let mut env = service_env(&db, &redis);
     env.extend(
         [
             ("HUB_ID", "e2e-rounds"),
-            ("SERVER_BIND", bind.as_str()),
             ("ROUND_SECONDS", "2"),
             ("SCHEDULER_LOCK_TTL_SECONDS", "3"),
             ("CONFIRMATIONS_DOWN", "2"),
@@ -45,7 +43,7 @@ async fn an_outage_opens_an_incident_with_alerts_and_recovery_resolves_it() {
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
     env.push(("SMTP_URL".into(), smtp.url()));
-    let _server = spawn("server", &[], &env);
+    let (_server, bind) = spawn_hub_server(&env);
     let _accounting = spawn("accounting", &[], &env);
 
     // The owner, the site and two channels: Slack and e-mail.

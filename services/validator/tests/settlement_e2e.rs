@@ -14,11 +14,11 @@ use diesel::sql_types::{Bytea, Text};
 use overlaps_shared::eth::{self, U256};
 use overlaps_shared::signing::PayoutAddress;
 use overlaps_shared::testing::e2e::{
-    owned_env, scalar as number, spawn_binary as spawn, start_validator, text as word,
+    owned_env, scalar as number, spawn_binary as spawn, spawn_hub_server, start_validator,
+    text as word,
 };
 use overlaps_shared::testing::{
-    HttpTarget, ServiceProcess, TestChain, TestDatabase, TestRedis, free_port, service_env,
-    wait_until,
+    HttpTarget, ServiceProcess, TestChain, TestDatabase, TestRedis, service_env, wait_until,
 };
 
 const VALIDATOR: &str = env!("CARGO_BIN_EXE_validator");
@@ -52,14 +52,12 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
     let contract_hex = format!("{contract:?}");
     let rpc = eth::read_client(&chain.rpc_url()).unwrap();
     let site = HttpTarget::start(200, "all healthy").await.unwrap();
-    let bind = format!("127.0.0.1:{}", free_port().unwrap());
     let operator_key = eth::DEV_PRIVATE_KEYS[0];
 
     let mut env = service_env(&db, &redis);
     env.extend(
         [
             ("HUB_ID", "e2e-settlement"),
-            ("SERVER_BIND", bind.as_str()),
             ("ROUND_SECONDS", "2"),
             ("SCHEDULER_LOCK_TTL_SECONDS", "3"),
             ("EON_ROUNDS", "3"),
@@ -75,7 +73,7 @@ async fn rewards_earned_in_rounds_are_committed_on_chain_audited_and_claimed_onc
         ]
         .map(|(k, v)| (k.to_owned(), v.to_owned())),
     );
-    let _server = spawn("server", &[], &env);
+    let (_server, bind) = spawn_hub_server(&env);
     let _accounting = spawn("accounting", &[], &env);
     let _chain_follower = spawn("chain", &[], &env);
     let _audit = spawn("audit", &[], &env);

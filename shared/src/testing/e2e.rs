@@ -15,6 +15,12 @@ pub fn spawn_binary(name: &str, args: &[&str], env: &[(String, String)]) -> Serv
     spawn_ready(&workspace_binary(name), args, env)
 }
 
+/// The workspace's `server` binary on a port the system picks (see
+/// [`spawn_server`](super::spawn_server)), with the address it bound.
+pub fn spawn_hub_server(env: &[(String, String)]) -> (ServiceProcess, String) {
+    super::spawn_server(&workspace_binary("server"), env)
+}
+
 /// `pairs` as the owned environment the spawners take.
 pub fn owned_env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs

@@ -206,6 +206,36 @@ pub fn spawn_ready(program: &str, args: &[&str], env: &[(String, String)]) -> Se
     process
 }
 
+/// Spawns the `server` binary at `program` and returns it with the address its
+/// `ready` line reports. Without a `SERVER_BIND` in `env` it binds
+/// `127.0.0.1:0`, a port the system picks: unlike a port taken from [`free_port`]
+/// and bound later, no other test can take it in between. (A test that restarts a
+/// server on the same address sets `SERVER_BIND` itself.)
+pub fn spawn_server(program: &str, env: &[(String, String)]) -> (ServiceProcess, String) {
+    let mut env = env.to_vec();
+    if !env.iter().any(|(k, _)| k == "SERVER_BIND") {
+        env.push(("SERVER_BIND".into(), "127.0.0.1:0".into()));
+    }
+    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut process = match ServiceProcess::spawn(program, &[], &envs) {
+        Ok(process) => process,
+        Err(err) => panic!("{program} did not start: {err}"),
+    };
+    let ready = process.wait_ready(Duration::from_secs(60));
+    let bind = ready
+        .as_ref()
+        .and_then(|line| line.get("bind"))
+        .and_then(|bind| bind.as_str())
+        .map(str::to_owned);
+    match bind {
+        Some(bind) if !bind.ends_with(":0") => (process, bind),
+        _ => panic!(
+            "{program} never reported the address it bound: {ready:?} {:?}",
+            process.output()
+        ),
+    }
+}
+
 /// Polls `done` every 200 ms until it holds; panics naming `what` after `limit`.
 pub async fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let started = Instant::now();

@@ -13,7 +13,9 @@ use futures::{SinkExt, StreamExt};
 use overlaps_shared::jobs::{self, Dispatch};
 use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage, ValidatorMessage};
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
-use overlaps_shared::testing::{ServiceProcess, TestDatabase, TestRedis, free_port, service_env};
+use overlaps_shared::testing::{
+    ServiceProcess, TestDatabase, TestRedis, service_env, spawn_server,
+};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 
@@ -50,22 +52,14 @@ impl Deployment {
 
     /// Starts a server instance named `instance` with extra settings.
     pub fn server(&self, instance: &str, extra: &[(&str, &str)]) -> Server {
-        let bind = format!("127.0.0.1:{}", free_port().unwrap());
         let mut env = service_env(&self.db, &self.redis);
-        env.push(("SERVER_BIND".into(), bind.clone()));
         env.push(("SERVER_INSTANCE_ID".into(), instance.into()));
         env.push(("HUB_ID".into(), HUB_ID.into()));
         env.push(("LOG_LEVEL".into(), "info".into()));
         for (k, v) in extra {
             env.push(((*k).into(), (*v).into()));
         }
-        let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let mut process = ServiceProcess::spawn(BIN, &[], &envs).unwrap();
-        assert!(
-            process.wait_ready(Duration::from_secs(60)).is_some(),
-            "{:?}",
-            process.output()
-        );
+        let (process, bind) = spawn_server(BIN, &env);
         Server {
             process,
             bind,
