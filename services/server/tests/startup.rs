@@ -133,7 +133,7 @@ async fn a_server_bound_to_port_0_reports_the_port_it_got_and_serves_there() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let taken_bind = taken.local_addr().unwrap().to_string();
     let mut env = service_env(&db, &redis);
-    env.push(("SERVER_BIND".into(), taken_bind.clone()));
+    env.push(("SERVER_BIND".into(), taken_bind));
     let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut refused = ServiceProcess::spawn(BIN, &[], &envs).unwrap();
     let status = refused.wait_exit(Duration::from_secs(30)).unwrap();

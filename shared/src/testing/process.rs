@@ -193,17 +193,24 @@ pub fn service_env(db: &TestDatabase, redis: &TestRedis) -> Vec<(String, String)
 /// Spawns `program` with `env` and waits up to a minute for its `ready` line;
 /// panics with what it printed otherwise.
 pub fn spawn_ready(program: &str, args: &[&str], env: &[(String, String)]) -> ServiceProcess {
+    spawn_until_ready(program, args, env).0
+}
+
+/// [`spawn_ready`], also returning the `ready` line.
+fn spawn_until_ready(
+    program: &str,
+    args: &[&str],
+    env: &[(String, String)],
+) -> (ServiceProcess, serde_json::Value) {
     let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let mut process = match ServiceProcess::spawn(program, args, &envs) {
         Ok(process) => process,
         Err(err) => panic!("{program} did not start: {err}"),
     };
-    assert!(
-        process.wait_ready(Duration::from_secs(60)).is_some(),
-        "{program} never became ready: {:?}",
-        process.output()
-    );
-    process
+    match process.wait_ready(Duration::from_secs(60)) {
+        Some(ready) => (process, ready),
+        None => panic!("{program} never became ready: {:?}", process.output()),
+    }
 }
 
 /// Spawns the `server` binary at `program` and returns it with the address its
@@ -216,21 +223,11 @@ pub fn spawn_server(program: &str, env: &[(String, String)]) -> (ServiceProcess,
     if !env.iter().any(|(k, _)| k == "SERVER_BIND") {
         env.push(("SERVER_BIND".into(), "127.0.0.1:0".into()));
     }
-    let envs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let mut process = match ServiceProcess::spawn(program, &[], &envs) {
-        Ok(process) => process,
-        Err(err) => panic!("{program} did not start: {err}"),
-    };
-    let ready = process.wait_ready(Duration::from_secs(60));
-    let bind = ready
-        .as_ref()
-        .and_then(|line| line.get("bind"))
-        .and_then(|bind| bind.as_str())
-        .map(str::to_owned);
-    match bind {
-        Some(bind) if !bind.ends_with(":0") => (process, bind),
+    let (mut process, ready) = spawn_until_ready(program, &[], &env);
+    match ready.get("bind").and_then(|bind| bind.as_str()) {
+        Some(bind) if !bind.ends_with(":0") => (process, bind.to_owned()),
         _ => panic!(
-            "{program} never reported the address it bound: {ready:?} {:?}",
+            "{program} never reported the address it bound: {ready} {:?}",
             process.output()
         ),
     }
