@@ -243,32 +243,7 @@ fn close_in_transaction(
             next: next.number,
         });
     }
-    // This eon's credits plus each validator's standing after the previous eon.
-    // Driven by the validators so that every input is already in id order
-    // (merge joins, no sort of the million rows).
-    let rows: Vec<RewardRow> = diesel::sql_query(
-        "SELECT v.id AS validator_id, v.payout_address, \
-                COALESCE(c.earned, 0) AS earned, \
-                COALESCE(p.cumulative, 0) AS previous_cumulative, \
-                COALESCE(p.attributed, 0) AS previous_attributed \
-         FROM validators v \
-         LEFT JOIN (SELECT validator_id, sum(amount) AS earned FROM validator_credits \
-                    WHERE round_number BETWEEN $1 AND $2 GROUP BY validator_id) c \
-           ON c.validator_id = v.id \
-         LEFT JOIN (SELECT validator_id, cumulative, attributed FROM validator_rewards \
-                    WHERE eon = $3) p \
-           ON p.validator_id = v.id \
-         WHERE c.validator_id IS NOT NULL OR p.validator_id IS NOT NULL \
-         ORDER BY v.id",
-    )
-    .bind::<BigInt, _>(next.first_round)
-    .bind::<BigInt, _>(next.last_round)
-    .bind::<BigInt, _>(eon - 1)
-    .load(conn)?;
-    let previous_leaves: Vec<StoredLeaf> =
-        diesel::sql_query("SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1")
-            .bind::<BigInt, _>(eon - 1)
-            .load(conn)?;
+    let (rows, previous_leaves) = load_standing(conn, staging, &next, eon)?;
     let load = started.elapsed();
 
     let rewards = attribute(rows, previous_leaves)?;
@@ -346,6 +321,85 @@ fn close_in_transaction(
             store_rewards,
         },
     }))
+}
+
+/// The validators' standing for closing eon `eon`: its credits plus each validator's
+/// standing after the previous eon (in id order), and the previous eon's leaves.
+///
+/// The validators are read in two halves of their ids at once, the lower on the
+/// closing transaction and the upper on `staging` (a second backend, so both cores
+/// aggregate). Both read the same inputs: the credits of closed rounds change only
+/// by a forfeit, which waits for the eon-boundary lock this transaction holds, the
+/// previous eon's rewards only by a close, which holds the eon mutex, and each
+/// validator (its payout address) is read once, by one half.
+fn load_standing(
+    conn: &mut PgConnection,
+    staging: &mut PgConnection,
+    next: &NextEon,
+    eon: i64,
+) -> Result<(Vec<RewardRow>, Vec<StoredLeaf>), EonError> {
+    let ids = diesel::sql_query("SELECT min(id) AS first, max(id) AS last FROM validators")
+        .get_result::<IdRange>(conn)?;
+    // No validator, no credit and no reward (each refers to one); leaves may remain.
+    let (first, last) = (ids.first.unwrap_or(0), ids.last.unwrap_or(0));
+    let middle = first + (last - first) / 2;
+    let (lower, upper) = std::thread::scope(|scope| {
+        let upper = scope.spawn(move || standing_between(staging, next, eon, middle + 1, last));
+        let lower = standing_between(conn, next, eon, first, middle).and_then(|rows| {
+            let previous_leaves = diesel::sql_query(
+                "SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1",
+            )
+            .bind::<BigInt, _>(eon - 1)
+            .load(conn)?;
+            Ok((rows, previous_leaves))
+        });
+        (lower, joined(upper))
+    });
+    let (mut rows, previous_leaves) = lower?;
+    rows.append(&mut upper?);
+    Ok((rows, previous_leaves))
+}
+
+/// The standing of the validators with ids `first..=last` (see [`load_standing`]).
+fn standing_between(
+    conn: &mut PgConnection,
+    next: &NextEon,
+    eon: i64,
+    first: i64,
+    last: i64,
+) -> Result<Vec<RewardRow>, EonError> {
+    // Driven by the validators so that every input is already in id order
+    // (merge joins, no sort of the million rows).
+    Ok(diesel::sql_query(
+        "SELECT v.id AS validator_id, v.payout_address, \
+                COALESCE(c.earned, 0) AS earned, \
+                COALESCE(p.cumulative, 0) AS previous_cumulative, \
+                COALESCE(p.attributed, 0) AS previous_attributed \
+         FROM validators v \
+         LEFT JOIN (SELECT validator_id, sum(amount) AS earned FROM validator_credits \
+                    WHERE round_number BETWEEN $1 AND $2 AND validator_id BETWEEN $4 AND $5 \
+                    GROUP BY validator_id) c \
+           ON c.validator_id = v.id \
+         LEFT JOIN (SELECT validator_id, cumulative, attributed FROM validator_rewards \
+                    WHERE eon = $3 AND validator_id BETWEEN $4 AND $5) p \
+           ON p.validator_id = v.id \
+         WHERE v.id BETWEEN $4 AND $5 AND (c.validator_id IS NOT NULL OR p.validator_id IS NOT NULL) \
+         ORDER BY v.id",
+    )
+    .bind::<BigInt, _>(next.first_round)
+    .bind::<BigInt, _>(next.last_round)
+    .bind::<BigInt, _>(eon - 1)
+    .bind::<BigInt, _>(first)
+    .bind::<BigInt, _>(last)
+    .load(conn)?)
+}
+
+#[derive(QueryableByName)]
+struct IdRange {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    first: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    last: Option<i64>,
 }
 
 /// What a scoped thread returned; a panic on it is a bug, surfaced as such (not

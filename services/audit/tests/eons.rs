@@ -569,6 +569,68 @@ fn rewards_staged_by_a_killed_close_are_replaced_never_attached() {
 }
 
 #[test]
+fn a_close_loads_the_validators_on_both_sides_of_its_split_once_each() {
+    let w = rounds_of_the_first_eon();
+    let mut conn = w.db.connect().unwrap();
+    // The load reads the ids in two halves, split at the midpoint of the lowest and
+    // the highest id: a validator far above the rest is alone in the upper half,
+    // and two more sit on either side of the split.
+    let (lowest, highest) = (w.validators[0], 1_000_000_000_i64);
+    let middle = lowest + (highest - lowest) / 2;
+    for (id, amount) in [(middle, 11), (middle + 1, 13), (highest, 17)] {
+        w.exec(&format!(
+            "INSERT INTO validators (id, public_key, payout_address) \
+             VALUES ({id}, decode(lpad(to_hex({id}), 64, '0'), 'hex'), decode(lpad(to_hex({id}), 40, '0'), 'hex'))"
+        ));
+        w.exec(&format!(
+            "INSERT INTO validator_credits (round_number, validator_id, checks, amount) \
+             VALUES (1, {id}, 1, {})",
+            amount * REWARD
+        ));
+    }
+    let summary = close_eon(&mut conn, &mut w.db.connect().unwrap(), 1)
+        .unwrap()
+        .unwrap();
+
+    let credited =
+        "SELECT validator_id, sum(amount) AS amount FROM validator_credits GROUP BY validator_id";
+    let expected = count_of(&mut conn, &format!("SELECT count(*) FROM ({credited}) c"));
+    assert_eq!(
+        count_of(
+            &mut conn,
+            "SELECT count(*) FROM validator_rewards WHERE eon = 1"
+        ),
+        expected,
+        "one reward row per credited validator"
+    );
+    assert_eq!(
+        count_of(
+            &mut conn,
+            &format!(
+                "SELECT count(*) FROM validator_rewards r JOIN ({credited}) c USING (validator_id) \
+                 WHERE r.eon = 1 AND r.earned = c.amount AND r.cumulative = c.amount"
+            )
+        ),
+        expected,
+        "every reward is what its validator was credited"
+    );
+    // The three have an address each, so each is a leaf of its own, holding its credit.
+    assert_eq!(summary.leaves, 2 + 3);
+    let ours: Vec<String> = leaves(&mut conn, 1)
+        .into_iter()
+        .filter(|l| l.payout_address != ADDRESS_A && l.payout_address != ADDRESS_B)
+        .map(|l| l.cumulative)
+        .collect();
+    assert_eq!(ours, [11, 13, 17].map(|n| (n * REWARD).to_string()));
+    let everything = count_of(
+        &mut conn,
+        "SELECT sum(c.amount) FROM validator_credits c JOIN validators v ON v.id = c.validator_id \
+         WHERE v.payout_address IS NOT NULL",
+    );
+    assert_eq!(summary.total, U256::from(everything));
+}
+
+#[test]
 fn later_eons_carry_leaves_and_attribute_only_new_earnings_to_a_changed_address() {
     let w = World::first_eon();
     let mut conn = w.db.connect().unwrap();
