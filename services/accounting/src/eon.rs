@@ -8,7 +8,6 @@
 //! An eon is closed exactly once: the job runs under a Redis mutex, and the eon's
 //! primary key makes a second close in a racing transaction fail without effect.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -63,10 +62,12 @@ pub enum EonError {
 pub struct EonTimings {
     /// Reading credits and the previous eon.
     pub load: Duration,
-    /// Hashing the leaves and building the tree (beside the rewards' storage).
+    /// Adding each validator's reward to its payout address's leaf.
+    pub attribute: Duration,
+    /// Hashing the leaves and building the tree, on every core, before storage.
     pub tree: Duration,
     /// Writing the rewards, commitment, leaves and tree layers, in all (wall time;
-    /// the tree's hashing, the leaves and the rewards overlap).
+    /// the leaves and the rewards overlap).
     pub store: Duration,
     /// From the start of storage until the leaves were attached.
     pub store_leaves: Duration,
@@ -74,6 +75,8 @@ pub struct EonTimings {
     pub store_tree: Duration,
     /// Staging the validators' rewards on the second connection, plus their attach.
     pub store_rewards: Duration,
+    /// Committing the closing transaction.
+    pub commit: Duration,
 }
 
 /// What closing an eon did.
@@ -209,7 +212,13 @@ pub fn close_eon(
     staging: &mut PgConnection,
     eon: i64,
 ) -> Result<Option<EonSummary>, EonError> {
-    let closed = conn.transaction(|conn| close_in_transaction(conn, staging, eon));
+    let started = Instant::now();
+    let mut closed = conn.transaction(|conn| close_in_transaction(conn, staging, eon));
+    if let Ok(Some(summary)) = &mut closed {
+        let t = &mut summary.timings;
+        let inside = t.load + t.attribute + t.tree + t.store;
+        t.commit = started.elapsed().saturating_sub(inside);
+    }
     if closed.is_err() {
         // What was staged for a close that did not commit is not kept.
         if let Err(err) = eon_partition::discard_staged_rewards(staging) {
@@ -246,25 +255,26 @@ fn close_in_transaction(
     let (rows, previous_leaves) = load_standing(conn, staging, &next, eon)?;
     let load = started.elapsed();
 
+    let attribute_started = Instant::now();
     let rewards = attribute(rows, previous_leaves)?;
     let summary_leaves = rewards.leaves.len();
     let total = rewards
         .leaves
         .iter()
         .fold(U256::zero(), |sum, (_, amount)| sum.saturating_add(*amount));
-    // Three things overlap instead of taking turns: the tree is hashed on a
-    // thread of its own, the validators' rewards are loaded on the staging
-    // connection (a second PostgreSQL backend, so a second core), and the
-    // leaves go into this transaction. Neither storage depends on the tree.
+    let attribute_time = attribute_started.elapsed();
+    // The tree first, alone on every core (hashing beside two PostgreSQL backends
+    // took longer and shortened nothing), then the leaves and the validators'
+    // rewards side by side: the leaves in this transaction, the rewards on the
+    // staging connection (a second backend, so a second core). Neither storage
+    // depends on the tree; its layers are stored after them.
     let leaves = &rewards.leaves;
     let validators = &rewards.validators;
+    let tree_started = Instant::now();
+    let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
+    let tree_time = tree_started.elapsed();
     let store_started = Instant::now();
-    let (tree, tree_time, store_rewards, store_leaves) = std::thread::scope(|scope| {
-        let hashing = scope.spawn(move || {
-            let started = Instant::now();
-            let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
-            (tree, started.elapsed())
-        });
+    let (store_rewards, store_leaves) = std::thread::scope(|scope| {
         let staging_rewards = scope.spawn(move || {
             let started = Instant::now();
             eon_partition::stage_rewards(staging, eon, validators).map(|()| started.elapsed())
@@ -274,19 +284,11 @@ fn close_in_transaction(
             Ok(store_started.elapsed())
         });
         let staged = joined(staging_rewards);
-        let (tree, tree_time) = joined(hashing);
         let store_leaves = stored_leaves?;
         let staged = staged?;
-        // The attach checks the staged rows' key to `eons` inside this transaction
-        // (the one to `validators` was checked while staging).
         let attach_started = Instant::now();
         eon_partition::attach_rewards(conn, eon)?;
-        Ok::<_, EonError>((
-            tree,
-            tree_time,
-            staged + attach_started.elapsed(),
-            store_leaves,
-        ))
+        Ok::<_, EonError>((staged + attach_started.elapsed(), store_leaves))
     })?;
     let root = tree.root();
 
@@ -314,11 +316,13 @@ fn close_in_transaction(
         excluded: rewards.excluded,
         timings: EonTimings {
             load,
+            attribute: attribute_time,
             tree: tree_time,
             store,
             store_leaves,
             store_tree: store_tree_time,
             store_rewards,
+            commit: Duration::ZERO,
         },
     }))
 }
@@ -337,7 +341,7 @@ fn load_standing(
     staging: &mut PgConnection,
     next: &NextEon,
     eon: i64,
-) -> Result<(Vec<RewardRow>, Vec<StoredLeaf>), EonError> {
+) -> Result<(Vec<EonReward>, Vec<StoredLeaf>), EonError> {
     let ids = diesel::sql_query("SELECT min(id) AS first, max(id) AS last FROM validators")
         .get_result::<IdRange>(conn)?;
     // No validator, no credit and no reward (each refers to one); leaves may remain.
@@ -360,17 +364,19 @@ fn load_standing(
     Ok((rows, previous_leaves))
 }
 
-/// The standing of the validators with ids `first..=last` (see [`load_standing`]).
+/// The standing of the validators with ids `first..=last` (see [`load_standing`]),
+/// decoded on the thread that loaded it: each reward added to the validator's
+/// cumulative, nothing attributed yet.
 fn standing_between(
     conn: &mut PgConnection,
     next: &NextEon,
     eon: i64,
     first: i64,
     last: i64,
-) -> Result<Vec<RewardRow>, EonError> {
+) -> Result<Vec<EonReward>, EonError> {
     // Driven by the validators so that every input is already in id order
     // (merge joins, no sort of the million rows).
-    Ok(diesel::sql_query(
+    let rows: Vec<RewardRow> = diesel::sql_query(
         "SELECT v.id AS validator_id, v.payout_address, \
                 COALESCE(c.earned, 0) AS earned, \
                 COALESCE(p.cumulative, 0) AS previous_cumulative, \
@@ -391,7 +397,20 @@ fn standing_between(
     .bind::<BigInt, _>(eon - 1)
     .bind::<BigInt, _>(first)
     .bind::<BigInt, _>(last)
-    .load(conn)?)
+    .load(conn)?;
+    rows.into_iter()
+        .map(|row| {
+            let earned = money::from_pg_numeric(&row.earned)?;
+            Ok(EonReward {
+                validator_id: row.validator_id,
+                payout_address: row.payout_address,
+                earned,
+                cumulative: money::from_pg_numeric(&row.previous_cumulative)?
+                    .saturating_add(earned),
+                attributed: money::from_pg_numeric(&row.previous_attributed)?,
+            })
+        })
+        .collect()
 }
 
 #[derive(QueryableByName)]
@@ -431,42 +450,40 @@ struct Attribution {
 /// Adds each validator's unattributed reward to its current payout address; a
 /// validator without one accrues and is left out of the tree.
 fn attribute(
-    rows: Vec<RewardRow>,
+    mut validators: Vec<EonReward>,
     previous_leaves: Vec<StoredLeaf>,
 ) -> Result<Attribution, EonError> {
-    let mut leaves: BTreeMap<Address, U256> = BTreeMap::new();
-    for leaf in previous_leaves {
-        let (address, cumulative) = leaf.decoded()?;
-        leaves.insert(address, cumulative);
+    // Every share, then sorted by address and summed: a sort of a million pairs
+    // costs a fraction of a million map insertions.
+    let mut shares = Vec::with_capacity(previous_leaves.len() + validators.len());
+    for leaf in &previous_leaves {
+        shares.push(leaf.decoded()?);
     }
-    let mut validators = Vec::with_capacity(rows.len());
     let mut excluded = 0;
-    for row in rows {
-        let earned = money::from_pg_numeric(&row.earned)?;
-        let cumulative = money::from_pg_numeric(&row.previous_cumulative)?.saturating_add(earned);
-        let mut attributed = money::from_pg_numeric(&row.previous_attributed)?;
-        match &row.payout_address {
+    for validator in &mut validators {
+        match &validator.payout_address {
             Some(bytes) => {
-                let address = address_of(bytes).ok_or(EonError::BadAddress(row.validator_id))?;
-                let share = cumulative.saturating_sub(attributed);
-                let entry = leaves.entry(address).or_default();
-                *entry = entry.saturating_add(share);
-                attributed = cumulative;
+                let address =
+                    address_of(bytes).ok_or(EonError::BadAddress(validator.validator_id))?;
+                let share = validator.cumulative.saturating_sub(validator.attributed);
+                shares.push((address, share));
+                validator.attributed = validator.cumulative;
             }
-            None if cumulative > attributed => excluded += 1,
+            None if validator.cumulative > validator.attributed => excluded += 1,
             None => {}
         }
-        validators.push(EonReward {
-            validator_id: row.validator_id,
-            payout_address: row.payout_address,
-            earned,
-            cumulative,
-            attributed,
-        });
+    }
+    shares.sort_unstable_by_key(|(address, _)| *address);
+    let mut leaves: Vec<(Address, U256)> = Vec::with_capacity(shares.len());
+    for (address, share) in shares {
+        match leaves.last_mut() {
+            Some((last, sum)) if *last == address => *sum = sum.saturating_add(share),
+            _ => leaves.push((address, share)),
+        }
     }
     Ok(Attribution {
         validators,
-        leaves: leaves.into_iter().collect(),
+        leaves,
         excluded,
     })
 }

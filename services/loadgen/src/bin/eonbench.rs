@@ -70,6 +70,10 @@ fn main() -> anyhow::Result<()> {
     );
     println!("  load    {:>7.3} s", t.load.as_secs_f64());
     println!(
+        "  attribute {:>5.3} s   (each reward to its address's leaf)",
+        t.attribute.as_secs_f64()
+    );
+    println!(
         "  tree    {:>7.3} s   (the 3n hashes alone at the raw rate: {:.3} s)",
         t.tree.as_secs_f64(),
         hash_bound.as_secs_f64()
@@ -86,6 +90,7 @@ fn main() -> anyhow::Result<()> {
         t.store_tree.as_secs_f64(),
         t.store_rewards.as_secs_f64()
     );
+    println!("  commit  {:>7.3} s", t.commit.as_secs_f64());
     println!("  whole eon {:.3} s", whole.as_secs_f64());
     println!(
         "  raw keccak256 {hashes_per_s:.0}/s on one core; raw COPY {:.0} MiB/s",
