@@ -71,7 +71,7 @@ pub struct EonTimings {
     pub store: Duration,
     /// From the start of storage until the leaves were attached.
     pub store_leaves: Duration,
-    /// The commitment and the tree layers, after the rest.
+    /// The commitment and the tree layers, after the leaves (beside the rewards).
     pub store_tree: Duration,
     /// Staging the validators' rewards on the second connection, plus their attach.
     pub store_rewards: Duration,
@@ -264,47 +264,49 @@ fn close_in_transaction(
         .fold(U256::zero(), |sum, (_, amount)| sum.saturating_add(*amount));
     let attribute_time = attribute_started.elapsed();
     // The tree first, alone on every core (hashing beside two PostgreSQL backends
-    // took longer and shortened nothing), then the leaves and the validators'
-    // rewards side by side: the leaves in this transaction, the rewards on the
-    // staging connection (a second backend, so a second core). Neither storage
-    // depends on the tree; its layers are stored after them.
+    // took longer and shortened nothing), then storage on two backends side by
+    // side: the leaves, the commitment and the tree's layers in this transaction,
+    // the validators' rewards (the larger part) on the staging connection.
     let leaves = &rewards.leaves;
     let validators = &rewards.validators;
     let tree_started = Instant::now();
     let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
     let tree_time = tree_started.elapsed();
+    let root = tree.root();
+    let commitment = RootCommitment {
+        eon,
+        root,
+        total,
+        leaves: summary_leaves,
+        excluded: rewards.excluded,
+    };
     let store_started = Instant::now();
-    let (store_rewards, store_leaves) = std::thread::scope(|scope| {
+    let (store_rewards, store_leaves, store_tree_time) = std::thread::scope(|scope| {
         let staging_rewards = scope.spawn(move || {
             let started = Instant::now();
             eon_partition::stage_rewards(staging, eon, validators).map(|()| started.elapsed())
         });
-        let stored_leaves = insert_eon(conn, eon, &next).and_then(|()| {
+        let stored = insert_eon(conn, eon, &next).and_then(|()| {
             eon_partition::store_leaves(conn, eon, leaves)?;
-            Ok(store_started.elapsed())
+            let store_leaves = store_started.elapsed();
+            let tree_started = Instant::now();
+            commitment.insert(conn)?;
+            store_tree(conn, eon, &tree)?;
+            Ok((store_leaves, tree_started.elapsed()))
         });
         let staged = joined(staging_rewards);
-        let store_leaves = stored_leaves?;
+        let (store_leaves, store_tree_time) = stored?;
         let staged = staged?;
+        // The attach checks the staged rows' key to `eons` inside this transaction
+        // (the one to `validators` was checked while staging).
         let attach_started = Instant::now();
         eon_partition::attach_rewards(conn, eon)?;
-        Ok::<_, EonError>((staged + attach_started.elapsed(), store_leaves))
+        Ok::<_, EonError>((
+            staged + attach_started.elapsed(),
+            store_leaves,
+            store_tree_time,
+        ))
     })?;
-    let root = tree.root();
-
-    let commit_started = Instant::now();
-    diesel::sql_query(
-        "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count) \
-         VALUES ($1, $2, $3::numeric, $4, $5)",
-    )
-    .bind::<BigInt, _>(eon)
-    .bind::<Bytea, _>(root.to_vec())
-    .bind::<Text, _>(total.to_string())
-    .bind::<diesel::sql_types::Int4, _>(i32::try_from(summary_leaves).unwrap_or(i32::MAX))
-    .bind::<diesel::sql_types::Int4, _>(i32::try_from(rewards.excluded).unwrap_or(i32::MAX))
-    .execute(conn)?;
-    store_tree(conn, eon, &tree)?;
-    let store_tree_time = commit_started.elapsed();
     let store = store_started.elapsed();
     Ok(Some(EonSummary {
         eon,
@@ -419,6 +421,32 @@ struct IdRange {
     first: Option<i64>,
     #[diesel(sql_type = Nullable<BigInt>)]
     last: Option<i64>,
+}
+
+/// An eon's root commitment: what the verifier sends on-chain.
+struct RootCommitment {
+    eon: i64,
+    root: merkle::Hash,
+    total: U256,
+    leaves: usize,
+    excluded: usize,
+}
+
+impl RootCommitment {
+    /// Stores it (in the closing transaction).
+    fn insert(&self, conn: &mut PgConnection) -> Result<(), EonError> {
+        diesel::sql_query(
+            "INSERT INTO root_commitments (eon, root, total, leaf_count, excluded_count) \
+             VALUES ($1, $2, $3::numeric, $4, $5)",
+        )
+        .bind::<BigInt, _>(self.eon)
+        .bind::<Bytea, _>(self.root.to_vec())
+        .bind::<Text, _>(self.total.to_string())
+        .bind::<diesel::sql_types::Int4, _>(i32::try_from(self.leaves).unwrap_or(i32::MAX))
+        .bind::<diesel::sql_types::Int4, _>(i32::try_from(self.excluded).unwrap_or(i32::MAX))
+        .execute(conn)?;
+        Ok(())
+    }
 }
 
 /// What a scoped thread returned; a panic on it is a bug, surfaced as such (not
