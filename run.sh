@@ -532,6 +532,7 @@ run_bench() {
     # The server's read caches, as it ran (the API read figures depend on them).
     echo "api_read_cache_ms=${API_READ_CACHE_MS:-1000}"
     stop_children
+    echo "ingest_sessions_closed_lease=$(sessions_closed_for_lease "$server_log")"
     grep -E '"level":"(ERROR|WARN)"' "$server_log" | head -5 || true
     [ -n "${BENCH_SERVER_LOG:-}" ] || rm -f "$server_log"
     psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
@@ -604,6 +605,7 @@ run_connections_bench() {
         grep -E '"level":"(ERROR|WARN)"' "$out/server-$k.log" | head -3 || true
         grep -E 'failed' "$out/driver-$k.out" | head -3 || true
     done
+    echo "connections_sessions_closed_lease=$(cat "$out"/server-*.log | sessions_closed_for_lease -)"
     awk -F= '/^connections=/ {c += $2} /^ingest_lost=/ {l += $2} /^ingest_results_per_s=/ {r += $2}
         /^rss_per_conn_kib=/ {s += $2; n++}
         END {printf "connections_total=%d\nconnections_rss_per_conn_kib=%.1f\nconnections_results_per_s=%.0f\nconnections_lost=%d\n", c, s / n, r, l}' \
@@ -672,6 +674,15 @@ SQL
     stop_children
     psql "$DATABASE_URL" -qAtX -c "DROP DATABASE IF EXISTS \"$bench_db\" WITH (FORCE)" >/dev/null
     return "$status"
+}
+
+# How many validator sessions a server's log ($1, or - for stdin) says it closed
+# because their session lock's lease could not be renewed in time (Redis answering
+# late under overload): their validators must reconnect and resend, which the
+# simulated ones do not, so their unanswered results count as lost.
+sessions_closed_for_lease() {
+    grep -E '"message":"lease (renewal failed until the ttl ran out|lost: the lock expired or was taken)"' "$1" \
+        | grep -c ':lock:session:' || true
 }
 
 # The eon benchmark: BENCH_EON_VALIDATORS validators closed into one eon (tree,
