@@ -349,8 +349,15 @@ fn load_standing(
     // No validator, no credit and no reward (each refers to one); leaves may remain.
     let (first, last) = (ids.first.unwrap_or(0), ids.last.unwrap_or(0));
     let middle = first + (last - first) / 2;
+    // Empty when every id is the middle's (one validator).
+    let upper_ids = if middle < last {
+        (middle + 1, last)
+    } else {
+        (1, 0)
+    };
     let (lower, upper) = std::thread::scope(|scope| {
-        let upper = scope.spawn(move || standing_between(staging, next, eon, middle + 1, last));
+        let upper =
+            scope.spawn(move || standing_between(staging, next, eon, upper_ids.0, upper_ids.1));
         let lower = standing_between(conn, next, eon, first, middle).and_then(|rows| {
             let previous_leaves = diesel::sql_query(
                 "SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1",
