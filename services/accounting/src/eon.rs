@@ -252,11 +252,11 @@ fn close_in_transaction(
             next: next.number,
         });
     }
-    let (rows, previous_leaves) = load_standing(conn, staging, &next, eon)?;
+    let standing = load_standing(conn, staging, &next, eon)?;
     let load = started.elapsed();
 
     let attribute_started = Instant::now();
-    let rewards = attribute(rows, previous_leaves)?;
+    let rewards = attribute(standing)?;
     let summary_leaves = rewards.leaves.len();
     let total = rewards
         .leaves
@@ -330,7 +330,8 @@ fn close_in_transaction(
 }
 
 /// The validators' standing for closing eon `eon`: its credits plus each validator's
-/// standing after the previous eon (in id order), and the previous eon's leaves.
+/// standing after the previous eon (in id order), and the previous eon's leaves (in
+/// address order).
 ///
 /// The validators are read in two halves of their ids at once, the lower on the
 /// closing transaction and the upper on `staging` (a second backend, so both cores
@@ -343,7 +344,7 @@ fn load_standing(
     staging: &mut PgConnection,
     next: &NextEon,
     eon: i64,
-) -> Result<(Vec<EonReward>, Vec<StoredLeaf>), EonError> {
+) -> Result<Standing, EonError> {
     let ids = diesel::sql_query("SELECT min(id) AS first, max(id) AS last FROM validators")
         .get_result::<IdRange>(conn)?;
     // No validator, no credit and no reward (each refers to one); leaves may remain.
@@ -355,22 +356,66 @@ fn load_standing(
     } else {
         (1, 0)
     };
+    // The previous eon's leaves likewise, in two halves of their positions.
+    let leaf_count = diesel::sql_query("SELECT count(*) AS n FROM merkle_leaves WHERE eon = $1")
+        .bind::<BigInt, _>(eon - 1)
+        .get_result::<Count>(conn)?
+        .n;
+    let leaf_middle = leaf_count / 2;
     let (lower, upper) = std::thread::scope(|scope| {
-        let upper =
-            scope.spawn(move || standing_between(staging, next, eon, upper_ids.0, upper_ids.1));
-        let lower = standing_between(conn, next, eon, first, middle).and_then(|rows| {
-            let previous_leaves = diesel::sql_query(
-                "SELECT payout_address, cumulative FROM merkle_leaves WHERE eon = $1",
-            )
-            .bind::<BigInt, _>(eon - 1)
-            .load(conn)?;
-            Ok((rows, previous_leaves))
+        let upper = scope.spawn(move || {
+            let rows = standing_between(staging, next, eon, upper_ids.0, upper_ids.1)?;
+            let leaves = previous_leaves(staging, eon - 1, leaf_middle, leaf_count)?;
+            Ok::<_, EonError>((rows, leaves))
         });
+        let lower = standing_between(conn, next, eon, first, middle)
+            .and_then(|rows| Ok((rows, previous_leaves(conn, eon - 1, 0, leaf_middle)?)));
         (lower, joined(upper))
     });
-    let (mut rows, previous_leaves) = lower?;
-    rows.append(&mut upper?);
-    Ok((rows, previous_leaves))
+    let (mut rows, mut leaves) = lower?;
+    let (mut upper_rows, mut upper_leaves) = upper?;
+    rows.append(&mut upper_rows);
+    leaves.append(&mut upper_leaves);
+    // Stored in address order; a check costs one pass, a wrong order the tree.
+    if !leaves.is_sorted_by_key(|(address, _)| *address) {
+        leaves.sort_unstable_by_key(|(address, _)| *address);
+    }
+    Ok(Standing {
+        validators: rows,
+        previous_leaves: leaves,
+    })
+}
+
+/// What closing an eon starts from (see [`load_standing`]).
+struct Standing {
+    /// Each validator with a credit or a reward, in id order.
+    validators: Vec<EonReward>,
+    /// The previous eon's leaves, in address order.
+    previous_leaves: Vec<(Address, U256)>,
+}
+
+/// Eon `eon`'s leaves at positions `from..to`, decoded, in position order.
+fn previous_leaves(
+    conn: &mut PgConnection,
+    eon: i64,
+    from: i64,
+    to: i64,
+) -> Result<Vec<(Address, U256)>, EonError> {
+    let stored: Vec<StoredLeaf> = diesel::sql_query(
+        "SELECT payout_address, cumulative FROM merkle_leaves \
+         WHERE eon = $1 AND leaf_index >= $2 AND leaf_index < $3 ORDER BY leaf_index",
+    )
+    .bind::<BigInt, _>(eon)
+    .bind::<BigInt, _>(from)
+    .bind::<BigInt, _>(to)
+    .load(conn)?;
+    stored.iter().map(StoredLeaf::decoded).collect()
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
 }
 
 /// The standing of the validators with ids `first..=last` (see [`load_standing`]),
@@ -484,16 +529,14 @@ struct Attribution {
 
 /// Adds each validator's unattributed reward to its current payout address; a
 /// validator without one accrues and is left out of the tree.
-fn attribute(
-    mut validators: Vec<EonReward>,
-    previous_leaves: Vec<StoredLeaf>,
-) -> Result<Attribution, EonError> {
-    // Every share, then sorted by address and summed: a sort of a million pairs
-    // costs a fraction of a million map insertions.
-    let mut shares = Vec::with_capacity(previous_leaves.len() + validators.len());
-    for leaf in &previous_leaves {
-        shares.push(leaf.decoded()?);
-    }
+fn attribute(standing: Standing) -> Result<Attribution, EonError> {
+    let Standing {
+        mut validators,
+        previous_leaves,
+    } = standing;
+    // The shares sorted by address, then merged with the previous leaves (already
+    // sorted) and summed: a fraction of the cost of a million map insertions.
+    let mut shares = Vec::with_capacity(validators.len());
     let mut excluded = 0;
     for validator in &mut validators {
         match &validator.payout_address {
@@ -509,18 +552,31 @@ fn attribute(
         }
     }
     shares.sort_unstable_by_key(|(address, _)| *address);
-    let mut leaves: Vec<(Address, U256)> = Vec::with_capacity(shares.len());
-    for (address, share) in shares {
-        match leaves.last_mut() {
-            Some((last, sum)) if *last == address => *sum = sum.saturating_add(share),
-            _ => leaves.push((address, share)),
-        }
-    }
     Ok(Attribution {
         validators,
-        leaves,
+        leaves: merge_sums(previous_leaves, shares),
         excluded,
     })
+}
+
+/// Two lists in address order merged into one, amounts of the same address summed.
+fn merge_sums(a: Vec<(Address, U256)>, b: Vec<(Address, U256)>) -> Vec<(Address, U256)> {
+    let mut merged: Vec<(Address, U256)> = Vec::with_capacity(a.len().max(b.len()));
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, None) => break,
+        };
+        let Some((address, amount)) = next else { break };
+        match merged.last_mut() {
+            Some((last, sum)) if *last == address => *sum = sum.saturating_add(amount),
+            _ => merged.push((address, amount)),
+        }
+    }
+    merged
 }
 
 /// Writes `tree`'s layers as eon `eon`'s `merkle_nodes`.
@@ -593,4 +649,27 @@ pub fn store_missing_trees(conn: &mut PgConnection) -> Result<TreesRebuilt, EonE
 
 fn address_of(bytes: &[u8]) -> Option<Address> {
     (bytes.len() == 20).then(|| Address::from_slice(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(byte: u8, amount: u64) -> (Address, U256) {
+        (Address::repeat_byte(byte), U256::from(amount))
+    }
+
+    #[test]
+    fn merged_leaves_are_in_address_order_with_each_address_summed_once() {
+        let previous = vec![at(1, 10), at(3, 30), at(7, 70)];
+        // Two validators share address 3, one shares 7 with the previous eon's leaf.
+        let shares = vec![at(2, 2), at(3, 3), at(3, 4), at(7, 1), at(9, 9)];
+        assert_eq!(
+            merge_sums(previous, shares),
+            vec![at(1, 10), at(2, 2), at(3, 37), at(7, 71), at(9, 9)]
+        );
+        assert_eq!(merge_sums(vec![], vec![at(5, 5)]), vec![at(5, 5)]);
+        assert_eq!(merge_sums(vec![at(5, 5)], vec![]), vec![at(5, 5)]);
+        assert!(merge_sums(vec![], vec![]).is_empty());
+    }
 }

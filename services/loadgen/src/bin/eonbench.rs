@@ -30,17 +30,7 @@ fn main() -> anyhow::Result<()> {
     )
     .bind::<BigInt, _>(validators)
     .execute(&mut conn)?;
-    diesel::sql_query(
-        "INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at) \
-         VALUES (1, decode(repeat('00', 32), 'hex'), now() - interval '1 minute', now() - interval '30 seconds', now())",
-    )
-    .execute(&mut conn)?;
-    diesel::sql_query(
-        "INSERT INTO validator_credits (round_number, validator_id, checks, amount) \
-         SELECT 1, id, 1, 1000000000000 * (1 + id % 97) FROM validators",
-    )
-    .execute(&mut conn)?;
-    diesel::sql_query("ANALYZE").execute(&mut conn)?;
+    credit_everyone_in_a_closed_round(&mut conn, 1)?;
     println!(
         "  setup (not part of the eon): {:.1} s",
         started.elapsed().as_secs_f64()
@@ -96,6 +86,24 @@ fn main() -> anyhow::Result<()> {
         "  raw keccak256 {hashes_per_s:.0}/s on one core; raw COPY {:.0} MiB/s",
         copy_bytes_per_s / 1_048_576.0
     );
+    // A second eon, as every eon after the first: each validator earns again, and
+    // the first eon's leaves and rewards are read and carried forward.
+    credit_everyone_in_a_closed_round(&mut conn, 2)?;
+    let started = Instant::now();
+    let second = close_eon(&mut conn, &mut staging, 2)?
+        .ok_or_else(|| anyhow::anyhow!("eon 2 was already closed in the scratch database"))?;
+    let second_whole = started.elapsed();
+    let s = second.timings;
+    println!(
+        "  second eon {:.3} s   (every validator earning again, the first eon carried forward: \
+         load {:.3} s, attribute {:.3} s, tree {:.3} s, store {:.3} s)",
+        second_whole.as_secs_f64(),
+        s.load.as_secs_f64(),
+        s.attribute.as_secs_f64(),
+        s.tree.as_secs_f64(),
+        s.store.as_secs_f64()
+    );
+
     let label = match summary.leaves {
         n if n >= 1_000_000 => format!("{}m", n / 1_000_000),
         n => format!("{}k", n / 1000),
@@ -104,6 +112,10 @@ fn main() -> anyhow::Result<()> {
     println!("merkle_{label}_tree_s={:.3}", t.tree.as_secs_f64());
     println!("merkle_{label}_store_s={:.3}", t.store.as_secs_f64());
     println!("merkle_{label}_eon_s={:.3}", whole.as_secs_f64());
+    println!(
+        "merkle_{label}_second_eon_s={:.3}",
+        second_whole.as_secs_f64()
+    );
     println!("raw_keccak_per_s={hashes_per_s:.0}");
     println!("raw_copy_mib_per_s={:.1}", copy_bytes_per_s / 1_048_576.0);
     println!(
@@ -114,6 +126,26 @@ fn main() -> anyhow::Result<()> {
         "merkle_store_ratio_to_limit={:.2}",
         copy_bound.as_secs_f64() / t.store.as_secs_f64()
     );
+    Ok(())
+}
+
+/// Closes round `round` (opened `round` minutes ago, so rounds stay in order) with a
+/// credit for every validator, then refreshes the planner's statistics.
+fn credit_everyone_in_a_closed_round(conn: &mut PgConnection, round: i64) -> anyhow::Result<()> {
+    diesel::sql_query(
+        "INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at) \
+         VALUES ($1, decode(repeat('00', 32), 'hex'), now() - make_interval(mins => (10 - $1)::int), \
+                 now() - make_interval(mins => (10 - $1)::int) + interval '30 seconds', now())",
+    )
+    .bind::<BigInt, _>(round)
+    .execute(conn)?;
+    diesel::sql_query(
+        "INSERT INTO validator_credits (round_number, validator_id, checks, amount) \
+         SELECT $1, id, 1, 1000000000000 * (1 + id % 97) FROM validators",
+    )
+    .bind::<BigInt, _>(round)
+    .execute(conn)?;
+    diesel::sql_query("ANALYZE").execute(conn)?;
     Ok(())
 }
 
