@@ -365,7 +365,8 @@ fn load_standing(
     let (lower, upper) = std::thread::scope(|scope| {
         let upper = scope.spawn(move || {
             let rows = standing_between(staging, next, eon, upper_ids.0, upper_ids.1)?;
-            let leaves = previous_leaves(staging, eon - 1, leaf_middle, leaf_count)?;
+            // Open-ended: every leaf past the middle, whatever its position.
+            let leaves = previous_leaves(staging, eon - 1, leaf_middle, i64::MAX)?;
             Ok::<_, EonError>((rows, leaves))
         });
         let lower = standing_between(conn, next, eon, first, middle)
