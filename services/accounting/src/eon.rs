@@ -75,7 +75,7 @@ pub struct EonTimings {
     pub store_tree: Duration,
     /// Staging the validators' rewards on the second connection, plus their attach.
     pub store_rewards: Duration,
-    /// Committing the closing transaction.
+    /// The rest of the close: beginning and committing its transaction.
     pub commit: Duration,
 }
 
@@ -273,7 +273,7 @@ fn close_in_transaction(
     let tree = RewardTree::build(&merkle::leaf_hashes(leaves));
     let tree_time = tree_started.elapsed();
     let root = tree.root();
-    let commitment = RootCommitment {
+    let commitment = NewRootCommitment {
         eon,
         root,
         total,
@@ -366,11 +366,11 @@ fn load_standing(
         let upper = scope.spawn(move || {
             let rows = standing_between(staging, next, eon, upper_ids.0, upper_ids.1)?;
             // Open-ended: every leaf past the middle, whatever its position.
-            let leaves = previous_leaves(staging, eon - 1, leaf_middle, i64::MAX)?;
+            let leaves = stored_leaves(staging, eon - 1, leaf_middle, i64::MAX)?;
             Ok::<_, EonError>((rows, leaves))
         });
         let lower = standing_between(conn, next, eon, first, middle)
-            .and_then(|rows| Ok((rows, previous_leaves(conn, eon - 1, 0, leaf_middle)?)));
+            .and_then(|rows| Ok((rows, stored_leaves(conn, eon - 1, 0, leaf_middle)?)));
         (lower, joined(upper))
     });
     let (mut rows, mut leaves) = lower?;
@@ -395,8 +395,8 @@ struct Standing {
     previous_leaves: Vec<(Address, U256)>,
 }
 
-/// Eon `eon`'s leaves at positions `from..to`, decoded, in position order.
-fn previous_leaves(
+/// Eon `eon`'s stored leaves at positions `from..to`, decoded, in position order.
+fn stored_leaves(
     conn: &mut PgConnection,
     eon: i64,
     from: i64,
@@ -476,8 +476,9 @@ struct IdRange {
     last: Option<i64>,
 }
 
-/// An eon's root commitment: what the verifier sends on-chain.
-struct RootCommitment {
+/// The row an eon's close adds to `root_commitments` (read back as
+/// `overlaps_shared::models::RootCommitment`): what the verifier sends on-chain.
+struct NewRootCommitment {
     eon: i64,
     root: merkle::Hash,
     total: U256,
@@ -485,7 +486,7 @@ struct RootCommitment {
     excluded: usize,
 }
 
-impl RootCommitment {
+impl NewRootCommitment {
     /// Stores it (in the closing transaction).
     fn insert(&self, conn: &mut PgConnection) -> Result<(), EonError> {
         diesel::sql_query(
@@ -564,14 +565,12 @@ fn attribute(standing: Standing) -> Result<Attribution, EonError> {
 fn merge_sums(a: Vec<(Address, U256)>, b: Vec<(Address, U256)>) -> Vec<(Address, U256)> {
     let mut merged: Vec<(Address, U256)> = Vec::with_capacity(a.len().max(b.len()));
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
-    loop {
-        let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
-            (Some(_), Some(_)) | (None, Some(_)) => b.next(),
-            (Some(_), None) => a.next(),
-            (None, None) => break,
-        };
-        let Some((address, amount)) = next else { break };
+    // The lower address first; `a` first on a tie; `b` once `a` is empty (None: done).
+    while let Some((address, amount)) = match (a.peek(), b.peek()) {
+        (Some(x), Some(y)) if y.0 < x.0 => b.next(),
+        (Some(_), _) => a.next(),
+        (None, _) => b.next(),
+    } {
         match merged.last_mut() {
             Some((last, sum)) if *last == address => *sum = sum.saturating_add(amount),
             _ => merged.push((address, amount)),
@@ -627,16 +626,7 @@ pub fn store_missing_trees(conn: &mut PgConnection) -> Result<TreesRebuilt, EonE
     .load(conn)?;
     let mut rebuilt = TreesRebuilt::default();
     for eon in missing {
-        let leaves: Vec<StoredLeaf> = diesel::sql_query(
-            "SELECT payout_address, cumulative FROM merkle_leaves \
-             WHERE eon = $1 ORDER BY leaf_index",
-        )
-        .bind::<BigInt, _>(eon.eon)
-        .load(conn)?;
-        let leaves = leaves
-            .iter()
-            .map(StoredLeaf::decoded)
-            .collect::<Result<Vec<_>, EonError>>()?;
+        let leaves = stored_leaves(conn, eon.eon, 0, i64::MAX)?;
         let tree = RewardTree::build(&merkle::leaf_hashes(&leaves));
         if tree.root()[..] != eon.root[..] {
             rebuilt.refused.push(eon.eon);

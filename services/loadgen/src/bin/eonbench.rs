@@ -129,8 +129,8 @@ fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Closes round `round` (opened `round` minutes ago, so rounds stay in order) with a
-/// credit for every validator, then refreshes the planner's statistics.
+/// Closes round `round` (opened 10 − `round` minutes ago, so a later round opens
+/// later) with a credit for every validator, then refreshes the planner's statistics.
 fn credit_everyone_in_a_closed_round(conn: &mut PgConnection, round: i64) -> anyhow::Result<()> {
     diesel::sql_query(
         "INSERT INTO rounds (number, seed, opened_at, deadline_at, closed_at) \
