@@ -6,9 +6,10 @@
 
 mod api_reads;
 mod limits;
+mod prepare;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -16,19 +17,16 @@ use anyhow::Context as _;
 use apalis::prelude::TaskSink;
 use chrono::Utc;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bytea, Int4, Text, Timestamptz};
+use diesel::sql_types::{BigInt, Int4, Text};
 use futures::{SinkExt, StreamExt};
 use overlaps_shared::config::{CommonConfig, Env};
 use overlaps_shared::jobs::{self, Dispatch};
-use overlaps_shared::protocol::{CheckResult, CheckStatus, HubMessage, ValidatorMessage};
+use overlaps_shared::protocol::{HubMessage, ValidatorMessage};
 use overlaps_shared::redis_keys::{self, KeyPrefix};
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
 use overlaps_shared::site_check::SiteCheck;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
-
-/// How far past a round's opening its deadline lies.
-const DEADLINE_AFTER_MS: i64 = 30_000;
 
 /// What the run is asked to do.
 struct Plan {
@@ -54,7 +52,12 @@ struct Stats {
     acked: AtomicU64,
     refused: AtomicU64,
     latencies_ms: Mutex<Vec<u32>>,
+    /// Results signed when none was prepared (there should be none).
+    signed_on_the_spot: AtomicU64,
 }
+
+/// Assignment id → its signed `result` frame, set once preparation is done.
+type PreparedResults = Arc<OnceLock<HashMap<i64, Message>>>;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -106,25 +109,68 @@ async fn main() -> anyhow::Result<()> {
     println!("opening {} validator connections ...", plan.connections);
     let stats = Arc::new(Stats::default());
     let opened = Instant::now();
-    let validator_ids = open_validators(&plan, &stats).await?;
+    let prepared_results = PreparedResults::default();
+    let validators = open_validators(&plan, &stats, &prepared_results).await?;
     println!(
         "  {} signed up in {:.1} s",
-        validator_ids.len(),
+        validators.len(),
         opened.elapsed().as_secs_f64()
     );
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_after = plan.server_pid.and_then(rss_kib);
 
     let sites = create_sites(&mut conn, plan.checks_per_validator)?;
-    let per_round = validator_ids.len() * sites.ids.len();
-    println!(
-        "driving {} s: a round every {} s, {per_round} checks per round ...",
-        plan.seconds, plan.round_seconds
-    );
+    let per_round = validators.len() * sites.ids.len();
     let first_round = match plan.round_base {
         Some(base) => base + 1,
         None => next_round(&mut conn)?,
     };
+    let rounds = (plan.seconds / plan.round_seconds).max(1);
+    println!(
+        "preparing {rounds} rounds of {per_round} checks: assignments, results signed ahead ..."
+    );
+    let round_plan = prepare::RoundPlan {
+        first_round,
+        rounds,
+        round_seconds: plan.round_seconds,
+        instance: &plan.instance,
+        hub_id: &plan.hub_id,
+    };
+    let prepared = tokio::task::block_in_place(|| {
+        prepare::prepare_rounds(&mut conn, &round_plan, &validators, &sites)
+    })?;
+    println!(
+        "  assignments inserted in {:.1} s, results signed in {:.1} s{}",
+        prepared.insert_time.as_secs_f64(),
+        prepared.sign_time.as_secs_f64(),
+        if prepared.shifted_by.is_zero() {
+            String::new()
+        } else {
+            format!(
+                " (the estimate was short: the schedule moved {:.1} s later)",
+                prepared.shifted_by.as_secs_f64()
+            )
+        }
+    );
+    let prepare_s = (prepared.insert_time + prepared.sign_time).as_secs_f64();
+    let prepare::PreparedRounds {
+        rounds: schedule,
+        results,
+        ..
+    } = prepared;
+    if prepared_results.set(results).is_err() {
+        anyhow::bail!("results were prepared twice");
+    }
+    let Some(opens_at) = schedule.first().map(|r| r.opens_at) else {
+        anyhow::bail!("no round was prepared");
+    };
+    if let Ok(wait) = (opens_at - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
+    }
+    println!(
+        "driving {} s: a round every {} s, {per_round} checks per round ...",
+        plan.seconds, plan.round_seconds
+    );
     let mut queue = jobs::dispatch_storage(redis.clone(), &keys, &plan.instance);
     let latest_round = Arc::new(AtomicI64::new(first_round));
     let stop_reading = Arc::new(AtomicBool::new(false));
@@ -153,27 +199,15 @@ async fn main() -> anyhow::Result<()> {
     let driving = Instant::now();
     let mut dispatched = 0usize;
     let mut setup = Duration::ZERO;
-    let rounds = (plan.seconds / plan.round_seconds).max(1);
-    for i in 0..rounds {
+    let mut last_opened = opens_at;
+    for prepared_round in schedule {
+        last_opened = prepared_round.opens_at;
+        if let Ok(wait) = (prepared_round.opens_at - Utc::now()).to_std() {
+            tokio::time::sleep(wait).await;
+        }
         let setup_started = Instant::now();
-        let round = first_round + i as i64;
-        let deadline = Utc::now() + chrono::Duration::milliseconds(DEADLINE_AFTER_MS);
-        let spread = Duration::from_millis(plan.round_seconds * 800);
-        // A blocking query (up to a second for a round's assignments): the runtime
-        // moves this worker's other tasks (simulated validators, API readers) to a
-        // fresh thread meanwhile, or they would wait for it and their latencies
-        // would measure this driver, not the hub.
-        let ids = tokio::task::block_in_place(|| {
-            open_round(
-                &mut conn,
-                round,
-                deadline,
-                spread,
-                &validator_ids,
-                &sites,
-                &plan.instance,
-            )
-        })?;
+        let round = prepared_round.number;
+        let ids = prepared_round.assignment_ids;
         dispatched += ids.len();
         latest_round.store(round, Ordering::Relaxed);
         let job = Dispatch {
@@ -194,10 +228,11 @@ async fn main() -> anyhow::Result<()> {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         setup += setup_started.elapsed();
-        let next = Duration::from_secs((i + 1) * plan.round_seconds);
-        if let Some(wait) = next.checked_sub(driving.elapsed()) {
-            tokio::time::sleep(wait).await;
-        }
+    }
+    // The last round runs its full length, as every other one did.
+    let last_closes = last_opened + chrono::Duration::seconds(plan.round_seconds as i64);
+    if let Ok(wait) = (last_closes - Utc::now()).to_std() {
+        tokio::time::sleep(wait).await;
     }
     // Let the last rounds settle.
     let settle = Instant::now();
@@ -206,7 +241,7 @@ async fn main() -> anyhow::Result<()> {
         || (stats.sent.load(Ordering::Relaxed) as usize) < dispatched
     {
         // Past every deadline, the hub has either stored or refused each result.
-        if settle.elapsed() > Duration::from_millis(DEADLINE_AFTER_MS as u64 + 30_000) {
+        if settle.elapsed() > Duration::from_millis(prepare::DEADLINE_AFTER_MS as u64 + 30_000) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -246,8 +281,8 @@ async fn main() -> anyhow::Result<()> {
             .unwrap_or(0)
     };
     let rss_per_conn = match (rss_before, rss_after) {
-        (Some(before), Some(after)) if !validator_ids.is_empty() => {
-            after.saturating_sub(before) as f64 / validator_ids.len() as f64
+        (Some(before), Some(after)) if !validators.is_empty() => {
+            after.saturating_sub(before) as f64 / validators.len() as f64
         }
         _ => f64::NAN,
     };
@@ -280,15 +315,18 @@ async fn main() -> anyhow::Result<()> {
     let read_error_kinds = read_stats.error_summary().await;
 
     println!();
-    println!("connections held        {:>10}", validator_ids.len());
+    println!("connections held        {:>10}", validators.len());
     println!(
         "offered load            {:>10.0} checks/s",
         dispatched as f64 / elapsed
     );
     println!("assignments dispatched  {dispatched:>10}");
     println!(
-        "round set-up (avg)      {:>10.0} ms  (loadgen as scheduler: insert assignments, push dispatch)",
+        "round set-up (avg)      {:>10.0} ms  (loadgen as scheduler: push the dispatch job)",
         setup.as_secs_f64() * 1000.0 / rounds as f64
+    );
+    println!(
+        "preparation (untimed)   {prepare_s:>10.1} s   (insert every round's assignments, sign every result)"
     );
     println!("results sent            {sent:>10}");
     println!("results acknowledged    {acked:>10}");
@@ -330,9 +368,14 @@ async fn main() -> anyhow::Result<()> {
     println!("ingest_results_per_s={rate:.0}");
     println!("ingest_lost={lost}");
     println!("ingest_refused={refused}");
+    println!("ingest_prepare_s={prepare_s:.1}");
+    println!(
+        "ingest_signed_on_the_spot={}",
+        stats.signed_on_the_spot.load(Ordering::Relaxed)
+    );
     println!("ingest_p50_ms={}", pct(0.50));
     println!("ingest_p99_ms={}", pct(0.99));
-    println!("connections={}", validator_ids.len());
+    println!("connections={}", validators.len());
     println!("hub_cpu_s_per_1k={hub_cpu_per_1k:.3}");
     println!("api_reads_per_s={:.0}", reads_ok as f64 / elapsed);
     println!("api_read_errors={read_errors}");
@@ -377,8 +420,13 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
     Some((user + system) / 100.0)
 }
 
-/// Connects and signs up `plan.connections` validators; each then serves until the end.
-async fn open_validators(plan: &Plan, stats: &Arc<Stats>) -> anyhow::Result<Vec<i64>> {
+/// Connects and signs up `plan.connections` validators, each then serving until
+/// the end; returns each one's id and key.
+async fn open_validators(
+    plan: &Plan,
+    stats: &Arc<Stats>,
+    prepared: &PreparedResults,
+) -> anyhow::Result<HashMap<i64, Keypair>> {
     let payout: PayoutAddress = "0x5aAeb6053F3E94C9b9A09f33669435E7Ef1BeAed".parse()?;
     let (ids_tx, mut ids_rx) = tokio::sync::mpsc::channel(plan.connections);
     // Connect in waves so the accept queue is not flooded.
@@ -386,42 +434,56 @@ async fn open_validators(plan: &Plan, stats: &Arc<Stats>) -> anyhow::Result<Vec<
     let wave = Arc::new(wave);
     for _ in 0..plan.connections {
         let permit = Arc::clone(&wave).acquire_owned().await?;
-        let (url, hub_id, stats, ids_tx) = (
+        let (url, hub_id, stats, ids_tx, prepared) = (
             plan.hub_url.clone(),
             plan.hub_id.clone(),
             Arc::clone(stats),
             ids_tx.clone(),
+            Arc::clone(prepared),
         );
         tokio::spawn(async move {
-            match validator(&url, &hub_id, payout, stats, permit, ids_tx).await {
+            let simulated = SimulatedValidator {
+                stats,
+                prepared,
+                key: Keypair::generate(),
+            };
+            match simulated.run(&url, &hub_id, payout, permit, ids_tx).await {
                 Ok(()) => {}
                 Err(err) => eprintln!("simulated validator failed: {err}"),
             }
         });
     }
     drop(ids_tx);
-    let mut ids = Vec::with_capacity(plan.connections);
-    while let Some(id) = ids_rx.recv().await {
-        ids.push(id);
-        if ids.len() == plan.connections {
+    let mut validators = HashMap::with_capacity(plan.connections);
+    while let Some((id, seed)) = ids_rx.recv().await {
+        validators.insert(id, Keypair::from_seed(&seed));
+        if validators.len() == plan.connections {
             break;
         }
     }
-    ids.sort_unstable();
-    Ok(ids)
+    Ok(validators)
 }
 
-/// One simulated validator: signs up, then answers every `validate` at once.
-async fn validator(
+/// One simulated validator: signs up, then answers every `validate` at once with
+/// the result signed ahead for it.
+struct SimulatedValidator {
+    stats: Arc<Stats>,
+    prepared: PreparedResults,
+    key: Keypair,
+}
+
+impl SimulatedValidator {
+/// Serves until the hub closes the connection.
+async fn run(
+    self,
     url: &str,
     hub_id: &str,
     payout: PayoutAddress,
-    stats: Arc<Stats>,
     permit: tokio::sync::OwnedSemaphorePermit,
-    ids: tokio::sync::mpsc::Sender<i64>,
+    ids: tokio::sync::mpsc::Sender<(i64, [u8; 32])>,
 ) -> anyhow::Result<()> {
+    let SimulatedValidator { stats, prepared, key } = self;
     let mut permit = Some(permit);
-    let key = Keypair::generate();
     let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
     let nonce = loop {
         if let Some(Ok(Message::Text(text))) = socket.next().await {
@@ -451,29 +513,29 @@ async fn validator(
         };
         match serde_json::from_str::<HubMessage>(&text)? {
             HubMessage::SignedUp { validator_id } => {
-                ids.send(validator_id).await?;
+                ids.send((validator_id, key.seed())).await?;
                 // Set-up done: let the next connection start.
                 permit.take();
             }
             HubMessage::Validate(request) => {
                 received.insert(request.assignment_id, Instant::now());
-                let result = CheckResult {
-                    assignment_id: request.assignment_id,
-                    status: CheckStatus::Up,
-                    http_status: Some(200),
-                    latency_ms: 12,
-                    failure: None,
-                    tls_expires_at_ms: None,
-                    checked_at_ms: Utc::now().timestamp_millis(),
-                    spec_hash: hex::encode(request.spec().hash()),
-                    signature: String::new(),
-                }
-                .sign(hub_id, &key);
-                socket
-                    .send(Message::text(serde_json::to_string(
-                        &ValidatorMessage::Result(result),
-                    )?))
-                    .await?;
+                let ready = prepared
+                    .get()
+                    .and_then(|results| results.get(&request.assignment_id));
+                let frame = match ready {
+                    Some(frame) => frame.clone(),
+                    None => {
+                        stats.signed_on_the_spot.fetch_add(1, Ordering::Relaxed);
+                        prepare::result_frame(
+                            request.assignment_id,
+                            Utc::now().timestamp_millis(),
+                            hex::encode(request.spec().hash()),
+                            hub_id,
+                            &key,
+                        )?
+                    }
+                };
+                socket.send(frame).await?;
                 stats.sent.fetch_add(1, Ordering::Relaxed);
             }
             HubMessage::Ack { assignment_ids } => {
@@ -497,6 +559,7 @@ async fn validator(
         }
     }
     Ok(())
+}
 }
 
 #[derive(QueryableByName)]
@@ -526,9 +589,11 @@ fn next_round(conn: &mut PgConnection) -> anyhow::Result<i64> {
 
 /// The bench's websites, with the spec hash each one's assignments record (as the
 /// scheduler records it).
-struct BenchSites {
-    ids: Vec<i64>,
-    spec_hashes: Vec<Vec<u8>>,
+pub struct BenchSites {
+    /// The websites' ids.
+    pub ids: Vec<i64>,
+    /// Each website's spec hash, in the same order.
+    pub spec_hashes: Vec<Vec<u8>>,
 }
 
 /// `count` websites owned by a bench account.
@@ -565,36 +630,4 @@ fn create_sites(conn: &mut PgConnection, count: usize) -> anyhow::Result<BenchSi
         ids: sites,
         spec_hashes,
     })
-}
-
-/// Opens a round and assigns every site to every validator; returns the assignment ids.
-fn open_round(
-    conn: &mut PgConnection,
-    round: i64,
-    deadline: chrono::DateTime<Utc>,
-    spread: Duration,
-    validators: &[i64],
-    sites: &BenchSites,
-    instance: &str,
-) -> anyhow::Result<Vec<i64>> {
-    diesel::sql_query("INSERT INTO rounds (number, seed, deadline_at) VALUES ($1, $2, $3)")
-        .bind::<BigInt, _>(round)
-        .bind::<Bytea, _>(vec![0u8; 32])
-        .bind::<Timestamptz, _>(deadline)
-        .execute(conn)?;
-    let ids = diesel::sql_query(
-        "INSERT INTO check_assignments (round_number, website_id, validator_id, server_instance, due_at, deadline_at, spec_hash) \
-         SELECT $1, w.id, v.id, $2, now() + random() * make_interval(secs => $6), $3, w.spec_hash \
-         FROM unnest($4::bigint[]) AS v(id) CROSS JOIN unnest($5::bigint[], $7::bytea[]) AS w(id, spec_hash) \
-         RETURNING id",
-    )
-    .bind::<BigInt, _>(round)
-    .bind::<Text, _>(instance)
-    .bind::<Timestamptz, _>(deadline)
-    .bind::<Array<BigInt>, _>(validators)
-    .bind::<Array<BigInt>, _>(&sites.ids)
-    .bind::<diesel::sql_types::Double, _>(spread.as_secs_f64())
-    .bind::<Array<Bytea>, _>(&sites.spec_hashes)
-    .load::<Id>(conn)?;
-    Ok(ids.into_iter().map(|r| r.id).collect())
 }

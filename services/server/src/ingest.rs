@@ -267,6 +267,11 @@ fn store_batch(
         .iter()
         .map(|r| i32::try_from(r.result.latency_ms).unwrap_or(i32::MAX))
         .collect();
+    // The first submission in the batch for an assignment is the one stored.
+    let mut first_index: HashMap<i64, usize> = HashMap::with_capacity(rows.len());
+    for (i, r) in rows.iter().enumerate() {
+        first_index.entry(r.result.assignment_id).or_insert(i);
+    }
     let stored: HashMap<i64, usize> = conn.transaction(|conn| {
         let answered: Vec<Answered> = diesel::sql_query(
             "UPDATE check_assignments a SET state = 'answered', answered_at = now() \
@@ -290,8 +295,7 @@ fn store_batch(
         let mut stored = HashMap::with_capacity(answered.len());
         let mut ticks_rows = Vec::with_capacity(answered.len());
         for a in answered {
-            // The first submission in the batch for an assignment is the one stored.
-            let Some(index) = rows.iter().position(|r| r.result.assignment_id == a.id) else {
+            let Some(&index) = first_index.get(&a.id) else {
                 continue;
             };
             let row = &rows[index];
