@@ -9,8 +9,8 @@ mod limits;
 mod prepare;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -43,6 +43,7 @@ struct Plan {
     api_reads_per_second: u32,
     measure_limits: bool,
     round_base: Option<i64>,
+    prepare_insert_rows_per_s: u32,
 }
 
 /// Counters shared by every simulated validator.
@@ -81,6 +82,12 @@ async fn main() -> anyhow::Result<()> {
         measure_limits: env.optional("BENCH_MEASURE_LIMITS", true)?,
         // ... and number their rounds apart.
         round_base: env.maybe("BENCH_ROUND_BASE")?,
+        // Inserting runs at 10,000–100,000 rows/s on this machine: plan for the slow end.
+        prepare_insert_rows_per_s: env.ranged(
+            "BENCH_PREPARE_INSERT_ROWS_PER_S",
+            20_000,
+            100..=100_000_000,
+        )?,
     };
     let mut conn = overlaps_shared::db::connect_once(&common.database_url).context("database")?;
     let redis = redis_keys::connect(common.redis_url.as_str()).await?;
@@ -135,6 +142,7 @@ async fn main() -> anyhow::Result<()> {
         round_seconds: plan.round_seconds,
         instance: &plan.instance,
         hub_id: &plan.hub_id,
+        insert_rows_per_s: f64::from(plan.prepare_insert_rows_per_s),
     };
     let prepared = tokio::task::block_in_place(|| {
         prepare::prepare_rounds(&mut conn, &round_plan, &validators, &sites)
@@ -473,93 +481,98 @@ struct SimulatedValidator {
 }
 
 impl SimulatedValidator {
-/// Serves until the hub closes the connection.
-async fn run(
-    self,
-    url: &str,
-    hub_id: &str,
-    payout: PayoutAddress,
-    permit: tokio::sync::OwnedSemaphorePermit,
-    ids: tokio::sync::mpsc::Sender<(i64, [u8; 32])>,
-) -> anyhow::Result<()> {
-    let SimulatedValidator { stats, prepared, key } = self;
-    let mut permit = Some(permit);
-    let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
-    let nonce = loop {
-        if let Some(Ok(Message::Text(text))) = socket.next().await {
-            if let HubMessage::Hello { nonce, .. } = serde_json::from_str(&text)? {
-                let mut bytes = [0u8; 32];
-                hex::decode_to_slice(nonce, &mut bytes)?;
-                break bytes;
+    /// Serves until the hub closes the connection.
+    async fn run(
+        self,
+        url: &str,
+        hub_id: &str,
+        payout: PayoutAddress,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        ids: tokio::sync::mpsc::Sender<(i64, [u8; 32])>,
+    ) -> anyhow::Result<()> {
+        let SimulatedValidator {
+            stats,
+            prepared,
+            key,
+        } = self;
+        let mut permit = Some(permit);
+        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        let nonce = loop {
+            if let Some(Ok(Message::Text(text))) = socket.next().await {
+                if let HubMessage::Hello { nonce, .. } = serde_json::from_str(&text)? {
+                    let mut bytes = [0u8; 32];
+                    hex::decode_to_slice(nonce, &mut bytes)?;
+                    break bytes;
+                }
+            } else {
+                anyhow::bail!("no hello");
             }
-        } else {
-            anyhow::bail!("no hello");
-        }
-    };
-    let signup = ValidatorMessage::Signup {
-        public_key: key.public_key().to_string(),
-        payout_address: payout.to_string(),
-        signature: hex::encode(key.sign(&signing::signup_bytes(hub_id, &nonce, &payout))),
-    };
-    socket
-        .send(Message::text(serde_json::to_string(&signup)?))
-        .await?;
-    // When each `validate` arrived: the hub sends it at the assignment's due time.
-    let mut received: HashMap<i64, Instant> = HashMap::new();
-    let mut latencies = Vec::new();
-    while let Some(frame) = socket.next().await {
-        let Message::Text(text) = frame? else {
-            continue;
         };
-        match serde_json::from_str::<HubMessage>(&text)? {
-            HubMessage::SignedUp { validator_id } => {
-                ids.send((validator_id, key.seed())).await?;
-                // Set-up done: let the next connection start.
-                permit.take();
-            }
-            HubMessage::Validate(request) => {
-                received.insert(request.assignment_id, Instant::now());
-                let ready = prepared
-                    .get()
-                    .and_then(|results| results.get(&request.assignment_id));
-                let frame = match ready {
-                    Some(frame) => frame.clone(),
-                    None => {
-                        stats.signed_on_the_spot.fetch_add(1, Ordering::Relaxed);
-                        prepare::result_frame(
-                            request.assignment_id,
-                            Utc::now().timestamp_millis(),
-                            hex::encode(request.spec().hash()),
-                            hub_id,
-                            &key,
-                        )?
-                    }
-                };
-                socket.send(frame).await?;
-                stats.sent.fetch_add(1, Ordering::Relaxed);
-            }
-            HubMessage::Ack { assignment_ids } => {
-                for id in assignment_ids {
-                    if let Some(at) = received.remove(&id) {
-                        latencies.push(u32::try_from(at.elapsed().as_millis()).unwrap_or(u32::MAX));
-                    }
-                    stats.acked.fetch_add(1, Ordering::Relaxed);
+        let signup = ValidatorMessage::Signup {
+            public_key: key.public_key().to_string(),
+            payout_address: payout.to_string(),
+            signature: hex::encode(key.sign(&signing::signup_bytes(hub_id, &nonce, &payout))),
+        };
+        socket
+            .send(Message::text(serde_json::to_string(&signup)?))
+            .await?;
+        // When each `validate` arrived: the hub sends it at the assignment's due time.
+        let mut received: HashMap<i64, Instant> = HashMap::new();
+        let mut latencies = Vec::new();
+        while let Some(frame) = socket.next().await {
+            let Message::Text(text) = frame? else {
+                continue;
+            };
+            match serde_json::from_str::<HubMessage>(&text)? {
+                HubMessage::SignedUp { validator_id } => {
+                    ids.send((validator_id, key.seed())).await?;
+                    // Set-up done: let the next connection start.
+                    permit.take();
                 }
-                if latencies.len() >= 64 {
-                    stats.latencies_ms.lock().await.append(&mut latencies);
+                HubMessage::Validate(request) => {
+                    received.insert(request.assignment_id, Instant::now());
+                    let ready = prepared
+                        .get()
+                        .and_then(|results| results.get(&request.assignment_id));
+                    let frame = match ready {
+                        Some(frame) => frame.clone(),
+                        None => {
+                            stats.signed_on_the_spot.fetch_add(1, Ordering::Relaxed);
+                            prepare::result_frame(
+                                request.assignment_id,
+                                Utc::now().timestamp_millis(),
+                                hex::encode(request.spec().hash()),
+                                hub_id,
+                                &key,
+                            )?
+                        }
+                    };
+                    socket.send(frame).await?;
+                    stats.sent.fetch_add(1, Ordering::Relaxed);
                 }
+                HubMessage::Ack { assignment_ids } => {
+                    for id in assignment_ids {
+                        if let Some(at) = received.remove(&id) {
+                            latencies
+                                .push(u32::try_from(at.elapsed().as_millis()).unwrap_or(u32::MAX));
+                        }
+                        stats.acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if latencies.len() >= 64 {
+                        stats.latencies_ms.lock().await.append(&mut latencies);
+                    }
+                }
+                HubMessage::Error { .. } => {
+                    stats.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                HubMessage::Hello { .. } => {}
             }
-            HubMessage::Error { .. } => {
-                stats.refused.fetch_add(1, Ordering::Relaxed);
+            if !latencies.is_empty() && received.is_empty() {
+                stats.latencies_ms.lock().await.append(&mut latencies);
             }
-            HubMessage::Hello { .. } => {}
         }
-        if !latencies.is_empty() && received.is_empty() {
-            stats.latencies_ms.lock().await.append(&mut latencies);
-        }
+        Ok(())
     }
-    Ok(())
-}
 }
 
 #[derive(QueryableByName)]

@@ -30,6 +30,8 @@ pub struct RoundPlan<'a> {
     pub instance: &'a str,
     /// The hub's id (signed into every result).
     pub hub_id: &'a str,
+    /// The insert rate the schedule's start is estimated with (rows/s).
+    pub insert_rows_per_s: f64,
 }
 
 /// One round's assignments, to dispatch at `opens_at`.
@@ -84,11 +86,11 @@ pub fn prepare_rounds(
     let rows = plan.rounds as usize * validator_ids.len() * sites.ids.len();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let sign_estimate = estimate_signing(rows, threads, plan.hub_id);
-    // Inserting runs at 10,000–100,000 rows/s on this machine; start late enough
-    // for the slow end, and move the schedule if even that was short.
-    let insert_estimate = Duration::from_secs_f64(rows as f64 / 20_000.0);
+    // Start late enough for the insert at the planned rate, and move the schedule
+    // if even that was short.
+    let insert_estimate = Duration::from_secs_f64(rows as f64 / plan.insert_rows_per_s);
     let margin = Duration::from_secs(3);
-    let mut start = Utc::now() + chrono::Duration::from_std(insert_estimate + sign_estimate + margin)?;
+    let start = Utc::now() + chrono::Duration::from_std(insert_estimate + sign_estimate + margin)?;
 
     let inserting = Instant::now();
     let mut inserted = Vec::with_capacity(rows);
@@ -97,7 +99,15 @@ pub fn prepare_rounds(
     for i in 0..plan.rounds {
         let number = plan.first_round + i as i64;
         let opens_at = start + chrono::Duration::seconds((i * plan.round_seconds) as i64);
-        let batch = insert_round(conn, number, opens_at, spread, &validator_ids, sites, plan.instance)?;
+        let batch = insert_round(
+            conn,
+            number,
+            opens_at,
+            spread,
+            &validator_ids,
+            sites,
+            plan.instance,
+        )?;
         rounds.push(PreparedRound {
             number,
             opens_at,
@@ -113,7 +123,6 @@ pub fn prepare_rounds(
         // Whole milliseconds, so the rows move by exactly what the frames are signed for.
         let by = chrono::Duration::milliseconds(by.num_milliseconds() + 1);
         shift_rounds(conn, plan.first_round, plan.rounds, by)?;
-        start += by;
         shifted_by = by.to_std()?;
         for round in &mut rounds {
             round.opens_at += by;
