@@ -10,6 +10,7 @@ mod chain;
 mod db;
 mod dns;
 pub mod e2e;
+mod forgery;
 mod http;
 mod process;
 mod redis;
@@ -19,6 +20,7 @@ pub use chain::{
 };
 pub use db::{TestDatabase, base_config};
 pub use dns::{DNS_SLOW_NAME, TestDnsServer};
+pub use forgery::mixed_order_signature;
 pub use http::{HttpSink, HttpTarget, SinkRequest, SmtpSink, read_request_head};
 pub use process::{
     ServiceProcess, ValidatorKeyFile, assert_refuses_config, assert_starts_and_stops, free_port,
