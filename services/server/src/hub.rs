@@ -52,7 +52,7 @@ pub struct Hub {
 impl Hub {
     /// Wires the hub together; spawns the ingest task on the current runtime.
     pub fn new(config: ServerConfig, infra: Infrastructure) -> Arc<Self> {
-        let ingest = Ingest::start(infra.db.clone(), config.ingest);
+        let ingest = Ingest::start(infra.db.clone(), config.ingest, config.hub_id.clone());
         let api_db = infra.db.separate_pool(config.api.database_pool_size);
         let presence = Presence::new(infra.redis.clone(), &infra.keys);
         let connections = ConnectionLimits::new(

@@ -1,6 +1,10 @@
 //! Stores validators' results in batches, and acknowledges each one only after its
 //! batch has committed.
 //!
+//! Each batch's signatures are checked first, strictly and one by one, on the
+//! blocking threads and every core ([`signatures`]): a result that does not verify
+//! is refused `bad_signature` and never reaches the store.
+//!
 //! One transaction per batch: the assignments move from `pending` to `answered`
 //! (only if they belong to the sender, are still pending and before their deadline)
 //! and the ticks of exactly those are written with COPY. That state change is what
@@ -16,10 +20,15 @@ use diesel::sql_types::{Array, BigInt, Bool, Bytea, Int4, Nullable, Text, Timest
 use overlaps_shared::db::Database;
 use overlaps_shared::models::Tick;
 use overlaps_shared::protocol::{CheckResult, CheckStatus, ErrorCode};
+use overlaps_shared::signing::PublicKey;
 use overlaps_shared::schema::ticks;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::IngestSettings;
+
+mod signatures;
+
+use signatures::SignedResult;
 
 /// What became of one submitted result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +41,12 @@ pub enum Outcome {
     Unavailable,
 }
 
-/// A verified result waiting to be written.
+/// A result waiting to be checked and written.
 #[derive(Debug)]
 struct Submission {
     validator_id: i64,
+    /// The key bound to the sender's socket.
+    key: PublicKey,
     result: CheckResult,
     signature: [u8; 64],
     reply: oneshot::Sender<Outcome>,
@@ -48,23 +59,27 @@ pub struct Ingest {
 }
 
 impl Ingest {
-    /// Starts the batching task; it runs until every handle is dropped.
-    pub fn start(db: Database, settings: IngestSettings) -> Self {
+    /// Starts the batching task for results signed for `hub_id`; it runs until
+    /// every handle is dropped.
+    pub fn start(db: Database, settings: IngestSettings, hub_id: String) -> Self {
         let (queue, receiver) = mpsc::channel(settings.batch_max.max(1) * 4);
-        tokio::spawn(collect_batches(db, settings, receiver));
+        tokio::spawn(collect_batches(db, settings, hub_id.into(), receiver));
         Ingest { queue }
     }
 
-    /// Submits a result whose signature was verified; resolves once it is settled.
+    /// Submits a result of the validator whose socket is bound to `key`; its
+    /// signature is checked with its batch. Resolves once it is settled.
     pub async fn submit(
         &self,
         validator_id: i64,
+        key: PublicKey,
         result: CheckResult,
         signature: [u8; 64],
     ) -> Outcome {
         let (reply, outcome) = oneshot::channel();
         let submission = Submission {
             validator_id,
+            key,
             result,
             signature,
             reply,
@@ -79,6 +94,7 @@ impl Ingest {
 async fn collect_batches(
     db: Database,
     settings: IngestSettings,
+    hub_id: Arc<str>,
     mut receiver: mpsc::Receiver<Submission>,
 ) {
     let writers = Arc::new(Semaphore::new(settings.writers));
@@ -99,12 +115,54 @@ async fn collect_batches(
         let Ok(permit) = writers.clone().acquire_owned().await else {
             break;
         };
-        let db = db.clone();
+        let (db, hub_id) = (db.clone(), Arc::clone(&hub_id));
         tokio::spawn(async move {
-            write_and_reply(&db, batch, skew).await;
+            let batch = refuse_bad_signatures(hub_id, batch).await;
+            if !batch.is_empty() {
+                write_and_reply(&db, batch, skew).await;
+            }
             drop(permit);
         });
     }
+}
+
+/// Checks every signature of `batch` on blocking threads; answers those that do
+/// not verify `bad_signature` and returns the rest.
+async fn refuse_bad_signatures(hub_id: Arc<str>, batch: Vec<Submission>) -> Vec<Submission> {
+    let checked = tokio::task::spawn_blocking(move || {
+        let results: Vec<SignedResult<'_>> = batch
+            .iter()
+            .map(|s| SignedResult {
+                key: &s.key,
+                result: &s.result,
+                signature: &s.signature,
+            })
+            .collect();
+        let verdicts = signatures::verify_all(&hub_id, &results);
+        (batch, verdicts)
+    })
+    .await;
+    let (batch, verdicts) = match checked {
+        Ok(checked) => checked,
+        Err(err) => {
+            // The batch went down with its thread; its replies are dropped, which
+            // tells each sender to resend (`Outcome::Unavailable`).
+            tracing::error!(error = %err, "checking signatures failed; validators will resend");
+            return Vec::new();
+        }
+    };
+    let mut valid = Vec::with_capacity(batch.len());
+    for (submission, verdict) in batch.into_iter().zip(verdicts) {
+        match verdict {
+            Ok(()) => valid.push(submission),
+            Err(err) => {
+                let _ = submission
+                    .reply
+                    .send(Outcome::Refused(ErrorCode::BadSignature, err.to_string()));
+            }
+        }
+    }
+    valid
 }
 
 async fn write_and_reply(db: &Database, batch: Vec<Submission>, skew: chrono::Duration) {

@@ -380,8 +380,9 @@ impl Connection {
             .await;
             return;
         }
-        // Identity comes from the key bound to this socket, never from the message.
-        let signature = match result.verify(&self.hub.config.hub_id, &signed.key) {
+        // Identity comes from the key bound to this socket, never from the message;
+        // the ingest checks the signature with its batch, off this socket's worker.
+        let signature = match result.signature_bytes() {
             Ok(signature) => signature,
             Err(err) => {
                 self.reply(error(
@@ -393,12 +394,12 @@ impl Connection {
                 return;
             }
         };
-        let validator_id = signed.validator_id;
+        let (validator_id, key) = (signed.validator_id, signed.key);
         let ingest = self.hub.ingest.clone();
         let outbox = self.outbox.0.clone();
         self.in_flight.spawn_local(async move {
             let id = result.assignment_id;
-            let reply = match ingest.submit(validator_id, result, signature).await {
+            let reply = match ingest.submit(validator_id, key, result, signature).await {
                 Outcome::Stored => HubMessage::Ack {
                     assignment_ids: vec![id],
                 },
