@@ -21,12 +21,13 @@ use diesel::sql_types::{BigInt, Int4, Text};
 use futures::{SinkExt, StreamExt};
 use overlaps_shared::config::{CommonConfig, Env};
 use overlaps_shared::jobs::{self, Dispatch};
-use overlaps_shared::protocol::{HubMessage, ValidatorMessage};
+use overlaps_shared::protocol::{CLIENT_READ_BUFFER_BYTES, HubMessage, ValidatorMessage};
 use overlaps_shared::redis_keys::{self, KeyPrefix};
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
 use overlaps_shared::site_check::SiteCheck;
 use tokio::sync::Mutex;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 /// What the run is asked to do.
 struct Plan {
@@ -500,7 +501,10 @@ impl SimulatedValidator {
             key,
         } = self;
         let mut permit = Some(permit);
-        let (mut socket, _) = tokio_tungstenite::connect_async(url).await?;
+        // As the validator node connects: reads sized for the hub's messages, no Nagle.
+        let config = WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES);
+        let (mut socket, _) =
+            tokio_tungstenite::connect_async_with_config(url, Some(config), true).await?;
         let nonce = loop {
             if let Some(Ok(Message::Text(text))) = socket.next().await {
                 if let HubMessage::Hello { nonce, .. } = serde_json::from_str(&text)? {

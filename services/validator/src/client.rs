@@ -8,13 +8,15 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use overlaps_shared::protocol::{
-    CheckResult, ErrorCode, HubMessage, ValidateRequest, ValidatorMessage,
+    CLIENT_READ_BUFFER_BYTES, CheckResult, ErrorCode, HubMessage, ValidateRequest,
+    ValidatorMessage,
 };
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
 use rand::Rng;
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use crate::check::Checker;
 use crate::receipts::{self, HubIdentity, Receipt, ReceiptJournal};
@@ -55,10 +57,19 @@ pub struct Node {
     pub source_address: Option<IpAddr>,
 }
 
-/// Opens the WebSocket to `url`, from `source` when given.
+/// The socket's settings: reads sized for the hub's messages.
+fn socket_config() -> WebSocketConfig {
+    WebSocketConfig::default().read_buffer_size(CLIENT_READ_BUFFER_BYTES)
+}
+
+/// Opens the WebSocket to `url`, from `source` when given, with Nagle's algorithm
+/// off: a signed result goes to the hub at once, not after the last one's ack.
 async fn open_socket(url: &url::Url, source: Option<IpAddr>) -> Result<Socket, SessionError> {
     let Some(source) = source else {
-        return Ok(tokio_tungstenite::connect_async(url.as_str()).await?.0);
+        let (socket, _) =
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(socket_config()), true)
+                .await?;
+        return Ok(socket);
     };
     let io = |err: std::io::Error| SessionError::Socket(err.into());
     let host = url.host_str().unwrap_or_default().trim_matches(['[', ']']);
@@ -80,9 +91,15 @@ async fn open_socket(url: &url::Url, source: Option<IpAddr>) -> Result<Socket, S
     .map_err(io)?;
     tcp.bind(SocketAddr::new(source, 0)).map_err(io)?;
     let stream = tcp.connect(target).await.map_err(io)?;
-    Ok(tokio_tungstenite::client_async_tls(url.as_str(), stream)
-        .await?
-        .0)
+    stream.set_nodelay(true).map_err(io)?;
+    let (socket, _) = tokio_tungstenite::client_async_tls_with_config(
+        url.as_str(),
+        stream,
+        Some(socket_config()),
+        None,
+    )
+    .await?;
+    Ok(socket)
 }
 
 /// A signed result, the round and deadline of its assignment, and how often the
