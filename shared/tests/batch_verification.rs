@@ -32,7 +32,10 @@ fn a_mixed_order_signature_passes_a_batch_for_some_nonces_and_strict_verificatio
     let cheater = Keypair::generate();
     let honest: Vec<Keypair> = (0..7).map(|_| Keypair::generate()).collect();
     let messages: Vec<Vec<u8>> = (0..8).map(result).collect();
-    let mut keys: Vec<_> = honest.iter().map(|k| *k.public_key().verifying_key()).collect();
+    let mut keys: Vec<_> = honest
+        .iter()
+        .map(|k| *k.public_key().verifying_key())
+        .collect();
     keys.push(*cheater.public_key().verifying_key());
     let mut signatures: Vec<Signature> = honest
         .iter()

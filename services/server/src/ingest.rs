@@ -20,8 +20,8 @@ use diesel::sql_types::{Array, BigInt, Bool, Bytea, Int4, Nullable, Text, Timest
 use overlaps_shared::db::Database;
 use overlaps_shared::models::Tick;
 use overlaps_shared::protocol::{CheckResult, CheckStatus, ErrorCode};
-use overlaps_shared::signing::PublicKey;
 use overlaps_shared::schema::ticks;
+use overlaps_shared::signing::PublicKey;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::config::IngestSettings;

@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use futures::{SinkExt, StreamExt};
 use overlaps_shared::protocol::{
-    CLIENT_READ_BUFFER_BYTES, CheckResult, ErrorCode, HubMessage, ValidateRequest,
-    ValidatorMessage,
+    CLIENT_READ_BUFFER_BYTES, CheckResult, ErrorCode, HubMessage, ValidateRequest, ValidatorMessage,
 };
 use overlaps_shared::signing::{self, Keypair, PayoutAddress};
 use rand::Rng;
