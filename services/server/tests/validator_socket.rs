@@ -504,6 +504,35 @@ fn result_with(
     result.sign(common::HUB_ID, key)
 }
 
+/// Each of `honest` sends its genuine result after `after` (beside whatever else
+/// is sent at that moment); each is acknowledged and its assignment answered.
+async fn answer_honestly(
+    dep: &Deployment,
+    honest: Vec<(Client, Keypair, i64, i64)>,
+    after: Duration,
+) {
+    let mut answers = Vec::new();
+    for (mut client, key, _, assignment) in honest {
+        answers.push(tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            client
+                .send_result(signed_result(&key, assignment, CheckStatus::Up))
+                .await;
+            (client.recv().await, assignment)
+        }));
+    }
+    for answer in answers {
+        let (reply, assignment) = answer.await.unwrap();
+        assert_eq!(
+            reply,
+            HubMessage::Ack {
+                assignment_ids: vec![assignment]
+            }
+        );
+        assert_eq!(dep.assignment_state(assignment), "answered");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_poisoning_validator_costs_honest_ones_nothing_and_keeps_its_connection() {
     let dep = Deployment::new();
@@ -543,27 +572,7 @@ async fn a_poisoning_validator_costs_honest_ones_nothing_and_keeps_its_connectio
         (poisoner, codes)
     });
     // The honest ones answer at the same moment.
-    let mut answers = Vec::new();
-    for (mut client, key, _, assignment) in honest {
-        answers.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(30)).await;
-            client
-                .send_result(signed_result(&key, assignment, CheckStatus::Up))
-                .await;
-            let reply = client.recv().await;
-            (reply, assignment)
-        }));
-    }
-    for answer in answers {
-        let (reply, assignment) = answer.await.unwrap();
-        assert_eq!(
-            reply,
-            HubMessage::Ack {
-                assignment_ids: vec![assignment]
-            }
-        );
-        assert_eq!(dep.assignment_state(assignment), "answered");
-    }
+    answer_honestly(&dep, honest, Duration::from_millis(30)).await;
     let (mut poisoner, codes) = flood.await.unwrap();
     assert!(
         codes.iter().all(|c| *c == ErrorCode::InvalidResult),

@@ -8,8 +8,8 @@ use overlaps_shared::protocol::{CheckResult, CheckStatus, ErrorCode, HubMessage}
 use overlaps_shared::signing::{self, Keypair};
 use overlaps_shared::testing::mixed_order_signature;
 
-use super::assigned;
 use super::common::{Deployment, HUB_ID, signed_result};
+use super::{answer_honestly, assigned};
 
 /// `result` with `signature` (64 bytes) in place of its own.
 fn with_signature(mut result: CheckResult, signature: [u8; 64]) -> CheckResult {
@@ -17,7 +17,7 @@ fn with_signature(mut result: CheckResult, signature: [u8; 64]) -> CheckResult {
     result
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forged_signatures_batched_with_honest_results_cost_only_their_sender() {
     let dep = Deployment::new();
     let server = dep.server("s1", &[]);
@@ -68,26 +68,7 @@ async fn forged_signatures_batched_with_honest_results_cost_only_their_sender() 
         (forger, codes)
     });
     // The honest ones answer at the same moment, into the same batches.
-    let mut answers = Vec::new();
-    for (mut client, key, _, assignment) in honest {
-        answers.push(tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            client
-                .send_result(signed_result(&key, assignment, CheckStatus::Up))
-                .await;
-            (client.recv().await, assignment)
-        }));
-    }
-    for answer in answers {
-        let (reply, assignment) = answer.await.unwrap();
-        assert_eq!(
-            reply,
-            HubMessage::Ack {
-                assignment_ids: vec![assignment]
-            }
-        );
-        assert_eq!(dep.assignment_state(assignment), "answered");
-    }
+    answer_honestly(&dep, honest, Duration::from_millis(2)).await;
     let (mut forger, codes) = flood.await.unwrap();
     assert_eq!(codes, vec![ErrorCode::BadSignature; sent]);
     assert_eq!(
