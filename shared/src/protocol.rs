@@ -374,11 +374,15 @@ impl CheckResult {
         signing::decode_signature(&self.signature)
     }
 
-    /// Checks the signature against `key` for `hub_id`; returns its 64 bytes.
-    pub fn verify(&self, hub_id: &str, key: &signing::PublicKey) -> Result<[u8; 64], SigningError> {
-        let signature = self.signature_bytes()?;
-        key.verify(&signing::result_bytes(hub_id, &self.fields()), &signature)?;
-        Ok(signature)
+    /// Checks `signature` (this result's, decoded by [`Self::signature_bytes`])
+    /// against `key` for `hub_id`, strictly.
+    pub fn verify(
+        &self,
+        hub_id: &str,
+        key: &signing::PublicKey,
+        signature: &[u8; 64],
+    ) -> Result<(), SigningError> {
+        key.verify(&signing::result_bytes(hub_id, &self.fields()), signature)
     }
 }
 

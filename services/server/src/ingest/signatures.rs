@@ -9,7 +9,7 @@
 use std::num::NonZeroUsize;
 
 use overlaps_shared::protocol::CheckResult;
-use overlaps_shared::signing::{self, PublicKey, SigningError};
+use overlaps_shared::signing::{PublicKey, SigningError};
 
 /// One result to check: the key bound to its socket, the result, its signature.
 pub struct SignedResult<'a> {
@@ -55,12 +55,7 @@ pub fn verify_all(hub_id: &str, results: &[SignedResult<'_>]) -> Vec<Result<(), 
 fn verify_part(hub_id: &str, results: &[SignedResult<'_>]) -> Vec<Result<(), SigningError>> {
     results
         .iter()
-        .map(|r| {
-            r.key.verify(
-                &signing::result_bytes(hub_id, &r.result.fields()),
-                r.signature,
-            )
-        })
+        .map(|r| r.result.verify(hub_id, r.key, r.signature))
         .collect()
 }
 
