@@ -5,6 +5,7 @@
 //! while reading the API at a fixed rate.
 
 mod api_reads;
+mod cpu;
 mod limits;
 mod prepare;
 
@@ -200,7 +201,7 @@ async fn main() -> anyhow::Result<()> {
         )
     });
     let readers = readers.transpose()?;
-    let cpu_before = plan.server_pid.and_then(cpu_seconds);
+    let cpu_before = cpu::CpuReading::now(plan.server_pid);
     // The server's own timing of the reads (its `/metrics` histogram), to tell its
     // time from the wait on the way (sockets, the driver's own scheduling).
     let server_timing_before = match &readers {
@@ -258,7 +259,7 @@ async fn main() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let elapsed = driving.elapsed().as_secs_f64();
-    let cpu_after = plan.server_pid.and_then(cpu_seconds);
+    let cpu_used = cpu_before.until(&cpu::CpuReading::now(plan.server_pid));
     stop_reading.store(true, Ordering::Relaxed);
     if let Some(readers) = readers {
         tokio::task::spawn_blocking(move || readers.join())
@@ -302,10 +303,23 @@ async fn main() -> anyhow::Result<()> {
     // they take some mixed-order signatures the audit refuses (README, Trust model),
     // so their rate is printed for comparison only.
     let limit = raw_verify_all.min(raw_copy);
-    let hub_cpu_per_1k = match (cpu_before, cpu_after) {
-        (Some(before), Some(after)) if stored > 0 => (after - before) / (stored as f64 / 1000.0),
-        _ => f64::NAN,
+    // CPU seconds per 1,000 stored results: what carries to a machine of another size.
+    let per_1k = |seconds: f64| {
+        if stored > 0 {
+            seconds / (stored as f64 / 1000.0)
+        } else {
+            f64::NAN
+        }
     };
+    let hub_cpu_per_1k = cpu_used.map_or(f64::NAN, |used| per_1k(used.hub));
+    let driver_cpu_per_1k = cpu_used.map_or(f64::NAN, |used| per_1k(used.driver));
+    let rest_cpu_per_1k = cpu_used.map_or(f64::NAN, |used| per_1k(used.rest));
+    let busy_pct = cpu_used.map_or(f64::NAN, |used| used.busy_fraction * 100.0);
+    // Cores the hub's side (server, PostgreSQL, Redis; not the driver, whose
+    // validators are elsewhere in a real network) needs for 20,000 results/s at
+    // this run's cost per result.
+    let hub_side_cores_at_20k = 20.0 * (hub_cpu_per_1k + rest_cpu_per_1k);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
     let mut status_latencies = read_stats.status_latencies_us.lock().await.clone();
     let mut round_latencies = read_stats.round_latencies_us.lock().await.clone();
     let mut read_latencies = [status_latencies.clone(), round_latencies.clone()].concat();
@@ -355,6 +369,13 @@ async fn main() -> anyhow::Result<()> {
     println!("server RSS / connection {rss_per_conn:>10.1} KiB");
     println!("hub CPU s / 1k results  {hub_cpu_per_1k:>10.3}  (server process, user + system)");
     println!(
+        "  beside it, per 1k       {driver_cpu_per_1k:>10.3}  driver, {rest_cpu_per_1k:.3} the rest \
+         (PostgreSQL, Redis, kernel); machine {busy_pct:.0} % busy on {cores} cores"
+    );
+    println!(
+        "  at 20,000/s the hub's side would need {hub_side_cores_at_20k:.2} cores (server + the rest, driver apart)"
+    );
+    println!(
         "API reads               {:>10.0} /s answered, {read_errors} errors ({read_error_kinds}), p50 {:.1} ms, p99 {:.1} ms",
         reads_ok as f64 / elapsed,
         read_pct(0.50),
@@ -390,6 +411,11 @@ async fn main() -> anyhow::Result<()> {
     println!("ingest_p99_ms={}", pct(0.99));
     println!("connections={}", validators.len());
     println!("hub_cpu_s_per_1k={hub_cpu_per_1k:.3}");
+    println!("driver_cpu_s_per_1k={driver_cpu_per_1k:.3}");
+    println!("rest_cpu_s_per_1k={rest_cpu_per_1k:.3}");
+    println!("machine_busy_pct={busy_pct:.0}");
+    println!("machine_cores={cores}");
+    println!("hub_side_cores_at_20k={hub_side_cores_at_20k:.2}");
     println!("api_reads_per_s={:.0}", reads_ok as f64 / elapsed);
     println!("api_read_errors={read_errors}");
     println!("api_read_p50_ms={:.2}", read_pct(0.50));
@@ -420,17 +446,6 @@ fn rss_kib(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
     line.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The process's CPU time so far (user + system), from /proc; Linux counts it in
-/// ticks of 1/100 s (`USER_HZ`, fixed at 100 for user space).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // Fields after the command name (which may hold spaces) start at field 3.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let user: f64 = fields.get(11)?.parse().ok()?;
-    let system: f64 = fields.get(12)?.parse().ok()?;
-    Some((user + system) / 100.0)
 }
 
 /// Connects and signs up `plan.connections` validators, each then serving until
