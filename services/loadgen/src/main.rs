@@ -314,6 +314,7 @@ async fn main() -> anyhow::Result<()> {
     let hub_cpu_per_1k = cpu_used.map_or(f64::NAN, |used| per_1k(used.hub));
     let driver_cpu_per_1k = cpu_used.map_or(f64::NAN, |used| per_1k(used.driver));
     let rest_cpu_per_1k = cpu_used.map_or(f64::NAN, |used| per_1k(used.rest));
+    let machine_cpu_per_1k = cpu_used.map_or(f64::NAN, |used| per_1k(used.machine_busy));
     let busy_pct = cpu_used.map_or(f64::NAN, |used| used.busy_fraction * 100.0);
     // Cores the hub's side (server, PostgreSQL, Redis; not the driver, whose
     // validators are elsewhere in a real network) needs for 20,000 results/s at
@@ -370,7 +371,8 @@ async fn main() -> anyhow::Result<()> {
     println!("hub CPU s / 1k results  {hub_cpu_per_1k:>10.3}  (server process, user + system)");
     println!(
         "  beside it, per 1k       {driver_cpu_per_1k:>10.3}  driver, {rest_cpu_per_1k:.3} the rest \
-         (PostgreSQL, Redis, kernel); machine {busy_pct:.0} % busy on {cores} cores"
+         (PostgreSQL, Redis, kernel); machine {busy_pct:.0} % busy on {cores} cores, \
+         {machine_cpu_per_1k:.3} in all"
     );
     println!(
         "  at 20,000/s the hub's side would need {hub_side_cores_at_20k:.2} cores (server + the rest, driver apart)"
@@ -413,6 +415,7 @@ async fn main() -> anyhow::Result<()> {
     println!("hub_cpu_s_per_1k={hub_cpu_per_1k:.3}");
     println!("driver_cpu_s_per_1k={driver_cpu_per_1k:.3}");
     println!("rest_cpu_s_per_1k={rest_cpu_per_1k:.3}");
+    println!("machine_cpu_s_per_1k={machine_cpu_per_1k:.3}");
     println!("machine_busy_pct={busy_pct:.0}");
     println!("machine_cores={cores}");
     println!("hub_side_cores_at_20k={hub_side_cores_at_20k:.2}");
