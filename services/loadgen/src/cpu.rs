@@ -25,7 +25,8 @@ pub struct CpuUse {
     pub hub: f64,
     /// CPU seconds of this driver.
     pub driver: f64,
-    /// CPU seconds of everything else that ran: PostgreSQL, Redis, the kernel.
+    /// CPU seconds of everything else that ran: PostgreSQL, Redis, the kernel (and,
+    /// where several servers and drivers share the machine, the others).
     pub rest: f64,
     /// CPU seconds of every core together, whatever ran.
     pub machine_busy: f64,
