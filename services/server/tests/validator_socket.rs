@@ -9,6 +9,8 @@ mod abuse;
 mod common;
 #[path = "validator_socket/forged.rs"]
 mod forged;
+#[path = "validator_socket/poisoned.rs"]
+mod poisoned;
 
 use std::time::Duration;
 
@@ -489,19 +491,21 @@ async fn connections_beyond_the_per_address_limit_are_refused() {
     assert!(ok);
 }
 
-/// A result of `key` for `assignment` with its times and latency set as given.
-fn result_with(
-    key: &Keypair,
-    assignment: i64,
-    checked_at_ms: i64,
-    latency_ms: u32,
-    tls_expires_at_ms: Option<i64>,
-) -> overlaps_shared::protocol::CheckResult {
-    let mut result = signed_result(key, assignment, CheckStatus::Up);
-    result.checked_at_ms = checked_at_ms;
-    result.latency_ms = latency_ms;
-    result.tls_expires_at_ms = tls_expires_at_ms;
-    result.sign(common::HUB_ID, key)
+/// A validator about to cheat and three honest ones, each [`assigned`] one check
+/// due within a minute on `server`.
+async fn a_cheater_and_three_honest(
+    dep: &Deployment,
+    server: &common::Server,
+) -> (
+    (Client, Keypair, i64, i64),
+    Vec<(Client, Keypair, i64, i64)>,
+) {
+    let cheater = assigned(dep, server, chrono::Duration::seconds(60)).await;
+    let mut honest = Vec::new();
+    for _ in 0..3 {
+        honest.push(assigned(dep, server, chrono::Duration::seconds(60)).await);
+    }
+    (cheater, honest)
 }
 
 /// Each of `honest` sends its genuine result after `after` (beside whatever else
@@ -531,73 +535,4 @@ async fn answer_honestly(
         );
         assert_eq!(dep.assignment_state(assignment), "answered");
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_poisoning_validator_costs_honest_ones_nothing_and_keeps_its_connection() {
-    let dep = Deployment::new();
-    let server = dep.server("s1", &[]);
-    let (mut poisoner, poison_key, _, poisoned) =
-        assigned(&dep, &server, chrono::Duration::seconds(60)).await;
-    let mut honest = Vec::new();
-    for _ in 0..3 {
-        honest.push(assigned(&dep, &server, chrono::Duration::seconds(60)).await);
-    }
-
-    // Every signed field the store could not hold, or a time no honest check has:
-    // each validly signed, so only the hub's own rules stop them.
-    let now = Utc::now().timestamp_millis();
-    let poison = [
-        result_with(&poison_key, poisoned, -1_000_000_000_000_000, 40, None),
-        result_with(&poison_key, poisoned, now + 3_600_000, 40, None),
-        result_with(&poison_key, poisoned, now - 3_600_000, 40, None),
-        result_with(&poison_key, poisoned, now, u32::MAX, None),
-        result_with(&poison_key, poisoned, now, 40, Some(i64::MAX)),
-        result_with(&poison_key, poisoned, now, 40, Some(-1_000_000_000_000_000)),
-    ];
-    let flood = tokio::spawn(async move {
-        // Within the per-connection message limit, as fast as it can.
-        for round in 0..25 {
-            for bad in &poison {
-                poisoner.send_result(bad.clone()).await;
-            }
-            if round % 5 == 0 {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        let mut codes = Vec::new();
-        for _ in 0..25 * poison.len() {
-            codes.push(poisoner.error().await);
-        }
-        (poisoner, codes)
-    });
-    // The honest ones answer at the same moment.
-    answer_honestly(&dep, honest, Duration::from_millis(30)).await;
-    let (mut poisoner, codes) = flood.await.unwrap();
-    assert!(
-        codes.iter().all(|c| *c == ErrorCode::InvalidResult),
-        "{codes:?}"
-    );
-    assert_eq!(
-        dep.count("SELECT count(*) FROM ticks"),
-        3,
-        "exactly the honest results"
-    );
-    assert_eq!(
-        dep.count(&format!(
-            "SELECT count(*) FROM ticks WHERE assignment_id = {poisoned}"
-        )),
-        0
-    );
-    assert_eq!(dep.assignment_state(poisoned), "pending");
-    // The connection survived: a proper result is still taken.
-    poisoner
-        .send_result(signed_result(&poison_key, poisoned, CheckStatus::Up))
-        .await;
-    assert_eq!(
-        poisoner.recv().await,
-        HubMessage::Ack {
-            assignment_ids: vec![poisoned]
-        }
-    );
 }

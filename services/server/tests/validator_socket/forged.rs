@@ -9,7 +9,7 @@ use overlaps_shared::signing::{self, Keypair};
 use overlaps_shared::testing::mixed_order_signature;
 
 use super::common::{Deployment, HUB_ID, signed_result};
-use super::{answer_honestly, assigned};
+use super::{a_cheater_and_three_honest, answer_honestly};
 
 /// `result` with `signature` (64 bytes) in place of its own.
 fn with_signature(mut result: CheckResult, signature: [u8; 64]) -> CheckResult {
@@ -21,12 +21,8 @@ fn with_signature(mut result: CheckResult, signature: [u8; 64]) -> CheckResult {
 async fn forged_signatures_batched_with_honest_results_cost_only_their_sender() {
     let dep = Deployment::new();
     let server = dep.server("s1", &[]);
-    let (mut forger, forger_key, _, target) =
-        assigned(&dep, &server, chrono::Duration::seconds(60)).await;
-    let mut honest = Vec::new();
-    for _ in 0..3 {
-        honest.push(assigned(&dep, &server, chrono::Duration::seconds(60)).await);
-    }
+    let ((mut forger, forger_key, _, target), honest) =
+        a_cheater_and_three_honest(&dep, &server).await;
 
     let genuine = signed_result(&forger_key, target, CheckStatus::Up);
     let bytes = signing::result_bytes(HUB_ID, &genuine.fields());
